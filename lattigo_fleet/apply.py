@@ -1,0 +1,204 @@
+"""Carry out a SIM's planned operations: batched across concurrent SIMs, phase by phase.
+
+`Applier.converge(desired, last_limit)` is what the provider's create and update call: plan against the live
+snapshot, send the calls (merged with other SIMs' compatible calls by the batcher), wait for asynchronous
+work, plan again, until nothing is left. Per-device failures in a bulk answer fail only that SIM, with the
+API's own message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from lattigo_fleet.batcher import Batcher
+from lattigo_fleet.client import ActivationRow
+from lattigo_fleet.live import LiveFleet
+from lattigo_fleet.planner import (
+    ACTIVE,
+    PENDING_ACTIVATION,
+    PENDING_SUSPEND_NO_BILLING,
+    SUSPENDED,
+    Op,
+    plan_sim,
+)
+from lattigo_fleet.spec import UNMANAGED, DesiredSim, UsageLimit
+
+
+class SimOperationError(Exception):
+    """A SIM could not be converged; the message is the API's own where it gave one."""
+
+
+class Applier:
+    def __init__(
+        self,
+        client: Any,
+        live: LiveFleet,
+        *,
+        window: float = 0.05,
+        activation_timeout: float = 300.0,
+        max_rounds: int = 4,
+    ) -> None:
+        self.client = client
+        self.live = live
+        self.activation_timeout = activation_timeout
+        self.max_rounds = max_rounds
+        self.batcher: Batcher[Op] = Batcher(self._flush, window=window, max_size=client.chunk_size)
+
+    # -- one SIM ---------------------------------------------------------------------------------------
+    def converge(self, desired: DesiredSim, last_limit: UsageLimit | None | object = UNMANAGED) -> list[Op]:
+        """Make the live SIM match `desired`. Returns the operations sent. Raises SimOperationError."""
+        sent: list[Op] = []
+        for _ in range(self.max_rounds):
+            plan = plan_sim(desired, self.live.get(desired.iccid), last_limit)
+            if plan.problems:
+                raise SimOperationError("; ".join(plan.problems))
+            if not plan.ops and not plan.wait_for_settle:
+                return sent
+            if plan.wait_for_settle and not any(op.kind == "activate" for op in plan.ops):
+                self._wait(desired.iccid)
+                continue
+            # Send the first phase only: later phases are planned again from the state it leaves behind.
+            phase = min(op.phase for op in plan.ops)
+            for op in (op for op in plan.ops if op.phase == phase):
+                self.batcher.call(op.batch_key, op)
+                sent.append(op)
+                if op.kind == "activate":
+                    last_limit = None  # a freshly activated SIM has no usage limit
+                elif op.kind == "set_limit":
+                    last_limit = desired.usage_limit
+                elif op.kind == "remove_limit":
+                    last_limit = None
+            if any(op.kind in ("activate", "suspend_no_billing") for op in sent if op.phase == phase):
+                self._wait(desired.iccid)
+        raise SimOperationError(f"{desired.iccid}: still not converged after {self.max_rounds} rounds")
+
+    def _wait(self, iccid: str) -> None:
+        states = self.live.wait_settled([iccid], timeout=self.activation_timeout)
+        if states[iccid] in (PENDING_ACTIVATION, PENDING_SUSPEND_NO_BILLING, None):
+            raise SimOperationError(
+                f"{iccid}: still {states[iccid] or 'not visible'} after {self.activation_timeout:.0f}s; "
+                "the platform has accepted the request, run `pulumi up` again later to finish"
+            )
+
+    # -- many SIMs: one bulk request per batch key ------------------------------------------------------
+    def _flush(self, key: Hashable, ops: Sequence[Op]) -> list[Any]:
+        kind = ops[0].kind
+        return getattr(self, f"_send_{kind}")(ops)
+
+    def _device_name(self, iccid: str) -> str:
+        sim = self.live.get(iccid)
+        if not sim or not sim.get("device_name"):
+            raise SimOperationError(f"{iccid} has no device_name in the account yet")
+        return str(sim["device_name"])
+
+    @staticmethod
+    def _outcomes(ops: Sequence[Op], keys: Sequence[str], failed: dict[str, str]) -> list[Any]:
+        return [SimOperationError(f"{op.iccid}: {failed[k]}") if k in failed else None for op, k in zip(ops, keys)]
+
+    def _send_activate(self, ops: Sequence[Op]) -> list[Any]:
+        first = ops[0]
+        rows = []
+        for op in ops:
+            notes = dict(op.param("notes"))
+            rows.append(
+                ActivationRow(
+                    iccid=op.iccid,
+                    imei=op.param("imei"),
+                    device_sku=op.param("device_sku"),
+                    region_code=op.param("region_code"),
+                    **notes,
+                )
+            )
+        result = self.client.activate(rows, rate_plan_name=first.param("rate_plan"))
+        outcomes: list[Any] = []
+        for op in ops:
+            if op.iccid in result.rejected:
+                outcomes.append(SimOperationError(f"{op.iccid}: activation rejected: {result.rejected[op.iccid]}"))
+            else:
+                notes = dict(op.param("notes"))
+                self.live.record(op.iccid, state=PENDING_ACTIVATION, imei=op.param("imei"), **notes)
+                outcomes.append(None)
+        return outcomes
+
+    def _send_simstate(self, ops: Sequence[Op], action: str, new_state: str) -> list[Any]:
+        iccids = [op.iccid for op in ops]
+        result = self.client.change_simstate(iccids, action)
+        for iccid in result.succeeded:
+            self.live.record(iccid, state=new_state)
+        return self._outcomes(ops, iccids, result.failed)
+
+    def _send_suspend(self, ops: Sequence[Op]) -> list[Any]:
+        return self._send_simstate(ops, "suspend", SUSPENDED)
+
+    def _send_restore(self, ops: Sequence[Op]) -> list[Any]:
+        return self._send_simstate(ops, "restore", ACTIVE)
+
+    def _send_suspend_no_billing(self, ops: Sequence[Op]) -> list[Any]:
+        pairs = [(op.iccid, op.param("imei")) for op in ops]
+        result = self.client.suspend_no_billing(pairs)
+        for iccid in result.succeeded:
+            self.live.record(iccid, state=PENDING_SUSPEND_NO_BILLING)
+        return self._outcomes(ops, [op.iccid for op in ops], result.failed)
+
+    def _names(self, ops: Sequence[Op]) -> tuple[list[str], list[Any]]:
+        names, early = [], []
+        for op in ops:
+            try:
+                names.append(self._device_name(op.iccid))
+                early.append(None)
+            except SimOperationError as exc:
+                names.append("")
+                early.append(exc)
+        return names, early
+
+    def _send_by_name(self, ops: Sequence[Op], call, record: dict[str, Any] | None) -> list[Any]:
+        names, early = self._names(ops)
+        sendable = [(op, n) for op, n, e in zip(ops, names, early) if e is None]
+        if sendable:
+            result = call([n for _, n in sendable])
+            if record:
+                for op, name in sendable:
+                    if name not in result.failed:
+                        self.live.record(op.iccid, **record)
+            failed = result.failed
+        else:
+            failed = {}
+        outcomes = self._outcomes(ops, names, failed)
+        return [e if e is not None else o for e, o in zip(early, outcomes)]
+
+    def _send_cost_center(self, ops: Sequence[Op]) -> list[Any]:
+        cost_center = ops[0].param("cost_center")
+        return self._send_by_name(
+            ops, lambda names: self.client.change_cost_center(names, cost_center), {"cost_center": cost_center}
+        )
+
+    def _send_set_limit(self, ops: Sequence[Op]) -> list[Any]:
+        first = ops[0]
+        return self._send_by_name(
+            ops,
+            lambda names: self.client.set_usage_limit(
+                names,
+                kb_limit=first.param("kb_limit"),
+                action=first.param("action"),
+                usernames=list(first.param("usernames")),
+            ),
+            None,
+        )
+
+    def _send_remove_limit(self, ops: Sequence[Op]) -> list[Any]:
+        return self._send_by_name(ops, self.client.remove_usage_limit, None)
+
+    def _send_note(self, ops: Sequence[Op]) -> list[Any]:
+        outcomes: list[Any] = []
+        for op in ops:  # the note endpoint takes one device per call
+            field, value = op.param("field"), op.param("value")
+            try:
+                self.client.set_note(op.iccid, field, value, id_type="iccid")
+            except Exception as exc:  # noqa: BLE001 - reported per SIM
+                outcomes.append(SimOperationError(f"{op.iccid}: setting {field} failed: {exc}"))
+                continue
+            self.live.record(op.iccid, **{field: value})
+            outcomes.append(None)
+        return outcomes
+

@@ -1,0 +1,82 @@
+"""The provider process's one view of the live account: a fleet snapshot shared by every resource.
+
+Refresh and planning read SIMs from here instead of one GET per SIM: the first reader loads the whole fleet
+with the client's paged bulk read, and every later reader in the same `pulumi` run shares it. Our own
+successful writes are recorded into it, so it stays the truth for the rest of the run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from lattigo_fleet.planner import PENDING_ACTIVATION, PENDING_SUSPEND_NO_BILLING
+
+PENDING_STATES = (PENDING_ACTIVATION, PENDING_SUSPEND_NO_BILLING)
+
+
+class LiveFleet:
+    def __init__(self, client: Any, *, poll_interval: float = 1.0) -> None:
+        self._client = client
+        self._poll_interval = poll_interval
+        self._lock = threading.Lock()
+        self._loading = threading.Lock()  # one bulk read at a time; others wait for its result
+        self._sims: dict[str, dict] | None = None
+        self._generation = 0
+        self.loads = 0
+
+    def get(self, iccid: str) -> dict | None:
+        self._ensure_loaded()
+        with self._lock:
+            sim = self._sims.get(iccid)
+            return dict(sim) if sim is not None else None
+
+    def all(self) -> dict[str, dict]:
+        self._ensure_loaded()
+        with self._lock:
+            return {k: dict(v) for k, v in self._sims.items()}
+
+    def _ensure_loaded(self) -> None:
+        if self._sims is None:
+            self.reload(if_older_than=0)
+
+    def reload(self, if_older_than: int | None = None) -> None:
+        """Load the fleet again. With `if_older_than=g`, skip it if a load newer than generation g happened
+        while we waited: concurrent callers then share one bulk read instead of each making their own."""
+        with self._loading:
+            if if_older_than is not None and self._generation > if_older_than:
+                return
+            sims = self._client.snapshot()
+            with self._lock:
+                self._sims = dict(sims)
+                self._generation += 1
+                self.loads += 1
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def record(self, iccid: str, **fields: Any) -> None:
+        """Remember a change we just made (the platform said Success)."""
+        self._ensure_loaded()
+        with self._lock:
+            self._sims.setdefault(iccid, {"iccid": iccid}).update(fields)
+
+    def wait_settled(self, iccids: Iterable[str], timeout: float) -> dict[str, str | None]:
+        """Wait until none of `iccids` is in a pending state (or `timeout` passes); return their states.
+
+        Every waiter polls the same shared snapshot, so N SIMs waiting together cost one paged read per poll,
+        not N GETs."""
+        wanted = list(iccids)
+        deadline = time.monotonic() + timeout
+        while True:
+            states = {i: (self.get(i) or {}).get("state") for i in wanted}
+            if not any(s in PENDING_STATES or s is None for s in states.values()):
+                return states
+            if time.monotonic() >= deadline:
+                return states
+            seen = self._generation
+            time.sleep(self._poll_interval)
+            self.reload(if_older_than=seen)

@@ -1,0 +1,155 @@
+"""The planner: (desired SIM, live SIM, last limit we set) -> the minimal list of Lattigo operations.
+
+Pure: no network, no Pulumi. Everything that decides *which* calls an apply makes lives here, so that the
+rules can be read in one place and pinned by table tests (tests/unit/test_planner.py).
+
+Operations come out in phases, because some need others finished first: a SIM must be active before its
+state, cost center or usage limit can change, and a state change must not race an activation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lattigo_fleet.spec import UNMANAGED, DesiredSim, UsageLimit
+
+NOTE_FIELDS = ("note", "note1", "note2", "note3")
+
+# Live states as the platform reports them.
+PENDING_ACTIVATION = "pending_activation"
+ACTIVE = "active"
+SUSPENDED = "suspended"
+PENDING_SUSPEND_NO_BILLING = "pending_suspend_no_billing"
+SUSPENDED_NO_BILLING = "suspended_no_billing"
+
+# Where a pending state is heading: a planner never issues calls against a SIM in flight.
+SETTLES_TO = {PENDING_ACTIVATION: ACTIVE, PENDING_SUSPEND_NO_BILLING: SUSPENDED_NO_BILLING}
+
+# The state transitions the platform offers, as the calls that make them (in order).
+# (from live state, to desired state) -> operation kinds. A pair not listed is not possible.
+STATE_TRANSITIONS: dict[tuple[str, str], tuple[str, ...]] = {
+    (ACTIVE, SUSPENDED): ("suspend",),
+    (ACTIVE, SUSPENDED_NO_BILLING): ("suspend_no_billing",),
+    (SUSPENDED, ACTIVE): ("restore",),
+    (SUSPENDED, SUSPENDED_NO_BILLING): ("suspend_no_billing",),
+    (SUSPENDED_NO_BILLING, ACTIVE): ("restore",),
+    # No direct call moves a no-billing suspension to a billed one: restore, then suspend.
+    (SUSPENDED_NO_BILLING, SUSPENDED): ("restore", "suspend"),
+}
+
+# Phases, in execution order. Operations of one phase for many SIMs can be merged into bulk calls.
+PHASE_ACTIVATE = 0
+PHASE_STATE = 1
+PHASE_FIELDS = 2
+
+
+@dataclass(frozen=True)
+class Op:
+    """One Lattigo call for one SIM. `batch_key` says which other SIMs' ops can share its bulk request."""
+
+    kind: str  # activate | suspend | restore | suspend_no_billing | cost_center | note | set_limit | remove_limit
+    iccid: str
+    phase: int
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def batch_key(self) -> tuple:
+        # Notes are per-device calls; everything else merges across SIMs with equal parameters.
+        if self.kind == "note":
+            return (self.kind, self.iccid, self.params)
+        return (self.kind, self.params)
+
+    def param(self, name: str) -> Any:
+        return dict(self.params)[name]
+
+    def describe(self) -> str:
+        extra = ", ".join(f"{k}={v!r}" for k, v in self.params if k not in ("imei",))
+        return f"{self.kind}({self.iccid}{', ' + extra if extra else ''})"
+
+
+@dataclass
+class Plan:
+    ops: list[Op] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # what cannot be done, in words
+    wait_for_settle: bool = False  # the SIM is mid-transition; wait, then plan again
+
+    @property
+    def kinds(self) -> list[str]:
+        return [op.kind for op in self.ops]
+
+
+def _limit_params(limit: UsageLimit) -> tuple[tuple[str, Any], ...]:
+    return (("kb_limit", limit.kb_limit), ("action", limit.action), ("usernames", tuple(limit.usernames)))
+
+
+def plan_sim(
+    desired: DesiredSim,
+    live: Mapping[str, Any] | None,
+    last_limit: UsageLimit | None | object = UNMANAGED,
+) -> Plan:
+    """The minimal operations that take `live` to `desired`.
+
+    `live` is the device object from the API (None: the ICCID is not in the account, so it must be activated).
+    `last_limit` is the usage limit this tool last set (UNMANAGED: unknown, e.g. a SIM being adopted). Usage
+    limits are write-only in the API, so they are compared against what we last set, never against live.
+    """
+    plan = Plan()
+    iccid = desired.iccid
+
+    if live is None:
+        problems = desired.activation_problems()
+        if problems:
+            plan.problems += [f"{iccid} is not in the account and cannot be activated: {p}" for p in problems]
+            return plan
+        activation = (
+            ("rate_plan", desired.rate_plan),
+            ("region_code", desired.region_code),
+            ("device_sku", desired.device_sku),
+        )
+        notes = tuple((k, desired.notes[k]) for k in NOTE_FIELDS if desired.notes.get(k))
+        plan.ops.append(
+            Op("activate", iccid, PHASE_ACTIVATE, activation + (("imei", desired.imei), ("notes", notes)))
+        )
+        # After activation the SIM is active, carries the notes sent with it, no cost center and no limit.
+        live = {"state": ACTIVE, "cost_center": None, **{k: desired.notes.get(k, "") for k in NOTE_FIELDS}}
+        last_limit = None
+
+    state = live.get("state")
+    if state in SETTLES_TO:
+        settled = SETTLES_TO[state]
+        # Never send calls against a SIM in flight: wait for it to land, then plan from where it lands.
+        if state == PENDING_ACTIVATION or settled != desired.state:
+            plan.wait_for_settle = True
+        state = settled
+
+    if state != desired.state:
+        steps = STATE_TRANSITIONS.get((state, desired.state))
+        if steps is None:
+            plan.problems.append(f"{iccid}: the platform has no way from state {state!r} to {desired.state!r}")
+        else:
+            for kind in steps:
+                params = (("imei", desired.imei or live.get("imei")),) if kind == "suspend_no_billing" else ()
+                plan.ops.append(Op(kind, iccid, PHASE_STATE, params))
+
+    if desired.cost_center is not None and (live.get("cost_center") or "") != desired.cost_center:
+        plan.ops.append(Op("cost_center", iccid, PHASE_FIELDS, (("cost_center", desired.cost_center),)))
+
+    for name in NOTE_FIELDS:
+        if name in desired.notes and (live.get(name) or "") != desired.notes[name]:
+            plan.ops.append(Op("note", iccid, PHASE_FIELDS, (("field", name), ("value", desired.notes[name]))))
+
+    if desired.usage_limit is not UNMANAGED and desired.usage_limit != last_limit:
+        if desired.usage_limit is None:
+            plan.ops.append(Op("remove_limit", iccid, PHASE_FIELDS))
+        else:
+            plan.ops.append(Op("set_limit", iccid, PHASE_FIELDS, _limit_params(desired.usage_limit)))
+
+    return plan
+
+
+def is_suspension(live_state: str | None, desired_state: str) -> bool:
+    """Does this change take a SIM out of service? (What the blast-radius guard counts.)"""
+    serving = live_state in (None, ACTIVE, PENDING_ACTIVATION)
+    return serving and desired_state in (SUSPENDED, SUSPENDED_NO_BILLING)

@@ -1,0 +1,101 @@
+"""The Pulumi program: fleet.yaml -> validated desired state -> one Sim resource per SIM.
+
+Everything that can be known before any change is checked here, all at once, and reported with
+file:line:column: schema and cross-reference errors (spec), then against the account (rate plans and
+usernames the API knows, IMEIs that differ from the live SIM, state transitions the platform cannot make,
+the blast-radius guard). Only a clean fleet registers resources; nothing is sent until `pulumi up` runs them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+
+import pulumi
+from pulumi.runtime import get_config
+
+from lattigo_fleet.planner import is_suspension, plan_sim
+from lattigo_fleet.spec import FleetError, FleetSpec, Issue, load_fleet, validate_against_account
+from providers.sim import Sim
+
+# Exit code that tells the language host "the errors are already reported" (no extra noise, no traceback).
+_REPORTED = 32
+
+
+def _setting(key: str, env: str, default: str | None = None) -> str | None:
+    return get_config(key) or os.environ.get(env) or default
+
+
+def _fail(issues: Iterable[Issue | str]) -> None:
+    issues = list(issues)
+    for issue in issues:
+        pulumi.log.error(str(issue))
+    pulumi.log.error(f"{len(issues)} problem(s) found before any change was made; nothing was sent to Lattigo")
+    sys.exit(_REPORTED)
+
+
+def _issue(fleet: FleetSpec, iccid: str, field: str | None, message: str) -> Issue:
+    loc = fleet.source_of(iccid, field)
+    index = next(i for i, s in enumerate(fleet.sims) if s.iccid == iccid)
+    path = f"sims[{index}]" + (f".{field}" if field else "")
+    return Issue(loc.file, loc.line, loc.column, path, message)
+
+
+def account_issues(fleet: FleetSpec, client, allow_large_changes: bool) -> list[Issue | str]:
+    """Checks that need the live account: three reads (rate plans, users, one paged fleet snapshot)."""
+    rate_plans = {p.get("name") for p in client.rate_plans()}
+    usernames = set(client.users())
+    issues: list[Issue | str] = list(validate_against_account(fleet, rate_plans, usernames))
+
+    live = client.snapshot()
+    suspensions = []
+    for sim in fleet.sims:
+        current = live.get(sim.iccid)
+        if current and sim.imei and current.get("imei") and current["imei"] != sim.imei:
+            issues.append(_issue(fleet, sim.iccid, "imei",
+                                 f"declared IMEI {sim.imei} differs from the account's {current['imei']}; "
+                                 "the Lattigo API cannot change the IMEI of an activated SIM"))
+        for problem in plan_sim(sim, current).problems:
+            issues.append(_issue(fleet, sim.iccid, "state" if current else None, problem))
+        if is_suspension((current or {}).get("state"), sim.state):
+            suspensions.append(sim.iccid)
+
+    limit = fleet.policy.limit_for(len(fleet.sims))
+    if len(suspensions) > limit and not allow_large_changes:
+        issues.append(
+            f"{fleet.source_of(suspensions[0]).file}: policy.max_changes: this change would suspend "
+            f"{len(suspensions)} SIMs, more than the limit of {limit}; if that is intended, run "
+            "`pulumi config set lattigo-fleet:allowLargeChanges true` for this run"
+        )
+    return issues
+
+
+def main() -> None:
+    fleet_file = _setting("lattigo-fleet:fleetFile", "LATTIGO_FLEET_FILE", "fleet.yaml")
+    try:
+        fleet = load_fleet(fleet_file)
+    except FleetError as exc:
+        _fail(exc.issues)
+
+    endpoint = _setting("lattigo:endpoint", "LATTIGO_ENDPOINT")
+    key_name = _setting("lattigo:keyName", "LATTIGO_KEY_NAME")
+    api_key = _setting("lattigo:apiKey", "LATTIGO_API_KEY")
+    if not (endpoint and key_name and api_key):
+        _fail(["Lattigo credentials are not configured: set lattigo:endpoint, lattigo:keyName and "
+               "lattigo:apiKey (secret) in the stack, or LATTIGO_ENDPOINT, LATTIGO_KEY_NAME, LATTIGO_API_KEY"])
+
+    from lattigo_fleet.client import LattigoClient, LattigoError
+
+    allow_large = str(_setting("lattigo-fleet:allowLargeChanges", "LATTIGO_ALLOW_LARGE_CHANGES", "false"))
+    try:
+        issues = account_issues(fleet, LattigoClient(endpoint, key_name, api_key),
+                                allow_large.lower() in ("1", "true", "yes"))
+    except LattigoError as exc:
+        _fail([f"cannot read the Lattigo account at {endpoint}: {exc}"])
+    if issues:
+        _fail(issues)
+
+    for sim in fleet.sims:
+        Sim(sim.name, sim.to_inputs())
+    pulumi.export("sim_count", len(fleet.sims))

@@ -1,0 +1,126 @@
+"""Drive the real `pulumi` CLI against a throwaway project and a local file backend.
+
+No mocks: every call runs the pinned Pulumi CLI (built by scripts/ensure-pulumi.sh), which starts the
+language host and the dynamic-provider plugin exactly as `pulumi up` does for a user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_PASSPHRASE = "lattigo-fleet-demo"  # the documented default for demo and test stacks
+
+
+def pulumi_bin_dir() -> str:
+    """The directory holding the pinned CLI (building it on first use on this machine)."""
+    out = subprocess.run([str(REPO / "scripts" / "ensure-pulumi.sh")], check=True, capture_output=True, text=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+@dataclass
+class PulumiResult:
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def check(self) -> PulumiResult:
+        if self.returncode != 0:
+            raise AssertionError(
+                f"pulumi {' '.join(self.args)} exited {self.returncode}\n--- stdout\n{self.stdout[-6000:]}"
+                f"\n--- stderr\n{self.stderr[-4000:]}"
+            )
+        return self
+
+
+class PulumiStack:
+    """A stack of a project directory, with its own file backend and PULUMI_HOME under `root`."""
+
+    def __init__(self, project_dir: Path, root: Path, name: str = "test", *, bin_dir: str) -> None:
+        self.project_dir = Path(project_dir)
+        self.name = name
+        backend = root / "backend"
+        home = root / "pulumi-home"
+        backend.mkdir(parents=True, exist_ok=True)
+        home.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **os.environ,
+            "PATH": f"{bin_dir}{os.pathsep}{REPO / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PULUMI_BACKEND_URL": backend.as_uri(),
+            "PULUMI_HOME": str(home),
+            "PULUMI_CONFIG_PASSPHRASE": TEST_PASSPHRASE,
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
+            "NO_COLOR": "1",
+        }
+        for var in ("LATTIGO_ENDPOINT", "LATTIGO_KEY_NAME", "LATTIGO_API_KEY"):
+            self.env.pop(var, None)
+        self.run("stack", "init", name).check()
+
+    def run(self, *args: str, timeout: float = 900) -> PulumiResult:
+        argv = list(args)
+        if args and args[0] not in ("stack", "version") or args[:2] == ("stack", "output"):
+            argv += ["--stack", self.name]
+        argv += ["--non-interactive"]
+        proc = subprocess.run(
+            ["pulumi", *argv], cwd=self.project_dir, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        return PulumiResult(argv, proc.returncode, proc.stdout, proc.stderr)
+
+    def set_config(self, key: str, value: str, *, secret: bool = False) -> None:
+        self.run("config", "set", key, value, *(["--secret"] if secret else [])).check()
+
+    def up(self, *extra: str) -> PulumiResult:
+        return self.run("up", "--yes", "--skip-preview", *extra)
+
+    def preview(self, *extra: str) -> PulumiResult:
+        return self.run("preview", *extra)
+
+    def preview_json(self, *extra: str) -> PulumiResult:
+        return self.run("preview", "--json", *extra)
+
+    def refresh(self, *extra: str) -> PulumiResult:
+        return self.run("refresh", "--yes", *extra)
+
+    def destroy(self, *extra: str) -> PulumiResult:
+        return self.run("destroy", "--yes", *extra)
+
+    def outputs(self) -> dict[str, Any]:
+        return self.run("stack", "output", "--json").check().json
+
+    def export(self) -> dict[str, Any]:
+        return self.run("stack", "export").check().json
+
+    def resources(self, type_suffix: str = "") -> list[dict[str, Any]]:
+        deployment = self.export()["deployment"]
+        return [r for r in deployment.get("resources") or [] if r["type"].endswith(type_suffix)]
+
+
+def make_project(directory: Path, main_py: str | None = None, name: str = "lattigo-fleet-test") -> Path:
+    """A project directory using the repo's virtualenv; the program is the real one unless given."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "Pulumi.yaml").write_text(
+        f"name: {name}\nruntime:\n  name: python\n  options:\n    toolchain: pip\n"
+        f"    virtualenv: {REPO / '.venv'}\n"
+    )
+    if main_py is None:
+        shutil.copy(REPO / "__main__.py", directory / "__main__.py")
+    else:
+        (directory / "__main__.py").write_text(main_py)
+    return directory
