@@ -94,7 +94,10 @@ class Applier:
 
     @staticmethod
     def _outcomes(ops: Sequence[Op], keys: Sequence[str], failed: dict[str, str]) -> list[Any]:
-        return [SimOperationError(f"{op.iccid}: {failed[k]}") if k in failed else None for op, k in zip(ops, keys)]
+        return [
+            SimOperationError(f"{op.iccid}: {failed[k]}") if k in failed else None
+            for op, k in zip(ops, keys, strict=True)
+        ]
 
     def _send_activate(self, ops: Sequence[Op]) -> list[Any]:
         first = ops[0]
@@ -154,7 +157,7 @@ class Applier:
 
     def _send_by_name(self, ops: Sequence[Op], call, record: dict[str, Any] | None) -> list[Any]:
         names, early = self._names(ops)
-        sendable = [(op, n) for op, n, e in zip(ops, names, early) if e is None]
+        sendable = [(op, n) for op, n, e in zip(ops, names, early, strict=True) if e is None]
         if sendable:
             result = call([n for _, n in sendable])
             if record:
@@ -165,7 +168,7 @@ class Applier:
         else:
             failed = {}
         outcomes = self._outcomes(ops, names, failed)
-        return [e if e is not None else o for e, o in zip(early, outcomes)]
+        return [e if e is not None else o for e, o in zip(early, outcomes, strict=True)]
 
     def _send_cost_center(self, ops: Sequence[Op]) -> list[Any]:
         cost_center = ops[0].param("cost_center")

@@ -1,0 +1,97 @@
+"""The planner's rules, as a table: (desired, live, last limit) -> the calls, and nothing else."""
+
+from __future__ import annotations
+
+import pytest
+from lattigo_fleet.spec import UNMANAGED, DesiredSim, UsageLimit
+
+from lattigo_fleet.planner import plan_sim
+
+ICCID = "89010000000000000001"
+IMEI = "353000000000001"
+LIMIT = UsageLimit(kb_limit=51200, action="suspend", usernames=("ops-oncall",))
+
+
+def desired(**overrides) -> DesiredSim:
+    fields = dict(
+        iccid=ICCID, imei=IMEI, name=ICCID, group=None, state="active", rate_plan="ACME Co 5mb Rate Plan",
+        region_code=None, device_sku=None, cost_center=None, notes={}, usage_limit=UNMANAGED,
+    )
+    fields.update(overrides)
+    return DesiredSim(**fields)
+
+
+def live(**overrides) -> dict:
+    sim = {"iccid": ICCID, "imei": IMEI, "device_name": "36524", "state": "active", "cost_center": "ops",
+           "note": "", "note1": "", "note2": "", "note3": ""}
+    sim.update(overrides)
+    return sim
+
+
+CASES = [
+    # (id, desired, live, last_limit, expected kinds, wait)
+    ("in sync: nothing", desired(), live(), UNMANAGED, [], False),
+    ("unmanaged cost center is left alone", desired(cost_center=None), live(cost_center="x"), UNMANAGED, [], False),
+    ("cost center change", desired(cost_center="logistics"), live(), UNMANAGED, ["cost_center"], False),
+    ("equal cost center: nothing", desired(cost_center="ops"), live(), UNMANAGED, [], False),
+    ("suspend", desired(state="suspended"), live(), UNMANAGED, ["suspend"], False),
+    ("restore", desired(), live(state="suspended"), UNMANAGED, ["restore"], False),
+    ("restore from no-billing", desired(), live(state="suspended_no_billing"), UNMANAGED, ["restore"], False),
+    ("no-billing from active", desired(state="suspended_no_billing"), live(), UNMANAGED, ["suspend_no_billing"],
+     False),
+    ("no-billing to billed suspension takes two calls", desired(state="suspended"),
+     live(state="suspended_no_billing"), UNMANAGED, ["restore", "suspend"], False),
+    ("pending no-billing heading where we want: nothing", desired(state="suspended_no_billing"),
+     live(state="pending_suspend_no_billing"), UNMANAGED, [], False),
+    ("pending activation: wait, send nothing yet", desired(), live(state="pending_activation"), UNMANAGED, [], True),
+    ("one changed note is one call", desired(notes={"note": "a", "note2": "b"}), live(note="a", note2="old"),
+     UNMANAGED, ["note"], False),
+    ("note managed as empty clears it", desired(notes={"note3": ""}), live(note3="stale"), UNMANAGED, ["note"],
+     False),
+    ("limit set when different from what we last set", desired(usage_limit=LIMIT), live(), None, ["set_limit"],
+     False),
+    ("limit equal to last set: nothing", desired(usage_limit=LIMIT), live(), LIMIT, [], False),
+    ("limit removed", desired(usage_limit=None), live(), LIMIT, ["remove_limit"], False),
+    ("no limit and none set: nothing", desired(usage_limit=None), live(), None, [], False),
+    ("adopted SIM with unknown limit: send the declared one", desired(usage_limit=LIMIT), live(), UNMANAGED,
+     ["set_limit"], False),
+    ("new SIM: activation carries the notes", desired(notes={"note": "hello"}), None, UNMANAGED, ["activate"], False),
+    ("new SIM to suspend: activate, then suspend", desired(state="suspended"), None, UNMANAGED,
+     ["activate", "suspend"], False),
+    ("new SIM with cost center and limit", desired(cost_center="cc", usage_limit=LIMIT), None, UNMANAGED,
+     ["activate", "cost_center", "set_limit"], False),
+    ("new SIM with no limit declared: nothing to remove", desired(usage_limit=None), None, UNMANAGED,
+     ["activate"], False),
+]
+
+
+@pytest.mark.parametrize(("desired_sim", "live_sim", "last_limit", "kinds", "wait"),
+                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_plan(desired_sim, live_sim, last_limit, kinds, wait):
+    plan = plan_sim(desired_sim, live_sim, last_limit)
+    assert plan.problems == []
+    assert plan.kinds == kinds
+    assert plan.wait_for_settle is wait
+
+
+def test_activation_needs_imei_and_rate_plan():
+    plan = plan_sim(desired(imei=None, rate_plan=None), None)
+    assert plan.ops == []
+    assert any("imei" in p for p in plan.problems)
+    assert any("rate" in p for p in plan.problems)
+
+
+def test_phases_order_activation_before_state_before_fields():
+    plan = plan_sim(desired(state="suspended", cost_center="cc"), None)
+    assert [op.phase for op in plan.ops] == sorted(op.phase for op in plan.ops)
+
+
+def test_compatible_ops_share_a_batch_key_and_notes_never_do():
+    a = plan_sim(desired(cost_center="cc"), live())
+    b = plan_sim(desired(iccid="89010000000000000002", cost_center="cc"), live(iccid="89010000000000000002"))
+    assert a.ops[0].batch_key == b.ops[0].batch_key
+    other = plan_sim(desired(cost_center="other"), live())
+    assert other.ops[0].batch_key != a.ops[0].batch_key
+    n1 = plan_sim(desired(notes={"note": "x"}), live())
+    n2 = plan_sim(desired(iccid="89010000000000000002", notes={"note": "x"}), live(iccid="89010000000000000002"))
+    assert n1.ops[0].batch_key != n2.ops[0].batch_key
