@@ -12,6 +12,20 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lattigo_fleet.demo import run_demo
+
+    return run_demo(Path(args.project_dir).resolve(), fleet_file=args.fleet_file, keep=args.keep)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from lattigo_fleet.spec import main_validate
+
+    return main_validate(args.fleet_file)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lattigo-fleet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -21,6 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
     emu = sub.add_parser("emulator", help="run the Lattigo + ThingSpace emulator in the foreground")
     add_emulator_arguments(emu)
     emu.set_defaults(func=_cmd_emulator)
+
+    demo = sub.add_parser("demo", help="emulator + pulumi preview/up on the shipped fleet.yaml, end to end")
+    demo.add_argument("--project-dir", default=".", help="directory holding Pulumi.yaml (default: .)")
+    demo.add_argument("--fleet-file", default="fleet.yaml", help="fleet file, relative to the project")
+    demo.add_argument("--keep", action="store_true", help="keep the temporary backend and emulator database")
+    demo.set_defaults(func=_cmd_demo)
+
+    validate = sub.add_parser("validate", help="check a fleet file (schema, references) without any API call")
+    validate.add_argument("fleet_file", nargs="?", default="fleet.yaml")
+    validate.set_defaults(func=_cmd_validate)
     return parser
 
 
