@@ -1,0 +1,57 @@
+"""API clients: the only code in the project that speaks HTTP to Lattigo and to ThingSpace.
+
+from lattigo_fleet.client import LattigoClient, ActivationRow, NotFound
+
+client = LattigoClient(base_url, key_name, api_key, audit_log="apply.jsonl")
+for device in client.devices(state="active"):   # every page, following the pagination headers
+    ...
+snap = client.snapshot()                          # {iccid: device} in ceil(N / per_page) requests
+result = client.activate([ActivationRow("8901...", "35...")], "ACME 5MB")
+result.accepted, result.rejected                  # a partial 422 is not an exception
+"""
+
+from lattigo_fleet.client._http import RequestStats
+from lattigo_fleet.client.errors import (
+    AuthenticationError,
+    BadRequest,
+    LattigoConnectionError,
+    LattigoError,
+    NotFound,
+    RateLimited,
+    ServerError,
+    ThingSpaceAuthError,
+    ThingSpaceError,
+    ThingSpaceLoginLocked,
+    ThingSpaceSessionExpired,
+    Unprocessable,
+    UnprocessedRow,
+)
+from lattigo_fleet.client.lattigo import SIM_STATES, LattigoClient
+from lattigo_fleet.client.models import ActivationResult, ActivationRow, BulkResult, Page
+from lattigo_fleet.client.thingspace import DailyUsage, ThingSpaceClient, UsageRecord
+
+__all__ = [
+    "LattigoClient",
+    "ThingSpaceClient",
+    "ActivationRow",
+    "ActivationResult",
+    "BulkResult",
+    "Page",
+    "UsageRecord",
+    "DailyUsage",
+    "RequestStats",
+    "SIM_STATES",
+    "LattigoError",
+    "LattigoConnectionError",
+    "AuthenticationError",
+    "NotFound",
+    "BadRequest",
+    "RateLimited",
+    "Unprocessable",
+    "UnprocessedRow",
+    "ServerError",
+    "ThingSpaceError",
+    "ThingSpaceAuthError",
+    "ThingSpaceSessionExpired",
+    "ThingSpaceLoginLocked",
+]

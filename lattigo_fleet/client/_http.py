@@ -1,0 +1,303 @@
+"""Plumbing shared by the two clients: the retry policy, request counting and the audit log.
+
+The retry mechanics are urllib3's :class:`~urllib3.util.retry.Retry`, mounted on the session's adapter, so
+every request (and every retry of it) goes through one policy:
+
+* 429 is retried for every verb (a 429 was not processed), after the ``Retry-After`` the server asked
+  for, or an exponential backoff with jitter when it did not say;
+* 5xx and read errors are retried only for the methods declared safe (GET, and PUT, which in this API
+  always sets a value, so repeating it is harmless); a POST is never repeated blind;
+* a connection that could not be established is retried for every verb: nothing reached the server.
+
+Waiting is done through an injectable ``sleep`` and capped, so that tests do not wait for real.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from urllib3.util.retry import Retry
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT"})
+
+_DEVICE_PATH = re.compile(r"(?P<prefix>(?:^|/)v2/devices/)(?P<name>[^/]+)(?P<rest>/.*)?$")
+
+
+def endpoint_of(url_or_path: str) -> str:
+    """The endpoint template of a request: ``v2/devices/8901.../note`` -> ``v2/devices/:device_name/note``.
+
+    Query strings and any base-URL prefix before ``v2/`` or ``api/`` are dropped.
+    """
+    path = urlsplit(url_or_path).path if "://" in url_or_path else url_or_path.split("?", 1)[0]
+    for anchor in ("/v2/", "/api/"):
+        idx = path.find(anchor)
+        if idx >= 0:
+            path = path[idx + 1 :]
+            break
+    path = path.lstrip("/")
+    m = _DEVICE_PATH.search(path)
+    if m:
+        path = path[: m.start("name")] + ":device_name" + (m.group("rest") or "")
+    return path
+
+
+class RequestStats:
+    """Requests actually sent, per ``"METHOD endpoint"``, and how many of them were retries. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: Counter[str] = Counter()
+        self.retries: Counter[str] = Counter()
+
+    def count_request(self, method: str, endpoint: str) -> None:
+        with self._lock:
+            self.requests[f"{method.upper()} {endpoint}"] += 1
+
+    def count_retry(self, method: str, endpoint: str) -> None:
+        key = f"{method.upper()} {endpoint}"
+        with self._lock:
+            self.requests[key] += 1
+            self.retries[key] += 1
+
+    @property
+    def total_requests(self) -> int:
+        with self._lock:
+            return sum(self.requests.values())
+
+    @property
+    def total_retries(self) -> int:
+        with self._lock:
+            return sum(self.retries.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "total_requests": sum(self.requests.values()),
+                "total_retries": sum(self.retries.values()),
+                "requests": dict(self.requests),
+                "retries": dict(self.retries),
+            }
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.retries.clear()
+
+    def __repr__(self) -> str:
+        return f"RequestStats(total_requests={self.total_requests}, total_retries={self.total_retries})"
+
+
+@dataclass
+class RetryHooks:
+    """What a :class:`PolicyRetry` needs from its client: how to wait, how long at most, whom to tell."""
+
+    sleep: Callable[[float], None] = time.sleep
+    max_wait: float = 120.0
+    on_retry: Callable[[str, str], None] | None = None
+    waits: list[float] = field(default_factory=list)  # the last few waits, for tests and diagnostics
+
+    def wait(self, seconds: float) -> None:
+        seconds = max(0.0, min(seconds, self.max_wait))
+        self.waits.append(seconds)
+        del self.waits[:-50]
+        if seconds > 0:
+            self.sleep(seconds)
+
+
+class PolicyRetry(Retry):
+    """urllib3 ``Retry`` with this project's policy (see the module docstring).
+
+    ``allowed_methods`` are the verbs that may be repeated after a 5xx or a read error; 429 is retried for
+    every verb regardless. Backoff: ``backoff_factor * 2**(n-1)`` capped at ``backoff_max``, with "equal
+    jitter" (between half and all of it) so that concurrent clients spread out.
+    """
+
+    hooks: RetryHooks
+
+    def __init__(self, *args: Any, hooks: RetryHooks | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hooks = hooks or RetryHooks()
+
+    @classmethod
+    def build(
+        cls,
+        max_retries: int,
+        *,
+        hooks: RetryHooks,
+        backoff_factor: float = 0.5,
+        backoff_max: float = 30.0,
+        allowed_methods: Collection[str] = SAFE_METHODS,
+        server_error_statuses: Collection[int] | None = None,
+    ) -> PolicyRetry:
+        statuses = set(server_error_statuses) if server_error_statuses is not None else set(range(500, 600))
+        return cls(
+            total=max_retries,
+            connect=max_retries,
+            read=max_retries,
+            status=max_retries,
+            other=0,
+            redirect=0,
+            allowed_methods=frozenset(m.upper() for m in allowed_methods),
+            status_forcelist=statuses,
+            backoff_factor=backoff_factor,
+            backoff_max=backoff_max,
+            raise_on_status=False,
+            raise_on_redirect=False,
+            respect_retry_after_header=True,
+            hooks=hooks,
+        )
+
+    def new(self, **kw: Any) -> PolicyRetry:
+        retry = super().new(**kw)
+        retry.hooks = self.hooks
+        return retry
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        if status_code == 429:
+            return bool(self.total)
+        if status_code in self.status_forcelist:
+            return bool(self.total) and self._is_method_retryable(method)
+        return False
+
+    def increment(self, method: str | None = None, url: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        retry = super().increment(method, url, *args, **kwargs)  # raises once the retries are spent
+        if self.hooks.on_retry is not None and method and url:
+            self.hooks.on_retry(method, url)
+        return retry
+
+    def get_backoff_time(self) -> float:
+        n = len(self.history)
+        if n <= 0 or self.backoff_factor <= 0:
+            return 0.0
+        delay = min(self.backoff_max, self.backoff_factor * (2 ** (n - 1)))
+        return delay / 2 + random.random() * delay / 2
+
+    def sleep(self, response: Any = None) -> None:
+        delay: float | None = None
+        if response is not None and self.respect_retry_after_header:
+            try:
+                delay = self.get_retry_after(response)
+            except Exception:  # an unparsable Retry-After: fall back to the backoff
+                delay = None
+        if delay is None:
+            delay = self.get_backoff_time()
+        self.hooks.wait(delay)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value.strip()))
+    except ValueError:
+        return None
+
+
+# --- audit log ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class AuditRecord:
+    method: str
+    endpoint: str
+    devices: list[str]
+    outcome: str = "ok"
+    status: int | None = None
+    failures: dict[str, str] = field(default_factory=dict)
+    detail: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class AuditLog:
+    """Appends one JSON line per mutating request to a file. Thread-safe; never holds the file open."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = Path(path) if path is not None else None
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def record(self, method: str, endpoint: str, devices: Sequence[str]) -> Iterator[AuditRecord]:
+        rec = AuditRecord(method=method.upper(), endpoint=endpoint, devices=[str(d) for d in devices])
+        started = time.monotonic()
+        try:
+            yield rec
+        except BaseException as exc:
+            rec.outcome = "error"
+            status = getattr(exc, "status", None)
+            if status is not None and rec.status is None:
+                rec.status = status
+            rec.detail = f"{exc.__class__.__name__}: {exc}"
+            raise
+        finally:
+            self._write(rec, time.monotonic() - started)
+
+    def _write(self, rec: AuditRecord, seconds: float) -> None:
+        if self.path is None:
+            return
+        entry: dict[str, Any] = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "method": rec.method,
+            "endpoint": rec.endpoint,
+            "devices": rec.devices,
+            "outcome": rec.outcome,
+            "status": rec.status,
+            "duration_ms": round(seconds * 1000, 1),
+        }
+        if rec.failures:
+            entry["failures"] = rec.failures
+        if rec.detail:
+            entry["detail"] = rec.detail
+        entry.update(rec.extra)
+        line = json.dumps(entry, sort_keys=False, default=str)
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+
+
+# --- small helpers -----------------------------------------------------------------------------------
+
+
+def iso(value: date | datetime | str) -> str:
+    """ISO 8601 for the API: dates as ``YYYY-MM-DD``, datetimes in UTC with ``Z`` (naive = UTC)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    size = max(1, int(size))
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def unique(items: Iterator[Any] | Sequence[Any]) -> list[Any]:
+    """Order-preserving de-duplication."""
+    seen: set[Any] = set()
+    out = []
+    for item in items:
+        if item not in seen:
+            seen.add(item)
+            out.append(item)
+    return out
+
+
+def short_body(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
