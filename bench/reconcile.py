@@ -1,0 +1,105 @@
+"""Scale run of the reconciler through the real pulumi CLI against the emulator (loopback only).
+
+Measures, for a fleet of N SIMs (default 1,000) of which most already exist in the account and some are
+new: the first `pulumi up` (requests by endpoint, wall time), a no-change `pulumi preview`, and a
+`pulumi preview --refresh`; then the activation of 100 new SIMs in one `up` (activation requests).
+
+    .venv/bin/python -m bench.reconcile [--sims 1000] [--new 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+from emulator.server import EmulatorServer
+from tests.e2e.harness import PulumiStack, make_project, pulumi_bin_dir
+
+KEY_NAME, API_KEY = "bench-key", "bench-secret"
+RATE_PLAN = "ACME Co 5mb Rate Plan"
+
+
+def _admin(base: str, path: str, payload: object | None = None, method: str | None = None) -> object:
+    data = json.dumps(payload).encode() if payload is not None else None
+    req = urllib.request.Request(base + path, data=data, method=method or ("POST" if data else "GET"),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        body = resp.read()
+    return json.loads(body) if body else None
+
+
+def iccid(i: int) -> str:
+    return f"890100{i:014d}"
+
+
+def imei(i: int) -> str:
+    return f"35{i:013d}"
+
+
+def fleet_yaml(indices: range, cost_center_for) -> str:
+    lines = ["version: 1", f"defaults: {{rate_plan: \"{RATE_PLAN}\"}}", "policy: {max_changes: 100%}", "sims:"]
+    for i in indices:
+        lines.append(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", cost_center: {cost_center_for(i)}}}")
+    return "\n".join(lines) + "\n"
+
+
+def mutating(requests: list[dict]) -> Counter:
+    return Counter(f"{r['method']} {r['path']}" for r in requests
+                   if not r["path"].startswith("/_emulator"))
+
+
+def timed(label: str, stack: PulumiStack, *args: str) -> float:
+    start = time.perf_counter()
+    stack.run(*args).check()
+    took = time.perf_counter() - start
+    print(f"{label}: {took:.1f} s")
+    return took
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sims", type=int, default=1000)
+    parser.add_argument("--new", type=int, default=100)
+    args = parser.parse_args(argv)
+
+    bin_dir = pulumi_bin_dir()
+    with tempfile.TemporaryDirectory() as tmp, EmulatorServer(
+        db=":memory:", seed="empty", key_name=KEY_NAME, api_key=API_KEY, activation_delay=0.0
+    ) as emu:
+        base = emu.base_url
+        existing = args.sims - args.new
+        # Most SIMs exist, half in the "ops" cost center; the rest are new (inventory) and get activated.
+        _admin(base, "/_emulator/sims", {"sims": [
+            {"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"} for i in range(existing)
+        ] + [{"iccid": iccid(i), "imei": imei(i)} for i in range(existing, args.sims)]})
+
+        project = make_project(Path(tmp) / "project")
+        (project / "fleet.yaml").write_text(
+            fleet_yaml(range(args.sims), lambda i: "ops" if i % 2 else "logistics"))
+        stack = PulumiStack(project, Path(tmp), "bench", bin_dir=bin_dir)
+        stack.set_config("lattigo:endpoint", base)
+        stack.set_config("lattigo:keyName", KEY_NAME)
+        stack.set_config("lattigo:apiKey", API_KEY, secret=True)
+
+        print(f"fleet: {args.sims} SIMs ({existing} exist, {existing // 2} need a cost-center move, "
+              f"{args.new} need activation)")
+        _admin(base, "/_emulator/requests", method="DELETE")
+        timed("first pulumi up", stack, "up", "--yes", "--skip-preview")
+        served = _admin(base, "/_emulator/requests")
+        print(f"  requests: {len(served)}; by endpoint: {dict(mutating(served))}")
+
+        for label, cmd in (("no-change pulumi preview", ("preview", "--expect-no-changes")),
+                           ("pulumi preview --refresh", ("preview", "--refresh", "--expect-no-changes"))):
+            _admin(base, "/_emulator/requests", method="DELETE")
+            timed(label, stack, *cmd)
+            served = _admin(base, "/_emulator/requests")
+            print(f"  requests: {len(served)}; by endpoint: {dict(mutating(served))}")
+
+
+if __name__ == "__main__":
+    main()
