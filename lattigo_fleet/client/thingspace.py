@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -409,6 +409,7 @@ class ThingSpaceClient:
         latest_s = _ts_param(latest)
         cursor = _ts_param(earliest)
         records: list[UsageRecord] = []
+        stalled_at: datetime | None = None
         for _ in range(self.max_pages):
             body = {"deviceId": {"id": iccid, "kind": "iccid"}, "earliest": cursor, "latest": latest_s}
             data = self._call(USAGE_PATH, body, [iccid])
@@ -433,16 +434,20 @@ class ThingSpaceClient:
                     method="POST", endpoint=USAGE_PATH, devices=[iccid], detail="hasMoreData with no records"
                 )
             last = max(page, key=lambda r: r.timestamp)
-            if last.timestamp <= boundary:
-                # A whole page at the boundary instant: asking again from there would return it again,
-                # and asking from later would skip records. Refuse rather than loop or leave a gap.
+            if last.timestamp > boundary:
+                cursor = last.raw_timestamp
+            elif stalled_at == boundary:
                 raise ThingSpaceError(
                     method="POST",
                     endpoint=USAGE_PATH,
                     devices=[iccid],
                     detail=f"paging made no progress at {last.raw_timestamp}",
                 )
-            cursor = last.raw_timestamp
+            else:
+                # The whole page sat at the boundary instant, so asking from there again would return the
+                # same page: step just past it (once; a second stall is an error, not a loop).
+                stalled_at = boundary
+                cursor = _ts_param(boundary + timedelta(seconds=1))
         else:
             raise ThingSpaceError(
                 method="POST", endpoint=USAGE_PATH, devices=[iccid], detail=f"more than {self.max_pages} pages"
