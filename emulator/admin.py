@@ -1,0 +1,185 @@
+"""The admin API under ``/_emulator/`` (no auth, not logged, no faults) and ``GET /openapi.json``.
+
+- ``GET /_emulator/requests`` / ``DELETE``: the request log (``method, path, query, body, status``).
+- ``GET /_emulator/sims[?account=primary|other|all&state=&iccid=]``: ``{"sims": [device fields +
+  rate_plan, usage_limit, suspended_reason, account]}``; inventory SIMs have state ``inventory``.
+- ``POST /_emulator/sims`` ``{"sims": [{iccid, imei?, state?, cost_center?, note..note3?, rate_plan?,
+  msisdn?, account?}]}``: add to inventory (no state) or change live fields out of band.
+- ``GET/POST/DELETE /_emulator/faults``: see :mod:`emulator.faults`.
+- ``POST /_emulator/tick``: run all queued work now.
+- ``POST /_emulator/reset`` ``{"seed"?}``: wipe state, faults, request log, ThingSpace tokens, clock.
+- ``POST /_emulator/usage`` ``{"iccid", "date", "bytes", "sms"?, "sms_mt"?}``: one day's usage.
+- ``GET/POST /_emulator/clock`` ``{"advance_seconds"}``: the emulated now.
+- ``POST /_emulator/thingspace/expire-sessions`` | ``expire-tokens`` | ``unlock``.
+- ``GET /_emulator/health``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+
+from emulator.app import RequestLog, json_response
+from emulator.errors import BadRequest
+from emulator.faults import Faults
+from emulator.models import Backend
+from emulator.openapi import openapi_document
+from emulator.params import parse_body
+from emulator.timeutil import fmt, parse_time
+
+bp = Blueprint("admin", __name__)
+
+
+def _backend() -> Backend:
+    return current_app.config["BACKEND"]
+
+
+def _faults() -> Faults:
+    return current_app.config["FAULTS"]
+
+
+def _log() -> RequestLog:
+    return current_app.config["REQUEST_LOG"]
+
+
+def _body() -> dict[str, Any]:
+    body = parse_body(request.get_data(cache=True), request.content_type or "application/json")
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+@bp.get("/")
+def index() -> Response:
+    return json_response(
+        {
+            "service": "lattigo-fleet emulator",
+            "lattigo": "/v2/",
+            "thingspace": "/api/",
+            "admin": "/_emulator/",
+            "openapi": "/openapi.json",
+        }
+    )
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return json_response(openapi_document(request.host_url.rstrip("/")))
+
+
+@bp.get("/_emulator/health")
+def health() -> Response:
+    return json_response({"status": "ok", "now": fmt(_backend().now())})
+
+
+@bp.get("/_emulator/requests")
+def requests_log() -> Response:
+    return json_response(_log().entries())
+
+
+@bp.delete("/_emulator/requests")
+def clear_requests() -> Response:
+    return json_response({"cleared": _log().clear()})
+
+
+@bp.get("/_emulator/sims")
+def list_sims() -> Response:
+    args = request.args
+    sims = _backend().admin_sims(args.get("account", "primary"), args.get("state"), args.get("iccid"))
+    return json_response({"sims": sims})
+
+
+@bp.post("/_emulator/sims")
+def upsert_sims() -> Response:
+    sims = _body().get("sims")
+    if not isinstance(sims, list):
+        raise BadRequest("sims must be an array")
+    return json_response({"sims": _backend().admin_upsert_sims(sims)})
+
+
+@bp.get("/_emulator/faults")
+def get_faults() -> Response:
+    return json_response(_faults().settings())
+
+
+@bp.post("/_emulator/faults")
+def set_faults() -> Response:
+    return json_response(_faults().update(_body()))
+
+
+@bp.delete("/_emulator/faults")
+def clear_faults() -> Response:
+    _faults().clear()
+    return json_response(_faults().settings())
+
+
+@bp.post("/_emulator/tick")
+def tick() -> Response:
+    return json_response({"ran": _backend().tick(), "now": fmt(_backend().now())})
+
+
+@bp.post("/_emulator/reset")
+def reset() -> Response:
+    seed = _body().get("seed")
+    if seed is not None and not isinstance(seed, str):
+        raise BadRequest("seed must be a string")
+    _backend().reset(seed)
+    _faults().clear()
+    _log().clear()
+    return json_response({"seed": seed or _backend().default_seed, "now": fmt(_backend().now())})
+
+
+@bp.post("/_emulator/usage")
+def record_usage() -> Response:
+    body = _body()
+    iccid = body.get("iccid")
+    if not iccid or not body.get("date") or body.get("bytes") is None:
+        raise BadRequest("iccid, date and bytes are required")
+    day = parse_time(str(body["date"]), "date").date()
+    try:
+        bytes_used = int(body["bytes"])
+        sms_mo = int(body.get("sms") or 0)
+        sms_mt = int(body.get("sms_mt") or 0)
+    except (TypeError, ValueError) as exc:
+        raise BadRequest("bytes, sms and sms_mt must be integers") from exc
+    backend = _backend()
+    backend.record_usage(str(iccid), day, bytes_used, sms_mo, sms_mt)
+    sims = backend.admin_sims("all", iccid=str(iccid))
+    return json_response(sims[0] if sims else {})
+
+
+@bp.get("/_emulator/clock")
+def get_clock() -> Response:
+    backend = _backend()
+    return json_response({"now": fmt(backend.now()), "offset_seconds": backend.clock.offset_seconds})
+
+
+@bp.post("/_emulator/clock")
+def advance_clock() -> Response:
+    body = _body()
+    try:
+        seconds = float(body.get("advance_seconds", 0))
+    except (TypeError, ValueError) as exc:
+        raise BadRequest("advance_seconds must be a number") from exc
+    backend = _backend()
+    now = backend.advance_clock(seconds)
+    return json_response({"now": fmt(now), "offset_seconds": backend.clock.offset_seconds})
+
+
+@bp.post("/_emulator/thingspace/expire-sessions")
+def expire_sessions() -> Response:
+    return json_response({"expired": _backend().ts_expire_sessions()})
+
+
+@bp.post("/_emulator/thingspace/expire-tokens")
+def expire_tokens() -> Response:
+    return json_response({"expired": _backend().ts_expire_tokens()})
+
+
+@bp.post("/_emulator/thingspace/unlock")
+def unlock() -> Response:
+    _backend().ts_unlock()
+    return json_response({"unlocked": True})

@@ -1,0 +1,210 @@
+"""The Flask application: routing of the three surfaces, and what every API request meets on its way in
+(added latency, fail_next, credentials, the rate limit, random errors) and out (the request log).
+
+- ``/v2/...`` (and any other path outside the two below): Lattigo, HTTP Basic ``key_name:api_key``.
+- ``/api/...``: ThingSpace (its own tokens; see :mod:`emulator.thingspace`).
+- ``/_emulator/...`` and ``/openapi.json``: the admin API, no auth, no faults, not logged.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from emulator.errors import ApiError
+from emulator.faults import Faults
+from emulator.models import Backend
+from emulator.params import merge_params, parse_body, parse_nested_query
+
+LATTIGO = "lattigo"
+THINGSPACE = "thingspace"
+ADMIN = "admin"
+REDACTED = "[redacted]"
+SECRET_KEYS = {"password", "sessiontoken", "access_token", "api_key", "app_secret", "client_secret", "token"}
+MAX_LOG_ENTRIES = 200_000
+
+
+class RequestLog:
+    """Every API request served, oldest first: method, path, query, body, status. Never credentials."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: list[dict[str, Any]] = []
+
+    def append(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._entries.append(entry)
+            if len(self._entries) > MAX_LOG_ENTRIES:
+                del self._entries[: len(self._entries) - MAX_LOG_ENTRIES]
+
+    def entries(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self) -> int:
+        with self._lock:
+            n = len(self._entries)
+            self._entries.clear()
+            return n
+
+
+def redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: (REDACTED if str(k).lower() in SECRET_KEYS else redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    resp = Response(body, status=status, mimetype="application/json")
+    if headers:
+        for k, v in headers.items():
+            resp.headers[k] = v
+    return resp
+
+
+def surface(path: str) -> str:
+    if path.startswith("/_emulator") or path in ("/openapi.json", "/"):
+        return ADMIN
+    if path.startswith("/api/"):
+        return THINGSPACE
+    return LATTIGO
+
+
+def error_response(kind: str, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    if kind == THINGSPACE:
+        return json_response({"errorCode": str(status), "errorMessage": message}, status, headers)
+    return json_response({"error": message}, status, headers)
+
+
+def params() -> dict[str, Any]:
+    """The request's parameters: query string merged with the JSON or form body (body wins)."""
+    cached = g.get("_params")
+    if cached is None:
+        query = parse_nested_query(request.query_string.decode("utf-8", errors="replace"))
+        body = parse_body(request.get_data(cache=True), request.content_type)
+        cached = merge_params(query, body)
+        g._params = cached
+    return cached
+
+
+def create_app(backend: Backend, faults: Faults, log: RequestLog) -> Flask:
+    from emulator.admin import bp as admin_bp
+    from emulator.lattigo import bp as lattigo_bp
+    from emulator.thingspace import bp as thingspace_bp
+
+    app = Flask("emulator")
+    app.url_map.strict_slashes = False
+    app.config["BACKEND"] = backend
+    app.config["FAULTS"] = faults
+    app.config["REQUEST_LOG"] = log
+    app.register_blueprint(lattigo_bp)
+    app.register_blueprint(thingspace_bp)
+    app.register_blueprint(admin_bp)
+
+    @app.before_request
+    def _on_the_way_in() -> Response | None:
+        kind = surface(request.path)
+        g.kind = kind
+        if kind == ADMIN:
+            return None
+        if faults.latency_seconds:
+            time.sleep(faults.latency_seconds)
+        failing = faults.take_fail_next(request.method, request.path)
+        if failing is not None:
+            status = failing["status"]
+            headers = {}
+            if status == 429 or "retry_after" in failing:
+                headers["Retry-After"] = str(failing.get("retry_after", 1))
+            return error_response(kind, status, f"Emulated failure ({status})", headers)
+        principal = None
+        if kind == LATTIGO:
+            auth = request.authorization
+            if auth is None or auth.type != "basic":
+                return _unauthorized("Credentials are missing")
+            try:
+                g.account = backend.authenticate(auth.username, auth.password)
+            except ApiError as exc:
+                return _unauthorized(exc.message)
+            principal = f"lattigo:{auth.username}"
+        else:
+            principal = _thingspace_principal(backend)
+        if principal is not None:
+            retry_after = faults.rate_limited(principal)
+            if retry_after is not None:
+                return error_response(kind, 429, "Too many requests", {"Retry-After": str(retry_after)})
+        status = faults.random_error()
+        if status is not None:
+            return error_response(kind, status, "Emulated random failure")
+        return None
+
+    @app.after_request
+    def _on_the_way_out(resp: Response) -> Response:
+        if g.get("kind", surface(request.path)) == ADMIN:
+            return resp
+        try:
+            body = parse_body(request.get_data(cache=True), request.content_type)
+        except ApiError:
+            body = request.get_data(cache=True).decode("utf-8", errors="replace")
+        log.append(
+            {
+                "method": request.method,
+                "path": request.path,
+                "query": parse_nested_query(request.query_string.decode("utf-8", errors="replace")),
+                "body": redact(body),
+                "status": resp.status_code,
+            }
+        )
+        return resp
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        if exc.status == 401 and g.get("kind") == LATTIGO:
+            return _unauthorized(exc.message)
+        return error_response(g.get("kind", LATTIGO), exc.status, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        kind = g.get("kind", surface(request.path))
+        messages = {
+            404: "The resource could not be found",
+            405: f"Method {request.method} is not allowed for this endpoint",
+        }
+        resp = error_response(kind, exc.code or 500, messages.get(exc.code or 0, exc.description or exc.name))
+        if exc.code == 405:
+            allow = exc.get_headers().__iter__()
+            for k, v in allow:
+                if k.lower() == "allow":
+                    resp.headers["Allow"] = v
+        return resp
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:  # pragma: no cover - a bug, reported as 500
+        app.logger.exception("unexpected error", exc_info=exc)
+        return error_response(g.get("kind", LATTIGO), 500, "Internal Server Error")
+
+    return app
+
+
+def _unauthorized(message: str) -> Response:
+    return error_response(LATTIGO, 401, message, {"WWW-Authenticate": 'Basic realm="Lattigo API"'})
+
+
+def _thingspace_principal(backend: Backend) -> str | None:
+    auth = request.authorization
+    if auth is None:
+        return None
+    if auth.type == "basic" and auth.username:
+        return f"thingspace:{auth.username}"
+    if auth.type == "bearer":
+        app_key = backend.ts_app_key_of(auth.token)
+        if app_key:
+            return f"thingspace:{app_key}"
+    return None

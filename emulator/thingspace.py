@@ -1,0 +1,109 @@
+"""ThingSpace: the API token, the VZ-M2M session, and Retrieve Daily Usage, as the documents describe them.
+
+- ``POST /api/ts/v1/oauth2/token``: Basic ``app_key:app_secret`` (the emulator's key pairs), form
+  ``grant_type=client_credentials``; the same token again within its hour.
+- ``POST /api/m2m/v1/session/login``: bearer + ``{"username", "password"}`` (again the key pairs);
+  five consecutive failures for a username lock it (403) until ``/_emulator/reset`` or
+  ``/_emulator/thingspace/unlock``. ``POST /api/m2m/v1/session/logout`` ends a session.
+- ``POST /api/m2m/v1/devices/usage/actions/list``: bearer + ``VZ-M2M-Token``; a session expires after
+  20 minutes without use. An expired or unknown API token answers 401 "API access token has expired" /
+  "Invalid API access token"; an expired or unknown session answers 401 "VZ-M2M session token has expired"
+  / "Invalid VZ-M2M session token".
+Errors are ``{"errorCode": "<3-digit status>", "errorMessage": "..."}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+
+from emulator.app import json_response, params
+from emulator.errors import BadRequest, Unauthorized
+from emulator.faults import Faults
+from emulator.models import Backend
+from emulator.timeutil import parse_time
+
+bp = Blueprint("thingspace", __name__, url_prefix="/api")
+
+
+def _backend() -> Backend:
+    return current_app.config["BACKEND"]
+
+
+def _faults() -> Faults:
+    return current_app.config["FAULTS"]
+
+
+def _bearer() -> tuple[int, str]:
+    auth = request.authorization
+    if auth is None or auth.type != "bearer" or not auth.token:
+        raise Unauthorized("Missing bearer API access token")
+    return _backend().ts_token_account(auth.token)
+
+
+def _json_object() -> dict[str, Any]:
+    p = params()
+    return {k: v for k, v in p.items() if k not in request.args}
+
+
+@bp.post("/ts/v1/oauth2/token")
+def oauth2_token() -> Response:
+    auth = request.authorization
+    if auth is None or auth.type != "basic":
+        raise Unauthorized("Missing client credentials (HTTP Basic app_key:app_secret)")
+    grant = params().get("grant_type")
+    if grant != "client_credentials":
+        raise BadRequest("grant_type must be client_credentials")
+    token, expires_in = _backend().ts_issue_token(auth.username, auth.password)
+    return json_response(
+        {"access_token": token, "token_type": "bearer", "expires_in": expires_in, "scope": "m2m"},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@bp.post("/m2m/v1/session/login")
+def session_login() -> Response:
+    _bearer()
+    body = _json_object()
+    username, password = body.get("username"), body.get("password")
+    if not isinstance(username, str) or not isinstance(password, str) or not username:
+        raise BadRequest("username and password are required")
+    return json_response({"sessionToken": _backend().ts_login(username, password)})
+
+
+@bp.post("/m2m/v1/session/logout")
+def session_logout() -> Response:
+    _bearer()
+    token = request.headers.get("VZ-M2M-Token") or _json_object().get("sessionToken")
+    if not token:
+        raise BadRequest("VZ-M2M-Token is required")
+    _backend().ts_logout(str(token))
+    return json_response({"sessionToken": token})
+
+
+@bp.post("/m2m/v1/devices/usage/actions/list")
+def usage_list() -> Response:
+    _bearer()
+    backend = _backend()
+    account = backend.ts_session_account(request.headers.get("VZ-M2M-Token"))
+    ctype = (request.content_type or "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise BadRequest("Content-Type must be application/json")
+    body = _json_object()
+    device = body.get("deviceId")
+    if not isinstance(device, dict) or not device.get("id") or not device.get("kind"):
+        raise BadRequest("deviceId with id and kind is required")
+    if str(device["kind"]).lower() != "iccid":
+        raise BadRequest("Only kind iccid is supported by this request")
+    for name in ("earliest", "latest"):
+        if not body.get(name):
+            raise BadRequest(f"{name} is required")
+    earliest = parse_time(str(body["earliest"]), "earliest")
+    latest = parse_time(str(body["latest"]), "latest")
+    if earliest > latest:
+        raise BadRequest("earliest must not be after latest")
+    skew, page_days, split = _faults().thingspace
+    iccid = str(device["id"])
+    records, more = backend.ts_daily_usage(account, iccid, earliest, latest, page_days, skew, split)
+    return json_response({"hasMoreData": more, "deviceId": {"id": iccid, "kind": "iccid"}, "usageHistory": records})
