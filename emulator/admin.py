@@ -7,7 +7,8 @@
   msisdn?, account?}]}``: add to inventory (no state) or change live fields out of band.
 - ``GET/POST/DELETE /_emulator/faults``: see :mod:`emulator.faults`.
 - ``POST /_emulator/tick``: run all queued work now.
-- ``POST /_emulator/reset`` ``{"seed"?}``: wipe state, faults, request log, ThingSpace tokens, clock.
+- ``POST /_emulator/reset`` ``{"seed"?, "activation_delay"?}``: wipe state, faults, request log, ThingSpace
+  tokens, clock; the activation delay goes back to the server's own unless given.
 - ``POST /_emulator/usage`` ``{"iccid", "date", "bytes", "sms"?, "sms_mt"?}``: one day's usage.
 - ``GET/POST /_emulator/clock`` ``{"advance_seconds"}``: the emulated now.
 - ``POST /_emulator/thingspace/expire-sessions`` | ``expire-tokens`` | ``unlock``.
@@ -123,13 +124,24 @@ def tick() -> Response:
 
 @bp.post("/_emulator/reset")
 def reset() -> Response:
-    seed = _body().get("seed")
+    body = _body()
+    seed = body.get("seed")
     if seed is not None and not isinstance(seed, str):
         raise BadRequest("seed must be a string")
+    delay = body.get("activation_delay", current_app.config["ACTIVATION_DELAY"])
+    try:
+        delay = float(delay)
+    except (TypeError, ValueError) as exc:
+        raise BadRequest("activation_delay must be a number of seconds") from exc
+    if delay < 0:
+        raise BadRequest("activation_delay must not be negative")
+    _backend().activation_delay = delay
     _backend().reset(seed)
     _faults().clear()
     _log().clear()
-    return json_response({"seed": seed or _backend().default_seed, "now": fmt(_backend().now())})
+    return json_response(
+        {"seed": seed or _backend().default_seed, "activation_delay": delay, "now": fmt(_backend().now())}
+    )
 
 
 @bp.post("/_emulator/usage")

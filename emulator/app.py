@@ -105,6 +105,7 @@ def create_app(backend: Backend, faults: Faults, log: RequestLog) -> Flask:
     app.config["BACKEND"] = backend
     app.config["FAULTS"] = faults
     app.config["REQUEST_LOG"] = log
+    app.config["ACTIVATION_DELAY"] = backend.activation_delay
     app.register_blueprint(lattigo_bp)
     app.register_blueprint(thingspace_bp)
     app.register_blueprint(admin_bp)

@@ -1195,8 +1195,7 @@ class Backend:
                 if count >= MAX_FAILED_LOGINS:
                     self._ts_locked.add(user)
                 raise Unauthorized(
-                    f"Invalid username or password ({count} consecutive failed login"
-                    f"{'s' if count != 1 else ''}; the contact record locks after {MAX_FAILED_LOGINS})"
+                    f"Invalid username or password ({count} consecutive failed login{'s' if count != 1 else ''})"
                 ) from None
             self._ts_failed.pop(user, None)
             token = secrets.token_urlsafe(24)

@@ -60,6 +60,7 @@ class EmulatorServer:
         self.host = host
         self.port = port
         self.threads = threads
+        self.activation_delay = float(activation_delay)
         self.backend = Backend(db=db, keys=pairs, activation_delay=activation_delay, seed=seed)
         self.faults = Faults(rate_limit_per_second, error_rate, latency_ms)
         self.log = RequestLog()
@@ -143,8 +144,10 @@ class EmulatorServer:
 
     # ---- in-process admin shortcuts (same effects as the /_emulator/ endpoints) -----------------
 
-    def reset(self, seed: str | None = None) -> None:
-        """Wipe state (reseed), clear faults and the request log."""
+    def reset(self, seed: str | None = None, activation_delay: float | None = None) -> None:
+        """Wipe state (reseed), clear faults and the request log; the activation delay goes back to the
+        server's own unless given."""
+        self.backend.activation_delay = self.activation_delay if activation_delay is None else activation_delay
         self.backend.reset(seed)
         self.faults.clear()
         self.log.clear()

@@ -1,0 +1,42 @@
+"""Fixtures of the emulator's contract tests (on top of tests/conftest.py's ``fresh_emulator``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from emulator.server import EmulatorServer
+from tests.emulator.helpers import ENCODINGS, Admin, Api, iccid, imei
+
+
+@pytest.fixture
+def api(fresh_emulator: EmulatorServer) -> Api:
+    return Api(fresh_emulator.base_url, fresh_emulator.auth)
+
+
+@pytest.fixture
+def admin(fresh_emulator: EmulatorServer) -> Admin:
+    return Admin(fresh_emulator.base_url)
+
+
+@pytest.fixture(params=ENCODINGS)
+def encoding(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def make_sims(admin: Admin) -> Callable[..., list[dict[str, Any]]]:
+    """make_sims(n, state="active", start=1, **fields) -> the admin view of n new SIMs."""
+
+    def make(n: int, state: str | None = "active", start: int = 1, **fields: Any) -> list[dict[str, Any]]:
+        specs = []
+        for k in range(start, start + n):
+            spec = {"iccid": iccid(k), "imei": imei(k), **fields}
+            if state is not None:
+                spec["state"] = state
+            specs.append(spec)
+        return admin.add_sims(*specs)
+
+    return make
