@@ -458,8 +458,8 @@ class _Loader:
         self.issues: list[tuple[int, Issue]] = []  # (file order, issue)
         self.docs: list[_Doc] = []
         self.file_order: dict[str, int] = {}
-        self.all_parsed = True  # every file was parsed (else unknown groups may only be unseen)
         self.unreadable = False  # fleet.yaml itself could not be read: nothing else is worth checking
+        self.unread: list[str] = []  # files not read or not parsed: what they declare is unknown
 
     # ---- issues
     def _add(self, doc: _Doc | str, location: Location, fieldpath: str, message: str) -> None:
@@ -530,11 +530,11 @@ class _Loader:
                     "",
                     f"not read: {directory.name} takes only *.yaml files (rename it to {entry.name[:-4]}.yaml)",
                 )
+                self.unread.append(display)
 
     def _read(self, display: str, kind: str) -> _Doc | None:
         """Parse one file into a _Doc (appended to self.docs), or report why not and return None."""
         self.file_order.setdefault(display, len(self.file_order))
-        previous_ok, self.all_parsed = self.all_parsed, False  # set back below once this file is parsed
         text = self._read_text(display, kind)
         if text is None:
             return None
@@ -567,6 +567,7 @@ class _Loader:
             return None
         except RecursionError:
             self._add(doc, Location(display, 1, 1), "", "invalid YAML: nested too deeply")
+            self.unread.append(display)
             return None
         if doc.root is None:
             what = "version: 1 and sims" if kind == "main" else "groups or sims"
@@ -574,7 +575,6 @@ class _Loader:
             return None
         doc.data = self._plain(doc, doc.root, (), {}, set())
         self.docs.append(doc)
-        self.all_parsed = previous_ok
         return doc
 
     def _read_text(self, display: str, kind: str) -> str | None:
@@ -596,10 +596,11 @@ class _Loader:
                 self._add(display, Location(display, line, col), "", "is not UTF-8 text")
         if kind == "main":
             self.unreadable = True
+        self.unread.append(display)
         return None
 
     def _yaml_error(self, doc: _Doc, e: YAMLError) -> None:
-        self.all_parsed = False
+        self.unread.append(doc.file)
         if isinstance(e, MarkedYAMLError):
             mark = e.problem_mark or e.context_mark
             message = e.problem or e.context or "invalid YAML"
@@ -723,9 +724,11 @@ class _Loader:
                     else:
                         seen["name"][name] = (here, _fmt_path(name_path))
                 group = sim.get("group")
-                if isinstance(group, str) and group not in groups and self.all_parsed:
+                if isinstance(group, str) and group not in groups:
                     hint = _did_you_mean(group, groups)
                     known = f"the groups are {', '.join(sorted(groups))}" if groups else "no groups are declared"
+                    if self.unread:
+                        known += f" (unless it is declared in {', '.join(self.unread)}, which could not be read)"
                     self._add_at(doc, (*base, "group"), "value", f"unknown group '{group}'{hint}; {known}")
         return sims
 
@@ -904,13 +907,23 @@ def _node_pos(node: Any) -> tuple[int, int] | None:
 
 
 def _child_pos(container: Any, key: Any, mode: str) -> tuple[int, int] | None:
+    """Position of ``container[key]``: mode "key" (the key), "value" (the value), or "object" (the key
+    of a mapping written in place, but the anchor of one that is an alias: fix it where it is written).
+    An empty (null) value is placed at its key: ruamel would place it on the next token."""
     try:
         if isinstance(container, CommentedSeq):
             return tuple(container.lc.item(key))  # type: ignore[return-value]
         if isinstance(container, CommentedMap):
             owner = _owner(container, key)
-            if owner is not None:
-                return tuple(owner.lc.key(key) if mode == "key" else owner.lc.value(key))  # type: ignore[return-value]
+            if owner is None:
+                return None
+            key_pos = tuple(owner.lc.key(key))
+            value_pos = tuple(owner.lc.value(key))
+            if mode == "key" or (owner[key] is None and value_pos[0] != key_pos[0]):
+                return key_pos  # type: ignore[return-value]
+            if mode == "object" and value_pos >= key_pos:
+                return key_pos  # type: ignore[return-value]
+            return value_pos  # type: ignore[return-value]
     except (KeyError, IndexError, TypeError):
         pass
     return None
@@ -925,8 +938,9 @@ def _first_content(lines: list[str], file: str) -> Location:
 
 
 def _locate(doc: _Doc, path: tuple, mode: str = "value") -> Location:
-    """The position of the node at ``path``: of its key (mode "key") or of its value ("value"), in
-    the mapping that literally holds it (merge keys followed); for list items, the item."""
+    """The position of the node at ``path``: of its key (mode "key"), its value ("value") or either
+    ("object", see _child_pos), in the mapping that literally holds it (merge keys followed); for list
+    items, the item."""
     pos = _node_pos(doc.root)
     if pos is None:
         return _first_content(doc.lines, doc.file)
@@ -1025,7 +1039,7 @@ def _context(path: tuple, kind: str) -> str:
 
 
 def _explain(error: ValidationError, doc: _Doc) -> list[tuple[tuple, str, str]]:
-    """(path, "key"|"value", message) for one jsonschema error."""
+    """(path, "key"|"value"|"object", message) for one jsonschema error (see _child_pos)."""
     if error.context:
         best = best_match(error.context)
         if best is not None and best is not error:
@@ -1072,13 +1086,13 @@ def _explain(error: ValidationError, doc: _Doc) -> list[tuple[tuple, str, str]]:
                 message = "missing required field 'version' (write version: 1)"
             else:
                 message = f"missing required field '{key}'"
-            out.append((path, "key", message))
+            out.append((path, "object", message))
         return out
 
     if "propertyNames" in error.schema_path:
-        return [
-            ((*path, instance), "key", f"invalid group name {_show(instance)}: {_simple_message(error, doc, path)}")
-        ]
+        reason = schema.get("patternErrorMessage") if validator == "pattern" else None
+        reason = reason or _simple_message(error, doc, path)
+        return [((*path, instance), "key", f"invalid group name {_show(instance)}: {reason}")]
 
     if validator == "uniqueItems" and isinstance(instance, list):
         out, seen = [], []

@@ -1,0 +1,62 @@
+"""Helpers for the spec tests: write a fleet (fleet.yaml and fleet.d files) into a temporary directory
+and load it from there, so that issue file names read "fleet.yaml" and "fleet.d/x.yaml"."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from lattigo_fleet.spec import FleetError, FleetSpec, Issue, load_fleet
+
+ICCID = "8901410321111851072"  # 19 digits: append one more digit for a 20-digit ICCID
+IMEI = "35693803564380"  # 14 digits: append one more digit for a 15-digit IMEI
+
+
+def iccid(n: int) -> str:
+    return f"{ICCID}{n % 10}"
+
+
+def imei(n: int) -> str:
+    return f"{IMEI}{n % 10}"
+
+
+@pytest.fixture
+def write_fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """write_fleet({"fleet.yaml": "...", "fleet.d/a.yaml": "..."}) or write_fleet("...") (fleet.yaml
+    only): writes the (dedented) files and returns "fleet.yaml", relative to the cwd."""
+    monkeypatch.chdir(tmp_path)
+
+    def write(files: dict[str, str] | str) -> str:
+        if isinstance(files, str):
+            files = {"fleet.yaml": files}
+        for name, text in files.items():
+            path = tmp_path / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return "fleet.yaml"
+
+    return write
+
+
+@pytest.fixture
+def load(write_fleet: Callable[..., str]) -> Callable[..., FleetSpec]:
+    def _load(files: dict[str, str] | str) -> FleetSpec:
+        return load_fleet(write_fleet(files))
+
+    return _load
+
+
+@pytest.fixture
+def issues(write_fleet: Callable[..., str]) -> Callable[..., list[Issue]]:
+    """The issues of an invalid fleet (fails the test if it loads)."""
+
+    def _issues(files: dict[str, str] | str) -> list[Issue]:
+        path = write_fleet(files)
+        with pytest.raises(FleetError) as caught:
+            load_fleet(path)
+        return caught.value.issues
+
+    return _issues
