@@ -125,10 +125,20 @@ class PolicyRetry(Retry):
     """
 
     hooks: RetryHooks
+    repeatable: frozenset[str]
 
-    def __init__(self, *args: Any, hooks: RetryHooks | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        hooks: RetryHooks | None = None,
+        repeatable: Collection[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # urllib3 reads an empty allowed_methods as "every verb"; keep our own set, where empty means none.
+        kwargs["allowed_methods"] = None
         super().__init__(*args, **kwargs)
         self.hooks = hooks or RetryHooks()
+        self.repeatable = frozenset(m.upper() for m in (repeatable if repeatable is not None else SAFE_METHODS))
 
     @classmethod
     def build(
@@ -149,7 +159,7 @@ class PolicyRetry(Retry):
             status=max_retries,
             other=0,
             redirect=0,
-            allowed_methods=frozenset(m.upper() for m in allowed_methods),
+            repeatable=allowed_methods,
             status_forcelist=statuses,
             backoff_factor=backoff_factor,
             backoff_max=backoff_max,
@@ -162,7 +172,11 @@ class PolicyRetry(Retry):
     def new(self, **kw: Any) -> PolicyRetry:
         retry = super().new(**kw)
         retry.hooks = self.hooks
+        retry.repeatable = self.repeatable
         return retry
+
+    def _is_method_retryable(self, method: str) -> bool:
+        return method.upper() in self.repeatable
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
         if status_code == 429:

@@ -484,9 +484,12 @@ class LattigoClient:
             resp = self._request("POST", path, json_body=self._id_params(id_type) or None, devices=[device])
             rec.status = resp.status_code
             data = self._json(resp, "POST", path)
-        if isinstance(data, Mapping) and len(data) == 1:
-            return next(iter(data.values()))
-        return data
+            answer = next(iter(data.values())) if isinstance(data, Mapping) and len(data) == 1 else data
+            if isinstance(answer, str) and answer.strip().lower().startswith("error"):
+                rec.outcome = "failed"
+                rec.failures = {device: answer}
+                raise LattigoError(method="POST", endpoint=path, devices=[device], detail=answer)
+        return answer
 
     # --- activation -----------------------------------------------------------------------------------
 

@@ -144,3 +144,10 @@ def test_retry_policy_decisions():
 def test_client_repr_hides_credentials():
     client = LattigoClient("http://127.0.0.1:1", "key-name-x", "api-key-secret")
     assert "api-key-secret" not in repr(client) and "key-name-x" not in repr(client)
+
+
+def test_no_repeatable_methods_means_none_not_all():
+    retry = PolicyRetry.build(3, hooks=RetryHooks(), allowed_methods=(), server_error_statuses=())
+    assert not retry._is_method_retryable("POST") and not retry._is_method_retryable("GET")
+    assert retry.is_retry("POST", 429) and not retry.is_retry("GET", 500)
+    assert retry.increment("GET", "/x", response=None, error=None).repeatable == frozenset()
