@@ -1162,7 +1162,8 @@ def _simple_message(error: ValidationError, doc: _Doc, path: tuple) -> str:
 def validate_against_account(fleet: FleetSpec, rate_plans: set[str], usernames: set[str]) -> list[Issue]:
     """Rate plans that ``v2/rate_plans`` does not list and usernames that ``v2/users`` does not list
     (the API silently ignores bad usernames; we do not).  Every value written anywhere is checked
-    (defaults, groups, SIMs), once per place it is written, and each Issue points at that place."""
+    (defaults, groups even if unused, SIMs), once per place it is written, and each Issue points at
+    that place; in file order, like load_fleet's issues."""
     issues = []
     for written in fleet._written:
         if written.kind == "rate_plan" and written.value not in rate_plans:
@@ -1188,7 +1189,8 @@ def validate_against_account(fleet: FleetSpec, rate_plans: set[str], usernames: 
                     "v2/users does not list it (the API would silently ignore it and nobody would be alerted)",
                 )
             )
-    return issues
+    order = {file: n for n, file in enumerate(fleet.files)}
+    return sorted(issues, key=lambda i: (order.get(i.file, len(order)), i.line, i.column))
 
 
 def main_validate(path: str = "fleet.yaml", out: TextIO | None = None) -> int:
