@@ -69,6 +69,8 @@ SUSPENDED_NO_BILLING_STATES = frozenset({"pending_suspend_no_billing", "suspende
 
 _P_DEVICES = "v2/devices"
 _P_OPS = "v2/device_operations"
+#: Device operations that are POSTs but set a value (so repeating one is harmless, like a PUT).
+IDEMPOTENT_POSTS = ("set_usage_limit", "remove_usage_limit")
 
 
 def _header_int(headers: Mapping[str, str], name: str) -> int | None:
@@ -148,6 +150,17 @@ class LattigoClient:
         session = requests.Session()
         session.mount("http://", adapter)
         session.mount("https://", adapter)
+        # Two POSTs set a value rather than queue work: repeating them after a 5xx is as safe as a PUT.
+        setting_retry = PolicyRetry.build(
+            self.max_retries,
+            hooks=self._hooks,
+            backoff_factor=backoff_factor,
+            backoff_max=backoff_max,
+            allowed_methods={*SAFE_METHODS, "POST"},
+        )
+        setting_adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=setting_retry)
+        for op in IDEMPOTENT_POSTS:
+            session.mount(f"{self.base_url}/{_P_OPS}/{op}", setting_adapter)
         session.auth = (key_name, api_key)
         session.headers.update({"Accept": "application/json", "User-Agent": "lattigo-fleet-client/0.1"})
         self._session = session

@@ -156,6 +156,19 @@ def test_5xx_on_get_and_put_is_retried(emu, client):
     assert {s["iccid"]: s["state"] for s in emu.sims()}[iccid(0)] == "suspended"
 
 
+def test_5xx_on_a_post_that_sets_a_value_is_retried(emu, client):
+    names = [client.device(i)["device_name"] for i in add_active(emu, 0, 2)]
+    emu.set_faults(
+        fail_next=[
+            {"path": "/v2/device_operations/set_usage_limit", "status": 500, "count": 1},
+            {"path": "/v2/device_operations/remove_usage_limit", "status": 502, "count": 1},
+        ]
+    )
+    assert sorted(client.set_usage_limit(names, 100).succeeded) == sorted(names)
+    assert sorted(client.remove_usage_limit(names).succeeded) == sorted(names)
+    assert [r["status"] for r in api_requests(emu, "usage_limit")] == [500, 200, 502, 200]
+
+
 def test_5xx_on_a_non_idempotent_post_is_not_retried(emu, client):
     names = [client.device(i)["device_name"] for i in add_active(emu, 0, 2)]
     emu.set_faults(fail_next=[{"path": "/v2/device_operations/send_sms", "status": 500, "count": 1}])

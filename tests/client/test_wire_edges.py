@@ -11,6 +11,7 @@ from lattigo_fleet.client import (
     LattigoError,
     RateLimited,
     ServerError,
+    Unprocessable,
 )
 from tests.client.stub import start_stub
 
@@ -174,3 +175,18 @@ def test_connection_refused_is_a_typed_error(stub):
     with pytest.raises(LattigoConnectionError) as info:
         client.rate_plans()
     assert "v2/rate_plans" in str(info.value) and SECRET not in str(info.value)
+
+
+def test_422_outside_the_row_endpoints_is_unprocessable_with_its_rows(stub):
+    body = {
+        "processed": [{"iccid": "1"}],
+        "unprocessed": [{"device_index": 0, "error": '{"iccid":["bad"]}', "input": {"iccid": "2"}}],
+    }
+    stub.handler = lambda req: (422, {}, body)
+    client, _ = _client(stub)
+    with pytest.raises(Unprocessable) as info:
+        client.device("2")
+    err = info.value
+    assert err.processed == [{"iccid": "1"}]
+    assert err.unprocessed[0].device_index == 0 and err.unprocessed[0].error == {"iccid": ["bad"]}
+    assert err.unprocessed[0].input == {"iccid": "2"}
