@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from typing import Any
@@ -100,7 +101,8 @@ def create_app(backend: Backend, faults: Faults, log: RequestLog) -> Flask:
     from emulator.lattigo import bp as lattigo_bp
     from emulator.thingspace import bp as thingspace_bp
 
-    app = Flask("emulator")
+    here = os.path.dirname(os.path.abspath(__file__))
+    app = Flask("emulator", root_path=here, instance_path=os.path.join(here, "instance"), static_folder=None)
     app.url_map.strict_slashes = False
     app.config["BACKEND"] = backend
     app.config["FAULTS"] = faults
