@@ -11,17 +11,6 @@ import pytest
 
 from lattigo_fleet.spec import FleetError, FleetSpec, Issue, load_fleet
 
-ICCID = "8901410321111851072"  # 19 digits: append one more digit for a 20-digit ICCID
-IMEI = "35693803564380"  # 14 digits: append one more digit for a 15-digit IMEI
-
-
-def iccid(n: int) -> str:
-    return f"{ICCID}{n % 10}"
-
-
-def imei(n: int) -> str:
-    return f"{IMEI}{n % 10}"
-
 
 @pytest.fixture
 def write_fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:

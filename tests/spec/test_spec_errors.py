@@ -7,9 +7,9 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import iccid, imei
 
 from lattigo_fleet.spec import FleetError, load_fleet, main_validate
+from tests.spec.helpers import iccid, imei
 
 FIXTURES = Path(__file__).parent / "fixtures"
 V = "version: 1\n"

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import iccid
 
 from lattigo_fleet.spec import (
     UNMANAGED,
@@ -17,6 +16,7 @@ from lattigo_fleet.spec import (
     UsageLimit,
     load_fleet,
 )
+from tests.spec.helpers import iccid
 
 FIXTURES = Path(__file__).parent / "fixtures"
 V = "version: 1\n"

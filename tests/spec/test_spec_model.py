@@ -8,7 +8,6 @@ import json
 import pickle
 
 import pytest
-from conftest import iccid, imei
 
 from lattigo_fleet.spec import (
     UNMANAGED,
@@ -20,6 +19,7 @@ from lattigo_fleet.spec import (
     main_validate,
     validate_against_account,
 )
+from tests.spec.helpers import iccid, imei
 
 A = iccid(0)
 LIMIT = UsageLimit(51200, "suspend", ("ops-oncall",))
