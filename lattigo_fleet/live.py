@@ -18,9 +18,10 @@ PENDING_STATES = (PENDING_ACTIVATION, PENDING_SUSPEND_NO_BILLING)
 
 
 class LiveFleet:
-    def __init__(self, client: Any, *, poll_interval: float = 1.0) -> None:
+    def __init__(self, client: Any, *, poll_interval: float = 0.25, max_poll_interval: float = 5.0) -> None:
         self._client = client
         self._poll_interval = poll_interval
+        self._max_poll_interval = max_poll_interval
         self._lock = threading.Lock()
         self._loading = threading.Lock()  # one bulk read at a time; others wait for its result
         self._sims: dict[str, dict] | None = None
@@ -71,6 +72,7 @@ class LiveFleet:
         not N GETs."""
         wanted = list(iccids)
         deadline = time.monotonic() + timeout
+        interval = self._poll_interval
         while True:
             states = {i: (self.get(i) or {}).get("state") for i in wanted}
             if not any(s in PENDING_STATES or s is None for s in states.values()):
@@ -78,5 +80,6 @@ class LiveFleet:
             if time.monotonic() >= deadline:
                 return states
             seen = self._generation
-            time.sleep(self._poll_interval)
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+            interval = min(interval * 2, self._max_poll_interval)  # activations take seconds to minutes
             self.reload(if_older_than=seen)

@@ -52,20 +52,21 @@ class Op:
     kind: str  # activate | suspend | restore | suspend_no_billing | cost_center | note | set_limit | remove_limit
     iccid: str
     phase: int
-    params: tuple[tuple[str, Any], ...] = ()
+    params: tuple[tuple[str, Any], ...] = ()  # shared by every device of a bulk request: they define the batch
+    row: tuple[tuple[str, Any], ...] = ()  # this device's own part of the request (IMEI, notes at activation)
 
     @property
     def batch_key(self) -> tuple:
-        # Notes are per-device calls; everything else merges across SIMs with equal parameters.
+        # Notes are per-device calls; everything else merges across SIMs with equal shared parameters.
         if self.kind == "note":
             return (self.kind, self.iccid, self.params)
         return (self.kind, self.params)
 
     def param(self, name: str) -> Any:
-        return dict(self.params)[name]
+        return dict(self.params + self.row)[name]
 
     def describe(self) -> str:
-        extra = ", ".join(f"{k}={v!r}" for k, v in self.params if k not in ("imei",))
+        extra = ", ".join(f"{k}={v!r}" for k, v in self.params)
         return f"{self.kind}({self.iccid}{', ' + extra if extra else ''})"
 
 
@@ -103,15 +104,11 @@ def plan_sim(
         if problems:
             plan.problems += [f"{iccid} is not in the account and cannot be activated: {p}" for p in problems]
             return plan
-        activation = (
-            ("rate_plan", desired.rate_plan),
-            ("region_code", desired.region_code),
-            ("device_sku", desired.device_sku),
-        )
         notes = tuple((k, desired.notes[k]) for k in NOTE_FIELDS if desired.notes.get(k))
-        plan.ops.append(
-            Op("activate", iccid, PHASE_ACTIVATE, activation + (("imei", desired.imei), ("notes", notes)))
-        )
+        row = (("imei", desired.imei), ("region_code", desired.region_code), ("device_sku", desired.device_sku),
+               ("notes", notes))
+        # One activation request carries one rate plan; everything else is per row.
+        plan.ops.append(Op("activate", iccid, PHASE_ACTIVATE, (("rate_plan", desired.rate_plan),), row))
         # After activation the SIM is active, carries the notes sent with it, no cost center and no limit.
         live = {"state": ACTIVE, "cost_center": None, **{k: desired.notes.get(k, "") for k in NOTE_FIELDS}}
         last_limit = None
@@ -130,8 +127,8 @@ def plan_sim(
             plan.problems.append(f"{iccid}: the platform has no way from state {state!r} to {desired.state!r}")
         else:
             for kind in steps:
-                params = (("imei", desired.imei or live.get("imei")),) if kind == "suspend_no_billing" else ()
-                plan.ops.append(Op(kind, iccid, PHASE_STATE, params))
+                row = (("imei", live.get("imei") or desired.imei),) if kind == "suspend_no_billing" else ()
+                plan.ops.append(Op(kind, iccid, PHASE_STATE, (), row))
 
     if desired.cost_center is not None and (live.get("cost_center") or "") != desired.cost_center:
         plan.ops.append(Op("cost_center", iccid, PHASE_FIELDS, (("cost_center", desired.cost_center),)))

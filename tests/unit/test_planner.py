@@ -95,3 +95,11 @@ def test_compatible_ops_share_a_batch_key_and_notes_never_do():
     n1 = plan_sim(desired(notes={"note": "x"}), live())
     n2 = plan_sim(desired(iccid="89010000000000000002", notes={"note": "x"}), live(iccid="89010000000000000002"))
     assert n1.ops[0].batch_key != n2.ops[0].batch_key
+
+
+def test_activations_of_different_sims_on_one_plan_share_a_request():
+    a = plan_sim(desired(notes={"note": "a"}), None).ops[0]
+    b = plan_sim(desired(iccid="89010000000000000002", imei="353000000000002"), None).ops[0]
+    assert a.batch_key == b.batch_key
+    other_plan = plan_sim(desired(rate_plan="ACME Co 10MB Plan"), None).ops[0]
+    assert other_plan.batch_key != a.batch_key

@@ -1,0 +1,224 @@
+"""The product end to end: fleet.yaml -> real `pulumi` -> Sim provider -> emulator, with the emulator's
+request log as the witness of exactly which calls were made."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import requests
+
+from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
+
+PLAN_5MB = "ACME Co 5mb Rate Plan"
+
+
+def iccid(i: int) -> str:
+    return f"8901260{i:013d}"
+
+
+def imei(i: int) -> str:
+    return f"35300{i:010d}"
+
+
+class Admin:
+    def __init__(self, base_url: str) -> None:
+        self.base = base_url
+
+    def add_sims(self, sims: list[dict]) -> None:
+        requests.post(f"{self.base}/_emulator/sims", json={"sims": sims}, timeout=30).raise_for_status()
+
+    def sims(self) -> dict[str, dict]:
+        body = requests.get(f"{self.base}/_emulator/sims", timeout=30).json()
+        return {s["iccid"]: s for s in body["sims"]}
+
+    def requests(self) -> list[dict]:
+        return requests.get(f"{self.base}/_emulator/requests", timeout=30).json()
+
+    def api_requests(self) -> list[dict]:
+        return [r for r in self.requests() if not r["path"].startswith("/_emulator")]
+
+    def mutating(self) -> list[dict]:
+        return [r for r in self.api_requests() if r["method"] != "GET"]
+
+    def clear_log(self) -> None:
+        requests.delete(f"{self.base}/_emulator/requests", timeout=30).raise_for_status()
+
+    def faults(self, **settings) -> None:
+        requests.post(f"{self.base}/_emulator/faults", json=settings, timeout=30).raise_for_status()
+
+
+def by_endpoint(reqs: list[dict]) -> Counter:
+    return Counter(r["path"].rsplit("/", 1)[-1] if "/device_operations/" in r["path"] else r["path"] for r in reqs)
+
+
+def device_names(req: dict) -> list[str]:
+    body = req.get("body") or {}
+    return list(body.get("device_names") or [])
+
+
+@pytest.fixture
+def admin(fresh_emulator) -> Admin:
+    return Admin(fresh_emulator.base_url)
+
+
+@pytest.fixture
+def fleet_stack(stack_factory, fresh_emulator):
+    """A stack of the real program pointed at the emulator; write_fleet(text) sets its fleet.yaml."""
+    stack = stack_factory()
+    stack.set_config("lattigo:endpoint", fresh_emulator.base_url)
+    stack.set_config("lattigo:keyName", EMULATOR_KEY_NAME)
+    stack.set_config("lattigo:apiKey", EMULATOR_API_KEY, secret=True)
+    # A wide merge window makes "concurrent calls share one request" deterministic enough to assert on.
+    stack.set_config("lattigo-fleet:batchWindowMs", "400")
+    stack.set_config("lattigo-fleet:activationTimeout", "60")
+
+    def write_fleet(text: str) -> None:
+        (stack.project_dir / "fleet.yaml").write_text(text)
+
+    stack.write_fleet = write_fleet
+    return stack
+
+
+MIXED_FLEET = f"""\
+version: 1
+defaults:
+  rate_plan: "{PLAN_5MB}"
+sims:
+  - {{iccid: "{iccid(1)}", imei: "{imei(1)}", name: cc-move-1, cost_center: logistics}}
+  - {{iccid: "{iccid(2)}", imei: "{imei(2)}", name: cc-move-2, cost_center: logistics}}
+  - {{iccid: "{iccid(3)}", imei: "{imei(3)}", name: to-suspend, state: suspended}}
+  - {{iccid: "{iccid(4)}", imei: "{imei(4)}", name: note-edit, notes: {{note: "cab unit", note2: "east"}}}}
+  - {{iccid: "{iccid(5)}", imei: "{imei(5)}", name: limited, usage_limit: {{kb_limit: 51200, action: suspend,
+      usernames: [ops-oncall]}}}}
+  - {{iccid: "{iccid(6)}", imei: "{imei(6)}", name: new-sim, cost_center: logistics, notes: {{note: "fresh"}}}}
+  - {{iccid: "{iccid(7)}", imei: "{imei(7)}", name: in-sync, cost_center: ops}}
+"""
+
+
+def seed_mixed(admin: Admin) -> None:
+    admin.add_sims([
+        {"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops", "rate_plan": PLAN_5MB}
+        for i in (1, 2, 3, 5, 7)
+    ] + [
+        {"iccid": iccid(4), "imei": imei(4), "state": "active", "cost_center": "ops", "note": "old",
+         "note2": "east", "rate_plan": PLAN_5MB},
+        {"iccid": iccid(6), "imei": imei(6)},  # in inventory: needs activation
+    ])
+
+
+def test_first_up_makes_exactly_the_needed_calls_then_nothing(fleet_stack, admin):
+    seed_mixed(admin)
+    fleet_stack.write_fleet(MIXED_FLEET)
+    admin.clear_log()
+
+    fleet_stack.up().check()
+
+    calls = admin.mutating()
+    counts = by_endpoint(calls)
+    assert counts["activation_request"] == 1
+    assert counts["change_simstate"] == 1
+    assert counts["set_usage_limit"] == 1
+    assert sum(1 for r in calls if r["path"].endswith("/note")) == 1  # only the note that differs
+    # Two SIMs move to "logistics" (+ the new SIM after activation): each exactly once, merged where concurrent.
+    moved = [n for r in calls if r["path"].endswith("change_cost_center") for n in device_names(r)]
+    assert len(moved) == len(set(moved)) == 3
+    assert counts["change_cost_center"] <= 2
+    assert {r["path"].rsplit("/", 1)[-1] for r in calls} <= {
+        "activation_request", "change_simstate", "set_usage_limit", "note", "change_cost_center"}
+    # Nothing for the SIM that was already in sync, and no limit sent where none was declared.
+    assert counts["remove_usage_limit"] == 0
+
+    live = admin.sims()
+    assert live[iccid(1)]["cost_center"] == live[iccid(2)]["cost_center"] == "logistics"
+    assert live[iccid(3)]["state"] == "suspended"
+    assert (live[iccid(4)]["note"], live[iccid(4)]["note2"]) == ("cab unit", "east")
+    assert live[iccid(5)]["usage_limit"] == {"kb_limit": 51200, "action": "suspend", "usernames": ["ops-oncall"]}
+    assert live[iccid(6)]["state"] == "active"
+    assert (live[iccid(6)]["cost_center"], live[iccid(6)]["note"]) == ("logistics", "fresh")
+    assert live[iccid(7)]["cost_center"] == "ops"
+
+    sims = {r["id"]: r for r in fleet_stack.resources("lattigo:Sim")}
+    assert set(sims) == {iccid(i) for i in range(1, 8)}
+    assert sims[iccid(6)]["outputs"]["device_name"] == live[iccid(6)]["device_name"]
+
+    # Second up: zero mutating requests, and a preview agrees there is nothing to do.
+    admin.clear_log()
+    fleet_stack.up().check()
+    assert admin.mutating() == []
+    fleet_stack.preview("--expect-no-changes").check()
+
+
+def test_drift_is_reported_and_healed_with_one_call(fleet_stack, admin):
+    seed_mixed(admin)
+    fleet_stack.write_fleet(MIXED_FLEET)
+    fleet_stack.up().check()
+
+    # Someone moves a SIM's cost center by hand in the portal.
+    admin.add_sims([{"iccid": iccid(7), "imei": imei(7), "cost_center": "rogue"}])
+    admin.clear_log()
+
+    drift = fleet_stack.preview("--refresh", "--expect-no-changes", "--diff")
+    assert drift.returncode != 0
+    assert "in-sync" in drift.output and "cost_center" in drift.output and "rogue" in drift.output
+    assert admin.mutating() == []
+
+    admin.clear_log()
+    fleet_stack.up("--refresh").check()
+    assert [r["path"].rsplit("/", 1)[-1] for r in admin.mutating()] == ["change_cost_center"]
+    assert admin.sims()[iccid(7)]["cost_center"] == "ops"
+    fleet_stack.preview("--refresh", "--expect-no-changes").check()
+
+
+def test_activation_batches_and_partial_rejection_fails_only_those_sims(fleet_stack, admin):
+    new = list(range(100, 200))
+    admin.add_sims([{"iccid": iccid(i), "imei": imei(i)} for i in new])
+    rejected = [iccid(new[5]), iccid(new[17])]
+    admin.faults(unprocessed_activations=rejected)
+    fleet_stack.write_fleet("version: 1\ndefaults: {rate_plan: \"%s\"}\nsims:\n%s" % (PLAN_5MB, "".join(
+        f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\"}}\n" for i in new)))
+    admin.clear_log()
+
+    # --continue-on-error: one SIM's failure must not stop the other SIMs' creates.
+    result = fleet_stack.up("--continue-on-error")
+    assert result.returncode != 0
+    for bad in rejected:
+        assert bad in result.output
+    assert "was rejected by the carrier" in result.output
+
+    activations = [r for r in admin.mutating() if r["path"].endswith("activation_request")]
+    assert len(activations) <= len(new) / 3, f"{len(activations)} activation requests for {len(new)} SIMs"
+    sent = [row["iccid"] for r in activations for row in r["body"]["activation_requests"]]
+    assert len(sent) == len(set(sent)) == len(new)  # none sent twice
+
+    created = {r["id"] for r in fleet_stack.resources("lattigo:Sim")}
+    assert created == {iccid(i) for i in new} - set(rejected)
+    live = admin.sims()
+    assert all(live[iccid(i)]["state"] == "active" for i in new if iccid(i) not in rejected)
+
+
+BAD_FLEETS = {
+    "schema": ("version: 1\nsims:\n  - {iccid: \"123\", imei: \"35\", state: flying}\n", ["fleet.yaml:3", "state"]),
+    "unknown rate plan": (
+        f"version: 1\nsims:\n  - {{iccid: \"{iccid(1)}\", imei: \"{imei(1)}\", rate_plan: Nope Plan}}\n",
+        ["fleet.yaml:3", "Nope Plan"]),
+    "unknown username": (
+        f"version: 1\nsims:\n  - {{iccid: \"{iccid(1)}\", imei: \"{imei(1)}\", rate_plan: \"{PLAN_5MB}\",\n"
+        "      usage_limit: {kb_limit: 10, action: suspend, usernames: [nobody]}}\n", ["fleet.yaml:", "nobody"]),
+    "cannot activate without imei": (
+        f"version: 1\nsims:\n  - {{iccid: \"{iccid(9)}\", rate_plan: \"{PLAN_5MB}\"}}\n", ["fleet.yaml:3", "imei"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FLEETS))
+def test_bad_input_is_reported_with_position_and_no_call_is_made(fleet_stack, admin, case):
+    text, expected = BAD_FLEETS[case]
+    admin.add_sims([{"iccid": iccid(9), "imei": imei(9)}])
+    fleet_stack.write_fleet(text)
+    admin.clear_log()
+    result = fleet_stack.preview()
+    assert result.returncode != 0
+    for fragment in expected:
+        assert fragment in result.output, result.output
+    assert "Traceback" not in result.output
+    assert admin.mutating() == []
