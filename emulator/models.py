@@ -118,6 +118,7 @@ CREATE TABLE IF NOT EXISTS sims (
     address TEXT, rate_plan TEXT, kb_limit INTEGER, limit_action TEXT, limit_usernames TEXT,
     sms_capable INTEGER NOT NULL DEFAULT 1);
 CREATE INDEX IF NOT EXISTS sims_account_state ON sims(account_id, state, id);
+CREATE INDEX IF NOT EXISTS sims_account_id ON sims(account_id, id);
 CREATE INDEX IF NOT EXISTS sims_imei ON sims(imei);
 CREATE INDEX IF NOT EXISTS sims_msisdn ON sims(msisdn);
 CREATE TABLE IF NOT EXISTS daily_usage (
@@ -161,6 +162,30 @@ TABLES = (
     "jobs",
     "uploads",
     "locate_requests",
+)
+
+_SIM_EXTRA_COLUMNS = (
+    "account_id",
+    "suspended_reason",
+    "rate_plan",
+    "kb_limit",
+    "limit_action",
+    "limit_usernames",
+    "sms_capable",
+)
+_DEVICE_SELECT = (
+    "SELECT "
+    + ", ".join(
+        "COALESCE(m.bytes_used, 0) AS bytes_used"
+        if f == "bytes_used"
+        else "COALESCE(m.sms_used, 0) AS sms_used"
+        if f == "sms_used"
+        else f"s.{f}"
+        for f in DEVICE_FIELDS
+    )
+    + ", "
+    + ", ".join(f"s.{c}" for c in _SIM_EXTRA_COLUMNS)
+    + " FROM sims s LEFT JOIN monthly_usage m ON m.sim_id = s.id AND m.month = ? "
 )
 
 # Job kinds (queued work)
@@ -438,44 +463,17 @@ class Backend:
     # ---- device views ---------------------------------------------------------------------------
 
     def _device_query(self) -> str:
-        return (
-            "SELECT s.*, COALESCE(m.bytes_used, 0) AS m_bytes, COALESCE(m.sms_used, 0) AS m_sms "
-            "FROM sims s LEFT JOIN monthly_usage m ON m.sim_id = s.id AND m.month = ? "
-        )
+        """SELECT of device rows: the API's fields first, in order (see device_dict), then the rest."""
+        return _DEVICE_SELECT
 
     def _current_month(self) -> str:
         return _month_key(self.now().date())
 
     @staticmethod
     def device_dict(row: sqlite3.Row) -> dict[str, Any]:
-        return {
-            "id": row["id"],
-            "device_name": row["device_name"],
-            "ip_address": row["ip_address"],
-            "ipv6": row["ipv6"],
-            "note": row["note"],
-            "state": row["state"],
-            "mdn": row["mdn"],
-            "meid": row["meid"],
-            "imsi": row["imsi"],
-            "imei": row["imei"],
-            "iccid": row["iccid"],
-            "esn": row["esn"],
-            "msisdn": row["msisdn"],
-            "min": row["min"],
-            "connected": bool(row["connected"]),
-            "last_connection_date": row["last_connection_date"],
-            "cost_center": row["cost_center"],
-            "last_activation_date": row["last_activation_date"],
-            "latitude": row["latitude"],
-            "longitude": row["longitude"],
-            "address": row["address"],
-            "bytes_used": row["m_bytes"],
-            "sms_used": row["m_sms"],
-            "note1": row["note1"],
-            "note2": row["note2"],
-            "note3": row["note3"],
-        }
+        out = dict(zip(DEVICE_FIELDS, row, strict=False))
+        out["connected"] = bool(out["connected"])
+        return out
 
     def _admin_dict(self, row: sqlite3.Row) -> dict[str, Any]:
         out = self.device_dict(row)
@@ -504,9 +502,13 @@ class Backend:
                 args = [account, state]
             total = conn.execute(f"SELECT COUNT(*) FROM sims s WHERE {where}", args).fetchone()[0]  # noqa: S608
             if details:
+                # page the ids first (an index walk), then join only that page's rows
                 rows = conn.execute(
-                    self._device_query() + f"WHERE {where} ORDER BY s.id LIMIT ? OFFSET ?",  # noqa: S608
-                    (self._current_month(), *args, page.per_page, page.start),
+                    "WITH page AS (SELECT s.id FROM sims s "  # noqa: S608
+                    f"WHERE {where} ORDER BY s.id LIMIT ? OFFSET ?) "
+                    + self._device_query()
+                    + "WHERE s.id IN (SELECT id FROM page) ORDER BY s.id",
+                    (*args, page.per_page, page.start, self._current_month()),
                 ).fetchall()
                 return [self.device_dict(r) for r in rows], total
             rows = conn.execute(
