@@ -175,8 +175,8 @@ def test_activation_batches_and_partial_rejection_fails_only_those_sims(fleet_st
     admin.add_sims([{"iccid": iccid(i), "imei": imei(i)} for i in new])
     rejected = [iccid(new[5]), iccid(new[17])]
     admin.faults(unprocessed_activations=rejected)
-    fleet_stack.write_fleet("version: 1\ndefaults: {rate_plan: \"%s\"}\nsims:\n%s" % (PLAN_5MB, "".join(
-        f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\"}}\n" for i in new)))
+    rows = "".join(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\"}}\n" for i in new)
+    fleet_stack.write_fleet(f"version: 1\ndefaults: {{rate_plan: \"{PLAN_5MB}\"}}\nsims:\n{rows}")
     admin.clear_log()
 
     # --continue-on-error: one SIM's failure must not stop the other SIMs' creates.

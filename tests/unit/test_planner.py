@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from lattigo_fleet.spec import UNMANAGED, DesiredSim, UsageLimit
 
 from lattigo_fleet.planner import plan_sim
+from lattigo_fleet.spec import UNMANAGED, DesiredSim, UsageLimit
 
 ICCID = "89010000000000000001"
 IMEI = "353000000000001"
