@@ -221,9 +221,8 @@ class SimProvider(ResourceProvider):
         return DiffResult(changes=bool(changes), replaces=replaces, delete_before_replace=True)
 
     def _converge(self, news: dict[str, Any], last_limit: Any) -> dict:
-        from lattigo_fleet.spec import DesiredSim
-
         from lattigo_fleet.apply import SimOperationError
+        from lattigo_fleet.spec import DesiredSim
 
         runtime = _runtime()
         desired = DesiredSim.from_inputs(news)
