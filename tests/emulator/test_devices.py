@@ -100,6 +100,18 @@ def test_trailing_slash_is_tolerated(api: Api) -> None:
     assert api.get("/v2/devices/").status_code == 200
 
 
+def test_get_with_a_json_content_type_and_no_body(api: Api, make_sims: Callable[..., list[dict[str, Any]]]) -> None:
+    """The documents' "Example using JSON" for GET endpoints: a JSON content type, parameters in the query."""
+    name = make_sims(1)[0]["device_name"]
+    headers = {"Content-Type": "application/json"}
+    assert api.get(f"/v2/devices/{name}/daily_data_usages", headers=headers).status_code == 200
+    resp = api.get("/v2/devices", params={"details": "true"}, headers=headers)
+    assert resp.status_code == 200 and resp.json()[0]["device_name"] == name
+    # a JSON body on a GET is read too
+    resp = api.session.get(api.url("/v2/devices"), json={"details": True}, timeout=10)
+    assert resp.json()[0]["device_name"] == name
+
+
 def test_rate_plans_and_users(api: Api) -> None:
     resp = api.get("/v2/rate_plans")
     plans = resp.json()

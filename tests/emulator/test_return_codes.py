@@ -103,6 +103,18 @@ def test_403_device_of_another_account(api: Api, encoding: str) -> None:
     assert resp.status_code == 403
     resp = api.put("/v2/device_operations/change_simstate", {"device_names": ["90002"], "state": "restore"}, encoding)
     assert resp.status_code == 403
+    for path, body in [
+        ("/v2/device_operations/set_usage_limit", {"device_names": ["90001"], "kb_limit": 1, "action": "suspend"}),
+        ("/v2/device_operations/remove_usage_limit", {"device_names": ["90001"]}),
+        ("/v2/device_operations/send_sms", {"device_names": ["90001"], "sms_text": "hi"}),
+        ("/v2/device_operations/suspend_no_billing_request",
+         {"suspension_requests": [{"iccid": "89019900000000000017", "imei": "356938035643809"}]}),
+    ]:
+        assert api.post(path, body, encoding).status_code == 403, path
+    for sub in ("get_sms", "calamp_messages", "last_calamp_message", "device_reports", "daily_data_usages",
+                "monthly_data_usages"):
+        assert api.get(f"/v2/devices/90001/{sub}").status_code == 403, sub
+    assert api.post("/v2/devices/90001/cellular_locate").status_code == 403
     # and nothing changed on the other side
     other = Api(api.base, (OTHER_ACCOUNT_KEY_NAME, OTHER_ACCOUNT_API_KEY))
     device = other.get("/v2/devices/90001").json()

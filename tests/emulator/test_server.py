@@ -79,6 +79,31 @@ def test_cli_prints_its_url_and_stops_cleanly(tmp_path: Path) -> None:
             proc.wait()
 
 
+def test_command_line_arguments() -> None:
+    import argparse
+
+    from emulator.server import add_arguments, run_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([])
+    assert (args.host, args.port, args.db, args.seed) == ("127.0.0.1", 0, ":memory:", "empty")
+    assert args.activation_delay == 2.0 and args.rate_limit_per_second is None
+    args = parser.parse_args(["--activation-delay", "0", "--rate-limit-per-second", "5", "--error-rate", "0.1",
+                              "--latency-ms", "20", "--seed", "demo", "--key-name", "k", "--api-key", "s"])
+    assert (args.activation_delay, args.rate_limit_per_second, args.error_rate, args.latency_ms) == (0, 5, 0.1, 20)
+    assert run_from_args(parser.parse_args(["--extra-key", "nocolon"])) == 2
+    assert run_from_args(parser.parse_args(["--activation-delay", "-1"])) == 2
+
+
+def test_faults_given_at_start() -> None:
+    with EmulatorServer(key_name="a", api_key="b", rate_limit_per_second=1, latency_ms=1) as srv:
+        statuses = [requests.get(srv.base_url + "/v2/users", auth=srv.auth, timeout=10).status_code
+                    for _ in range(3)]
+        assert 429 in statuses
+        assert srv.faults.settings()["latency_ms"] == 1
+
+
 def test_concurrent_requests_are_safe(api: Api, admin: Admin) -> None:
     admin.add_sims(*({"iccid": iccid(k), "imei": imei(k), "state": "active"} for k in range(1, 41)))
     names = api.get("/v2/devices", params={"per_page": 100}).json()
