@@ -24,6 +24,8 @@ from lattigo_fleet.planner import (
 )
 from lattigo_fleet.spec import UNMANAGED, DesiredSim, UsageLimit
 
+DYNAMIC_PROVIDER_WORKERS = 4  # pulumi.dynamic's gRPC server: ThreadPoolExecutor(max_workers=4)
+
 
 class SimOperationError(Exception):
     """A SIM could not be converged; the message is the API's own where it gave one."""
@@ -35,7 +37,7 @@ class Applier:
         client: Any,
         live: LiveFleet,
         *,
-        window: float = 0.05,
+        window: float = 0.2,
         activation_timeout: float = 300.0,
         max_rounds: int = 4,
     ) -> None:
@@ -43,7 +45,10 @@ class Applier:
         self.live = live
         self.activation_timeout = activation_timeout
         self.max_rounds = max_rounds
-        self.batcher: Batcher[Op] = Batcher(self._flush, window=window, max_size=client.chunk_size)
+        # Pulumi's dynamic-provider server runs 4 operations at once: when 4 wait here, send.
+        self.batcher: Batcher[Op] = Batcher(
+            self._flush, window=window, max_size=client.chunk_size, saturation=DYNAMIC_PROVIDER_WORKERS
+        )
 
     # -- one SIM ---------------------------------------------------------------------------------------
     def converge(self, desired: DesiredSim, last_limit: UsageLimit | None | object = UNMANAGED) -> list[Op]:

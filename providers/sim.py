@@ -129,7 +129,7 @@ def _settings_from(config: Any) -> _Settings:
                                          "false")).lower() in ("1", "true", "yes"),
         activation_timeout=float(_setting(config, "lattigo-fleet:activationTimeout",
                                           "LATTIGO_ACTIVATION_TIMEOUT", "300")),
-        batch_window=float(_setting(config, "lattigo-fleet:batchWindowMs", "LATTIGO_BATCH_WINDOW_MS", "50")) / 1000,
+        batch_window=float(_setting(config, "lattigo-fleet:batchWindowMs", "LATTIGO_BATCH_WINDOW_MS", "200")) / 1000,
         audit_log=_setting(config, "lattigo-fleet:auditLog", "LATTIGO_AUDIT_LOG"),
     )
 

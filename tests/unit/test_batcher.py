@@ -56,3 +56,16 @@ def test_a_failed_bulk_call_fails_every_caller():
     batcher = Batcher(flush, window=0.01)
     with pytest.raises(ConnectionError):
         batcher.call("k", 1)
+
+
+def test_saturated_callers_flush_without_waiting_out_the_window():
+    calls = []
+    batcher = Batcher(lambda key, items: calls.append(list(items)) or [None] * len(items),
+                      window=30.0, saturation=3)
+    threads = [threading.Thread(target=batcher.call, args=("k", i)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=5)
+    assert not any(t.is_alive() for t in threads), "the third waiting caller should have flushed the batch"
+    assert sorted(x for c in calls for x in c) == [0, 1, 2]
