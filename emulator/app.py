@@ -160,7 +160,7 @@ def create_app(backend: Backend, faults: Faults, log: RequestLog) -> Flask:
             {
                 "method": request.method,
                 "path": request.path,
-                "query": parse_nested_query(request.query_string.decode("utf-8", errors="replace")),
+                "query": redact(parse_nested_query(request.query_string.decode("utf-8", errors="replace"))),
                 "body": redact(body),
                 "status": resp.status_code,
             }
