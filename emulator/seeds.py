@@ -228,7 +228,7 @@ def load_demo(backend: Backend) -> None:
             if stop is not None and back < stop:
                 break
             day = today - timedelta(days=back)
-            bytes_used = rng.randint(low, high) if back else rng.randint(low, high) * now.hour // 24
+            bytes_used = rng.randint(low, high) if back else rng.randint(low, high) // 2  # today: half a day
             usage_rows.append((sim_id, day.isoformat(), bytes_used, rng.choice((0, 0, 0, 1, 2)), rng.choice((0, 0, 1))))
     conn.executemany(
         "INSERT INTO daily_usage(sim_id, date_for, bytes_used, sms_mo, sms_mt) VALUES (?, ?, ?, ?, ?)", usage_rows

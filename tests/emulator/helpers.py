@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +96,8 @@ def iccid(n: int) -> str:
 
 def imei(n: int) -> str:
     return f"35{n:013d}"
+
+
+def utc_today() -> date:
+    """The emulator's calendar is UTC."""
+    return datetime.now(UTC).date()

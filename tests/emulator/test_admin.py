@@ -5,14 +5,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from datetime import date
 from typing import Any
 
 import requests
 
 from emulator.server import EmulatorServer
 from tests.conftest import EMULATOR_API_KEY
-from tests.emulator.helpers import Admin, Api, iccid, imei
+from tests.emulator.helpers import Admin, Api, iccid, imei, utc_today
 
 
 def test_request_log_records_both_encodings_without_credentials(api: Api, admin: Admin) -> None:
@@ -125,7 +124,7 @@ def test_reset_wipes_state_faults_and_log(api: Api, admin: Admin,
 
 def test_usage_endpoint_drives_totals(api: Api, admin: Admin, make_sims: Callable[..., list[dict[str, Any]]]) -> None:
     sim = make_sims(1)[0]
-    today = date.today()
+    today = utc_today()
     admin.post("usage", {"iccid": sim["iccid"], "date": today.isoformat(), "bytes": 1000, "sms": 3})
     view = admin.post("usage", {"iccid": sim["iccid"], "date": today.isoformat(), "bytes": 1500, "sms": 1})
     assert view["bytes_used"] == 1500 and view["sms_used"] == 1  # a day's usage is replaced, not added

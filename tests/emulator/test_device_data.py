@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from emulator.seeds import demo_account
 from emulator.server import EmulatorServer
-from tests.emulator.helpers import Api, fixture
+from tests.emulator.helpers import Api, fixture, utc_today
 
 DEMO_TRACKER = "36524"  # the documents' example device name exists in the demo seed
 
@@ -98,7 +98,7 @@ def test_last_calamp_message(demo: Api) -> None:
 
 def test_calamp_events_across_devices(demo: Api) -> None:
     resp = demo.get("/v2/device_operations/calamp_events",
-                    params={"event_code": 20, "start_date": (date.today() - timedelta(days=10)).isoformat(),
+                    params={"event_code": 20, "start_date": (utc_today() - timedelta(days=10)).isoformat(),
                             "per_page": 50})
     events = resp.json()
     assert events and all(m["event_code"] == 20 for m in events)
@@ -127,7 +127,7 @@ def test_device_reports_limit_default_and_window(demo: Api) -> None:
 def test_daily_and_monthly_usages(demo: Api) -> None:
     daily = demo.get("/v2/devices/36501/daily_data_usages")
     assert len(daily.json()) == 1  # limit defaults to 1
-    today = date.today()
+    today = utc_today()
     window = {"start_date": (today - timedelta(days=9)).isoformat(), "end_date": today.isoformat(), "limit": 100}
     days = demo.get("/v2/devices/36501/daily_data_usages", params=window).json()
     assert len(days) == 10

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import date
 from typing import Any
 
 from emulator.server import EmulatorServer
-from tests.emulator.helpers import Admin, Api, fixture, iccid, imei
+from tests.emulator.helpers import Admin, Api, fixture, iccid, imei, utc_today
 
 ACT = "/v2/device_operations/activation_request"
 
@@ -227,7 +226,7 @@ def test_usage_limits_set_remove_and_enforce(api: Api, admin: Admin, encoding: s
     assert resp.status_code == 200
     assert admin.sims()[sims[1]["iccid"]]["usage_limit"]["action"] == "email"
     # enforcement: this month passes 1024 KB -> suspended (action suspend); email-only stays active
-    today = date.today().isoformat()
+    today = utc_today().isoformat()
     for s in sims:
         admin.post("usage", {"iccid": s["iccid"], "date": today, "bytes": 3 * 1024 * 1024})
     after = admin.sims()
@@ -249,7 +248,7 @@ def test_usage_limits_set_remove_and_enforce(api: Api, admin: Admin, encoding: s
 def test_setting_a_limit_below_current_usage_suspends(api: Api, admin: Admin,
                                                       make_sims: Callable[..., list[dict[str, Any]]]) -> None:
     sim = make_sims(1)[0]
-    admin.post("usage", {"iccid": sim["iccid"], "date": date.today().isoformat(), "bytes": 5_000_000})
+    admin.post("usage", {"iccid": sim["iccid"], "date": utc_today().isoformat(), "bytes": 5_000_000})
     api.post("/v2/device_operations/set_usage_limit",
              {"device_names": [sim["device_name"]], "kb_limit": 1000, "action": "suspend"})
     assert admin.sims()[sim["iccid"]]["state"] == "suspended"

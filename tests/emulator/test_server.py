@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ import requests
 
 from emulator import lifecycle as lc
 from emulator.server import EmulatorServer
-from tests.emulator.helpers import Admin, Api, iccid, imei
+from tests.emulator.helpers import Admin, Api, iccid, imei, utc_today
 
 KEY = ("restart-key", "restart-secret")
 
@@ -36,7 +35,7 @@ def test_restart_on_the_same_db_keeps_everything(tmp_path: Path) -> None:
         api.post("/v2/device_operations/activation_request",
                  {"rate_plan_name": "ACME Co 5mb Rate Plan", "activation_requests": [{"iccid": iccid(9),
                                                                                       "imei": imei(9)}]})
-        admin.post("usage", {"iccid": iccid(1), "date": date.today().isoformat(), "bytes": 4242})
+        admin.post("usage", {"iccid": iccid(1), "date": utc_today().isoformat(), "bytes": 4242})
         admin.post("clock", {"advance_seconds": 600})
         before = admin.sims()
         port = srv.port
