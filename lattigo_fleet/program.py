@@ -37,9 +37,10 @@ def _fail(issues: Iterable[Issue | str]) -> None:
 
 def _issue(fleet: FleetSpec, iccid: str, field: str | None, message: str) -> Issue:
     loc = fleet.source_of(iccid, field)
-    index = next(i for i, s in enumerate(fleet.sims) if s.iccid == iccid)
+    index, sim = next((i, s) for i, s in enumerate(fleet.sims) if s.iccid == iccid)
     path = f"sims[{index}]" + (f".{field}" if field else "")
-    return Issue(loc.file, loc.line, loc.column, path, message)
+    who = iccid if sim.name == iccid else f"{sim.name} ({iccid})"
+    return Issue(loc.file, loc.line, loc.column, path, f"SIM {who}: {message}")
 
 
 def account_issues(fleet: FleetSpec, client, allow_large_changes: bool) -> list[Issue | str]:

@@ -222,3 +222,80 @@ def test_bad_input_is_reported_with_position_and_no_call_is_made(fleet_stack, ad
         assert fragment in result.output, result.output
     assert "Traceback" not in result.output
     assert admin.mutating() == []
+
+
+def small_fleet(states: dict[int, str], policy: str = "") -> str:
+    rows = "".join(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", state: {s}}}\n" for i, s in states.items())
+    return f"version: 1\ndefaults: {{rate_plan: \"{PLAN_5MB}\"}}\n{policy}sims:\n{rows}"
+
+
+def seed_active(admin: Admin, indices) -> None:
+    admin.add_sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "rate_plan": PLAN_5MB}
+                    for i in indices])
+
+
+@pytest.mark.parametrize("on_remove", ["retain", "suspend"])
+def test_removing_a_sim_follows_policy_on_remove(fleet_stack, admin, on_remove):
+    seed_active(admin, range(1, 4))
+    policy = f"policy: {{on_remove: {on_remove}, max_changes: 1}}\n"
+    fleet_stack.write_fleet(small_fleet({1: "active", 2: "active", 3: "active"}, policy))
+    fleet_stack.up().check()
+
+    fleet_stack.write_fleet(small_fleet({1: "active", 2: "active"}, policy))
+    admin.clear_log()
+    fleet_stack.up().check()
+
+    calls = admin.mutating()
+    if on_remove == "retain":
+        assert calls == []
+        assert admin.sims()[iccid(3)]["state"] == "active"
+    else:
+        assert [r["path"].rsplit("/", 1)[-1] for r in calls] == ["change_simstate"]
+        assert calls[0]["body"]["device_names"] == [iccid(3)]
+        assert admin.sims()[iccid(3)]["state"] == "suspended"
+    assert {r["id"] for r in fleet_stack.resources("lattigo:Sim")} == {iccid(1), iccid(2)}
+
+
+def test_blast_radius_guard_stops_mass_suspension_unless_allowed(fleet_stack, admin):
+    seed_active(admin, range(1, 5))
+    fleet_stack.write_fleet(small_fleet({i: "active" for i in range(1, 5)}))
+    fleet_stack.up().check()
+
+    fleet_stack.write_fleet(small_fleet({1: "suspended", 2: "suspended", 3: "suspended", 4: "active"},
+                                        "policy: {max_changes: 25%}\n"))
+    admin.clear_log()
+    blocked = fleet_stack.preview()
+    assert blocked.returncode != 0
+    assert "max_changes" in blocked.output and "would suspend 3 SIMs" in blocked.output
+    assert fleet_stack.up().returncode != 0
+    assert admin.mutating() == []
+
+    fleet_stack.set_config("lattigo-fleet:allowLargeChanges", "true")
+    fleet_stack.up().check()
+    assert by_endpoint(admin.mutating())["change_simstate"] >= 1
+    assert sum(s["state"] == "suspended" for s in admin.sims().values()) == 3
+
+
+def test_preview_diff_names_every_changed_field_and_frozen_fields_are_refused(fleet_stack, admin):
+    seed_mixed(admin)
+    fleet_stack.write_fleet(MIXED_FLEET)
+    fleet_stack.up().check()
+
+    changed = MIXED_FLEET.replace('name: in-sync, cost_center: ops', 'name: in-sync, cost_center: finance, '
+                                  'notes: {note3: "audited"}')
+    fleet_stack.write_fleet(changed)
+    admin.clear_log()
+    preview = fleet_stack.preview("--diff")
+    preview.check()
+    assert "in-sync" in preview.output
+    assert "cost_center" in preview.output and "finance" in preview.output
+    assert "note3" in preview.output and "audited" in preview.output
+    assert admin.mutating() == []
+
+    # The API has no call to change an activated SIM's IMEI: say so, do nothing.
+    swapped = MIXED_FLEET.replace(f'imei: "{imei(7)}"', 'imei: "353009999999999"')
+    fleet_stack.write_fleet(swapped)
+    refused = fleet_stack.preview()
+    assert refused.returncode != 0
+    assert "imei" in refused.output and iccid(7) in refused.output
+    assert admin.mutating() == []
