@@ -122,11 +122,12 @@ def create_app(backend: Backend, faults: Faults, log: RequestLog) -> Flask:
             time.sleep(faults.latency_seconds)
         failing = faults.take_fail_next(request.method, request.path)
         if failing is not None:
-            status = failing["status"]
-            headers = {}
-            if status == 429 or "retry_after" in failing:
-                headers["Retry-After"] = str(failing.get("retry_after", 1))
-            return error_response(kind, status, f"Emulated failure ({status})", headers)
+            if failing.get("expire_sessions"):
+                backend.ts_expire_sessions()
+            elif failing.get("after"):
+                g.fail_after = failing
+            else:
+                return _failure(kind, failing)
         principal = None
         if kind == LATTIGO:
             auth = request.authorization
@@ -150,8 +151,12 @@ def create_app(backend: Backend, faults: Faults, log: RequestLog) -> Flask:
 
     @app.after_request
     def _on_the_way_out(resp: Response) -> Response:
-        if g.get("kind", surface(request.path)) == ADMIN:
+        kind = g.get("kind", surface(request.path))
+        if kind == ADMIN:
             return resp
+        failing = g.pop("fail_after", None)
+        if failing is not None:
+            resp = _failure(kind, failing)
         try:
             body = parse_body(request.get_data(cache=True), request.content_type)
         except ApiError:
@@ -194,6 +199,14 @@ def create_app(backend: Backend, faults: Faults, log: RequestLog) -> Flask:
         return error_response(g.get("kind", LATTIGO), 500, "Internal Server Error")
 
     return app
+
+
+def _failure(kind: str, failing: dict[str, Any]) -> Response:
+    status = failing["status"]
+    headers = {}
+    if status == 429 or "retry_after" in failing:
+        headers["Retry-After"] = str(failing.get("retry_after", 1))
+    return error_response(kind, status, failing.get("message") or f"Emulated failure ({status})", headers)
 
 
 def _unauthorized(message: str) -> Response:

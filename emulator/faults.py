@@ -5,8 +5,13 @@
   the rate, at least 1).
 - ``error_rate``: the fraction of API requests answered with ``error_status`` (default 500).
 - ``latency_ms``: added to every API request.
-- ``fail_next``: ``[{"path", "status", "count", "method"?, "retry_after"?}]``: the next ``count`` requests
-  whose path matches (exact, or a glob such as ``/v2/devices/*``) answer ``status``.
+- ``fail_next``: ``[{"path", "status", "count", "method"?, "retry_after"?, "message"?, "skip"?, "after"?,
+  "apply_rows"?, "expire_sessions"?}]``: the next ``count`` requests whose path matches (exact, or a glob
+  such as ``/v2/devices/*``), after letting ``skip`` of them through, answer ``status``. With ``after`` the
+  request is carried out first and only its answer is replaced (a failure after the work was done); with
+  ``apply_rows`` N (activation_request) only its first N rows are carried out, then it fails. With
+  ``expire_sessions`` every ThingSpace session expires just before the request, which then meets a real
+  expiry (no status of its own).
 - ``unprocessed_activations``: ICCIDs whose activation rows come back unprocessed ("was rejected by the
   carrier").
 - ``thingspace_usage_skew``: ThingSpace's bytes are Lattigo's times (1 + skew), so cross-checks fail.
@@ -136,22 +141,51 @@ class Faults:
             value = [value]
         if not isinstance(value, list):
             raise BadRequest("fail_next must be an array of {path, status, count}")
+        known = {
+            "path",
+            "status",
+            "count",
+            "method",
+            "retry_after",
+            "message",
+            "skip",
+            "after",
+            "apply_rows",
+            "expire_sessions",
+        }
         out = []
         for item in value:
-            if not isinstance(item, dict) or "path" not in item or "status" not in item:
-                raise BadRequest("each fail_next entry needs path and status")
+            if not isinstance(item, dict) or "path" not in item:
+                raise BadRequest("each fail_next entry needs a path")
+            unknown = set(item) - known
+            if unknown:
+                raise BadRequest(f"unknown fail_next fields: {', '.join(sorted(unknown))}")
+            expire = bool(item.get("expire_sessions"))
+            if "status" not in item and not expire:
+                raise BadRequest("each fail_next entry needs a status (or expire_sessions)")
             path = str(item["path"])
             if not path.startswith("/"):
                 path = "/" + path
             entry: dict[str, Any] = {
                 "path": path,
-                "status": int(_number(item["status"], "status", 100, 599)),
+                "status": int(_number(item.get("status", 401), "status", 100, 599)),
                 "count": int(_number(item.get("count", 1), "count", 0, 1_000_000)),
             }
             if item.get("method"):
                 entry["method"] = str(item["method"]).upper()
             if item.get("retry_after") is not None:
                 entry["retry_after"] = int(_number(item["retry_after"], "retry_after", 0, 3600))
+            if item.get("message") is not None:
+                entry["message"] = str(item["message"])
+            if item.get("skip"):
+                entry["skip"] = int(_number(item["skip"], "skip", 0, 1_000_000))
+            if item.get("after"):
+                entry["after"] = True
+            if item.get("apply_rows") is not None:
+                entry["apply_rows"] = int(_number(item["apply_rows"], "apply_rows", 0, 1_000_000))
+                entry["after"] = True
+            if expire:
+                entry["expire_sessions"] = True
             out.append(entry)
         return out
 
@@ -171,6 +205,9 @@ class Faults:
                     continue
                 pattern = entry["path"]
                 if path == pattern or path.rstrip("/") == pattern.rstrip("/") or fnmatch.fnmatchcase(path, pattern):
+                    if entry.get("skip", 0) > 0:
+                        entry["skip"] -= 1
+                        continue
                     entry["count"] -= 1
                     return dict(entry)
         return None

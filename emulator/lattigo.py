@@ -141,6 +141,9 @@ def activation_request() -> Response:
     plan = get_str(p, "rate_plan_name", required=True, allow_empty=False)
     rows = get_dict_list(p, "activation_requests")
     assert plan is not None
+    failing = g.get("fail_after")
+    if failing is not None and failing.get("apply_rows") is not None:
+        rows = rows[: failing["apply_rows"]]  # a fault: only part of the request is carried out
     processed, unprocessed = _backend().activation_request(g.account, plan, rows, _faults().unprocessed_activations)
     return _rows_answer(processed, unprocessed)
 

@@ -157,3 +157,49 @@ def test_openapi_document_covers_every_route(fresh_emulator: EmulatorServer) -> 
         if path.startswith("/v2/"):
             for op in ops.values():
                 assert "401" in op["responses"] and "429" in op["responses"], path
+
+
+def test_fail_after_the_work_was_done(api: Api, admin: Admin, make_sims: Callable[..., list[dict[str, Any]]]
+                                      ) -> None:
+    sim = make_sims(1)[0]
+    admin.faults(fail_next=[{"path": "/v2/device_operations/change_cost_center", "status": 500, "after": True,
+                             "message": "upstream timeout"}])
+    resp = api.put("/v2/device_operations/change_cost_center",
+                   {"device_names": [sim["device_name"]], "cost_center": "Applied"})
+    assert resp.status_code == 500 and resp.json() == {"error": "upstream timeout"}
+    assert admin.sims()[sim["iccid"]]["cost_center"] == "Applied"  # carried out all the same
+    assert admin.requests()[-1]["status"] == 500
+
+
+def test_activation_failing_after_part_of_it_was_applied(api: Api, admin: Admin) -> None:
+    admin.add_sims(*({"iccid": iccid(k)} for k in (1, 2, 3)))
+    rows = [{"iccid": iccid(k), "imei": imei(k)} for k in (1, 2, 3)]
+    body = {"rate_plan_name": "ACME Co 5mb Rate Plan", "activation_requests": rows}
+    admin.faults(fail_next=[{"path": "/v2/device_operations/activation_request", "status": 500, "apply_rows": 1}])
+    assert api.post("/v2/device_operations/activation_request", body).status_code == 500
+    states = {k: s["state"] for k, s in admin.sims().items()}
+    assert states == {iccid(1): "active", iccid(2): "inventory", iccid(3): "inventory"}
+    again = api.post("/v2/device_operations/activation_request", body)  # a blind retry
+    assert again.status_code == 422
+    assert [u["device_index"] for u in again.json()["unprocessed"]] == [0]
+    assert "already" in again.json()["unprocessed"][0]["error"]
+
+
+def test_fail_next_skip_and_expire_sessions(fresh_emulator: EmulatorServer, admin: Admin,
+                                            make_sims: Callable[..., list[dict[str, Any]]]) -> None:
+    sim = make_sims(1)[0]
+    ts = requests.Session()
+    base = fresh_emulator.base_url
+    bearer = ts.post(base + "/api/ts/v1/oauth2/token", data={"grant_type": "client_credentials"},
+                     auth=fresh_emulator.auth, timeout=10).json()["access_token"]
+    session = ts.post(base + "/api/m2m/v1/session/login", headers={"Authorization": f"Bearer {bearer}"},
+                      json={"username": fresh_emulator.key_name, "password": fresh_emulator.api_key},
+                      timeout=10).json()["sessionToken"]
+    path = "/api/m2m/v1/devices/usage/actions/list"
+    admin.faults(fail_next=[{"path": path, "expire_sessions": True, "skip": 1}])
+    body = {"deviceId": {"id": sim["iccid"], "kind": "iccid"}, "earliest": "2024-01-01T00:00:00Z",
+            "latest": "2024-03-01T00:00:00Z"}
+    headers = {"Authorization": f"Bearer {bearer}", "VZ-M2M-Token": session}
+    assert ts.post(base + path, json=body, headers=headers, timeout=10).status_code == 200
+    expired = ts.post(base + path, json=body, headers=headers, timeout=10)
+    assert expired.status_code == 401 and "expired" in expired.json()["errorMessage"]
