@@ -549,7 +549,8 @@ def _admin_paths() -> dict[str, Any]:
             "get": admin("current fault settings"),
             "post": admin(
                 "set faults: rate_limit_per_second, rate_limit_burst, error_rate, error_status, latency_ms, "
-                "fail_next [{path, status, count, method?, retry_after?}], unprocessed_activations, "
+                "fail_next [{path, status, count, method?, retry_after?, message?, skip?, after?, apply_rows?, "
+                "expire_sessions?}], unprocessed_activations, "
                 "thingspace_usage_skew, thingspace_page_days, thingspace_duplicate_days",
                 True,
             ),
