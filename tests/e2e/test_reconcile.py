@@ -3,6 +3,7 @@ request log as the witness of exactly which calls were made."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
@@ -140,6 +141,9 @@ def test_first_up_makes_exactly_the_needed_calls_then_nothing(fleet_stack, admin
 
     sims = {r["id"]: r for r in fleet_stack.resources("lattigo:Sim")}
     assert set(sims) == {iccid(i) for i in range(1, 8)}
+    # The API key is in no resource's state, and the provider stored per resource is a tiny by-reference pickle.
+    assert EMULATOR_API_KEY not in json.dumps(fleet_stack.export())
+    assert all(len(r["outputs"]["__provider"]) < 100 for r in sims.values())
     assert sims[iccid(6)]["outputs"]["device_name"] == live[iccid(6)]["device_name"]
 
     # Second up: zero mutating requests, and a preview agrees there is nothing to do.
