@@ -39,7 +39,7 @@ class Applier:
         *,
         window: float = 0.2,
         activation_timeout: float = 300.0,
-        max_rounds: int = 4,
+        max_rounds: int = 6,
     ) -> None:
         self.client = client
         self.live = live

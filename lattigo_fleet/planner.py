@@ -148,5 +148,5 @@ def plan_sim(
 
 def is_suspension(live_state: str | None, desired_state: str) -> bool:
     """Does this change take a SIM out of service? (What the blast-radius guard counts.)"""
-    serving = live_state in (None, ACTIVE, PENDING_ACTIVATION)
+    serving = live_state in (ACTIVE, PENDING_ACTIVATION)  # a SIM not yet in the account serves nobody
     return serving and desired_state in (SUSPENDED, SUSPENDED_NO_BILLING)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lattigo_fleet.planner import plan_sim
+from lattigo_fleet.planner import is_suspension, plan_sim
 from lattigo_fleet.spec import UNMANAGED, DesiredSim, UsageLimit
 
 ICCID = "89010000000000000001"
@@ -103,3 +103,15 @@ def test_activations_of_different_sims_on_one_plan_share_a_request():
     assert a.batch_key == b.batch_key
     other_plan = plan_sim(desired(rate_plan="ACME Co 10MB Plan"), None).ops[0]
     assert other_plan.batch_key != a.batch_key
+
+
+@pytest.mark.parametrize(("live_state", "desired_state", "counts"), [
+    ("active", "suspended", True),
+    ("active", "suspended_no_billing", True),
+    ("pending_activation", "suspended", True),
+    ("suspended", "suspended_no_billing", False),  # already out of service
+    (None, "suspended", False),  # a new SIM serves nobody yet
+    ("suspended", "active", False),
+])
+def test_what_the_blast_radius_guard_counts(live_state, desired_state, counts):
+    assert is_suspension(live_state, desired_state) is counts
