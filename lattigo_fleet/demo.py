@@ -41,6 +41,9 @@ def run_demo(project_dir: Path, fleet_file: str = "fleet.yaml", keep: bool = Fal
         print("lattigo-fleet demo: the pulumi CLI is not on PATH; run `make demo`, which provides it", file=sys.stderr)
         return 2
 
+    stack_config = project_dir / "Pulumi.demo.yaml"  # written by `pulumi config set`; ours to remove
+    if stack_config.exists():
+        stack_config.unlink()  # left by an interrupted demo: its salt belongs to a backend that is gone
     work = Path(tempfile.mkdtemp(prefix="lattigo-fleet-demo-"))
     env = {
         **os.environ,
@@ -93,6 +96,7 @@ def run_demo(project_dir: Path, fleet_file: str = "fleet.yaml", keep: bool = Fal
         return 0
     finally:
         server.stop()
+        stack_config.unlink(missing_ok=True)
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
