@@ -33,11 +33,34 @@ class PulumiResult:
 
     @property
     def json(self) -> Any:
+        """`preview --json`/`stack output --json`: one JSON document."""
         return json.loads(self.stdout)
 
     @property
+    def events(self) -> list[dict[str, Any]]:
+        """`up/refresh/destroy --json`: the engine's event stream, one JSON object per line."""
+        return [json.loads(line) for line in self.stdout.splitlines() if line.startswith("{")]
+
+    @property
+    def diagnostics(self) -> list[dict[str, Any]]:
+        """Diagnostics a user would see (errors, warnings, infos), from the event stream or the JSON document."""
+        try:
+            if self.stdout.lstrip().startswith("{") and "\n{" not in self.stdout.strip():
+                return [d for d in self.json.get("diagnostics") or [] if d.get("severity") != "debug"]
+        except ValueError:
+            pass
+        found = []
+        for event in self.events if self.stdout.lstrip().startswith("{") else []:
+            diag = event.get("diagnosticEvent")
+            if diag and diag.get("severity") != "debug":
+                found.append(diag)
+        return found
+
+    @property
     def output(self) -> str:
-        return self.stdout + self.stderr
+        """Everything printed, plus the diagnostics' messages unescaped (for --json runs)."""
+        messages = "\n".join(d.get("message", "") for d in self.diagnostics)
+        return self.stdout + self.stderr + messages
 
     def check(self) -> PulumiResult:
         if self.returncode != 0:
@@ -87,7 +110,17 @@ class PulumiStack:
         self.run("config", "set", key, value, *(["--secret"] if secret else [])).check()
 
     def up(self, *extra: str) -> PulumiResult:
-        return self.run("up", "--yes", "--skip-preview", *extra)
+        return self.run("up", "--yes", "--skip-preview", "--json", *extra)
+
+    def step_ops(self, result: PulumiResult, type_suffix: str = "") -> dict[str, str]:
+        """For a `--json` up: resource name -> the operation its step did (create, update, same, ...)."""
+        ops = {}
+        for event in result.events:
+            step = event.get("resOutputsEvent") or event.get("resOpFailedEvent")
+            if step and "metadata" in step and step["metadata"]["type"].endswith(type_suffix):
+                urn = step["metadata"]["urn"]
+                ops[urn.rsplit("::", 1)[-1]] = step["metadata"]["op"] + ("-failed" if "status" in step else "")
+        return ops
 
     def preview(self, *extra: str) -> PulumiResult:
         return self.run("preview", *extra)

@@ -197,6 +197,9 @@ def test_activation_batches_and_partial_rejection_fails_only_those_sims(fleet_st
 
     created = {r["id"] for r in fleet_stack.resources("lattigo:Sim")}
     assert created == {iccid(i) for i in new} - set(rejected)
+    ops = fleet_stack.step_ops(result, "lattigo:Sim")
+    assert sorted(name for name, op in ops.items() if op.endswith("-failed")) == sorted(rejected)
+    assert sum(op == "create" for op in ops.values()) == len(new) - len(rejected)
     live = admin.sims()
     assert all(live[iccid(i)]["state"] == "active" for i in new if iccid(i) not in rejected)
 
