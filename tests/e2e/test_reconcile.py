@@ -306,3 +306,21 @@ def test_preview_diff_names_every_changed_field_and_frozen_fields_are_refused(fl
     assert refused.returncode != 0
     assert "imei" in refused.output and iccid(7) in refused.output
     assert admin.mutating() == []
+
+
+def test_apply_rides_out_rate_limiting(fleet_stack, admin):
+    seed_active(admin, range(1, 9))
+    fleet_stack.write_fleet(small_fleet({i: "active" for i in range(1, 9)}))
+    fleet_stack.up().check()
+
+    # The platform starts answering 429 with Retry-After: the apply waits and retries, nothing is lost.
+    admin.faults(rate_limit_per_second=3, rate_limit_burst=2)
+    fleet_stack.write_fleet(small_fleet({i: ("suspended" if i % 2 else "active") for i in range(1, 9)},
+                                        "policy: {max_changes: 100%}\n"))
+    admin.clear_log()
+    fleet_stack.up().check()
+
+    statuses = Counter(r["status"] for r in admin.api_requests())
+    assert statuses[429] >= 1, statuses
+    live = admin.sims()
+    assert all(live[iccid(i)]["state"] == ("suspended" if i % 2 else "active") for i in range(1, 9))
