@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sims", type=int, default=1000)
     parser.add_argument("--new", type=int, default=100)
+    parser.add_argument("--skip-checkpoints", action="store_true",
+                        help="PULUMI_SKIP_CHECKPOINTS=true: the engine writes state once at the end, not per step")
+    parser.add_argument("--window-ms", type=int, default=None, help="lattigo-fleet:batchWindowMs for the stack")
     args = parser.parse_args(argv)
 
     bin_dir = pulumi_bin_dir()
@@ -82,10 +85,16 @@ def main(argv: list[str] | None = None) -> None:
         (project / "fleet.yaml").write_text(
             fleet_yaml(range(args.sims), lambda i: "ops" if i % 2 else "logistics"))
         stack = PulumiStack(project, Path(tmp), "bench", bin_dir=bin_dir)
+        if args.skip_checkpoints:
+            stack.env["PULUMI_SKIP_CHECKPOINTS"] = "true"
         stack.set_config("lattigo:endpoint", base)
         stack.set_config("lattigo:keyName", KEY_NAME)
         stack.set_config("lattigo:apiKey", API_KEY, secret=True)
+        if args.window_ms is not None:
+            stack.set_config("lattigo-fleet:batchWindowMs", str(args.window_ms))
 
+        print(f"PULUMI_SKIP_CHECKPOINTS={'true' if args.skip_checkpoints else 'unset'}, "
+              f"batch window {args.window_ms if args.window_ms is not None else 'default'} ms")
         print(f"fleet: {args.sims} SIMs ({existing} exist, {existing // 2} need a cost-center move, "
               f"{args.new} need activation)")
         _admin(base, "/_emulator/requests", method="DELETE")
