@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import pulumi
 from pulumi.runtime import get_config
 
-from lattigo_fleet.planner import is_suspension, plan_sim
+from lattigo_fleet.planner import Op, Plan, is_suspension, plan_sim
 from lattigo_fleet.spec import FleetError, FleetSpec, Issue, load_fleet, validate_against_account
 from providers.sim import Sim
 
@@ -43,8 +43,11 @@ def _issue(fleet: FleetSpec, iccid: str, field: str | None, message: str) -> Iss
     return Issue(loc.file, loc.line, loc.column, path, f"SIM {who}: {message}")
 
 
-def account_issues(fleet: FleetSpec, client, allow_large_changes: bool) -> list[Issue | str]:
-    """Checks that need the live account: three reads (rate plans, users, one paged fleet snapshot)."""
+def account_issues(
+    fleet: FleetSpec, client, allow_large_changes: bool, plans: dict[str, Plan] | None = None
+) -> list[Issue | str]:
+    """Checks that need the live account: three reads (rate plans, users, one paged fleet snapshot).
+    The per-SIM plans against the live account are left in `plans` (by SIM name) for the summary."""
     rate_plans = {p.get("name") for p in client.rate_plans()}
     usernames = set(client.users())
     issues: list[Issue | str] = list(validate_against_account(fleet, rate_plans, usernames))
@@ -57,8 +60,11 @@ def account_issues(fleet: FleetSpec, client, allow_large_changes: bool) -> list[
             issues.append(_issue(fleet, sim.iccid, "imei",
                                  f"declared IMEI {sim.imei} differs from the account's {current['imei']}; "
                                  "the Lattigo API cannot change the IMEI of an activated SIM"))
-        for problem in plan_sim(sim, current).problems:
+        plan = plan_sim(sim, current)
+        for problem in plan.problems:
             issues.append(_issue(fleet, sim.iccid, "state" if current else None, problem))
+        if plans is not None:
+            plans[sim.name] = plan
         if is_suspension((current or {}).get("state"), sim.state):
             suspensions.append(sim.iccid)
 
@@ -70,6 +76,33 @@ def account_issues(fleet: FleetSpec, client, allow_large_changes: bool) -> list[
             "`pulumi config set lattigo-fleet:allowLargeChanges true` for this run"
         )
     return issues
+
+
+def _describe(op: Op) -> str:
+    if op.kind == "activate":
+        return f"activate on {op.param('rate_plan')!r}"
+    if op.kind == "cost_center":
+        return f"cost center -> {op.param('cost_center')!r}"
+    if op.kind == "note":
+        return f"{op.param('field')} -> {op.param('value')!r}"
+    return op.kind.replace("_", " ")
+
+
+def plan_summary(plans: dict[str, Plan], shown: int = 12) -> str:
+    """What converging the live account takes, grouped by call: readable in a pull-request comment."""
+    groups: dict[str, list[str]] = {}
+    for name, plan in plans.items():
+        for op in plan.ops:
+            if op.kind not in ("set_limit", "remove_limit"):
+                groups.setdefault(_describe(op), []).append(name)
+    if not groups:
+        return "live account already matches fleet.yaml (usage limits are compared by the diff below)"
+    lines = ["Lattigo changes needed to make the live account match fleet.yaml "
+             "(usage limits, which the API cannot read back, appear only in the diff):"]
+    for what, names in sorted(groups.items()):
+        more = f" and {len(names) - shown} more" if len(names) > shown else ""
+        lines.append(f"  {what}: {len(names)} SIM(s): {', '.join(names[:shown])}{more}")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -89,13 +122,15 @@ def main() -> None:
     from lattigo_fleet.client import LattigoClient, LattigoError
 
     allow_large = str(_setting("lattigo-fleet:allowLargeChanges", "LATTIGO_ALLOW_LARGE_CHANGES", "false"))
+    plans: dict[str, Plan] = {}
     try:
         issues = account_issues(fleet, LattigoClient(endpoint, key_name, api_key),
-                                allow_large.lower() in ("1", "true", "yes"))
+                                allow_large.lower() in ("1", "true", "yes"), plans)
     except LattigoError as exc:
         _fail([f"cannot read the Lattigo account at {endpoint}: {exc}"])
     if issues:
         _fail(issues)
+    pulumi.log.info(plan_summary(plans))
 
     for sim in fleet.sims:
         Sim(sim.name, sim.to_inputs())

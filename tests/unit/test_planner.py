@@ -115,3 +115,20 @@ def test_activations_of_different_sims_on_one_plan_share_a_request():
 ])
 def test_what_the_blast_radius_guard_counts(live_state, desired_state, counts):
     assert is_suspension(live_state, desired_state) is counts
+
+
+def test_plan_summary_groups_sims_by_call_and_leaves_limits_to_the_diff():
+    from lattigo_fleet.program import plan_summary
+
+    plans = {
+        "truck-1": plan_sim(desired(cost_center="cc"), live()),
+        "truck-2": plan_sim(desired(iccid="89010000000000000002", cost_center="cc", usage_limit=LIMIT),
+                            live(iccid="89010000000000000002")),
+        "truck-3": plan_sim(desired(iccid="89010000000000000003", state="suspended"),
+                            live(iccid="89010000000000000003")),
+    }
+    summary = plan_summary(plans)
+    assert "cost center -> 'cc': 2 SIM(s): truck-1, truck-2" in summary
+    assert "suspend: 1 SIM(s): truck-3" in summary
+    assert "set limit" not in summary
+    assert "already matches" in plan_summary({"truck-1": plan_sim(desired(), live())})
