@@ -18,6 +18,7 @@ from lattigo_fleet.planner import (
     ACTIVE,
     PENDING_ACTIVATION,
     PENDING_SUSPEND_NO_BILLING,
+    PHASE_STATE,
     SUSPENDED,
     Op,
     plan_sim,
@@ -60,23 +61,49 @@ class Applier:
                 raise SimOperationError("; ".join(plan.problems))
             if not plan.ops and not plan.wait_for_settle:
                 return sent
-            if plan.wait_for_settle and not any(op.kind == "activate" for op in plan.ops):
+            if plan.wait_for_settle:  # mid-transition: let it land, then plan again from there
                 self._wait(desired.iccid)
                 continue
             # Send the first phase only: later phases are planned again from the state it leaves behind.
             phase = min(op.phase for op in plan.ops)
-            for op in (op for op in plan.ops if op.phase == phase):
-                self.batcher.call(op.batch_key, op)
-                sent.append(op)
-                if op.kind == "activate":
+            ops = [op for op in plan.ops if op.phase == phase]
+            self._send(ops)
+            sent += ops
+            for op in ops:
+                if op.kind in ("activate", "remove_limit"):
                     last_limit = None  # a freshly activated SIM has no usage limit
                 elif op.kind == "set_limit":
                     last_limit = desired.usage_limit
-                elif op.kind == "remove_limit":
-                    last_limit = None
-            if any(op.kind in ("activate", "suspend_no_billing") for op in sent if op.phase == phase):
+            if any(op.kind in ("activate", "suspend_no_billing") for op in ops):
                 self._wait(desired.iccid)
         raise SimOperationError(f"{desired.iccid}: still not converged after {self.max_rounds} rounds")
+
+    def _send(self, ops: list[Op]) -> None:
+        """Send one phase of one SIM's operations; raise with every failure's message."""
+        errors: list[str] = []
+        if ops[0].phase == PHASE_STATE:
+            # State changes are ordered (restore, then suspend): one after the other.
+            for op in ops:
+                try:
+                    self.batcher.call(op.batch_key, op)
+                except SimOperationError as exc:
+                    errors.append(str(exc))
+                    break
+        else:
+            # Field changes are independent: queue them all so they share one merge window, and send the
+            # per-device note calls meanwhile (nothing can merge with them).
+            notes = [op for op in ops if op.kind == "note"]
+            for outcome in self._send_note(notes):
+                if outcome is not None:
+                    errors.append(str(outcome))
+            batched = [(op.batch_key, op) for op in ops if op.kind != "note"]
+            for outcome in self.batcher.call_many(batched) if batched else []:
+                if isinstance(outcome, SimOperationError):
+                    errors.append(str(outcome))
+                elif isinstance(outcome, BaseException):
+                    raise outcome
+        if errors:
+            raise SimOperationError("; ".join(errors))
 
     def _wait(self, iccid: str) -> None:
         states = self.live.wait_settled([iccid], timeout=self.activation_timeout)

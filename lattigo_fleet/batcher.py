@@ -43,9 +43,7 @@ class Batcher(Generic[Item]):
         self._saturation = saturation
         self._lock = threading.Lock()
         self._pending: dict[Hashable, _Pending[Item]] = {}
-        self._waiting = 0
-        self.batches_sent = 0
-        self.items_sent = 0
+        self._waiting = 0  # callers blocked in call/call_many: when it reaches `saturation`, send at once
 
     def submit(self, key: Hashable, item: Item) -> Future:
         future: Future = Future()
@@ -67,14 +65,28 @@ class Batcher(Generic[Item]):
 
     def call(self, key: Hashable, item: Item, timeout: float | None = None) -> Any:
         """Submit and wait: returns this item's result or raises its exception."""
+        [outcome] = self.call_many([(key, item)], timeout=timeout)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def call_many(self, requests: Sequence[tuple[Hashable, Item]], timeout: float | None = None) -> list[Any]:
+        """Submit several items at once (they may join different batches) and wait for all of them.
+        Returns each item's result, or its exception instance."""
         with self._lock:
             self._waiting += 1
             saturated = self._saturation is not None and self._waiting >= self._saturation
         try:
-            future = self.submit(key, item)
+            futures = [self.submit(key, item) for key, item in requests]
             if saturated:
                 self.flush_all()
-            return future.result(timeout=timeout)
+            outcomes: list[Any] = []
+            for future in futures:
+                try:
+                    outcomes.append(future.result(timeout=timeout))
+                except Exception as exc:  # noqa: BLE001 - handed back to the caller, per item
+                    outcomes.append(exc)
+            return outcomes
         finally:
             with self._lock:
                 self._waiting -= 1
@@ -100,8 +112,6 @@ class Batcher(Generic[Item]):
             self._run(key, pending)
 
     def _run(self, key: Hashable, pending: _Pending[Item]) -> None:
-        self.batches_sent += 1
-        self.items_sent += len(pending.items)
         try:
             results = list(self._flush_fn(key, pending.items))
             if len(results) != len(pending.items):

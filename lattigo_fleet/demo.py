@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -41,10 +42,11 @@ def run_demo(project_dir: Path, fleet_file: str = "fleet.yaml", keep: bool = Fal
         print("lattigo-fleet demo: the pulumi CLI is not on PATH; run `make demo`, which provides it", file=sys.stderr)
         return 2
 
-    stack_config = project_dir / "Pulumi.demo.yaml"  # written by `pulumi config set`; ours to remove
-    if stack_config.exists():
-        stack_config.unlink()  # left by an interrupted demo: its salt belongs to a backend that is gone
     work = Path(tempfile.mkdtemp(prefix="lattigo-fleet-demo-"))
+    # A stack name of its own, so that the stack config file Pulumi writes into the project never collides
+    # with a user's stack; it is removed at the end.
+    stack = f"demo-{secrets.token_hex(4)}"
+    stack_config = project_dir / f"Pulumi.{stack}.yaml"
     env = {
         **os.environ,
         "PULUMI_BACKEND_URL": (work / "backend").as_uri(),
@@ -57,8 +59,8 @@ def run_demo(project_dir: Path, fleet_file: str = "fleet.yaml", keep: bool = Fal
 
     def pulumi(*args: str, check: bool = True) -> int:
         print(f"$ pulumi {' '.join(args)}", flush=True)
-        code = subprocess.run(["pulumi", *args, "--stack", "demo", "--non-interactive"], cwd=project_dir,
-                              env=env).returncode
+        code = subprocess.run(["pulumi", *args, "--stack", stack, "--non-interactive"],
+                              cwd=project_dir, env=env).returncode
         if check and code != 0:
             raise SystemExit(f"lattigo-fleet demo: `pulumi {' '.join(args)}` failed (exit {code})")
         return code
@@ -68,15 +70,15 @@ def run_demo(project_dir: Path, fleet_file: str = "fleet.yaml", keep: bool = Fal
     server.start()
     try:
         _banner(f"emulator (demo seed) listening on {server.base_url}")
-        subprocess.run(["pulumi", "stack", "init", "demo", "--non-interactive"], cwd=project_dir, env=env,
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["pulumi", "stack", "init", stack, "--non-interactive"], cwd=project_dir,
+                       env=env, check=True, stdout=subprocess.DEVNULL)
         for key, value, secret in (("lattigo:endpoint", server.base_url, False),
                                    ("lattigo:keyName", DEMO_KEY_NAME, False),
                                    ("lattigo:apiKey", DEMO_API_KEY, True),
                                    ("lattigo-fleet:fleetFile", fleet_file, False),
                                    ("lattigo-fleet:auditLog", str(work / "audit.jsonl"), False)):
             subprocess.run(["pulumi", "config", "set", key, value, *(["--secret"] if secret else []),
-                            "--stack", "demo"], cwd=project_dir, env=env, check=True)
+                            "--stack", stack], cwd=project_dir, env=env, check=True)
 
         _banner("what would change: pulumi preview --diff")
         pulumi("preview", "--diff")

@@ -26,18 +26,16 @@ class LiveFleet:
         self._loading = threading.Lock()  # one bulk read at a time; others wait for its result
         self._sims: dict[str, dict] | None = None
         self._generation = 0
-        self.loads = 0
+        # Our own writes, numbered. A bulk read that was already under way when a write was recorded may not
+        # show it, so writes newer than the read's start are applied again on top of what it returned.
+        self._writes: list[tuple[int, str, dict[str, Any]]] = []
+        self._write_seq = 0
 
     def get(self, iccid: str) -> dict | None:
         self._ensure_loaded()
         with self._lock:
             sim = self._sims.get(iccid)
             return dict(sim) if sim is not None else None
-
-    def all(self) -> dict[str, dict]:
-        self._ensure_loaded()
-        with self._lock:
-            return {k: dict(v) for k, v in self._sims.items()}
 
     def _ensure_loaded(self) -> None:
         if self._sims is None:
@@ -49,20 +47,24 @@ class LiveFleet:
         with self._loading:
             if if_older_than is not None and self._generation > if_older_than:
                 return
-            sims = self._client.snapshot()
             with self._lock:
-                self._sims = dict(sims)
+                started_at = self._write_seq
+            sims = {iccid: dict(sim) for iccid, sim in self._client.snapshot().items()}
+            with self._lock:
+                for seq, iccid, fields in self._writes:
+                    if seq > started_at:
+                        sims.setdefault(iccid, {"iccid": iccid}).update(fields)
+                # Writes recorded before this read began are in what the platform returned.
+                self._writes = [w for w in self._writes if w[0] > started_at]
+                self._sims = sims
                 self._generation += 1
-                self.loads += 1
-
-    @property
-    def generation(self) -> int:
-        return self._generation
 
     def record(self, iccid: str, **fields: Any) -> None:
         """Remember a change we just made (the platform said Success)."""
         self._ensure_loaded()
         with self._lock:
+            self._write_seq += 1
+            self._writes.append((self._write_seq, iccid, dict(fields)))
             self._sims.setdefault(iccid, {"iccid": iccid}).update(fields)
 
     def wait_settled(self, iccids: Iterable[str], timeout: float) -> dict[str, str | None]:

@@ -114,12 +114,9 @@ def plan_sim(
         last_limit = None
 
     state = live.get("state")
-    if state in SETTLES_TO:
-        settled = SETTLES_TO[state]
-        # Never send calls against a SIM in flight: wait for it to land, then plan from where it lands.
-        if state == PENDING_ACTIVATION or settled != desired.state:
-            plan.wait_for_settle = True
-        state = settled
+    in_flight = state in SETTLES_TO
+    if in_flight:
+        state = SETTLES_TO[state]  # plan from where it lands
 
     if state != desired.state:
         steps = STATE_TRANSITIONS.get((state, desired.state))
@@ -143,6 +140,9 @@ def plan_sim(
         else:
             plan.ops.append(Op("set_limit", iccid, PHASE_FIELDS, _limit_params(desired.usage_limit)))
 
+    if in_flight and (plan.ops or live.get("state") == PENDING_ACTIVATION):
+        # Never send calls against a SIM in flight: wait for it to land, then plan again.
+        plan.wait_for_settle = True
     return plan
 
 

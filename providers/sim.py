@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -29,6 +29,8 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
+
+from lattigo_fleet.planner import SETTLES_TO
 
 # Inputs declared in fleet.yaml (DesiredSim.to_inputs keys).
 INPUT_KEYS = (
@@ -48,7 +50,7 @@ FIXED_AFTER_ACTIVATION = ("imei", "rate_plan", "region_code", "device_sku")
 class _Settings:
     endpoint: str
     key_name: str
-    api_key: str
+    api_key: str = field(repr=False)
     fleet_file: str
     allow_large_changes: bool
     activation_timeout: float
@@ -74,20 +76,21 @@ class _Runtime:
         )
         self._removals = 0
         self._lock = threading.Lock()
-        self._policy = None
+        self._fleet = None
 
-    def policy(self):
+    def fleet(self):
+        """(policy, fleet size, declared ICCIDs) of the fleet file, read once per process."""
         from lattigo_fleet.spec import load_fleet
 
         with self._lock:
-            if self._policy is None:
+            if self._fleet is None:
                 fleet = load_fleet(self.settings.fleet_file)
-                self._policy = (fleet.policy, len(fleet.sims))
-            return self._policy
+                self._fleet = (fleet.policy, len(fleet.sims), frozenset(fleet.by_iccid))
+            return self._fleet
 
     def count_removal(self) -> None:
         """The blast-radius guard for removals with on_remove: suspend (deletes never reach a preview)."""
-        policy, size = self.policy()
+        policy, size, _ = self.fleet()
         with self._lock:
             self._removals += 1
             limit = policy.limit_for(max(size, 1))
@@ -135,10 +138,9 @@ def _settings_from(config: Any) -> _Settings:
 
 
 def _runtime() -> _Runtime:
-    global _RUNTIME
     with _RUNTIME_LOCK:
-        if _RUNTIME is None:
-            _RUNTIME = _Runtime(_settings_from(None))
+        if _RUNTIME is None:  # Pulumi calls configure() before any operation; this is a bug guard
+            raise Exception("the Sim provider was used before Pulumi configured it")
         return _RUNTIME
 
 
@@ -157,12 +159,15 @@ def _observed_inputs(stored: dict, live: dict) -> dict:
     inputs = {k: stored.get(k) for k in INPUT_KEYS}
     managed = set(stored.get("managed") or [])
     inputs["imei"] = live.get("imei") or stored.get("imei")
-    inputs["state"] = live.get("state") or stored.get("state")
+    state = live.get("state") or stored.get("state")
+    if SETTLES_TO.get(state) == stored.get("state"):
+        state = stored.get("state")  # on its way to exactly what was declared: not drift
+    inputs["state"] = state
     if "cost_center" in managed:
         inputs["cost_center"] = live.get("cost_center") or ""
     notes = dict(stored.get("notes") or {})
-    for field in notes:
-        notes[field] = live.get(field) or ""
+    for note_field in notes:
+        notes[note_field] = live.get(note_field) or ""
     inputs["notes"] = notes
     return inputs
 
@@ -192,9 +197,11 @@ def changed_fields(olds: dict, news: dict) -> list[str]:
 class SimProvider(ResourceProvider):
     def configure(self, req: ConfigureRequest) -> None:
         global _RUNTIME
-        settings = _settings_from(req.config)
         with _RUNTIME_LOCK:
-            _RUNTIME = _Runtime(settings)
+            # Pulumi configures once per distinct serialised provider; all of them share one runtime, so
+            # one snapshot, one batcher and one removal count serve the whole process.
+            if _RUNTIME is None:
+                _RUNTIME = _Runtime(_settings_from(req.config))
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         from lattigo_fleet.spec import DesiredSim
@@ -258,9 +265,11 @@ class SimProvider(ResourceProvider):
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         runtime = _runtime()
-        policy, _ = runtime.policy()
+        policy, _, declared = runtime.fleet()
         if policy.on_remove != "suspend":
             return  # retain: forget the SIM, send nothing
+        if id_ in declared:
+            return  # still in fleet.yaml, under a new resource name: this is a rename, not a removal
         live = runtime.live.get(id_)
         if live is None or live.get("state") != "active":
             return

@@ -324,3 +324,19 @@ def test_apply_rides_out_rate_limiting(fleet_stack, admin):
     assert statuses[429] >= 1, statuses
     live = admin.sims()
     assert all(live[iccid(i)]["state"] == ("suspended" if i % 2 else "active") for i in range(1, 9))
+
+
+def test_renaming_a_sim_is_not_a_removal(fleet_stack, admin):
+    seed_active(admin, range(1, 3))
+    policy = "policy: {on_remove: suspend, max_changes: 100%}\n"
+    fleet_stack.write_fleet(small_fleet({1: "active", 2: "active"}, policy))
+    fleet_stack.up().check()
+
+    # Giving SIM 2 a name changes its Pulumi identity (delete old + create new): nothing may be suspended.
+    renamed = small_fleet({1: "active", 2: "active"}, policy).replace(
+        f'iccid: "{iccid(2)}"', f'iccid: "{iccid(2)}", name: truck-2')
+    fleet_stack.write_fleet(renamed)
+    admin.clear_log()
+    fleet_stack.up().check()
+    assert admin.mutating() == []
+    assert admin.sims()[iccid(2)]["state"] == "active"

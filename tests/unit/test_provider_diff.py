@@ -40,3 +40,13 @@ def test_refresh_takes_live_values_but_keeps_write_only_ones():
     assert observed["usage_limit"] == stored["usage_limit"]  # limits cannot be read back
     assert observed["rate_plan"] == "P"
     assert changed_fields(observed, BASE) == ["state", "cost_center", "notes", "usage_limit"]
+
+
+def test_a_sim_on_its_way_to_the_declared_state_is_not_drift():
+    stored = {**BASE, "state": "suspended_no_billing"}
+    observed = _observed_inputs(stored, {"imei": BASE["imei"], "state": "pending_suspend_no_billing",
+                                         "cost_center": "ops", "note": "a"})
+    assert observed["state"] == "suspended_no_billing"
+    other = _observed_inputs(BASE, {"imei": BASE["imei"], "state": "pending_suspend_no_billing",
+                                    "cost_center": "ops", "note": "a"})
+    assert other["state"] == "pending_suspend_no_billing"  # heading somewhere else than declared: shown

@@ -1,0 +1,59 @@
+"""The shared snapshot: one bulk read serves everyone, and it never forgets our own recent writes."""
+
+from __future__ import annotations
+
+import threading
+
+from lattigo_fleet.live import LiveFleet
+
+
+class SlowClient:
+    """A snapshot() that can be held open, to record a write while a bulk read is in flight."""
+
+    def __init__(self, data: dict[str, dict]) -> None:
+        self.data = data
+        self.calls = 0
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
+
+    def snapshot(self) -> dict[str, dict]:
+        self.calls += 1
+        taken = {k: dict(v) for k, v in self.data.items()}  # what the platform said when the read began
+        self.entered.set()
+        self.release.wait(5)
+        return taken
+
+
+def test_first_reader_loads_once_and_everyone_shares_it():
+    client = SlowClient({"a": {"iccid": "a", "state": "active"}})
+    live = LiveFleet(client)
+    threads = [threading.Thread(target=live.get, args=("a",)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert client.calls == 1
+    assert live.get("a")["state"] == "active"
+
+
+def test_a_write_recorded_during_a_reload_survives_it():
+    client = SlowClient({"a": {"iccid": "a", "state": "active", "cost_center": "ops"}})
+    live = LiveFleet(client)
+    live.get("a")
+
+    client.entered.clear()
+    client.release.clear()
+    reloader = threading.Thread(target=live.reload)
+    reloader.start()
+    assert client.entered.wait(5)
+    live.record("a", state="suspended")  # we suspended it while the read was in flight
+    client.release.set()
+    reloader.join(5)
+
+    assert live.get("a")["state"] == "suspended"
+
+    # Once a read starts after the write, the platform's answer is the truth again.
+    client.data["a"]["state"] = "active"
+    live.reload()
+    assert live.get("a")["state"] == "active"
