@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import pulumi
 from pulumi.runtime import get_config
 
 from lattigo_fleet.planner import Op, Plan, is_suspension, plan_sim
 from lattigo_fleet.spec import FleetError, FleetSpec, Issue, load_fleet, validate_against_account
+from providers.guard import FleetGuard
 from providers.sim import Sim
 
 # Exit code that tells the language host "the errors are already reported" (no extra noise, no traceback).
@@ -43,17 +45,21 @@ def _issue(fleet: FleetSpec, iccid: str, field: str | None, message: str) -> Iss
     return Issue(loc.file, loc.line, loc.column, path, f"SIM {who}: {message}")
 
 
-def account_issues(
-    fleet: FleetSpec, client, allow_large_changes: bool, plans: dict[str, Plan] | None = None
-) -> list[Issue | str]:
-    """Checks that need the live account: three reads (rate plans, users, one paged fleet snapshot).
-    The per-SIM plans against the live account are left in `plans` (by SIM name) for the summary."""
+@dataclass
+class AccountCheck:
+    issues: list[Issue | str] = field(default_factory=list)
+    plans: dict[str, Plan] = field(default_factory=dict)  # by SIM name, against the live account
+    suspensions: list[str] = field(default_factory=list)  # ICCIDs this fleet takes out of service
+
+
+def check_against_account(fleet: FleetSpec, client, allow_large_changes: bool) -> AccountCheck:
+    """Checks that need the live account: three reads (rate plans, users, one paged fleet snapshot)."""
     rate_plans = {p.get("name") for p in client.rate_plans()}
     usernames = set(client.users())
-    issues: list[Issue | str] = list(validate_against_account(fleet, rate_plans, usernames))
+    result = AccountCheck(issues=list(validate_against_account(fleet, rate_plans, usernames)))
+    issues, suspensions = result.issues, result.suspensions
 
     live = client.snapshot()
-    suspensions = []
     for sim in fleet.sims:
         current = live.get(sim.iccid)
         if current and sim.imei and current.get("imei") and current["imei"] != sim.imei:
@@ -63,8 +69,7 @@ def account_issues(
         plan = plan_sim(sim, current)
         for problem in plan.problems:
             issues.append(_issue(fleet, sim.iccid, "state" if current else None, problem))
-        if plans is not None:
-            plans[sim.name] = plan
+        result.plans[sim.name] = plan
         if is_suspension((current or {}).get("state"), sim.state):
             suspensions.append(sim.iccid)
 
@@ -75,7 +80,7 @@ def account_issues(
             f"{len(suspensions)} SIMs, more than the limit of {limit}; if that is intended, run "
             "`pulumi config set lattigo-fleet:allowLargeChanges true` for this run"
         )
-    return issues
+    return result
 
 
 def _describe(op: Op) -> str:
@@ -122,16 +127,24 @@ def main() -> None:
     from lattigo_fleet.client import LattigoClient, LattigoError
 
     allow_large = str(_setting("lattigo-fleet:allowLargeChanges", "LATTIGO_ALLOW_LARGE_CHANGES", "false"))
-    plans: dict[str, Plan] = {}
+    allow_large_changes = allow_large.lower() in ("1", "true", "yes")
     try:
-        issues = account_issues(fleet, LattigoClient(endpoint, key_name, api_key),
-                                allow_large.lower() in ("1", "true", "yes"), plans)
+        checked = check_against_account(fleet, LattigoClient(endpoint, key_name, api_key), allow_large_changes)
     except LattigoError as exc:
         _fail([f"cannot read the Lattigo account at {endpoint}: {exc}"])
-    if issues:
-        _fail(issues)
-    pulumi.log.info(plan_summary(plans))
+    if checked.issues:
+        _fail(checked.issues)
+    pulumi.log.info(plan_summary(checked.plans))
 
+    # Registered first: its check sees which SIMs left fleet.yaml and stops the run before any removal.
+    FleetGuard(
+        "fleet-guard",
+        iccids=[sim.iccid for sim in fleet.sims],
+        on_remove=fleet.policy.on_remove,
+        limit=fleet.policy.limit_for(len(fleet.sims)),
+        suspensions=len(checked.suspensions),
+        allow_large_changes=allow_large_changes,
+    )
     for sim in fleet.sims:
         Sim(sim.name, sim.to_inputs())
     pulumi.export("sim_count", len(fleet.sims))

@@ -23,6 +23,6 @@ def test_demo_runs_to_its_end(tmp_path, pulumi_bin):
                      "remove_usage_limit", "/note"):
         assert endpoint in out, endpoint
     # ...and the second look finds nothing left to do.
-    assert "13 unchanged" in out
+    assert "14 unchanged" in out
     assert "done: the account matches fleet.yaml" in out
     assert not list(project.glob("Pulumi.demo-*.yaml"))

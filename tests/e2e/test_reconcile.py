@@ -340,3 +340,25 @@ def test_renaming_a_sim_is_not_a_removal(fleet_stack, admin):
     fleet_stack.up().check()
     assert admin.mutating() == []
     assert admin.sims()[iccid(2)]["state"] == "active"
+
+
+def test_blast_radius_guard_counts_removals_already_in_preview(fleet_stack, admin):
+    seed_active(admin, range(1, 5))
+    policy = "policy: {on_remove: suspend, max_changes: 1}\n"
+    fleet_stack.write_fleet(small_fleet({i: "active" for i in range(1, 5)}, policy))
+    fleet_stack.up().check()
+
+    fleet_stack.write_fleet(small_fleet({1: "active", 2: "active"}, policy))  # SIMs 3 and 4 removed
+    admin.clear_log()
+    preview = fleet_stack.preview()
+    assert preview.returncode != 0
+    assert "max_changes" in preview.output and "2 removed from fleet.yaml" in preview.output
+    assert iccid(3) in preview.output and iccid(4) in preview.output
+    assert fleet_stack.up().returncode != 0
+    assert admin.mutating() == []
+    assert {r["id"] for r in fleet_stack.resources("lattigo:Sim")} == {iccid(i) for i in range(1, 5)}
+
+    fleet_stack.set_config("lattigo-fleet:allowLargeChanges", "true")
+    fleet_stack.up().check()
+    assert sorted(n for r in admin.mutating() for n in device_names(r)) == [iccid(3), iccid(4)]
+    assert {r["id"] for r in fleet_stack.resources("lattigo:Sim")} == {iccid(1), iccid(2)}
