@@ -65,9 +65,6 @@ class Op:
     def param(self, name: str) -> Any:
         return dict(self.params + self.row)[name]
 
-    def describe(self) -> str:
-        extra = ", ".join(f"{k}={v!r}" for k, v in self.params)
-        return f"{self.kind}({self.iccid}{', ' + extra if extra else ''})"
 
 
 @dataclass

@@ -176,7 +176,7 @@ def changed_fields(olds: dict, news: dict) -> list[str]:
     """Declared fields whose value differs between the last applied (or refreshed) state and fleet.yaml."""
     changes = []
     managed = set(news.get("managed") or [])
-    for key in ("iccid", "name", "state"):
+    for key in ("iccid", "state"):  # (a new name is a new resource, never a diff)
         if news.get(key) != olds.get(key):
             changes.append(key)
     for key in FIXED_AFTER_ACTIVATION:  # only when declared: None means "not said in fleet.yaml"
