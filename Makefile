@@ -16,12 +16,13 @@ export PULUMI_CONFIG_PASSPHRASE ?= lattigo-fleet-demo
 PULUMI_BIN = $(shell scripts/ensure-pulumi.sh)
 WITH_PULUMI = PATH="$(PULUMI_BIN):$(abspath $(VENV))/bin:$$PATH"
 
-.PHONY: help setup venv engine test lint demo bench clean
+.PHONY: help setup venv engine env test lint demo bench clean
 
 help:
 	@echo "make demo   - run the demo: emulator + pulumi preview/up on fleet.yaml"
 	@echo "make test   - ruff check + the whole test suite (builds what it needs)"
 	@echo "make setup  - only build the virtualenv and the Pulumi CLI"
+	@echo "eval \"\$$(make -s env)\"  - put pulumi and lattigo-fleet on this shell's PATH"
 	@echo "make bench  - scale runs (not part of the tests)"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -36,6 +37,17 @@ engine:
 	@scripts/ensure-pulumi.sh >/dev/null && echo "pulumi $$($(WITH_PULUMI) pulumi version) ready"
 
 setup: venv engine
+
+# `eval "$(make -s env)"`: the project's environment for the calling shell (the pinned Pulumi CLI and the
+# virtualenv first on PATH, no update checks or plugin downloads). Only the export lines go to stdout: the
+# venv build and ensure-pulumi.sh report on stderr. PULUMI_CONFIG_PASSPHRASE is deliberately not exported:
+# real stacks use the user's own passphrase, not the demo default.
+env:
+	@$(MAKE) -s --no-print-directory venv >&2
+	@bin='$(PULUMI_BIN)'; [ -n "$$bin" ] || { echo "make env: no Pulumi CLI (see above)" >&2; exit 1; }; \
+	  printf "export PATH='%s':'%s':\"\$$PATH\"\n" "$$bin" "$(abspath $(VENV))/bin"
+	@printf 'export %s=true\n' PULUMI_SKIP_UPDATE_CHECK PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION \
+	  PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK
 
 lint: venv
 	$(VENV)/bin/ruff check .

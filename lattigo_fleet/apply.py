@@ -55,8 +55,9 @@ class Applier:
     def converge(self, desired: DesiredSim, last_limit: UsageLimit | None | object = UNMANAGED) -> list[Op]:
         """Make the live SIM match `desired`. Returns the operations sent. Raises SimOperationError."""
         sent: list[Op] = []
+        ignore = None  # the SIM's ignore_changes, until this apply activates it: then every declared value
         for _ in range(self.max_rounds):
-            plan = plan_sim(desired, self.live.get(desired.iccid), last_limit)
+            plan = plan_sim(desired, self.live.get(desired.iccid), last_limit, ignore=ignore)
             if plan.problems:
                 raise SimOperationError("; ".join(plan.problems))
             if not plan.ops and not plan.wait_for_settle:
@@ -69,6 +70,8 @@ class Applier:
             ops = [op for op in plan.ops if op.phase == phase]
             self._send(ops)
             sent += ops
+            if any(op.kind == "activate" for op in ops):
+                ignore = ()
             for op in ops:
                 if op.kind in ("activate", "remove_limit"):
                     last_limit = None  # a freshly activated SIM has no usage limit
@@ -77,6 +80,23 @@ class Applier:
             if any(op.kind in ("activate", "suspend_no_billing") for op in ops):
                 self._wait(desired.iccid)
         raise SimOperationError(f"{desired.iccid}: still not converged after {self.max_rounds} rounds")
+
+    def suspend(self, iccid: str) -> None:
+        """Suspend one SIM (a removal under on_remove: suspend), sharing a bulk request with concurrent ones."""
+        op = Op("suspend", iccid, PHASE_STATE)
+        self.batcher.call(op.batch_key, op)
+
+    def suspend_all(self, iccids: Sequence[str]) -> dict[str, str]:
+        """Suspend many SIMs at once (`pulumi destroy` under on_remove: suspend): bulk requests of the
+        client's chunk size. Returns the per-device failures, by ICCID."""
+        ops = [Op("suspend", iccid, PHASE_STATE) for iccid in iccids]
+        failed: dict[str, str] = {}
+        for start in range(0, len(ops), self.client.chunk_size):
+            chunk = ops[start:start + self.client.chunk_size]
+            for op, outcome in zip(chunk, self._send_suspend(chunk), strict=True):
+                if outcome is not None:
+                    failed[op.iccid] = str(outcome)
+        return failed
 
     def _send(self, ops: list[Op]) -> None:
         """Send one phase of one SIM's operations; raise with every failure's message."""

@@ -9,13 +9,11 @@ state, cost center or usage limit can change, and a state change must not race a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lattigo_fleet.spec import UNMANAGED, DesiredSim, UsageLimit
-
-NOTE_FIELDS = ("note", "note1", "note2", "note3")
+from lattigo_fleet.spec import NOTE_FIELDS, STATES, UNMANAGED, DesiredSim, UsageLimit
 
 # Live states as the platform reports them.
 PENDING_ACTIVATION = "pending_activation"
@@ -86,15 +84,20 @@ def plan_sim(
     desired: DesiredSim,
     live: Mapping[str, Any] | None,
     last_limit: UsageLimit | None | object = UNMANAGED,
+    *,
+    ignore: Collection[str] | None = None,
 ) -> Plan:
     """The minimal operations that take `live` to `desired`.
 
     `live` is the device object from the API (None: the ICCID is not in the account, so it must be activated).
     `last_limit` is the usage limit this tool last set (UNMANAGED: unknown, e.g. a SIM being adopted). Usage
     limits are write-only in the API, so they are compared against what we last set, never against live.
+    `ignore` names the fields whose live value is left alone (default: the SIM's `ignore_changes`, which
+    apply once the SIM is in the account; an apply that has just activated the SIM passes `()`).
     """
     plan = Plan()
     iccid = desired.iccid
+    ignored = set(desired.ignore_changes if ignore is None else ignore)
 
     if live is None:
         problems = desired.activation_problems()
@@ -109,13 +112,14 @@ def plan_sim(
         # After activation the SIM is active, carries the notes sent with it, no cost center and no limit.
         live = {"state": ACTIVE, "cost_center": None, **{k: desired.notes.get(k, "") for k in NOTE_FIELDS}}
         last_limit = None
+        ignored = set()  # a SIM being activated gets every declared value
 
     state = live.get("state")
     in_flight = state in SETTLES_TO
     if in_flight:
         state = SETTLES_TO[state]  # plan from where it lands
 
-    if state != desired.state:
+    if state != desired.state and "state" not in ignored:
         steps = STATE_TRANSITIONS.get((state, desired.state))
         if steps is None:
             plan.problems.append(f"{iccid}: the platform has no way from state {state!r} to {desired.state!r}")
@@ -124,11 +128,12 @@ def plan_sim(
                 row = (("imei", live.get("imei") or desired.imei),) if kind == "suspend_no_billing" else ()
                 plan.ops.append(Op(kind, iccid, PHASE_STATE, (), row))
 
-    if desired.cost_center is not None and (live.get("cost_center") or "") != desired.cost_center:
+    if (desired.cost_center is not None and "cost_center" not in ignored
+            and (live.get("cost_center") or "") != desired.cost_center):
         plan.ops.append(Op("cost_center", iccid, PHASE_FIELDS, (("cost_center", desired.cost_center),)))
 
     for name in NOTE_FIELDS:
-        if name in desired.notes and (live.get(name) or "") != desired.notes[name]:
+        if name in desired.notes and "notes" not in ignored and (live.get(name) or "") != desired.notes[name]:
             plan.ops.append(Op("note", iccid, PHASE_FIELDS, (("field", name), ("value", desired.notes[name]))))
 
     if desired.usage_limit is not UNMANAGED and desired.usage_limit != last_limit:
@@ -143,7 +148,28 @@ def plan_sim(
     return plan
 
 
-def is_suspension(live_state: str | None, desired_state: str) -> bool:
-    """Does this change take a SIM out of service? (What the blast-radius guard counts.)"""
-    serving = live_state in (ACTIVE, PENDING_ACTIVATION)  # a SIM not yet in the account serves nobody
-    return serving and desired_state in (SUSPENDED, SUSPENDED_NO_BILLING)
+def observe(declared: DesiredSim, live: Mapping[str, Any]) -> DesiredSim:
+    """The SIM as the live account shows it, in fleet.yaml's terms: what a refresh records, so that drift
+    shows as a difference from fleet.yaml in exactly the declared fields.
+
+    Only declared fields are read back. The API cannot read usage limits, rate plans, region codes or SKUs,
+    so those keep their declared values; so do the fields of `ignore_changes` (a difference there is not
+    drift), and a state on its way to exactly what was declared (a pending activation is not drift)."""
+    ignored = set(declared.ignore_changes)
+    state = live.get("state") or declared.state
+    state = SETTLES_TO.get(state, state)  # in flight: shown where it lands (not drift if that is declared)
+    if "state" in ignored:
+        state = declared.state
+    cost_center = declared.cost_center
+    if cost_center is not None and "cost_center" not in ignored:
+        cost_center = live.get("cost_center") or ""
+    notes = dict(declared.notes)
+    if "notes" not in ignored:
+        notes = {name: live.get(name) or "" for name in declared.notes}
+    return replace(
+        declared,
+        imei=(live.get("imei") or declared.imei) if declared.imei is not None else None,
+        state=state if state in STATES else declared.state,
+        cost_center=cost_center,
+        notes=notes,
+    )

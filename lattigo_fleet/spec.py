@@ -54,8 +54,11 @@ from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 __all__ = [
+    "ACTIVATION_FIELDS",
     "DEFAULT_MAX_CHANGES",
     "DEFAULT_STATE",
+    "IGNORABLE_FIELDS",
+    "NO_LIMIT",
     "NOTE_FIELDS",
     "ON_REMOVE_CHOICES",
     "SCHEMA_PATH",
@@ -85,9 +88,18 @@ USAGE_ACTIONS: Final = ("suspend", "email")
 ON_REMOVE_CHOICES: Final = ("retain", "suspend")
 DEFAULT_ON_REMOVE: Final = "retain"
 DEFAULT_MAX_CHANGES: Final = "10%"
+# Used only to activate a SIM: the API can neither read nor change them on an activated SIM.
+ACTIVATION_FIELDS: Final = ("rate_plan", "region_code", "device_sku")
+# What `ignore_changes` may name (the schema's enum; tests pin them equal).
+IGNORABLE_FIELDS: Final = ("state", "cost_center", "notes")
+# How "no usage limit" is written in the resource inputs: Pulumi drops None-valued inputs, and absent
+# means "not managed".
+NO_LIMIT: Final = "none"
 
 # Fields that defaults and groups may set; the SIM may set these and the SIM-only ones.
-SHARED_FIELDS: Final = ("state", "rate_plan", "region_code", "device_sku", "cost_center", "notes", "usage_limit")
+SHARED_FIELDS: Final = (
+    "state", "rate_plan", "region_code", "device_sku", "cost_center", "notes", "usage_limit", "ignore_changes",
+)
 SIM_ONLY_FIELDS: Final = ("iccid", "imei", "name", "group")
 _OPTIONAL_STRINGS: Final = ("imei", "rate_plan", "region_code", "device_sku", "cost_center")
 
@@ -217,6 +229,7 @@ class DesiredSim:
     cost_center: str | None = None
     notes: dict[str, str] = field(default_factory=dict)
     usage_limit: UsageLimit | None | Unmanaged = UNMANAGED
+    ignore_changes: tuple[str, ...] = ()  # live differences in these fields are left alone (see the schema)
 
     def __post_init__(self) -> None:
         if not isinstance(self.iccid, str) or not self.iccid:
@@ -237,6 +250,10 @@ class DesiredSim:
         object.__setattr__(self, "notes", {k: self.notes[k] for k in NOTE_FIELDS if k in self.notes})
         if not (self.usage_limit is None or self.usage_limit is UNMANAGED or isinstance(self.usage_limit, UsageLimit)):
             raise ValueError(f"usage_limit must be a UsageLimit, None or UNMANAGED, not {self.usage_limit!r}")
+        ignored = tuple(self.ignore_changes or ())
+        if isinstance(self.ignore_changes, str) or not set(ignored) <= set(IGNORABLE_FIELDS):
+            raise ValueError(f"ignore_changes may name {', '.join(IGNORABLE_FIELDS)}, not {self.ignore_changes!r}")
+        object.__setattr__(self, "ignore_changes", tuple(f for f in IGNORABLE_FIELDS if f in ignored))
 
     def __hash__(self) -> int:
         return hash(
@@ -251,6 +268,7 @@ class DesiredSim:
                 self.cost_center,
                 tuple(self.notes.items()),
                 self.usage_limit,
+                self.ignore_changes,
             )
         )
 
@@ -287,49 +305,47 @@ class DesiredSim:
         return problems
 
     def to_inputs(self) -> dict[str, Any]:
-        """A JSON-able dict for the Pulumi resource inputs.  Every key is present (``None`` when
-        unmanaged, or for usage_limit also "no limit"); ``managed`` lists the managed fields so that
-        :meth:`from_inputs` can tell them apart after Pulumi has dropped the ``None`` values."""
-        usage = self.usage_limit.to_dict() if isinstance(self.usage_limit, UsageLimit) else None
-        return {
-            "iccid": self.iccid,
-            "imei": self.imei,
-            "name": self.name,
-            "state": self.state,
-            "rate_plan": self.rate_plan,
-            "region_code": self.region_code,
-            "device_sku": self.device_sku,
-            "cost_center": self.cost_center,
-            "notes": dict(self.notes),
-            "usage_limit": usage,
-            "managed": list(self.managed),
-        }
+        """A JSON-able dict for the Pulumi resource inputs: only what fleet.yaml declares, so that a
+        reviewer's diff shows nothing but account fields.  An unmanaged field is absent (Pulumi drops
+        ``None`` inputs anyway); "no usage limit" is :data:`NO_LIMIT`."""
+        inputs: dict[str, Any] = {"iccid": self.iccid, "name": self.name, "state": self.state}
+        for key in _OPTIONAL_STRINGS:
+            if getattr(self, key) is not None:
+                inputs[key] = getattr(self, key)
+        if self.notes:
+            inputs["notes"] = dict(self.notes)
+        if self.usage_limit is not UNMANAGED:
+            inputs["usage_limit"] = self.usage_limit.to_dict() if self.usage_limit else NO_LIMIT
+        if self.ignore_changes:
+            inputs["ignore_changes"] = list(self.ignore_changes)
+        return inputs
 
     @classmethod
     def from_inputs(cls, d: Mapping[str, Any]) -> DesiredSim:
-        """The inverse of :meth:`to_inputs`; tolerates the keys Pulumi drops (``None`` values, empty
-        dicts) and numbers that come back as floats.  ``group`` is not carried, so it is ``None``."""
+        """The inverse of :meth:`to_inputs`; tolerates numbers that come back as floats, and reads the
+        inputs of earlier versions (which listed the managed fields in ``managed`` and wrote ``None``
+        for "no limit").  ``group`` is not carried, so it is ``None``."""
         if not isinstance(d, Mapping) or not d.get("iccid"):
             raise ValueError(f"not the inputs of a SIM (no iccid): {d!r}")
-        managed = d.get("managed")
-        if managed is None:  # not written by to_inputs: whatever has a value is managed
-            managed = [k for k in _OPTIONAL_STRINGS if d.get(k) is not None]
-            managed += [f"notes.{k}" for k in (d.get("notes") or {})]
-            if "usage_limit" in d:
-                managed.append("usage_limit")
-        managed = set(managed)
-        strings = {k: (d.get(k) if k in managed else None) for k in _OPTIONAL_STRINGS}
-        notes = {k: v for k, v in (d.get("notes") or {}).items() if f"notes.{k}" in managed}
+        legacy = d.get("managed")
+        managed = set(legacy) if legacy is not None else None
+
+        def declared(key: str) -> bool:
+            return key in managed if managed is not None else d.get(key) is not None
+
+        strings = {k: (d.get(k) if declared(k) else None) for k in _OPTIONAL_STRINGS}
+        notes = {k: v for k, v in (d.get("notes") or {}).items() if managed is None or f"notes.{k}" in managed}
         usage: UsageLimit | None | Unmanaged = UNMANAGED
-        if "usage_limit" in managed:
+        if (managed is not None and "usage_limit" in managed) or (managed is None and "usage_limit" in d):
             raw = d.get("usage_limit")
-            usage = UsageLimit.from_dict(raw) if raw else None
+            usage = UsageLimit.from_dict(raw) if isinstance(raw, Mapping) else None
         return cls(
             iccid=d["iccid"],
             name=d.get("name") or d["iccid"],
             state=d.get("state") or DEFAULT_STATE,
             notes=notes,
             usage_limit=usage,
+            ignore_changes=tuple(d.get("ignore_changes") or ()),
             **strings,
         )
 
@@ -779,7 +795,8 @@ class _Loader:
             locs.setdefault("name", locs["iccid"])
 
             values: dict[str, Any] = {}
-            for key in ("state", "rate_plan", "region_code", "device_sku", "cost_center", "usage_limit"):
+            for key in ("state", "rate_plan", "region_code", "device_sku", "cost_center", "usage_limit",
+                        "ignore_changes"):
                 for ldoc, lpath, body in layers:
                     if key in body:
                         values[key] = body[key]
@@ -824,6 +841,7 @@ class _Loader:
                     cost_center=values.get("cost_center"),
                     notes=notes,
                     usage_limit=usage,
+                    ignore_changes=tuple(values.get("ignore_changes") or ()),
                 )
             )
             locations[iccid] = locs

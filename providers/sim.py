@@ -1,20 +1,17 @@
-"""The `Sim` dynamic resource: one per SIM in fleet.yaml, id = ICCID.
+"""The `Sim` dynamic resource: one per SIM in fleet.yaml; its Pulumi name and id are the ICCID.
 
-Thin glue between the Pulumi engine and the rest: `check` validates one SIM's inputs, `diff` compares
-declared fields, `create`/`update` hand the SIM to the Applier (planner + batched client calls), `read`
-answers from the shared fleet snapshot, `delete` follows fleet.yaml's `policy.on_remove`.
+Thin glue between the Pulumi engine and the rest: `check` validates one SIM's inputs and records how the SIM
+came under management, `diff` names the account fields that differ, `create`/`update` hand the SIM to the
+Applier (planner + batched client calls), `read` reports the SIM as the live account shows it (refresh), and
+`delete` follows fleet.yaml's `policy.on_remove` within the blast-radius guard.
 
-The provider object is serialised into every resource's state, so it carries no attributes: everything the
-process needs (credentials, client, snapshot, batcher) lives in one `_Runtime` built by `configure`, which
-Pulumi calls once per provider process with the stack's configuration. Credentials never reach resource
-state, logs or error messages.
+What a resource stores is what fleet.yaml declares (DesiredSim.to_inputs) plus `origin`: nothing the
+platform changes by itself (usage counters, connection times), so a refresh shows drift in declared fields
+and nothing else. Everything the process shares lives in providers.runtime; credentials never reach state.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -23,271 +20,151 @@ from pulumi.dynamic import (
     CheckResult,
     ConfigureRequest,
     CreateResult,
-    DiffResult,
     ReadResult,
     Resource,
     ResourceProvider,
     UpdateResult,
 )
 
-from lattigo_fleet.planner import SETTLES_TO
+from lattigo_fleet.provider_host import DetailedDiffResult, ProviderError, warn
+from lattigo_fleet.spec import ACTIVATION_FIELDS, UNMANAGED, DesiredSim
+from providers import runtime as rt
 
-# Inputs declared in fleet.yaml (DesiredSim.to_inputs keys).
-INPUT_KEYS = (
-    "iccid", "imei", "name", "state", "rate_plan", "region_code", "device_sku",
-    "cost_center", "notes", "usage_limit", "managed",
-)
-# Read-only fields the platform reports, exposed as outputs.
-LIVE_KEYS = (
-    "device_name", "msisdn", "mdn", "imsi", "ip_address", "ipv6", "bytes_used", "sms_used", "connected",
-    "last_connection_date", "last_activation_date",
-)
-# Fields whose change on an activated SIM the API offers no call for.
-FIXED_AFTER_ACTIVATION = ("imei", "rate_plan", "region_code", "device_sku")
+# How the SIM came under management, recorded at its first apply. An adopted SIM was already in the account:
+# its rate plan, region code and SKU were never applied (the API can neither read nor change them), so they
+# are not recorded. An activated SIM got them from its activation request, and they cannot change after.
+ADOPTED, ACTIVATED = "adopted", "activated"
 
 
-@dataclass
-class _Settings:
-    endpoint: str
-    key_name: str
-    api_key: str = field(repr=False)
-    fleet_file: str
-    allow_large_changes: bool
-    activation_timeout: float
-    batch_window: float
-    audit_log: str | None
+def declared_changes(stored: dict[str, Any], declared: dict[str, Any]) -> dict[str, str]:
+    """The account fields whose declared value differs from the stored one, as a detailed diff
+    (`{"cost_center": "update", "notes.note1": "add"}`). Stored values are the last applied or, after a
+    refresh, the live ones. A field fleet.yaml does not declare, or names in `ignore_changes`, is no change."""
+    old, new = DesiredSim.from_inputs(stored), DesiredSim.from_inputs(declared)
+    ignored = set(new.ignore_changes)
+    changes: dict[str, str] = {}
+    if new.state != old.state and "state" not in ignored:
+        changes["state"] = "update"
+    if new.cost_center is not None and "cost_center" not in ignored and new.cost_center != old.cost_center:
+        changes["cost_center"] = "add" if old.cost_center is None else "update"
+    if "notes" not in ignored:
+        for name, value in new.notes.items():
+            if old.notes.get(name) != value:
+                changes[f"notes.{name}"] = "add" if name not in old.notes else "update"
+    if new.usage_limit is not UNMANAGED and new.usage_limit != old.usage_limit:
+        changes["usage_limit"] = "add" if old.usage_limit is UNMANAGED else "update"
+    return changes
 
 
-class _Runtime:
-    """Per-process state shared by all Sim operations."""
-
-    def __init__(self, settings: _Settings) -> None:
-        from lattigo_fleet.apply import Applier
-        from lattigo_fleet.client import LattigoClient
-        from lattigo_fleet.live import LiveFleet
-
-        self.settings = settings
-        self.client = LattigoClient(
-            settings.endpoint, settings.key_name, settings.api_key, audit_log=settings.audit_log
-        )
-        self.live = LiveFleet(self.client)
-        self.applier = Applier(
-            self.client, self.live, window=settings.batch_window, activation_timeout=settings.activation_timeout
-        )
-        self._removals = 0
-        self._lock = threading.Lock()
-        self._fleet = None
-
-    def fleet(self):
-        """(policy, fleet size, declared ICCIDs) of the fleet file, read once per process."""
-        from lattigo_fleet.spec import load_fleet
-
-        with self._lock:
-            if self._fleet is None:
-                fleet = load_fleet(self.settings.fleet_file)
-                self._fleet = (fleet.policy, len(fleet.sims), frozenset(fleet.by_iccid))
-            return self._fleet
-
-    def count_removal(self) -> None:
-        """The blast-radius guard for removals with on_remove: suspend (deletes never reach a preview)."""
-        policy, size, _ = self.fleet()
-        with self._lock:
-            self._removals += 1
-            limit = policy.limit_for(max(size, 1))
-            if self._removals > limit and not self.settings.allow_large_changes:
-                raise Exception(
-                    f"refusing to suspend more than {limit} removed SIMs in one run (policy.max_changes); "
-                    "set `pulumi config set lattigo-fleet:allowLargeChanges true` to allow it"
-                )
+def frozen_field_failures(stored: dict[str, Any], declared: dict[str, Any]) -> list[CheckFailure]:
+    """An activated SIM's activation fields cannot change: the Lattigo API has no call for it."""
+    failures = []
+    for key in ACTIVATION_FIELDS:
+        old, new = stored.get(key), declared.get(key)
+        if old and new is not None and new != old:
+            failures.append(CheckFailure(
+                key,
+                f"SIM {declared.get('name') or declared.get('iccid')}: {key} cannot change from {old!r} to "
+                f"{new!r} on an activated SIM (the Lattigo API has no call for it); revert it in fleet.yaml",
+            ))
+    return failures
 
 
-_RUNTIME: _Runtime | None = None
-_RUNTIME_LOCK = threading.Lock()
-
-
-def _setting(config: Any, key: str, env: str, default: str | None = None) -> str | None:
-    value = config.get(key) if config is not None else None
-    if value in (None, ""):
-        value = os.environ.get(env, default)
-    return value
-
-
-def _settings_from(config: Any) -> _Settings:
-    endpoint = _setting(config, "lattigo:endpoint", "LATTIGO_ENDPOINT")
-    key_name = _setting(config, "lattigo:keyName", "LATTIGO_KEY_NAME")
-    api_key = _setting(config, "lattigo:apiKey", "LATTIGO_API_KEY")
-    missing = [n for n, v in (("lattigo:endpoint", endpoint), ("lattigo:keyName", key_name),
-                              ("lattigo:apiKey", api_key)) if not v]
-    if missing:
-        raise Exception(
-            "Lattigo credentials are not configured: set " + ", ".join(missing)
-            + " (stack config) or LATTIGO_ENDPOINT / LATTIGO_KEY_NAME / LATTIGO_API_KEY"
-        )
-    return _Settings(
-        endpoint=endpoint,
-        key_name=key_name,
-        api_key=api_key,
-        fleet_file=_setting(config, "lattigo-fleet:fleetFile", "LATTIGO_FLEET_FILE", "fleet.yaml"),
-        allow_large_changes=str(_setting(config, "lattigo-fleet:allowLargeChanges", "LATTIGO_ALLOW_LARGE_CHANGES",
-                                         "false")).lower() in ("1", "true", "yes"),
-        activation_timeout=float(_setting(config, "lattigo-fleet:activationTimeout",
-                                          "LATTIGO_ACTIVATION_TIMEOUT", "300")),
-        batch_window=float(_setting(config, "lattigo-fleet:batchWindowMs", "LATTIGO_BATCH_WINDOW_MS", "200")) / 1000,
-        audit_log=_setting(config, "lattigo-fleet:auditLog", "LATTIGO_AUDIT_LOG"),
+def _warn_unapplied(runtime: rt.Runtime, desired: DesiredSim, fields: list[str]) -> None:
+    """Said once per run: a declared rate plan (or region code, SKU) does nothing for a SIM already in the
+    account, and a reviewer must not believe otherwise."""
+    if "unapplied" in runtime.warned:
+        return
+    runtime.warned.add("unapplied")
+    warn(
+        f"{', '.join(fields)} declared for SIMs already in the account (first: {desired.name} {desired.iccid}) "
+        "is not applied: the Lattigo API can neither read nor change the rate plan, region code or SKU of an "
+        "activated SIM, so they are used only to activate new SIMs and are not recorded for adopted ones"
     )
 
 
-def _runtime() -> _Runtime:
-    with _RUNTIME_LOCK:
-        if _RUNTIME is None:  # Pulumi calls configure() before any operation; this is a bug guard
-            raise Exception("the Sim provider was used before Pulumi configured it")
-        return _RUNTIME
-
-
-def _outputs(inputs: dict, live: dict | None) -> dict:
-    outs = {k: inputs.get(k) for k in INPUT_KEYS}
-    live = live or {}
-    for key in LIVE_KEYS:
-        outs[key] = live.get(key)
-    outs["live_state"] = live.get("state")
-    return outs
-
-
-def _observed_inputs(stored: dict, live: dict) -> dict:
-    """The inputs as the account shows them now, so that refresh turns drift into a diff against fleet.yaml.
-    Usage limits, rate plan, region and SKU cannot be read from the API: the stored values stay."""
-    inputs = {k: stored.get(k) for k in INPUT_KEYS}
-    managed = set(stored.get("managed") or [])
-    inputs["imei"] = live.get("imei") or stored.get("imei")
-    state = live.get("state") or stored.get("state")
-    if SETTLES_TO.get(state) == stored.get("state"):
-        state = stored.get("state")  # on its way to exactly what was declared: not drift
-    inputs["state"] = state
-    if "cost_center" in managed:
-        inputs["cost_center"] = live.get("cost_center") or ""
-    notes = dict(stored.get("notes") or {})
-    for note_field in notes:
-        notes[note_field] = live.get(note_field) or ""
-    inputs["notes"] = notes
-    return inputs
-
-
-def changed_fields(olds: dict, news: dict) -> list[str]:
-    """Declared fields whose value differs between the last applied (or refreshed) state and fleet.yaml."""
-    changes = []
-    managed = set(news.get("managed") or [])
-    for key in ("iccid", "state"):  # (a new name is a new resource, never a diff)
-        if news.get(key) != olds.get(key):
-            changes.append(key)
-    for key in FIXED_AFTER_ACTIVATION:  # only when declared: None means "not said in fleet.yaml"
-        if news.get(key) is not None and news.get(key) != olds.get(key):
-            changes.append(key)
-    if "cost_center" in managed and news.get("cost_center") != olds.get("cost_center"):
-        changes.append("cost_center")
-    old_notes, new_notes = olds.get("notes") or {}, news.get("notes") or {}
-    if any(new_notes.get(k) != old_notes.get(k) for k in new_notes):
-        changes.append("notes")
-    if "usage_limit" in managed and news.get("usage_limit") != olds.get("usage_limit"):
-        changes.append("usage_limit")
-    if sorted(olds.get("managed") or []) != sorted(managed):
-        changes.append("managed")
-    return changes
+def _last_limit(stored: dict[str, Any]) -> Any:
+    return DesiredSim.from_inputs(stored).usage_limit if stored.get("iccid") else UNMANAGED
 
 
 class SimProvider(ResourceProvider):
     def configure(self, req: ConfigureRequest) -> None:
-        global _RUNTIME
-        with _RUNTIME_LOCK:
-            # Pulumi configures once per distinct serialised provider; all of them share one runtime, so
-            # one snapshot, one batcher and one removal count serve the whole process.
-            if _RUNTIME is None:
-                _RUNTIME = _Runtime(_settings_from(req.config))
+        rt.configure(req.config)
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        from lattigo_fleet.spec import DesiredSim
-
-        failures = []
+        inputs = {k: v for k, v in news.items() if k != "origin"}
         try:
-            DesiredSim.from_inputs(news)
-        except Exception as exc:  # noqa: BLE001 - reported against the resource
-            failures.append(CheckFailure("iccid", f"invalid SIM declaration: {exc}"))
-        # olds are the inputs last applied; if the SIM was activated by us, some fields are frozen.
-        if olds.get("iccid") and olds.get("iccid") == news.get("iccid"):
-            for key in FIXED_AFTER_ACTIVATION:
-                if news.get(key) is not None and olds.get(key) and news.get(key) != olds.get(key):
-                    failures.append(CheckFailure(
-                        key,
-                        f"SIM {news.get('iccid')}: {key} cannot change from {olds.get(key)!r} to {news.get(key)!r} "
-                        "on an activated SIM (the Lattigo API has no call for it); revert it in fleet.yaml",
-                    ))
-        return CheckResult(news, failures)
+            desired = DesiredSim.from_inputs(inputs)
+        except ValueError as exc:
+            return CheckResult(news, [CheckFailure("iccid", f"invalid SIM declaration: {exc}")])
+        if olds.get("iccid"):
+            origin = olds.get("origin") or ADOPTED  # state of earlier versions: we cannot know, refuse nothing
+        else:
+            runtime = rt.runtime()
+            origin = ADOPTED if runtime.live.get(desired.iccid) is not None else ACTIVATED
+            declared = [key for key in ACTIVATION_FIELDS if inputs.get(key)]
+            if origin == ADOPTED and declared:
+                _warn_unapplied(runtime, desired, declared)
+        failures: list[CheckFailure] = []
+        if origin == ADOPTED:
+            for key in ACTIVATION_FIELDS:
+                inputs.pop(key, None)
+        else:
+            failures = frozen_field_failures(olds, inputs)
+        inputs["origin"] = origin
+        return CheckResult(inputs, failures)
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changes = changed_fields(olds, news)
-        replaces = ["iccid"] if "iccid" in changes else []
-        return DiffResult(changes=bool(changes), replaces=replaces, delete_before_replace=True)
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DetailedDiffResult:
+        return DetailedDiffResult(declared_changes(olds, news))
 
-    def _converge(self, news: dict[str, Any], last_limit: Any) -> dict:
+    def _converge(self, news: dict[str, Any], last_limit: Any) -> dict[str, Any]:
         from lattigo_fleet.apply import SimOperationError
-        from lattigo_fleet.spec import DesiredSim
 
-        runtime = _runtime()
-        desired = DesiredSim.from_inputs(news)
         try:
-            runtime.applier.converge(desired, last_limit)
+            rt.runtime().applier.converge(DesiredSim.from_inputs(news), last_limit)
         except SimOperationError as exc:
-            raise Exception(str(exc)) from None
-        return _outputs(news, runtime.live.get(desired.iccid))
+            raise ProviderError(str(exc)) from None
+        return dict(news)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        from lattigo_fleet.spec import UNMANAGED
-
         # An ICCID already in the account is adopted: no activation, its other fields converged. We do not
         # know what usage limit it has, so a declared limit (or "no limit") is always sent once.
         return CreateResult(id_=props["iccid"], outs=self._converge(props, UNMANAGED))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        from lattigo_fleet.spec import UNMANAGED, UsageLimit
-
-        if "usage_limit" in (olds.get("managed") or []):
-            raw = olds.get("usage_limit")
-            last_limit = UsageLimit.from_dict(raw) if raw else None
-        else:
-            last_limit = UNMANAGED
-        return UpdateResult(outs=self._converge(news, last_limit))
+        return UpdateResult(outs=self._converge(news, _last_limit(olds)))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        live = _runtime().live.get(id_)
+        from lattigo_fleet.planner import observe
+
+        live = rt.runtime().live.get(id_)
         if live is None:
             return ReadResult(id_=None, outs={})
-        inputs = _observed_inputs(props, live)
-        return ReadResult(id_=id_, outs=_outputs(inputs, live), inputs=inputs)
+        observed = observe(DesiredSim.from_inputs(props), live).to_inputs()
+        observed["origin"] = props.get("origin") or ADOPTED
+        for key in ACTIVATION_FIELDS:  # not readable: what was recorded stays
+            if props.get(key) is not None:
+                observed[key] = props[key]
+        return ReadResult(id_=id_, outs=observed, inputs=observed)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        runtime = _runtime()
-        policy, _, declared = runtime.fleet()
-        if policy.on_remove != "suspend":
+        runtime = rt.runtime()
+        if runtime.fleet().policy.on_remove != "suspend":
             return  # retain: forget the SIM, send nothing
-        if id_ in declared:
-            return  # still in fleet.yaml, under a new resource name: this is a rename, not a removal
         live = runtime.live.get(id_)
         if live is None or live.get("state") != "active":
             return
-        runtime.count_removal()
-        from lattigo_fleet.planner import PHASE_STATE, Op
+        runtime.check_removal(id_)
+        from lattigo_fleet.apply import SimOperationError
 
-        op = Op("suspend", id_, PHASE_STATE)
-        runtime.applier.batcher.call(op.batch_key, op)
+        try:
+            runtime.applier.suspend(id_)
+        except SimOperationError as exc:
+            raise ProviderError(str(exc)) from None
 
 
 class Sim(Resource, module="lattigo", name="Sim"):
-    """One SIM of the fleet. Inputs: DesiredSim.to_inputs(); outputs add the live read-only fields."""
-
-    device_name: pulumi.Output[str]
-    live_state: pulumi.Output[str]
-    msisdn: pulumi.Output[str]
-    ip_address: pulumi.Output[str]
+    """One SIM of the fleet. Inputs: DesiredSim.to_inputs(); outputs: the same, as applied or refreshed."""
 
     def __init__(self, name: str, inputs: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
-        props = {**inputs, **{k: None for k in LIVE_KEYS}, "live_state": None}
-        super().__init__(SimProvider(), name, props, opts)
+        super().__init__(SimProvider(), name, inputs, opts)

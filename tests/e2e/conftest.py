@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
+from tests.e2e.fleets import Admin
 from tests.e2e.harness import PulumiStack, make_project, pulumi_bin_dir
 
 
@@ -24,3 +26,26 @@ def stack_factory(tmp_path, pulumi_bin):
         return stack
 
     return make
+
+
+@pytest.fixture
+def admin(fresh_emulator) -> Admin:
+    return Admin(fresh_emulator.base_url)
+
+
+@pytest.fixture
+def fleet_stack(stack_factory, fresh_emulator):
+    """A stack of the real program pointed at the emulator; write_fleet(text) sets its fleet.yaml."""
+    stack = stack_factory()
+    stack.set_config("lattigo:endpoint", fresh_emulator.base_url)
+    stack.set_config("lattigo:keyName", EMULATOR_KEY_NAME)
+    stack.set_config("lattigo:apiKey", EMULATOR_API_KEY, secret=True)
+    # A wide merge window makes "concurrent calls share one request" deterministic enough to assert on.
+    stack.set_config("lattigo-fleet:batchWindowMs", "400")
+    stack.set_config("lattigo-fleet:activationTimeout", "60")
+
+    def write_fleet(text: str) -> None:
+        (stack.project_dir / "fleet.yaml").write_text(text)
+
+    stack.write_fleet = write_fleet
+    return stack

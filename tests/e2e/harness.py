@@ -146,14 +146,20 @@ class PulumiStack:
 
 
 def make_project(directory: Path, main_py: str | None = None, name: str = "lattigo-fleet-test") -> Path:
-    """A project directory using the repo's virtualenv; the program is the real one unless given."""
+    """A project directory using the repo's virtualenv. The program is the real one, with the repo's own
+    Pulumi.yaml (its options and config declarations are part of what is tested), unless `main_py` is given:
+    then a minimal project named `name`."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "Pulumi.yaml").write_text(
-        f"name: {name}\nruntime:\n  name: python\n  options:\n    toolchain: pip\n"
-        f"    virtualenv: {REPO / '.venv'}\n"
-    )
     if main_py is None:
+        project = (REPO / "Pulumi.yaml").read_text()
+        assert "virtualenv: .venv\n" in project
+        venv = f"virtualenv: {REPO / '.venv'}\n"
+        (directory / "Pulumi.yaml").write_text(project.replace("virtualenv: .venv\n", venv))
         shutil.copy(REPO / "__main__.py", directory / "__main__.py")
     else:
+        (directory / "Pulumi.yaml").write_text(
+            f"name: {name}\nruntime:\n  name: python\n  options:\n    toolchain: pip\n"
+            f"    virtualenv: {REPO / '.venv'}\n"
+        )
         (directory / "__main__.py").write_text(main_py)
     return directory

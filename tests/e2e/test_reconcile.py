@@ -7,79 +7,9 @@ import json
 from collections import Counter
 
 import pytest
-import requests
 
-from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
-
-PLAN_5MB = "ACME Co 5mb Rate Plan"
-
-
-def iccid(i: int) -> str:
-    return f"8901260{i:013d}"
-
-
-def imei(i: int) -> str:
-    return f"35300{i:010d}"
-
-
-class Admin:
-    def __init__(self, base_url: str) -> None:
-        self.base = base_url
-
-    def add_sims(self, sims: list[dict]) -> None:
-        requests.post(f"{self.base}/_emulator/sims", json={"sims": sims}, timeout=30).raise_for_status()
-
-    def sims(self) -> dict[str, dict]:
-        body = requests.get(f"{self.base}/_emulator/sims", timeout=30).json()
-        return {s["iccid"]: s for s in body["sims"]}
-
-    def requests(self) -> list[dict]:
-        return requests.get(f"{self.base}/_emulator/requests", timeout=30).json()
-
-    def api_requests(self) -> list[dict]:
-        return [r for r in self.requests() if not r["path"].startswith("/_emulator")]
-
-    def mutating(self) -> list[dict]:
-        return [r for r in self.api_requests() if r["method"] != "GET"]
-
-    def clear_log(self) -> None:
-        requests.delete(f"{self.base}/_emulator/requests", timeout=30).raise_for_status()
-
-    def faults(self, **settings) -> None:
-        requests.post(f"{self.base}/_emulator/faults", json=settings, timeout=30).raise_for_status()
-
-
-def by_endpoint(reqs: list[dict]) -> Counter:
-    return Counter(r["path"].rsplit("/", 1)[-1] if "/device_operations/" in r["path"] else r["path"] for r in reqs)
-
-
-def device_names(req: dict) -> list[str]:
-    body = req.get("body") or {}
-    return list(body.get("device_names") or [])
-
-
-@pytest.fixture
-def admin(fresh_emulator) -> Admin:
-    return Admin(fresh_emulator.base_url)
-
-
-@pytest.fixture
-def fleet_stack(stack_factory, fresh_emulator):
-    """A stack of the real program pointed at the emulator; write_fleet(text) sets its fleet.yaml."""
-    stack = stack_factory()
-    stack.set_config("lattigo:endpoint", fresh_emulator.base_url)
-    stack.set_config("lattigo:keyName", EMULATOR_KEY_NAME)
-    stack.set_config("lattigo:apiKey", EMULATOR_API_KEY, secret=True)
-    # A wide merge window makes "concurrent calls share one request" deterministic enough to assert on.
-    stack.set_config("lattigo-fleet:batchWindowMs", "400")
-    stack.set_config("lattigo-fleet:activationTimeout", "60")
-
-    def write_fleet(text: str) -> None:
-        (stack.project_dir / "fleet.yaml").write_text(text)
-
-    stack.write_fleet = write_fleet
-    return stack
-
+from tests.conftest import EMULATOR_API_KEY
+from tests.e2e.fleets import PLAN_5MB, Admin, by_endpoint, device_names, iccid, imei, seed_active, small_fleet
 
 MIXED_FLEET = f"""\
 version: 1
@@ -124,7 +54,8 @@ def test_first_up_makes_exactly_the_needed_calls_then_nothing(fleet_stack, admin
     # Two SIMs move to "logistics" (+ the new SIM after activation): each exactly once, merged where concurrent.
     moved = [n for r in calls if r["path"].endswith("change_cost_center") for n in device_names(r)]
     assert len(moved) == len(set(moved)) == 3
-    assert counts["change_cost_center"] <= 2
+    # How many requests carry them depends on which SIMs the engine has in flight together (timing), so it is
+    # not asserted here; bench/ measures batching at fleet size.
     assert {r["path"].rsplit("/", 1)[-1] for r in calls} <= {
         "activation_request", "change_simstate", "set_usage_limit", "note", "change_cost_center"}
     # Nothing for the SIM that was already in sync, and no limit sent where none was declared.
@@ -144,7 +75,16 @@ def test_first_up_makes_exactly_the_needed_calls_then_nothing(fleet_stack, admin
     # The API key is in no resource's state, and the provider stored per resource is a tiny by-reference pickle.
     assert EMULATOR_API_KEY not in json.dumps(fleet_stack.export())
     assert all(len(r["outputs"]["__provider"]) < 100 for r in sims.values())
-    assert sims[iccid(6)]["outputs"]["device_name"] == live[iccid(6)]["device_name"]
+    # State holds what fleet.yaml declares and how the SIM came under management, nothing the platform changes
+    # by itself (usage counters, connection times): a refresh then shows drift and nothing else.
+    new_sim = sims[iccid(6)]
+    def declared(props: dict) -> dict:
+        return {k: v for k, v in props.items() if k != "__provider"}
+
+    assert declared(new_sim["outputs"]) == declared(new_sim["inputs"])
+    assert new_sim["outputs"]["origin"] == "activated" and new_sim["outputs"]["rate_plan"] == PLAN_5MB
+    assert sims[iccid(1)]["outputs"]["origin"] == "adopted" and "rate_plan" not in sims[iccid(1)]["outputs"]
+    assert not {"bytes_used", "device_name", "last_connection_date", "managed"} & set(new_sim["outputs"])
 
     # Second up: zero mutating requests, and a preview agrees there is nothing to do.
     admin.clear_log()
@@ -233,16 +173,6 @@ def test_bad_input_is_reported_with_position_and_no_call_is_made(fleet_stack, ad
     assert admin.mutating() == []
 
 
-def small_fleet(states: dict[int, str], policy: str = "") -> str:
-    rows = "".join(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", state: {s}}}\n" for i, s in states.items())
-    return f"version: 1\ndefaults: {{rate_plan: \"{PLAN_5MB}\"}}\n{policy}sims:\n{rows}"
-
-
-def seed_active(admin: Admin, indices) -> None:
-    admin.add_sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "rate_plan": PLAN_5MB}
-                    for i in indices])
-
-
 @pytest.mark.parametrize("on_remove", ["retain", "suspend"])
 def test_removing_a_sim_follows_policy_on_remove(fleet_stack, admin, on_remove):
     seed_active(admin, range(1, 4))
@@ -275,12 +205,15 @@ def test_blast_radius_guard_stops_mass_suspension_unless_allowed(fleet_stack, ad
     admin.clear_log()
     blocked = fleet_stack.preview()
     assert blocked.returncode != 0
-    assert "max_changes" in blocked.output and "would suspend 3 SIMs" in blocked.output
+    assert "max_changes" in blocked.output and "take 3 SIMs out of service" in blocked.output
     assert fleet_stack.up().returncode != 0
     assert admin.mutating() == []
 
-    fleet_stack.set_config("lattigo-fleet:allowLargeChanges", "true")
+    # The escape hatch the message offers works for one run, and leaves nothing behind in the stack.
+    fleet_stack.env["LATTIGO_ALLOW_LARGE_CHANGES"] = "true"
     fleet_stack.up().check()
+    del fleet_stack.env["LATTIGO_ALLOW_LARGE_CHANGES"]
+    assert "allowLargeChanges" not in (fleet_stack.project_dir / "Pulumi.test.yaml").read_text()
     assert by_endpoint(admin.mutating())["change_simstate"] >= 1
     assert sum(s["state"] == "suspended" for s in admin.sims().values()) == 3
 

@@ -45,6 +45,7 @@ SIMS = [
     pytest.param(DesiredSim(iccid=A, cost_center="", notes={"note1": ""}), id="empty-strings-managed"),
     pytest.param(DesiredSim(iccid=A, usage_limit=UsageLimit(1, "email", ("b", "a"))), id="email-limit"),
     pytest.param(DesiredSim(iccid=A, state="suspended_no_billing", imei=imei(1)), id="no-billing"),
+    pytest.param(DesiredSim(iccid=A, cost_center="c", ignore_changes=("state", "cost_center")), id="ignore-changes"),
 ]
 
 
@@ -77,6 +78,7 @@ def test_to_inputs_from_inputs_round_trip(sim):
 
 
 def test_to_inputs_exact():
+    """Only what fleet.yaml declares, so that a reviewer's diff shows account fields and nothing else."""
     sim = DesiredSim(iccid=A, imei=imei(0), group="g", rate_plan="P", notes={"note2": "x"}, usage_limit=None)
     assert sim.to_inputs() == {
         "iccid": A,
@@ -84,12 +86,12 @@ def test_to_inputs_exact():
         "name": A,
         "state": "active",
         "rate_plan": "P",
-        "region_code": None,
-        "device_sku": None,
-        "cost_center": None,
         "notes": {"note2": "x"},
-        "usage_limit": None,
-        "managed": ["imei", "notes.note2", "rate_plan", "state", "usage_limit"],
+        "usage_limit": "none",
+    }
+    ignoring = DesiredSim(iccid=A, cost_center="ops", ignore_changes=("notes", "state"))
+    assert ignoring.to_inputs() == {
+        "iccid": A, "name": A, "state": "active", "cost_center": "ops", "ignore_changes": ["state", "notes"],
     }
 
 
@@ -97,6 +99,14 @@ def test_from_inputs_without_managed_infers_it():
     sim = DesiredSim.from_inputs({"iccid": A, "cost_center": "c", "notes": {"note": ""}})
     assert sim == DesiredSim(iccid=A, cost_center="c", notes={"note": ""})
     assert sim.usage_limit is UNMANAGED
+
+
+def test_from_inputs_reads_the_inputs_of_earlier_versions():
+    """State written before inputs were trimmed: a `managed` list, None values, None for "no limit"."""
+    legacy = {"iccid": A, "name": A, "state": "active", "imei": imei(0), "rate_plan": None, "cost_center": None,
+              "notes": {"note2": "x"}, "usage_limit": None,
+              "managed": ["imei", "notes.note2", "state", "usage_limit"]}
+    assert DesiredSim.from_inputs(legacy) == DesiredSim(iccid=A, imei=imei(0), notes={"note2": "x"}, usage_limit=None)
 
 
 @pytest.mark.parametrize("bad", [None, {}, {"name": "x"}, "89014103211118510720"])

@@ -49,6 +49,18 @@ def test_schema_fields_match_the_python_types():
     assert set(defs["notes"]["properties"]) == {"note", "note1", "note2", "note3"}
 
 
+def test_schema_enums_are_the_python_constants():
+    """The schema is the source of the field rules; the Python names for its enums must say the same."""
+    from lattigo_fleet.spec import IGNORABLE_FIELDS, NOTE_FIELDS, ON_REMOVE_CHOICES, STATES, USAGE_ACTIONS
+
+    defs = fleet_schema()["$defs"]
+    assert tuple(defs["state"]["enum"]) == STATES
+    assert tuple(defs["notes"]["properties"]) == NOTE_FIELDS
+    assert tuple(defs["ignore_changes"]["items"]["enum"]) == IGNORABLE_FIELDS
+    assert tuple(defs["usage_limit"]["properties"]["action"]["enum"]) == USAGE_ACTIONS
+    assert tuple(defs["policy"]["properties"]["on_remove"]["enum"]) == ON_REMOVE_CHOICES
+
+
 def test_sample_fleet_is_valid_against_the_schema_itself():
     """What an editor would check: fleet.yaml against the schema, fleet.d files against #/$defs/fleetDFile."""
     schema = fleet_schema()

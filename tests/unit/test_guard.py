@@ -1,33 +1,80 @@
-"""FleetGuard's check: removals (with on_remove: suspend) plus planned suspensions against the limit."""
+"""The blast-radius rule (lattigo_fleet.guard): one rule, as a table, for every path that calls it."""
 
 from __future__ import annotations
 
-from providers.guard import FleetGuardProvider, removals
+import pytest
 
-OLD = {"iccids": ["a", "b", "c", "d"]}
-
-
-def news(iccids, on_remove="suspend", limit=1, suspensions=0, allow=False):
-    return {"iccids": iccids, "on_remove": on_remove, "limit": limit, "suspensions": suspensions,
-            "allow_large_changes": allow}
+from lattigo_fleet.guard import refusal, suspended_by_fleet, suspended_by_removal
+from lattigo_fleet.spec import DesiredSim, Policy
 
 
-def test_removals_only_count_when_removing_suspends():
-    assert removals(OLD, news(["a", "b"])) == ["c", "d"]
-    assert removals(OLD, news(["a", "b"], on_remove="retain")) == []
-    assert removals({}, news(["a"])) == []  # first run: nothing was held before
+def sim(i: int, state: str = "active", ignore=()) -> DesiredSim:
+    return DesiredSim(iccid=f"890100000000000000{i:02d}", name=f"truck-{i}", state=state, ignore_changes=ignore)
 
 
-def test_check_refuses_over_the_limit_and_names_the_sims():
-    result = FleetGuardProvider().check(OLD, news(["a", "b"]))
-    [failure] = result.failures
-    assert "2 removed" in failure.reason and "c, d" in failure.reason
+def live(i: int, state: str) -> tuple[str, dict]:
+    return f"890100000000000000{i:02d}", {"state": state}
 
 
-def test_removals_and_suspensions_share_one_budget():
-    assert FleetGuardProvider().check(OLD, news(["a", "b", "c"], limit=1)).failures == []
-    assert FleetGuardProvider().check(OLD, news(["a", "b", "c"], limit=1, suspensions=1)).failures
+@pytest.mark.parametrize(("live_state", "declared", "ignore", "counts"), [
+    ("active", "suspended", (), True),
+    ("active", "suspended_no_billing", (), True),
+    ("pending_activation", "suspended", (), True),
+    ("suspended", "suspended_no_billing", (), False),  # already out of service
+    (None, "suspended", (), False),  # a SIM not in the account serves nobody yet
+    ("suspended", "active", (), False),
+    ("active", "active", (), False),
+    ("active", "suspended", ("state",), False),  # ignore_changes: state: the declared state is not applied
+])
+def test_what_a_declared_suspension_counts(live_state, declared, ignore, counts):
+    account = dict([live(1, live_state)]) if live_state else {}
+    assert (suspended_by_fleet([sim(1, declared, ignore)], account) != []) is counts
 
 
-def test_allow_large_changes_lifts_the_guard():
-    assert FleetGuardProvider().check(OLD, news([], allow=True)).failures == []
+@pytest.mark.parametrize(("on_remove", "live_state", "counts"), [
+    ("suspend", "active", True),
+    ("suspend", "pending_activation", True),
+    ("suspend", "suspended", False),  # nothing left to take out of service
+    ("suspend", None, False),  # gone from the account
+    ("retain", "active", False),  # a removal sends nothing
+])
+def test_what_a_removal_counts(on_remove, live_state, counts):
+    account = dict([live(1, live_state)]) if live_state else {}
+    removed = suspended_by_removal(Policy(on_remove), [sim(1).iccid], account)
+    assert (removed != []) is counts
+
+
+@pytest.mark.parametrize(("policy", "size", "suspended", "removed", "allow", "refused"), [
+    (Policy(max_changes=1), 4, 1, 0, False, False),
+    (Policy(max_changes=1), 4, 2, 0, False, True),
+    (Policy(max_changes=1), 4, 0, 2, False, True),
+    (Policy(max_changes=1), 4, 1, 1, False, True),  # suspensions and removals share one budget
+    (Policy(max_changes=1), 4, 1, 1, True, False),  # the escape hatch
+    (Policy(max_changes_percent=25), 4, 1, 0, False, False),  # 25% of 4 is 1
+    (Policy(max_changes_percent=25), 4, 2, 0, False, True),
+    (Policy(max_changes_percent=10), 5, 1, 0, False, False),  # a percentage rounds up: 10% of 5 is 1
+    (Policy(max_changes=0), 100, 0, 0, False, False),  # nothing out of service: nothing to refuse
+    (Policy(max_changes=0), 100, 0, 1, False, True),
+])
+def test_the_limit(policy, size, suspended, removed, allow, refused):
+    message = refusal(policy, size, suspended=[f"s{i}" for i in range(suspended)],
+                      removed=[f"r{i}" for i in range(removed)], allow=allow)
+    assert (message is not None) is refused
+
+
+def test_the_refusal_names_the_sims_and_offers_a_per_run_override():
+    message = refusal(Policy(max_changes=1), 10, suspended=["truck-1"], removed=["8901", "8902"],
+                      command="pulumi destroy")
+    assert "take 3 SIMs out of service" in message
+    assert "1 suspended by fleet.yaml: truck-1" in message
+    assert "2 removed from fleet.yaml with on_remove: suspend: 8901, 8902" in message
+    assert "limit of 1" in message
+    # The per-run override is the environment variable; the stack setting is said to persist.
+    assert "`LATTIGO_ALLOW_LARGE_CHANGES=true pulumi destroy`" in message
+    assert "for this run only" in message and "every later run" in message
+    assert "pulumi config set" not in message
+
+
+def test_long_lists_are_cut():
+    message = refusal(Policy(max_changes=0), 100, removed=[f"r{i}" for i in range(25)])
+    assert "r9, and 15 more" not in message and "r9 and 15 more" in message

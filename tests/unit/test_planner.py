@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lattigo_fleet.planner import is_suspension, plan_sim
+from lattigo_fleet.planner import observe, plan_sim
 from lattigo_fleet.spec import UNMANAGED, DesiredSim, UsageLimit
 
 ICCID = "89010000000000000001"
@@ -65,6 +65,18 @@ CASES = [
      ["activate", "cost_center", "set_limit"], False),
     ("new SIM with no limit declared: nothing to remove", desired(usage_limit=None), None, UNMANAGED,
      ["activate"], False),
+    # ignore_changes: a live difference in these fields is left alone once the SIM is in the account...
+    ("platform suspension expected: not restored", desired(ignore_changes=("state",)), live(state="suspended"),
+     UNMANAGED, [], False),
+    ("ignored cost center and notes: portal edits stay",
+     desired(cost_center="cc", notes={"note": "a"}, ignore_changes=("cost_center", "notes")),
+     live(cost_center="portal", note="edited"), UNMANAGED, [], False),
+    ("ignoring state still applies the other fields", desired(cost_center="cc", ignore_changes=("state",)),
+     live(state="suspended"), UNMANAGED, ["cost_center"], False),
+    # ...but a SIM being activated gets every declared value, as Terraform applies ignored fields at creation.
+    ("new SIM ignoring state and cost center still gets them",
+     desired(state="suspended", cost_center="cc", ignore_changes=("state", "cost_center")), None, UNMANAGED,
+     ["activate", "suspend", "cost_center"], False),
 ]
 
 
@@ -75,6 +87,25 @@ def test_plan(desired_sim, live_sim, last_limit, kinds, wait):
     assert plan.problems == []
     assert plan.kinds == kinds
     assert plan.wait_for_settle is wait
+
+
+def test_each_operation_carries_its_own_parameters():
+    """Kinds are not enough: a note sent to the wrong field must fail here, not only end to end."""
+    plan = plan_sim(desired(cost_center="cc", notes={"note2": "east", "note3": ""}, usage_limit=LIMIT),
+                    live(note2="west", note3="old"), None)
+    params = {(op.kind, op.param("field") if op.kind == "note" else None): dict(op.params) for op in plan.ops}
+    assert params == {
+        ("cost_center", None): {"cost_center": "cc"},
+        ("note", "note2"): {"field": "note2", "value": "east"},
+        ("note", "note3"): {"field": "note3", "value": ""},
+        ("set_limit", None): {"kb_limit": 51200, "action": "suspend", "usernames": ("ops-oncall",)},
+    }
+    [activation] = plan_sim(desired(notes={"note1": "x"}, region_code="02134"), None).ops
+    assert dict(activation.params) == {"rate_plan": "ACME Co 5mb Rate Plan"}
+    assert dict(activation.row) == {"imei": IMEI, "region_code": "02134", "device_sku": None,
+                                    "notes": (("note1", "x"),)}
+    [to_no_billing] = plan_sim(desired(state="suspended_no_billing"), live(imei="353000000000009")).ops
+    assert dict(to_no_billing.row) == {"imei": "353000000000009"}  # the account's IMEI, as the API requires
 
 
 def test_activation_needs_imei_and_rate_plan():
@@ -108,20 +139,8 @@ def test_activations_of_different_sims_on_one_plan_share_a_request():
     assert other_plan.batch_key != a.batch_key
 
 
-@pytest.mark.parametrize(("live_state", "desired_state", "counts"), [
-    ("active", "suspended", True),
-    ("active", "suspended_no_billing", True),
-    ("pending_activation", "suspended", True),
-    ("suspended", "suspended_no_billing", False),  # already out of service
-    (None, "suspended", False),  # a new SIM serves nobody yet
-    ("suspended", "active", False),
-])
-def test_what_the_blast_radius_guard_counts(live_state, desired_state, counts):
-    assert is_suspension(live_state, desired_state) is counts
-
-
 def test_plan_summary_groups_sims_by_call_and_leaves_limits_to_the_diff():
-    from lattigo_fleet.program import plan_summary
+    from lattigo_fleet.account_check import plan_summary
 
     plans = {
         "truck-1": plan_sim(desired(cost_center="cc"), live()),
@@ -135,3 +154,30 @@ def test_plan_summary_groups_sims_by_call_and_leaves_limits_to_the_diff():
     assert "suspend: 1 SIM(s): truck-3" in summary
     assert "set limit" not in summary
     assert "already matches" in plan_summary({"truck-1": plan_sim(desired(), live())})
+
+
+OBSERVE = [
+    # (id, declared, live, what a refresh records: the declared fields as the account shows them)
+    ("in sync", desired(cost_center="ops"), live(), desired(cost_center="ops")),
+    ("drift in state, cost center and a declared note", desired(cost_center="ops", notes={"note": "a"}),
+     live(state="suspended", cost_center="rogue", note="edited", note1="not declared"),
+     desired(state="suspended", cost_center="rogue", notes={"note": "edited"})),
+    ("undeclared fields are not read back", desired(), live(cost_center="x", note="y"), desired()),
+    ("write-only fields keep their declared value", desired(usage_limit=LIMIT, region_code="02134"), live(),
+     desired(usage_limit=LIMIT, region_code="02134")),
+    ("in flight to the declared state: not drift", desired(state="suspended_no_billing"),
+     live(state="pending_suspend_no_billing"), desired(state="suspended_no_billing")),
+    ("in flight elsewhere: shown where it lands", desired(), live(state="pending_suspend_no_billing"),
+     desired(state="suspended_no_billing")),
+    ("pending activation: not drift", desired(), live(state="pending_activation"), desired()),
+    ("ignored fields: never drift", desired(cost_center="ops", notes={"note": "a"},
+                                            ignore_changes=("state", "cost_center", "notes")),
+     live(state="suspended", cost_center="portal", note="edited"),
+     desired(cost_center="ops", notes={"note": "a"}, ignore_changes=("state", "cost_center", "notes"))),
+    ("IMEI read back only if declared", desired(imei=None), live(imei="353000000000009"), desired(imei=None)),
+]
+
+
+@pytest.mark.parametrize(("declared", "live_sim", "expected"), [c[1:] for c in OBSERVE], ids=[c[0] for c in OBSERVE])
+def test_observe(declared, live_sim, expected):
+    assert observe(declared, live_sim) == expected

@@ -1,52 +1,88 @@
-"""The provider's diff and refresh rules: only declared fields count, and refresh shows live values."""
+"""The Sim provider's rules: a diff names only the account fields that change; check records how a SIM came
+under management and never records an activation field that was not applied."""
 
 from __future__ import annotations
 
-from providers.sim import _observed_inputs, changed_fields
+import pytest
 
-BASE = {
-    "iccid": "89010000000000000001", "imei": "353000000000001", "name": "truck-1", "state": "active",
-    "rate_plan": "P", "region_code": None, "device_sku": None, "cost_center": "ops",
-    "notes": {"note": "a"}, "usage_limit": None,
-    "managed": ["cost_center", "imei", "notes.note", "rate_plan", "state", "usage_limit"],
-}
+from providers import runtime as rt
+from providers.sim import ACTIVATED, ADOPTED, SimProvider, declared_changes
 
-
-def test_no_change_when_declared_fields_match_even_if_outputs_carry_more():
-    olds = {**BASE, "device_name": "36500", "live_state": "active", "msisdn": "1555"}
-    assert changed_fields(olds, dict(BASE)) == []
+ICCID = "89010000000000000001"
+BASE = {"iccid": ICCID, "imei": "353000000000001", "name": "truck-1", "state": "active", "cost_center": "ops",
+        "notes": {"note": "a"}, "usage_limit": "none", "origin": "adopted"}
+LIMIT = {"kb_limit": 5, "action": "suspend", "usernames": ["ops"]}
 
 
-def test_each_declared_field_is_named():
-    news = {**BASE, "cost_center": "logistics", "notes": {"note": "b"}, "state": "suspended",
-            "usage_limit": {"kb_limit": 1, "action": "suspend", "usernames": []}}
-    assert changed_fields(BASE, news) == ["state", "cost_center", "notes", "usage_limit"]
+@pytest.mark.parametrize(("stored", "declared", "expected"), [
+    (BASE, BASE, {}),
+    (BASE, {**BASE, "name": "renamed"}, {}),  # a rename is no change in the account
+    (BASE, {**BASE, "cost_center": "logistics"}, {"cost_center": "update"}),
+    (BASE, {**BASE, "state": "suspended"}, {"state": "update"}),
+    (BASE, {**BASE, "notes": {"note": "b", "note2": "c"}}, {"notes.note": "update", "notes.note2": "add"}),
+    (BASE, {**BASE, "usage_limit": LIMIT}, {"usage_limit": "update"}),
+    ({k: v for k, v in BASE.items() if k != "usage_limit"}, {**BASE, "usage_limit": LIMIT}, {"usage_limit": "add"}),
+    (BASE, {k: v for k, v in BASE.items() if k != "cost_center"}, {}),  # no longer declared: left alone
+    ({**BASE, "cost_center": "rogue"}, {**BASE, "ignore_changes": ["cost_center"]}, {}),
+    ({**BASE, "state": "suspended"}, {**BASE, "ignore_changes": ["state"]}, {}),
+    # State written by earlier versions: live telemetry and a `managed` list are not account changes.
+    ({**BASE, "device_name": "36500", "bytes_used": 5, "usage_limit": None,
+      "managed": ["cost_center", "imei", "notes.note", "state", "usage_limit"]}, BASE, {}),
+])
+def test_declared_changes(stored, declared, expected):
+    assert declared_changes(stored, declared) == expected
 
 
-def test_unmanaged_fields_never_diff():
-    news = {**BASE, "cost_center": None, "managed": [m for m in BASE["managed"] if m != "cost_center"]}
-    olds = {**BASE, "managed": news["managed"], "cost_center": "whatever-live-says"}
-    assert changed_fields(olds, news) == []
+class FakeLive:
+    def __init__(self, sims):
+        self.sims = sims
+
+    def get(self, iccid):
+        return self.sims.get(iccid)
 
 
-def test_refresh_takes_live_values_but_keeps_write_only_ones():
-    live = {"imei": "353000000000001", "state": "suspended", "cost_center": "rogue", "note": "edited",
-            "note1": "not managed"}
-    stored = {**BASE, "usage_limit": {"kb_limit": 5, "action": "suspend", "usernames": ["ops"]}}
-    observed = _observed_inputs(stored, live)
-    assert observed["state"] == "suspended"
-    assert observed["cost_center"] == "rogue"
-    assert observed["notes"] == {"note": "edited"}  # only the managed note fields
-    assert observed["usage_limit"] == stored["usage_limit"]  # limits cannot be read back
-    assert observed["rate_plan"] == "P"
-    assert changed_fields(observed, BASE) == ["state", "cost_center", "notes", "usage_limit"]
+class FakeRuntime:
+    def __init__(self, sims):
+        self.live = FakeLive(sims)
+        self.warned = set()
 
 
-def test_a_sim_on_its_way_to_the_declared_state_is_not_drift():
-    stored = {**BASE, "state": "suspended_no_billing"}
-    observed = _observed_inputs(stored, {"imei": BASE["imei"], "state": "pending_suspend_no_billing",
-                                         "cost_center": "ops", "note": "a"})
-    assert observed["state"] == "suspended_no_billing"
-    other = _observed_inputs(BASE, {"imei": BASE["imei"], "state": "pending_suspend_no_billing",
-                                    "cost_center": "ops", "note": "a"})
-    assert other["state"] == "pending_suspend_no_billing"  # heading somewhere else than declared: shown
+@pytest.fixture
+def account(monkeypatch):
+    def make(sims):
+        fake = FakeRuntime(sims)
+        monkeypatch.setattr(rt, "_RUNTIME", fake)
+        return fake
+    return make
+
+
+def test_an_adopted_sim_records_no_rate_plan_and_a_later_correction_is_not_refused(account):
+    account({ICCID: {"state": "active"}})
+    declared = {**BASE, "rate_plan": "ACME Co 1GB Pooled Plan"}
+    declared.pop("origin")
+    created = SimProvider().check({}, declared)
+    assert created.failures == []
+    assert created.inputs["origin"] == ADOPTED and "rate_plan" not in created.inputs
+    corrected = SimProvider().check(created.inputs, {**declared, "rate_plan": "ACME Co 5mb Rate Plan"})
+    assert corrected.failures == [] and "rate_plan" not in corrected.inputs
+
+
+def test_an_activated_sim_keeps_its_rate_plan_and_refuses_to_change_it(account):
+    account({})
+    declared = {k: v for k, v in BASE.items() if k != "origin"} | {"rate_plan": "ACME Co 5mb Rate Plan"}
+    created = SimProvider().check({}, declared)
+    assert created.inputs["origin"] == ACTIVATED and created.inputs["rate_plan"] == "ACME Co 5mb Rate Plan"
+    changed = SimProvider().check(created.inputs, {**declared, "rate_plan": "ACME Co 10MB Plan"})
+    [failure] = changed.failures
+    assert failure.property == "rate_plan" and "cannot change" in failure.reason
+    assert SimProvider().check(created.inputs, declared).failures == []
+
+
+def test_the_unapplied_rate_plan_is_said_once_per_run(account, monkeypatch):
+    said = []
+    monkeypatch.setattr("providers.sim.warn", said.append)
+    account({ICCID: {"state": "active"}, "89010000000000000002": {"state": "active"}})
+    for iccid in (ICCID, "89010000000000000002"):
+        SimProvider().check({}, {"iccid": iccid, "state": "active", "rate_plan": "P"})
+    [message] = said
+    assert "rate_plan" in message and "not applied" in message and ICCID in message

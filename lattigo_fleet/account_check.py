@@ -1,0 +1,170 @@
+"""Checks of fleet.yaml against the live account, before any resource is registered.
+
+Everything that can be known before a change is made is checked here, all at once, each problem with the
+file:line:column of the field that causes it: rate plans and usernames the API does not list, IMEIs that
+differ from the live SIM's, state transitions the platform cannot make, ICCIDs of another account, and the
+blast-radius guard for declared suspensions. Warnings (nothing is refused) for what is probably a typo: a
+cost center that no SIM of the account uses yet. And the summary a reviewer reads first: the Lattigo calls
+that converging the account takes, grouped by call.
+
+Reads: rate plans, users, one paged snapshot of the fleet, and one GET per declared SIM that the snapshot
+does not hold (a SIM to activate: the answer says whether the ICCID belongs to another account).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from lattigo_fleet import guard
+from lattigo_fleet.planner import Op, Plan, plan_sim
+from lattigo_fleet.spec import FleetSpec, Issue, validate_against_account
+
+PROBE_CONCURRENCY = 8
+
+
+class AccountReader(Protocol):
+    def rate_plans(self) -> list[dict[str, Any]]: ...
+    def users(self) -> list[str]: ...
+    def snapshot(self) -> dict[str, dict[str, Any]]: ...
+    def device(self, iccid_or_name: str, id_type: str | None = "iccid") -> dict[str, Any]: ...
+
+
+@dataclass
+class AccountCheck:
+    issues: list[Issue | str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    plans: dict[str, Plan] = field(default_factory=dict)  # by SIM name, against the live account
+    live: dict[str, dict[str, Any]] = field(default_factory=dict)  # the snapshot the plans were made on
+
+
+def _issue(fleet: FleetSpec, iccid: str, field_name: str | None, message: str) -> Issue:
+    loc = fleet.source_of(iccid, field_name)
+    sim = fleet.by_iccid[iccid]
+    index = fleet.sims.index(sim)
+    path = f"sims[{index}]" + (f".{field_name}" if field_name else "")
+    who = iccid if sim.name == iccid else f"{sim.name} ({iccid})"
+    return Issue(loc.file, loc.line, loc.column, path, f"SIM {who}: {message}")
+
+
+def _names(items: Iterable[Mapping[str, Any] | Any], key: str) -> set[str]:
+    """Names out of a list the API returned, skipping entries that are not what the document says."""
+    return {str(item[key]) for item in items if isinstance(item, Mapping) and item.get(key) is not None}
+
+
+def probe_absent(client: AccountReader, iccids: list[str]) -> dict[str, str]:
+    """For declared ICCIDs the snapshot does not hold: "other_account" (403), "absent" (404: an inventory SIM
+    or an unknown ICCID, which the API does not tell apart) or "present" (the snapshot was behind)."""
+    from lattigo_fleet.client import AuthenticationError, NotFound
+
+    def probe(iccid: str) -> tuple[str, str]:
+        try:
+            client.device(iccid)
+        except NotFound:
+            return iccid, "absent"
+        except AuthenticationError as exc:
+            if exc.status == 403:
+                return iccid, "other_account"
+            raise
+        return iccid, "present"
+
+    if not iccids:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(PROBE_CONCURRENCY, len(iccids))) as pool:
+        return dict(pool.map(probe, iccids))
+
+
+def new_cost_center_warnings(fleet: FleetSpec, plans: Mapping[str, Plan], live: Mapping[str, Mapping[str, Any]]
+                             ) -> list[str]:
+    """A move to a cost center that no SIM of the account uses yet is often a typo ("Fleet-Eastt")."""
+    in_use = {str(sim["cost_center"]) for sim in live.values() if sim.get("cost_center")}
+    moving: dict[str, list[str]] = {}
+    for sim in fleet.sims:
+        for op in plans[sim.name].ops if sim.name in plans else ():
+            if op.kind == "cost_center" and op.param("cost_center") not in in_use and op.param("cost_center"):
+                moving.setdefault(op.param("cost_center"), []).append(sim.iccid)
+    warnings = []
+    for cost_center, iccids in sorted(moving.items()):
+        loc = fleet.source_of(iccids[0], "cost_center")
+        close = difflib.get_close_matches(cost_center, sorted(in_use), n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]!r}?" if close else " (a new cost center, if that is intended)"
+        warnings.append(f"{loc}: cost_center: {len(iccids)} SIM(s) move to {cost_center!r}, which no SIM in the "
+                        f"account uses yet{hint}")
+    return warnings
+
+
+def check_against_account(fleet: FleetSpec, client: AccountReader, allow_large_changes: bool) -> AccountCheck:
+    rate_plans = _names(client.rate_plans(), "name")
+    usernames = {str(u) for u in client.users() if isinstance(u, str)}
+    result = AccountCheck(issues=list(validate_against_account(fleet, rate_plans, usernames)))
+    issues = result.issues
+    live = result.live = client.snapshot()
+
+    absent = [sim.iccid for sim in fleet.sims if sim.iccid not in live]
+    probed = probe_absent(client, absent)
+    for iccid, answer in probed.items():
+        if answer == "other_account":
+            issues.append(_issue(fleet, iccid, "iccid", "this ICCID is not in this account's inventory: the API "
+                                 "answers 403 Forbidden for it (it belongs to another account); remove it"))
+        elif answer == "present":  # listed since the snapshot was read: plan against what is there now
+            from lattigo_fleet.client import LattigoError
+
+            try:
+                live[iccid] = client.device(iccid)
+            except LattigoError:
+                pass
+
+    for sim in fleet.sims:
+        current = live.get(sim.iccid)
+        if probed.get(sim.iccid) == "other_account":
+            continue
+        if current and sim.imei and current.get("imei") and current["imei"] != sim.imei:
+            issues.append(_issue(fleet, sim.iccid, "imei",
+                                 f"declared IMEI {sim.imei} differs from the account's {current['imei']}; "
+                                 "the Lattigo API cannot change the IMEI of an activated SIM"))
+        plan = plan_sim(sim, current)
+        for problem in plan.problems:
+            if current is None:
+                problem = problem.replace("is not in the account", "is not an activated SIM of this account (the "
+                                          "API answers 404 Not Found for it)")
+            issues.append(_issue(fleet, sim.iccid, "state" if current else None, problem))
+        result.plans[sim.name] = plan
+
+    suspended = guard.suspended_by_fleet(fleet.sims, live)
+    refusal = guard.refusal(fleet.policy, len(fleet.sims), suspended=[s.name for s in suspended],
+                            allow=allow_large_changes)
+    if refusal:
+        issues.append(f"{fleet.source_of(suspended[0].iccid, 'state')}: {refusal}")
+    result.warnings = new_cost_center_warnings(fleet, result.plans, live)
+    return result
+
+
+def _describe(op: Op) -> str:
+    if op.kind == "activate":
+        return f"activate on {op.param('rate_plan')!r}"
+    if op.kind == "cost_center":
+        return f"cost center -> {op.param('cost_center')!r}"
+    if op.kind == "note":
+        return f"{op.param('field')} -> {op.param('value')!r}"
+    return op.kind.replace("_", " ")
+
+
+def plan_summary(plans: Mapping[str, Plan], shown: int = 12) -> str:
+    """What converging the live account takes, grouped by call: readable in a pull-request comment, and of
+    a size that does not grow with the fleet."""
+    groups: dict[str, list[str]] = {}
+    for name, plan in plans.items():
+        for op in plan.ops:
+            if op.kind not in ("set_limit", "remove_limit"):
+                groups.setdefault(_describe(op), []).append(name)
+    if not groups:
+        return "live account already matches fleet.yaml (usage limits are compared by the diff below)"
+    lines = ["Lattigo changes needed to make the live account match fleet.yaml "
+             "(usage limits, which the API cannot read back, appear only in the diff):"]
+    for what, names in sorted(groups.items()):
+        more = f" and {len(names) - shown} more" if len(names) > shown else ""
+        lines.append(f"  {what}: {len(names)} SIM(s): {', '.join(names[:shown])}{more}")
+    return "\n".join(lines)

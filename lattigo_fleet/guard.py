@@ -1,0 +1,81 @@
+"""The blast-radius guard: how many SIMs one run may take out of service, written once.
+
+Pure. Every path that can take a SIM out of service asks this module, before the first call is sent:
+
+- the program, for the suspensions fleet.yaml declares (it cannot see removals: it does not know the stack);
+- the `FleetGuard` resource, at the start of every preview and up, for those suspensions *and* the SIMs
+  removed from fleet.yaml (it keeps the ICCIDs of the last applied fleet);
+- the `FleetGuard`'s delete, which is what `pulumi destroy` does with the whole fleet;
+- a removed SIM's own delete, as a backstop for a guard whose record is behind (a run cut short).
+
+What counts: a SIM *serving* in the account (active, or on its way to active) that this run would suspend,
+either because fleet.yaml now declares it suspended (unless its `ignore_changes` holds `state`), or because it
+left fleet.yaml under `policy.on_remove: suspend`. A SIM already suspended, or not yet activated, takes
+nothing out of service, and with `on_remove: retain` a removal sends nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from lattigo_fleet.planner import ACTIVE, PENDING_ACTIVATION, SUSPENDED, SUSPENDED_NO_BILLING
+from lattigo_fleet.spec import DesiredSim, Policy
+
+SERVING = (ACTIVE, PENDING_ACTIVATION)
+ALLOW_ENV = "LATTIGO_ALLOW_LARGE_CHANGES"
+
+
+def serving(live: Mapping[str, Any] | None) -> bool:
+    return live is not None and live.get("state") in SERVING
+
+
+def suspended_by_fleet(sims: Iterable[DesiredSim], live: Mapping[str, Mapping[str, Any]]) -> list[DesiredSim]:
+    """The declared SIMs whose declared state takes a serving SIM out of service."""
+    return [
+        sim for sim in sims
+        if sim.state in (SUSPENDED, SUSPENDED_NO_BILLING) and "state" not in sim.ignore_changes
+        and serving(live.get(sim.iccid))
+    ]
+
+
+def suspended_by_removal(policy: Policy, removed: Iterable[str], live: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The removed ICCIDs whose removal suspends a serving SIM."""
+    if policy.on_remove != "suspend":
+        return []
+    return [iccid for iccid in removed if serving(live.get(iccid))]
+
+
+def _shown(names: Sequence[str], limit: int = 10) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def refusal(
+    policy: Policy,
+    fleet_size: int,
+    *,
+    suspended: Sequence[str] = (),
+    removed: Sequence[str] = (),
+    allow: bool = False,
+    command: str = "pulumi up",
+) -> str | None:
+    """None if the run may go ahead; otherwise the message that refuses it.
+
+    `fleet_size` is the fleet before the run (for a percentage); `suspended` and `removed` name the SIMs
+    counted above; `allow` is the escape hatch; `command` is what the user runs again to allow it once."""
+    total = len(suspended) + len(removed)
+    limit = policy.limit_for(fleet_size)
+    if allow or total <= limit:
+        return None
+    parts = []
+    if suspended:
+        parts.append(f"{len(suspended)} suspended by fleet.yaml: {_shown(suspended)}")
+    if removed:
+        parts.append(f"{len(removed)} removed from fleet.yaml with on_remove: suspend: {_shown(removed)}")
+    return (
+        f"policy.max_changes: this run would take {total} SIMs out of service ({'; '.join(parts)}), "
+        f"more than the limit of {limit} ({policy.describe()}); nothing was sent. If that is intended, allow "
+        f"it for this run only with `{ALLOW_ENV}=true {command}` (the stack setting "
+        "lattigo-fleet:allowLargeChanges lifts the guard for every later run too, until it is removed)"
+    )

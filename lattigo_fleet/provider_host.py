@@ -1,0 +1,162 @@
+"""The process that serves our dynamic providers to the Pulumi engine: the SDK's servicer, with three additions.
+
+Pulumi starts `pulumi-resource-pulumi-python` for Python dynamic resources; the stock one runs
+`python -m pulumi.dynamic`. The project's engine toolchain (scripts/ensure-pulumi.sh) installs a launcher of
+the same name that runs this module instead (falling back to the stock server for projects without it).
+It hosts the SDK's own `DynamicResourceProviderServicer`, unchanged in what it does, and adds:
+
+- **Detailed diffs.** A provider's `diff` may return a :class:`DetailedDiffResult` naming the properties that
+  change; the engine then shows a reviewer exactly those (`~ cost_center: "a" => "b"`) and not its own diff
+  of every stored input. The stock server drops that information (its DiffResult has no such field).
+- **Diagnostics on the resource.** :func:`warn` sends a warning to the engine, attached to the resource whose
+  request is being served, so that it appears in `pulumi preview` like any other diagnostic. The engine's
+  address is the first argument of every resource plugin.
+- **Errors in plain words.** A :class:`ProviderError` ends the request with its message alone (the stock server
+  lets the gRPC layer report "Exception calling application: ..." with the exception's type).
+
+Without this host (a stock `pulumi` CLI) everything still works: diffs fall back to the engine's own, and
+warnings go to the plugin's stderr, which the engine keeps in its log.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Mapping
+from concurrent import futures
+from typing import Any
+
+PROVIDER_WORKERS = 4  # the gRPC server's thread pool, as the SDK's own: the batcher's saturation point
+
+_local = threading.local()
+_engine: Any = None  # the engine's gRPC stub, when this host serves the providers
+
+
+class ProviderError(Exception):
+    """A refusal or failure whose message is complete for a user: shown as it is, no type, no traceback."""
+
+
+class DetailedDiffResult:
+    """A diff that names its changed properties: `{"cost_center": "update", "notes.note1": "add"}`.
+
+    Kinds: add, delete, update (and the same with `_replace`). Duck-typed like pulumi.dynamic.DiffResult, so
+    the stock server, which reads only `changes`, `replaces`, `stables` and `delete_before_replace`, still
+    gets a correct answer from it."""
+
+    def __init__(self, detailed: Mapping[str, str], *, replaces: list[str] | None = None,
+                 delete_before_replace: bool | None = None) -> None:
+        self.detailed = dict(detailed)
+        self.changes = bool(self.detailed)
+        self.replaces = replaces or []
+        self.stables = None
+        self.delete_before_replace = delete_before_replace
+
+
+def warn(message: str) -> None:
+    """A warning for the user, attached to the resource of the request being served."""
+    if _engine is None:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+        return
+    from pulumi.runtime.proto import engine_pb2
+
+    try:
+        _engine.Log(engine_pb2.LogRequest(severity=engine_pb2.WARNING, message=message,
+                                          urn=getattr(_local, "urn", "") or ""))
+    except Exception:  # noqa: BLE001 - a lost warning must not fail the resource
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _sdk_servicer_module() -> Any:
+    """The SDK's `pulumi/dynamic/__main__.py` as a module, without running it: the file ends in an unguarded
+    `main()` that would start the stock server on import. Everything else in it is used as it is."""
+    import importlib.util
+    import types
+
+    spec = importlib.util.find_spec("pulumi.dynamic.__main__")
+    assert spec is not None and spec.origin is not None
+    with open(spec.origin, encoding="utf-8") as handle:
+        source = handle.read()
+    body, tail = source.rstrip().rsplit("\n", 1)
+    if tail.strip() != "main()":
+        raise RuntimeError(f"unexpected end of {spec.origin}: {tail!r}; check the pinned pulumi SDK")
+    module = types.ModuleType("pulumi.dynamic._sdk_servicer")
+    module.__file__ = spec.origin
+    exec(compile(body, spec.origin, "exec"), module.__dict__)  # noqa: S102 - the installed SDK's own file
+    return module
+
+
+def _servicer_class() -> type:
+    import grpc
+    from pulumi.runtime import proto, rpc
+
+    sdk = _sdk_servicer_module()
+    PROVIDER_KEY, DynamicResourceProviderServicer, get_provider = (  # noqa: N806 - the SDK's names
+        sdk.PROVIDER_KEY, sdk.DynamicResourceProviderServicer, sdk.get_provider)
+
+    kinds = {
+        "add": proto.PropertyDiff.ADD, "add_replace": proto.PropertyDiff.ADD_REPLACE,
+        "delete": proto.PropertyDiff.DELETE, "delete_replace": proto.PropertyDiff.DELETE_REPLACE,
+        "update": proto.PropertyDiff.UPDATE, "update_replace": proto.PropertyDiff.UPDATE_REPLACE,
+    }
+
+    def served(method):
+        """Record the request's URN for `warn`, and turn a ProviderError into its message alone."""
+        def wrapper(self, request, context):
+            _local.urn = getattr(request, "urn", "")
+            try:
+                return method(self, request, context)
+            except ProviderError as exc:
+                context.abort(grpc.StatusCode.UNKNOWN, str(exc))
+            finally:
+                _local.urn = ""
+        wrapper.__name__ = method.__name__
+        return wrapper
+
+    class FleetProviderServicer(DynamicResourceProviderServicer):
+        def Diff(self, request, context):
+            olds = rpc.deserialize_properties(request.olds, True)
+            news = rpc.deserialize_properties(request.news, True)
+            provider = get_provider(olds if news[PROVIDER_KEY] == rpc.UNKNOWN else news, self._config)
+            result = provider.diff(request.id, olds, news)
+            if not isinstance(result, DetailedDiffResult):
+                return DynamicResourceProviderServicer.Diff(self, request, context)
+            fields: dict[str, Any] = {
+                "changes": proto.DiffResponse.DIFF_SOME if result.changes else proto.DiffResponse.DIFF_NONE,
+                "replaces": result.replaces,
+                "diffs": sorted({path.split(".", 1)[0] for path in result.detailed}),
+                "detailedDiff": {path: proto.PropertyDiff(kind=kinds[kind], inputDiff=True)
+                                 for path, kind in result.detailed.items()},
+                "hasDetailedDiff": True,
+            }
+            if result.delete_before_replace is not None:
+                fields["deleteBeforeReplace"] = result.delete_before_replace
+            return proto.DiffResponse(**fields)
+
+    for name in ("Check", "Diff", "Create", "Read", "Update", "Delete"):
+        setattr(FleetProviderServicer, name, served(getattr(FleetProviderServicer, name)))
+    return FleetProviderServicer
+
+
+def main(argv: list[str]) -> None:
+    global _engine
+    import grpc
+    from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
+    from pulumi.runtime.proto import engine_pb2_grpc, provider_pb2_grpc
+
+    engine_address = next((a for a in argv if not a.startswith("-")), None)
+    if engine_address:
+        _engine = engine_pb2_grpc.EngineStub(grpc.insecure_channel(engine_address, options=_GRPC_CHANNEL_OPTIONS))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=PROVIDER_WORKERS), options=_GRPC_CHANNEL_OPTIONS)
+    provider_pb2_grpc.add_ResourceProviderServicer_to_server(_servicer_class()(), server)
+    port = server.add_insecure_port(address="127.0.0.1:0")
+    server.start()
+    sys.stdout.buffer.write(f"{port}\n".encode())
+    sys.stdout.flush()
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop(0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,135 @@
+"""The project's settings, written once: every stack config key, its environment variable, type and default.
+
+The program and the provider process both read their settings here (from the stack config Pulumi hands
+them, then the environment, then the default). Pulumi.yaml declares the project's own keys with their types
+and these defaults (Pulumi types only keys of the project's namespace, and a typed key needs a default), and
+the README's table lists every key: tests pin both to this table. A key in the `lattigo:` or
+`lattigo-fleet:` namespace that is not in it is refused with a did-you-mean: a typo must not silently fall
+back to a default. The credentials may come from the environment instead of the stack (CI secrets); the
+guard's escape hatch is an environment variable for one run, which wins over the stack's setting.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+NAMESPACES = ("lattigo", "lattigo-fleet")
+TRUE_WORDS = ("1", "true", "yes")
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str  # the stack config key, with its namespace
+    env: str | None  # the environment variable read when the stack config does not set it
+    type: str  # string | boolean | integer
+    default: str | None
+    doc: str
+    secret: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.key.split(":", 1)[1]
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("lattigo:endpoint", "LATTIGO_ENDPOINT", "string", None,
+            "API base URL (the emulator's URL for tests and demos)"),
+    Setting("lattigo:keyName", "LATTIGO_KEY_NAME", "string", None, "API key name (HTTP Basic user)"),
+    Setting("lattigo:apiKey", "LATTIGO_API_KEY", "string", None,
+            "API key, set with `--secret`; never written to state in plaintext, logs or errors", secret=True),
+    Setting("lattigo-fleet:fleetFile", None, "string", "fleet.yaml",
+            "the fleet file (`fleet.d/*.yaml` beside it is merged in)"),
+    Setting("lattigo-fleet:allowLargeChanges", "LATTIGO_ALLOW_LARGE_CHANGES", "boolean", "false",
+            "`true` lifts the blast-radius guard (`policy.max_changes`) for *every* run until removed; "
+            "for one run, set the environment variable instead"),
+    Setting("lattigo-fleet:activationTimeout", None, "integer", "300",
+            "seconds to wait for an activation to finish"),
+    Setting("lattigo-fleet:auditLog", None, "string", "",
+            "a file to append every mutating call to, as JSON lines (empty: none)"),
+    Setting("lattigo-fleet:batchWindowMs", None, "integer", "200",
+            "how long a bulk call waits for compatible calls to join it, in milliseconds"),
+)
+BY_KEY = {s.key: s for s in SETTINGS}
+
+
+class SettingsError(Exception):
+    """A setting is missing, unknown or of the wrong type; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    endpoint: str
+    key_name: str
+    api_key: str = field(repr=False)
+    fleet_file: str = "fleet.yaml"
+    allow_large_changes: bool = False
+    activation_timeout: float = 300.0
+    batch_window: float = 0.2  # seconds
+    audit_log: str | None = None
+
+
+def unknown_keys(keys: Iterable[str]) -> list[str]:
+    """One message per config key of our namespaces that no setting has, with the nearest known key."""
+    problems = []
+    known = list(BY_KEY)
+    for key in sorted(keys):
+        if key.split(":", 1)[0] not in NAMESPACES or key in BY_KEY:
+            continue
+        lowered = {k.lower(): k for k in known}
+        guess = lowered.get(key.lower()) or next(iter(difflib.get_close_matches(key, known, n=1, cutoff=0.6)), None)
+        hint = f"; did you mean `{guess}`?" if guess else f"; the known keys are {', '.join(known)}"
+        problems.append(f"unknown stack config key `{key}`{hint} (fix it with `pulumi config rm {key}`)")
+    return problems
+
+
+def read_settings(config_get: Callable[[str], Any], env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the stack config (`config_get(key)`: None when unset), else the environment, else the
+    default. Raises SettingsError naming every missing credential or badly typed value."""
+    env = os.environ if env is None else env
+    raw: dict[str, str | None] = {}
+    for setting in SETTINGS:
+        value = config_get(setting.key)
+        if setting.key == "lattigo-fleet:allowLargeChanges" and env.get(setting.env or ""):
+            value = env[setting.env or ""]  # the per-run escape hatch wins over the stack's setting, either way
+        if value in (None, ""):
+            value = (env.get(setting.env) if setting.env else None) or setting.default
+        raw[setting.key] = None if value is None else str(value)
+
+    problems = []
+    missing = [k for k in ("lattigo:endpoint", "lattigo:keyName", "lattigo:apiKey") if not raw[k]]
+    if missing:
+        problems.append(
+            "Lattigo credentials are not configured: set " + ", ".join(missing) + " in the stack "
+            "(`pulumi config set ...`, the key with `--secret`) or " + ", ".join(BY_KEY[k].env for k in missing)
+        )
+
+    def number(key: str) -> float:
+        try:
+            value = float(raw[key] or "")
+        except ValueError:
+            problems.append(f"{key} must be a number, not {raw[key]!r}")
+            return float(BY_KEY[key].default or 0)
+        if value < 0:
+            problems.append(f"{key} must not be negative, not {raw[key]!r}")
+        return value
+
+    allow = (raw["lattigo-fleet:allowLargeChanges"] or "false").lower()
+    if allow not in (*TRUE_WORDS, "0", "false", "no"):
+        problems.append(f"lattigo-fleet:allowLargeChanges must be true or false, not {allow!r}")
+    timeout, window = number("lattigo-fleet:activationTimeout"), number("lattigo-fleet:batchWindowMs")
+    if problems:
+        raise SettingsError("; ".join(problems))
+    return Settings(
+        endpoint=str(raw["lattigo:endpoint"]),
+        key_name=str(raw["lattigo:keyName"]),
+        api_key=str(raw["lattigo:apiKey"]),
+        fleet_file=raw["lattigo-fleet:fleetFile"] or "fleet.yaml",
+        allow_large_changes=allow in TRUE_WORDS,
+        activation_timeout=timeout,
+        batch_window=window / 1000,
+        audit_log=raw["lattigo-fleet:auditLog"] or None,
+    )

@@ -1,0 +1,93 @@
+"""What the provider process shares between all its resource operations: one per `pulumi` run.
+
+Pulumi builds a provider object per resource from its pickled state, and calls `configure` once per process
+with the stack's configuration. The objects carry nothing; this runtime holds everything the operations
+share: the settings (credentials included: they never reach resource state), one Lattigo client, one live
+fleet snapshot, one applier (and so one batcher), the fleet file as the provider reads it, and the removals
+that the blast-radius guard approved in this run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from lattigo_fleet import guard
+from lattigo_fleet.provider_host import ProviderError
+from lattigo_fleet.settings import Settings, SettingsError, read_settings
+from lattigo_fleet.spec import FleetError, FleetSpec
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        from lattigo_fleet.apply import Applier
+        from lattigo_fleet.client import LattigoClient
+        from lattigo_fleet.live import LiveFleet
+
+        self.settings = settings
+        self.client = LattigoClient(
+            settings.endpoint, settings.key_name, settings.api_key, audit_log=settings.audit_log
+        )
+        self.live = LiveFleet(self.client)
+        self.applier = Applier(
+            self.client, self.live, window=settings.batch_window, activation_timeout=settings.activation_timeout
+        )
+        self._lock = threading.Lock()
+        self._fleet: FleetSpec | None = None
+        self._approved: set[str] = set()  # removals the guard counted in this run
+        self._unapproved: list[str] = []  # removals it did not see (its record was behind): the backstop's count
+        self.warned: set[str] = set()  # one warning of each kind per run
+
+    def fleet(self) -> FleetSpec:
+        """The fleet file, read once per process (the program read the same file in this run)."""
+        from lattigo_fleet.spec import load_fleet
+
+        with self._lock:
+            if self._fleet is None:
+                try:
+                    self._fleet = load_fleet(self.settings.fleet_file)
+                except FleetError as exc:
+                    raise ProviderError(str(exc)) from None
+            return self._fleet
+
+    def approve_removals(self, iccids: Iterable[str]) -> None:
+        with self._lock:
+            self._approved.update(iccids)
+
+    def check_removal(self, iccid: str) -> None:
+        """Before a removed SIM is suspended: the guard approved it, or the backstop allows one more."""
+        fleet = self.fleet()
+        with self._lock:
+            if iccid in self._approved:
+                return
+            counted = [*self._unapproved, iccid]
+            message = guard.refusal(fleet.policy, len(fleet.sims) + len(counted), removed=counted,
+                                    allow=self.settings.allow_large_changes)
+            if message:
+                raise ProviderError(message)
+            self._unapproved = counted
+
+
+_RUNTIME: Runtime | None = None
+_RUNTIME_LOCK = threading.Lock()
+
+
+def configure(config: Any) -> None:
+    """Build the process's runtime from the stack configuration (Pulumi calls this once per process per
+    provider object; all of them share one runtime: one snapshot, one batcher, one removal count)."""
+    global _RUNTIME
+    with _RUNTIME_LOCK:
+        if _RUNTIME is None:
+            try:
+                settings = read_settings(lambda key: config.get(key) if config is not None else None)
+            except SettingsError as exc:
+                raise ProviderError(str(exc)) from None
+            _RUNTIME = Runtime(settings)
+
+
+def runtime() -> Runtime:
+    with _RUNTIME_LOCK:
+        if _RUNTIME is None:  # Pulumi calls configure() before any operation; this is a bug guard
+            raise ProviderError("the lattigo-fleet provider was used before Pulumi configured it")
+        return _RUNTIME
