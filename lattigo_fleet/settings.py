@@ -80,7 +80,7 @@ def unknown_keys(keys: Iterable[str]) -> list[str]:
         if key.split(":", 1)[0] not in NAMESPACES or key in BY_KEY:
             continue
         lowered = {k.lower(): k for k in known}
-        guess = lowered.get(key.lower()) or next(iter(difflib.get_close_matches(key, known, n=1, cutoff=0.6)), None)
+        guess = lowered.get(key.lower()) or next(iter(difflib.get_close_matches(key, known, n=1, cutoff=0.85)), None)
         hint = f"; did you mean `{guess}`?" if guess else f"; the known keys are {', '.join(known)}"
         problems.append(f"unknown stack config key `{key}`{hint} (fix it with `pulumi config rm {key}`)")
     return problems

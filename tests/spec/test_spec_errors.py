@@ -573,3 +573,12 @@ def test_never_a_traceback():
                 assert e.issues
                 for issue in e.issues:
                     assert issue.line >= 1 and issue.column >= 1 and issue.message
+
+
+def test_ignore_changes_names_only_fields_it_can_ignore(issues):
+    found = issues(
+        'version: 1\nsims:\n  - {iccid: "89014103211118510720", ignore_changes: [state, rate_plan]}\n'
+    )
+    [issue] = found
+    assert (issue.line, issue.field) == (3, "sims[0].ignore_changes[1]")
+    assert "rate_plan" in issue.message and "state" in issue.message

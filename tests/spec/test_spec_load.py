@@ -196,6 +196,11 @@ PRECEDENCE = [
         UsageLimit(51200, "suspend"),
         id="kb-limit-integral-float",
     ),
+    pytest.param({"ignore_changes": ["state"]}, None, None, "ignore_changes", ("state",), id="ignore-from-defaults"),
+    pytest.param({"ignore_changes": ["state"]}, {"ignore_changes": ["notes", "cost_center"]}, None,
+                 "ignore_changes", ("cost_center", "notes"), id="ignore-group-replaces-defaults"),
+    pytest.param({"ignore_changes": ["state"]}, None, {"ignore_changes": []}, "ignore_changes", (),
+                 id="ignore-sim-empty-list-ignores-nothing"),
     pytest.param(None, None, None, "imei", None, id="imei-absent"),
     pytest.param(None, None, {"imei": "3569380356438250"}, "imei", "3569380356438250", id="imeisv-16-digits"),
 ]

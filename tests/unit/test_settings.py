@@ -1,0 +1,71 @@
+"""The settings table (lattigo_fleet/settings.py) is the one place; Pulumi.yaml and the README follow it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from ruamel.yaml import YAML
+
+from lattigo_fleet.settings import BY_KEY, SETTINGS, SettingsError, read_settings, unknown_keys
+from tests.e2e.harness import REPO
+
+CREDENTIALS = {"lattigo:endpoint": "http://x", "lattigo:keyName": "k", "lattigo:apiKey": "s"}
+
+
+def test_pulumi_yaml_declares_the_project_keys_with_the_same_types_and_defaults():
+    project = YAML(typ="safe").load((REPO / "Pulumi.yaml").read_text())
+    assert project["name"] == "lattigo-fleet"
+    assert project["options"]["refresh"] == "always"
+    declared = project["config"]
+    ours = [s for s in SETTINGS if s.key.startswith("lattigo-fleet:")]
+    assert set(declared) == {s.name for s in ours}
+    for setting in ours:
+        assert declared[setting.name]["type"] == setting.type
+        assert str(declared[setting.name]["default"]).lower() == str(setting.default).lower()
+
+
+def test_the_readme_lists_every_key():
+    readme = (REPO / "README.md").read_text()
+    listed = set(re.findall(r"^\| `(lattigo(?:-fleet)?:\w+)`", readme, re.M))
+    assert listed == set(BY_KEY)
+
+
+@pytest.mark.parametrize(("key", "hint"), [
+    ("lattigo-fleet:fleetfile", "did you mean `lattigo-fleet:fleetFile`?"),
+    ("lattigo:endpiont", "did you mean `lattigo:endpoint`?"),
+    ("lattigo:api_key", "did you mean `lattigo:apiKey`?"),
+    ("lattigo-fleet:colour", "the known keys are"),
+])
+def test_an_unknown_key_of_ours_is_named_with_a_hint(key, hint):
+    [message] = unknown_keys([key, "aws:region", "lattigo-fleet:fleetFile"])
+    assert f"`{key}`" in message and hint in message
+
+
+def test_settings_come_from_config_then_environment_then_default():
+    settings = read_settings(CREDENTIALS.get, env={})
+    assert (settings.fleet_file, settings.activation_timeout, settings.batch_window, settings.audit_log,
+            settings.allow_large_changes) == ("fleet.yaml", 300.0, 0.2, None, False)
+    from_env = read_settings(lambda k: None, env={"LATTIGO_ENDPOINT": "http://e", "LATTIGO_KEY_NAME": "k",
+                                                 "LATTIGO_API_KEY": "s"})
+    assert from_env.endpoint == "http://e"
+
+
+def test_the_per_run_escape_hatch_wins_over_the_stack_setting_either_way():
+    config = {**CREDENTIALS, "lattigo-fleet:allowLargeChanges": "false"}
+    assert read_settings(config.get, env={"LATTIGO_ALLOW_LARGE_CHANGES": "true"}).allow_large_changes
+    config["lattigo-fleet:allowLargeChanges"] = "true"
+    assert not read_settings(config.get, env={"LATTIGO_ALLOW_LARGE_CHANGES": "false"}).allow_large_changes
+    assert read_settings(config.get, env={}).allow_large_changes
+
+
+def test_missing_credentials_and_bad_values_are_all_named():
+    with pytest.raises(SettingsError) as caught:
+        read_settings({"lattigo:endpoint": "http://x", "lattigo-fleet:batchWindowMs": "soon"}.get, env={})
+    message = str(caught.value)
+    assert "lattigo:keyName, lattigo:apiKey" in message and "LATTIGO_KEY_NAME" in message
+    assert "batchWindowMs must be a number" in message
+
+
+def test_the_api_key_is_not_in_the_settings_repr():
+    assert "s3cr3t" not in repr(read_settings({**CREDENTIALS, "lattigo:apiKey": "s3cr3t"}.get, env={}))
