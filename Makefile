@@ -10,6 +10,10 @@ STAMP := $(VENV)/.installed
 export PULUMI_SKIP_UPDATE_CHECK := true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK := true
+# Engine settings for fleets (lattigo_fleet/engine_settings.py says why; a test pins these equal to it).
+export PULUMI_SKIP_CHECKPOINTS := true
+export PULUMI_PARALLEL := 256
+export PULUMI_PARALLEL_DIFF := true
 # Documented default passphrase for the demo and test stacks (never for real credentials).
 export PULUMI_CONFIG_PASSPHRASE ?= lattigo-fleet-demo
 
@@ -39,8 +43,8 @@ engine:
 setup: venv engine
 
 # `eval "$(make -s env)"`: the project's environment for the calling shell (the pinned Pulumi CLI and the
-# virtualenv first on PATH, no update checks or plugin downloads). Only the export lines go to stdout: the
-# venv build and ensure-pulumi.sh report on stderr. PULUMI_CONFIG_PASSPHRASE is deliberately not exported:
+# virtualenv first on PATH, no update checks or plugin downloads, the engine settings for fleets). Only the
+# export lines go to stdout: the venv build and ensure-pulumi.sh report on stderr. PULUMI_CONFIG_PASSPHRASE is deliberately not exported:
 # real stacks use the user's own passphrase, not the demo default.
 env:
 	@$(MAKE) -s --no-print-directory venv >&2
@@ -48,6 +52,7 @@ env:
 	  printf "export PATH='%s':'%s':\"\$$PATH\"\n" "$$bin" "$(abspath $(VENV))/bin"
 	@printf 'export %s=true\n' PULUMI_SKIP_UPDATE_CHECK PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION \
 	  PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK
+	@$(PY) -m lattigo_fleet.engine_settings
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -8,7 +8,7 @@ API's own message.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
 from lattigo_fleet.batcher import Batcher
@@ -21,11 +21,14 @@ from lattigo_fleet.planner import (
     PHASE_STATE,
     SUSPENDED,
     Op,
+    Plan,
     plan_sim,
 )
 from lattigo_fleet.spec import UNMANAGED, DesiredSim, UsageLimit
 
-DYNAMIC_PROVIDER_WORKERS = 4  # pulumi.dynamic's gRPC server: ThreadPoolExecutor(max_workers=4)
+# The operations whose batches can be foreseen from fleet.yaml and the live account. Usage limits are compared
+# with what was last set (stored per resource, unknown here) and notes are one call per SIM: not foreseen.
+FORESEEN = ("activate", "suspend", "restore", "suspend_no_billing", "cost_center")
 
 
 class SimOperationError(Exception):
@@ -41,15 +44,25 @@ class Applier:
         window: float = 0.2,
         activation_timeout: float = 300.0,
         max_rounds: int = 6,
+        capacity: int | None = None,
     ) -> None:
         self.client = client
         self.live = live
         self.activation_timeout = activation_timeout
         self.max_rounds = max_rounds
-        # Pulumi's dynamic-provider server runs 4 operations at once: when 4 wait here, send.
-        self.batcher: Batcher[Op] = Batcher(
-            self._flush, window=window, max_size=client.chunk_size, saturation=DYNAMIC_PROVIDER_WORKERS
-        )
+        self.batcher: Batcher[Op] = Batcher(self._flush, window=window, max_size=client.chunk_size,
+                                            capacity=capacity)
+
+    def expect(self, plans: Iterable[Plan]) -> None:
+        """What this run will ask for, as the preview planned it (fleet.yaml against the live account): each
+        bulk request goes as soon as every SIM it expects has asked (see Batcher)."""
+        expected: dict[Hashable, set[str]] = {}
+        for plan in plans:
+            for op in plan.ops:
+                if op.kind in FORESEEN:
+                    expected.setdefault(op.batch_key, set()).add(op.iccid)
+        for key, iccids in expected.items():
+            self.batcher.expect(key, iccids)
 
     # -- one SIM ---------------------------------------------------------------------------------------
     def converge(self, desired: DesiredSim, last_limit: UsageLimit | None | object = UNMANAGED) -> list[Op]:
@@ -84,7 +97,7 @@ class Applier:
     def suspend(self, iccid: str) -> None:
         """Suspend one SIM (a removal under on_remove: suspend), sharing a bulk request with concurrent ones."""
         op = Op("suspend", iccid, PHASE_STATE)
-        self.batcher.call(op.batch_key, op)
+        self.batcher.call(op.batch_key, op, op.iccid)
 
     def suspend_all(self, iccids: Sequence[str]) -> dict[str, str]:
         """Suspend many SIMs at once (`pulumi destroy` under on_remove: suspend): bulk requests of the
@@ -105,7 +118,7 @@ class Applier:
             # State changes are ordered (restore, then suspend): one after the other.
             for op in ops:
                 try:
-                    self.batcher.call(op.batch_key, op)
+                    self.batcher.call(op.batch_key, op, op.iccid)
                 except SimOperationError as exc:
                     errors.append(str(exc))
                     break
@@ -116,7 +129,7 @@ class Applier:
             for outcome in self._send_note(notes):
                 if outcome is not None:
                     errors.append(str(outcome))
-            batched = [(op.batch_key, op) for op in ops if op.kind != "note"]
+            batched = [(op.batch_key, op, op.iccid) for op in ops if op.kind != "note"]
             for outcome in self.batcher.call_many(batched) if batched else []:
                 if isinstance(outcome, SimOperationError):
                     errors.append(str(outcome))

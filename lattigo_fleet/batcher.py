@@ -1,20 +1,24 @@
 """Merge compatible requests from concurrent callers into one bulk call.
 
-Modelled on the request batcher of Terraform's Google provider: the first request for a key opens a short
-window; requests for the same key that arrive during it join the batch; when the window closes (or the batch
-is full) one bulk call is sent and each caller gets its own item's result.
+Modelled on the request batcher of Terraform's Google provider: requests for the same key that are waiting
+together are sent as one bulk call, each caller gets its own item's result, and a bulk call that fails as a
+whole is retried one item at a time, so that one bad item never fails the others that shared its request.
 
-Why a window and not "wait for everyone": Pulumi's Python dynamic-provider server runs at most 4 operations at
-once (a thread pool of 4), and the engine hands it the next resource only when one finishes, so a batch can
-only ever hold what is concurrently in flight. The window is what lets those few meet; and once `saturation`
-callers (the server's worker count) are all waiting here, nothing else can arrive, so the batch goes at once
-instead of waiting out the window. See README "Batching" for the measured effect.
+When a batch goes, in order of preference:
+1. **Everything it expects has arrived.** The caller may say, per key, which members (ICCIDs) will submit in
+   this run (`expect`): the provider knows it from fleet.yaml and the live account, exactly as the preview
+   planned. Then the batch is complete as soon as they are all in: deterministic, whatever the timing.
+2. **It is full** (`max_size`, the API's bulk limit).
+3. **Nothing else can arrive**: as many callers wait here as the provider can serve at once (`capacity`:
+   the engine hands out no more work until one of them returns), so waiting longer only wastes time.
+4. **It has been idle** for `window` seconds (no new item): the fallback when expectations are wrong or
+   absent (`--target`, a run cut short, a SIM still activating).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -29,57 +33,69 @@ FlushFn = Callable[[Hashable, Sequence[Item]], Sequence[Any]]
 @dataclass
 class _Pending(Generic[Item]):
     items: list[Item] = field(default_factory=list)
+    members: set[Hashable] = field(default_factory=set)
     futures: list[Future] = field(default_factory=list)
     timer: threading.Timer | None = None
 
 
 class Batcher(Generic[Item]):
     def __init__(
-        self, flush: FlushFn, *, window: float = 0.2, max_size: int = 500, saturation: int | None = None
+        self,
+        flush: FlushFn,
+        *,
+        window: float = 0.2,
+        max_size: int = 500,
+        capacity: int | None = None,
     ) -> None:
         self._flush_fn = flush
         self._window = window
         self._max_size = max_size
-        self._saturation = saturation
+        self._capacity = capacity
         self._lock = threading.Lock()
         self._pending: dict[Hashable, _Pending[Item]] = {}
-        self._waiting = 0  # callers blocked in call/call_many: when it reaches `saturation`, send at once
+        self._expected: dict[Hashable, set[Hashable]] = {}
+        self._waiting = 0  # callers blocked in call/call_many
+        self.flushes: list[tuple[Hashable, int, str]] = []  # (key, size, why): what happened, for tests and logs
 
-    def submit(self, key: Hashable, item: Item) -> Future:
+    def expect(self, key: Hashable, members: Collection[Hashable]) -> None:
+        """Declare the members that will submit under `key` in this run (replacing any earlier expectation)."""
+        with self._lock:
+            self._expected[key] = set(members)
+
+    def submit(self, key: Hashable, item: Item, member: Hashable | None = None) -> Future:
         future: Future = Future()
-        flush_now = None
         with self._lock:
             pending = self._pending.get(key)
             if pending is None:
                 pending = self._pending[key] = _Pending()
-                pending.timer = threading.Timer(self._window, self._flush_key, args=(key,))
-                pending.timer.daemon = True
-                pending.timer.start()
             pending.items.append(item)
             pending.futures.append(future)
-            if len(pending.items) >= self._max_size:
-                flush_now = self._take(key)
-        if flush_now is not None:
-            self._run(key, flush_now)
+            if member is not None:
+                pending.members.add(member)
+            why = self._ready(key, pending)
+            taken = self._take(key) if why else None
+            if taken is None:
+                self._restart_timer(key, pending)
+        if taken is not None:
+            self._run(key, taken, why)
         return future
 
-    def call(self, key: Hashable, item: Item, timeout: float | None = None) -> Any:
+    def call(self, key: Hashable, item: Item, member: Hashable | None = None, timeout: float | None = None) -> Any:
         """Submit and wait: returns this item's result or raises its exception."""
-        [outcome] = self.call_many([(key, item)], timeout=timeout)
+        [outcome] = self.call_many([(key, item, member)], timeout=timeout)
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
 
-    def call_many(self, requests: Sequence[tuple[Hashable, Item]], timeout: float | None = None) -> list[Any]:
+    def call_many(self, requests: Sequence[tuple[Hashable, Item, Hashable | None]],
+                  timeout: float | None = None) -> list[Any]:
         """Submit several items at once (they may join different batches) and wait for all of them.
         Returns each item's result, or its exception instance."""
         with self._lock:
             self._waiting += 1
-            saturated = self._saturation is not None and self._waiting >= self._saturation
         try:
-            futures = [self.submit(key, item) for key, item in requests]
-            if saturated:
-                self.flush_all()
+            futures = [self.submit(key, item, member) for key, item, member in requests]
+            self.flush_if_stalled()
             outcomes: list[Any] = []
             for future in futures:
                 try:
@@ -91,37 +107,80 @@ class Batcher(Generic[Item]):
             with self._lock:
                 self._waiting -= 1
 
+    def flush_if_stalled(self) -> None:
+        """Send every pending batch if as many callers wait here as can be served at once."""
+        with self._lock:
+            if self._capacity is None or self._waiting < self._capacity or not self._pending:
+                return
+            taken = [(key, self._take(key)) for key in list(self._pending)]
+        for key, pending in taken:
+            if pending is not None:
+                self._run(key, pending, "stalled")
+
     def flush_all(self) -> None:
         """Send every pending batch now."""
         with self._lock:
             taken = [(key, self._take(key)) for key in list(self._pending)]
         for key, pending in taken:
             if pending is not None:
-                self._run(key, pending)
+                self._run(key, pending, "flushed")
+
+    # -- under the lock ---------------------------------------------------------------------------------
+    def _ready(self, key: Hashable, pending: _Pending[Item]) -> str | None:
+        if len(pending.items) >= self._max_size:
+            return "full"
+        expected = self._expected.get(key)
+        if expected and expected <= pending.members:
+            return "complete"
+        return None
+
+    def _restart_timer(self, key: Hashable, pending: _Pending[Item]) -> None:
+        if pending.timer is not None:
+            pending.timer.cancel()
+        pending.timer = threading.Timer(self._window, self._flush_idle, args=(key, pending))
+        pending.timer.daemon = True
+        pending.timer.start()
 
     def _take(self, key: Hashable) -> _Pending[Item] | None:
         pending = self._pending.pop(key, None)
-        if pending is not None and pending.timer is not None:
-            pending.timer.cancel()
+        if pending is not None:
+            if pending.timer is not None:
+                pending.timer.cancel()
+            expected = self._expected.get(key)
+            if expected is not None:
+                expected -= pending.members  # sent: later arrivals under this key are not waited for again
         return pending
 
-    def _flush_key(self, key: Hashable) -> None:
+    # -- sending --------------------------------------------------------------------------------------------
+    def _flush_idle(self, key: Hashable, pending: _Pending[Item]) -> None:
         with self._lock:
-            pending = self._take(key)
-        if pending is not None:
-            self._run(key, pending)
+            if self._pending.get(key) is not pending:
+                return  # already sent
+            taken = self._take(key)
+        if taken is not None:
+            self._run(key, taken, "idle")
 
-    def _run(self, key: Hashable, pending: _Pending[Item]) -> None:
+    def _run(self, key: Hashable, pending: _Pending[Item], why: str) -> None:
+        with self._lock:
+            self.flushes.append((key, len(pending.items), why))
         try:
-            results = list(self._flush_fn(key, pending.items))
-            if len(results) != len(pending.items):
-                raise RuntimeError(f"batch for {key!r} returned {len(results)} results for {len(pending.items)} items")
-        except Exception as exc:  # the whole batch failed: every caller sees the same error
-            for future in pending.futures:
-                future.set_exception(exc)
-            return
+            results = self._results(key, pending.items)
+        except Exception as exc:  # noqa: BLE001 - not even one item could be sent: each caller sees why
+            results = [exc] * len(pending.items)
         for future, result in zip(pending.futures, results, strict=True):
             if isinstance(result, BaseException):
                 future.set_exception(result)
             else:
                 future.set_result(result)
+
+    def _results(self, key: Hashable, items: list[Item]) -> list[Any]:
+        try:
+            results = list(self._flush_fn(key, items))
+            if len(results) != len(items):
+                raise RuntimeError(f"batch for {key!r} returned {len(results)} results for {len(items)} items")
+            return results
+        except Exception as exc:
+            if len(items) == 1:
+                return [exc]
+        # The bulk call failed as a whole: try each item alone, so only the bad one fails.
+        return [self._results(key, [item])[0] for item in items]

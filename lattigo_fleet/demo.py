@@ -19,6 +19,8 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
+from lattigo_fleet.engine_settings import ENGINE_ENV
+
 DEMO_KEY_NAME = "demo-key"
 DEMO_API_KEY = "demo-secret"  # the emulator's demo credentials; never a real key
 DEMO_PASSPHRASE = "lattigo-fleet-demo"  # documented default passphrase for demo and test stacks
@@ -54,6 +56,7 @@ def run_demo(project_dir: Path, fleet_file: str = "fleet.yaml", keep: bool = Fal
         "PULUMI_CONFIG_PASSPHRASE": os.environ.get("PULUMI_CONFIG_PASSPHRASE", DEMO_PASSPHRASE),
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        **ENGINE_ENV,
     }
     (work / "backend").mkdir()
 

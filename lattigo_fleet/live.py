@@ -59,6 +59,43 @@ class LiveFleet:
                 self._sims = sims
                 self._generation += 1
 
+    def reload_pending(self, if_older_than: int | None = None) -> None:
+        """Read again only what is in flight: the SIMs the platform lists as pending (one filtered list per
+        pending state), and each SIM we knew as pending that is no longer listed (one GET each, or one full
+        reload if that is cheaper). A poll then costs what is pending, not the whole fleet."""
+        from lattigo_fleet.client import NotFound
+
+        if self._sims is None:
+            self.reload(if_older_than=if_older_than)
+            return
+        with self._loading:
+            if if_older_than is not None and self._generation > if_older_than:
+                return
+            listed: dict[str, dict] = {}
+            for state in PENDING_STATES:
+                listed.update({i: dict(sim) for i, sim in self._client.snapshot(state=state).items()})
+            with self._lock:
+                landed = [i for i, sim in self._sims.items() if sim.get("state") in PENDING_STATES
+                          and i not in listed]
+            if len(landed) > getattr(self._client, "per_page", 1000):
+                fresh = {i: dict(sim) for i, sim in self._client.snapshot().items()}
+                updates = {i: fresh.get(i) for i in landed}
+            else:
+                updates = {}
+                for iccid in landed:
+                    try:
+                        updates[iccid] = dict(self._client.device(iccid))
+                    except NotFound:
+                        updates[iccid] = None
+            with self._lock:
+                self._sims.update(listed)
+                for iccid, sim in updates.items():
+                    if sim is None:
+                        self._sims.pop(iccid, None)
+                    else:
+                        self._sims[iccid] = sim
+                self._generation += 1
+
     def record(self, iccid: str, **fields: Any) -> None:
         """Remember a change we just made (the platform said Success)."""
         self._ensure_loaded()
@@ -84,4 +121,4 @@ class LiveFleet:
             seen = self._generation
             time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
             interval = min(interval * 2, self._max_poll_interval)  # activations take seconds to minutes
-            self.reload(if_older_than=seen)
+            self.reload_pending(if_older_than=seen)

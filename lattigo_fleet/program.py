@@ -40,6 +40,26 @@ def _config_keys() -> set[str]:
     return set(CONFIG.get()) | set(get_config_env() or {})
 
 
+def _engine_warnings(fleet_size: int) -> list[str]:
+    """A large fleet run the slow way: without the engine settings, or with the stock provider server."""
+    import shutil
+
+    from lattigo_fleet.engine_settings import LARGE_FLEET, advice
+    from lattigo_fleet.provider_host import STOCK_WORKERS
+
+    warnings = [w for w in [advice(fleet_size)] if w]
+    plugin = shutil.which("pulumi-resource-pulumi-python")
+    if fleet_size >= LARGE_FLEET and plugin:
+        with open(plugin, encoding="utf-8", errors="replace") as handle:
+            ours = "lattigo_fleet.provider_host" in handle.read()
+        if not ours:
+            warnings.append(
+                f"{plugin} is the stock dynamic-provider server: it serves {STOCK_WORKERS} operations at once, so "
+                f"a bulk request holds at most {STOCK_WORKERS} SIMs; the Pulumi CLI that `make setup` installs "
+                "(scripts/ensure-pulumi.sh) serves them with lattigo_fleet.provider_host, sized for fleets")
+    return warnings
+
+
 def main() -> None:
     from pulumi.runtime import get_config
 
@@ -66,7 +86,7 @@ def main() -> None:
         _fail([f"cannot read the Lattigo account at {settings.endpoint}: {exc}"])
     if checked.issues:
         _fail(checked.issues)
-    for warning in checked.warnings:
+    for warning in [*checked.warnings, *_engine_warnings(len(fleet.sims))]:
         pulumi.log.warn(warning)
     pulumi.log.info(plan_summary(checked.plans))
 

@@ -5,6 +5,8 @@ Pulumi starts `pulumi-resource-pulumi-python` for Python dynamic resources; the 
 the same name that runs this module instead (falling back to the stock server for projects without it).
 It hosts the SDK's own `DynamicResourceProviderServicer`, unchanged in what it does, and adds:
 
+- **Room for a fleet.** The stock server serves 4 operations at once, so a bulk request could never hold more
+  than 4 SIMs (an operation waiting for its batch holds a thread). This one has a pool of PROVIDER_WORKERS.
 - **Detailed diffs.** A provider's `diff` may return a :class:`DetailedDiffResult` naming the properties that
   change; the engine then shows a reviewer exactly those (`~ cost_center: "a" => "b"`) and not its own diff
   of every stored input. The stock server drops that information (its DiffResult has no such field).
@@ -26,10 +28,28 @@ from collections.abc import Mapping
 from concurrent import futures
 from typing import Any
 
-PROVIDER_WORKERS = 4  # the gRPC server's thread pool, as the SDK's own: the batcher's saturation point
+# The gRPC server's thread pool. The SDK's own server has 4 threads, so at most 4 SIMs can ever share a bulk
+# request; ours is sized for fleets (an operation waiting for its batch holds a thread). The engine's
+# parallelism (PULUMI_PARALLEL, see lattigo_fleet/engine_settings.py) is set to the same number.
+PROVIDER_WORKERS = 256
+STOCK_WORKERS = 4  # pulumi.dynamic's ThreadPoolExecutor(max_workers=4)
 
 _local = threading.local()
 _engine: Any = None  # the engine's gRPC stub, when this host serves the providers
+_serving = False
+
+
+def concurrency() -> int:
+    """How many operations can wait in a batch at once: the host's thread pool (the stock server's 4 when
+    it is not this host), and never more than the engine hands out (PULUMI_PARALLEL, default 4 x cores)."""
+    import os
+
+    pool = PROVIDER_WORKERS if _serving else STOCK_WORKERS
+    try:
+        engine = int(os.environ.get("PULUMI_PARALLEL") or 0) or 4 * (os.cpu_count() or 1)
+    except ValueError:
+        engine = 4 * (os.cpu_count() or 1)
+    return min(pool, engine)
 
 
 class ProviderError(Exception):
@@ -138,7 +158,7 @@ def _servicer_class() -> type:
 
 
 def main(argv: list[str]) -> None:
-    global _engine
+    global _engine, _serving
     import grpc
     from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
     from pulumi.runtime.proto import engine_pb2_grpc, provider_pb2_grpc
@@ -146,6 +166,7 @@ def main(argv: list[str]) -> None:
     engine_address = next((a for a in argv if not a.startswith("-")), None)
     if engine_address:
         _engine = engine_pb2_grpc.EngineStub(grpc.insecure_channel(engine_address, options=_GRPC_CHANNEL_OPTIONS))
+    _serving = True
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=PROVIDER_WORKERS), options=_GRPC_CHANNEL_OPTIONS)
     provider_pb2_grpc.add_ResourceProviderServicer_to_server(_servicer_class()(), server)
     port = server.add_insecure_port(address="127.0.0.1:0")

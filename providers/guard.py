@@ -22,7 +22,7 @@ import pulumi
 from pulumi.dynamic import CheckResult, ConfigureRequest, CreateResult, Resource, ResourceProvider, UpdateResult
 
 from lattigo_fleet import guard
-from lattigo_fleet.provider_host import DetailedDiffResult, ProviderError
+from lattigo_fleet.provider_host import DetailedDiffResult, ProviderError, warn
 from lattigo_fleet.spec import FleetSpec, Policy
 from providers import runtime as rt
 
@@ -84,6 +84,10 @@ class FleetGuardProvider(ResourceProvider):
         if refusal:
             raise ProviderError(refusal)
         runtime.approve_removals(removed)
+        if removed:  # the program's summary cannot see removals: say what they will do
+            shown = ", ".join(removed[:10]) + (f" and {len(removed) - 10} more" if len(removed) > 10 else "")
+            warn(f"{len(removed)} SIM(s) removed from fleet.yaml will be suspended (policy.on_remove: suspend): "
+                 f"{shown}")
         if olds.get("fleet_digest") == news.get("fleet_digest"):
             return DetailedDiffResult({})
         return DetailedDiffResult({"sims": "update"} if olds.get("sims") != news.get("sims") else

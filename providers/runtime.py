@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from lattigo_fleet import guard
+from lattigo_fleet import guard, provider_host
 from lattigo_fleet.provider_host import ProviderError
 from lattigo_fleet.settings import Settings, SettingsError, read_settings
 from lattigo_fleet.spec import FleetError, FleetSpec
@@ -31,8 +31,10 @@ class Runtime:
         )
         self.live = LiveFleet(self.client)
         self.applier = Applier(
-            self.client, self.live, window=settings.batch_window, activation_timeout=settings.activation_timeout
+            self.client, self.live, window=settings.batch_window, activation_timeout=settings.activation_timeout,
+            capacity=provider_host.concurrency(),
         )
+        self._expected = False
         self._lock = threading.Lock()
         self._fleet: FleetSpec | None = None
         self._approved: set[str] = set()  # removals the guard counted in this run
@@ -50,6 +52,18 @@ class Runtime:
                 except FleetError as exc:
                     raise ProviderError(str(exc)) from None
             return self._fleet
+
+    def expect_this_run(self) -> None:
+        """Before the first change: tell the batcher what this run will ask for, planned exactly as the
+        preview planned it (fleet.yaml against the live account), so each bulk request goes when complete."""
+        from lattigo_fleet.planner import plan_sim
+
+        with self._lock:
+            if self._expected:
+                return
+            self._expected = True
+        fleet = self.fleet()
+        self.applier.expect(plan_sim(sim, self.live.get(sim.iccid)) for sim in fleet.sims)
 
     def approve_removals(self, iccids: Iterable[str]) -> None:
         with self._lock:

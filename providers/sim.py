@@ -120,8 +120,10 @@ class SimProvider(ResourceProvider):
     def _converge(self, news: dict[str, Any], last_limit: Any) -> dict[str, Any]:
         from lattigo_fleet.apply import SimOperationError
 
+        runtime = rt.runtime()
+        runtime.expect_this_run()
         try:
-            rt.runtime().applier.converge(DesiredSim.from_inputs(news), last_limit)
+            runtime.applier.converge(DesiredSim.from_inputs(news), last_limit)
         except SimOperationError as exc:
             raise ProviderError(str(exc)) from None
         return dict(news)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lattigo_fleet.engine_settings import ENGINE_ENV
+
 REPO = Path(__file__).resolve().parents[2]
 TEST_PASSPHRASE = "lattigo-fleet-demo"  # the documented default for demo and test stacks
 
@@ -91,6 +93,7 @@ class PulumiStack:
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
             "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
             "NO_COLOR": "1",
+            **ENGINE_ENV,  # as users run it (the README's `make env`): linear in the fleet
         }
         for var in ("LATTIGO_ENDPOINT", "LATTIGO_KEY_NAME", "LATTIGO_API_KEY"):
             self.env.pop(var, None)

@@ -1,4 +1,4 @@
-"""The batcher merges concurrent compatible requests into one call and routes each result back."""
+"""The batcher: when a batch goes (complete, full, stalled, idle), and that every caller gets its own answer."""
 
 from __future__ import annotations
 
@@ -9,63 +9,94 @@ import pytest
 from lattigo_fleet.batcher import Batcher
 
 
-def test_concurrent_same_key_requests_share_one_flush():
-    calls = []
-
-    def flush(key, items):
-        calls.append((key, list(items)))
-        return [item * 10 if item != 3 else ValueError("item 3 refused") for item in items]
-
-    batcher = Batcher(flush, window=0.2)
+def run_callers(batcher: Batcher, items: list[int], key="k") -> tuple[dict, dict]:
     results, errors = {}, {}
-    barrier = threading.Barrier(4)
 
     def worker(item):
-        barrier.wait()
         try:
-            results[item] = batcher.call(("k",), item)
-        except ValueError as exc:
+            results[item] = batcher.call(key, item, member=item)
+        except Exception as exc:  # noqa: BLE001 - recorded per caller
             errors[item] = str(exc)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in (1, 2, 3, 4)]
+    threads = [threading.Thread(target=worker, args=(i,)) for i in items]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
-
-    assert len(calls) == 1 and sorted(calls[0][1]) == [1, 2, 3, 4]
-    assert results == {1: 10, 2: 20, 4: 40}
-    assert errors == {3: "item 3 refused"}
+        t.join(timeout=10)
+    assert not any(t.is_alive() for t in threads)
+    return results, errors
 
 
-def test_different_keys_never_merge_and_full_batches_flush_at_once():
+def test_a_batch_goes_when_everything_it_expects_has_arrived_whatever_the_timing():
+    calls = []
+    batcher = Batcher(lambda key, items: calls.append(sorted(items)) or [i * 10 for i in items], window=60.0)
+    batcher.expect("k", range(1, 9))
+    results, errors = run_callers(batcher, list(range(1, 9)))
+    assert calls == [list(range(1, 9))]  # one request, sent without waiting out the 60 s window
+    assert results == {i: i * 10 for i in range(1, 9)} and errors == {}
+    assert batcher.flushes == [("k", 8, "complete")]
+
+
+def test_each_caller_gets_its_own_result_or_error():
+    batcher = Batcher(lambda key, items: [ValueError(f"{i} refused") if i == 3 else i for i in items], window=60.0)
+    batcher.expect("k", [1, 2, 3, 4])
+    results, errors = run_callers(batcher, [1, 2, 3, 4])
+    assert results == {1: 1, 2: 2, 4: 4} and errors == {3: "3 refused"}
+
+
+def test_a_failed_bulk_call_is_retried_one_item_at_a_time():
+    calls = []
+
+    def flush(key, items):
+        calls.append(sorted(items))
+        if 3 in items:
+            raise ConnectionError("device 3 broke the whole request")
+        return [f"ok {i}" for i in items]
+
+    batcher = Batcher(flush, window=60.0)
+    batcher.expect("k", [1, 2, 3, 4])
+    results, errors = run_callers(batcher, [1, 2, 3, 4])
+    assert results == {1: "ok 1", 2: "ok 2", 4: "ok 4"}
+    assert errors == {3: "device 3 broke the whole request"}
+    assert calls[0] == [1, 2, 3, 4] and sorted(map(tuple, calls[1:])) == [(1,), (2,), (3,), (4,)]
+
+
+def test_different_keys_never_merge_and_full_batches_go_at_once():
     calls = []
     batcher = Batcher(lambda key, items: calls.append((key, list(items))) or [None] * len(items),
-                      window=5.0, max_size=2)
+                      window=60.0, max_size=2)
     f1 = batcher.submit("a", 1)
-    f2 = batcher.submit("a", 2)  # reaches max_size: flushed without waiting for the window
-    assert f1.result(timeout=1) is None and f2.result(timeout=1) is None
-    batcher.submit("b", 3).result(timeout=6)
+    f2 = batcher.submit("a", 2)  # reaches max_size: sent without waiting for anything else
+    assert f1.result(timeout=5) is None and f2.result(timeout=5) is None
+    batcher.expect("b", [3])
+    batcher.submit("b", 3, member=3).result(timeout=5)
     assert calls == [("a", [1, 2]), ("b", [3])]
+    assert [why for _, _, why in batcher.flushes] == ["full", "complete"]
 
 
-def test_a_failed_bulk_call_fails_every_caller():
-    def flush(key, items):
-        raise ConnectionError("boom")
-
-    batcher = Batcher(flush, window=0.01)
-    with pytest.raises(ConnectionError):
-        batcher.call("k", 1)
-
-
-def test_saturated_callers_flush_without_waiting_out_the_window():
+def test_a_batch_goes_when_as_many_wait_as_can_be_served_at_once():
     calls = []
-    batcher = Batcher(lambda key, items: calls.append(list(items)) or [None] * len(items),
-                      window=30.0, saturation=3)
-    threads = [threading.Thread(target=batcher.call, args=("k", i)) for i in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=5)
-    assert not any(t.is_alive() for t in threads), "the third waiting caller should have flushed the batch"
-    assert sorted(x for c in calls for x in c) == [0, 1, 2]
+    batcher = Batcher(lambda key, items: calls.append(sorted(items)) or [None] * len(items), window=60.0,
+                      capacity=3)
+    batcher.expect("k", range(10))  # expects more than will come (say a --target run)
+    run_callers(batcher, [0, 1, 2])
+    assert calls == [[0, 1, 2]]
+    assert batcher.flushes == [("k", 3, "stalled")]
+
+
+def test_without_expectations_an_idle_window_is_the_fallback():
+    batcher = Batcher(lambda key, items: [None] * len(items), window=0.05)
+    assert batcher.submit("k", 1).result(timeout=5) is None
+    assert batcher.flushes == [("k", 1, "idle")]
+
+
+@pytest.mark.parametrize("late", [True, False])
+def test_members_sent_are_not_waited_for_again(late):
+    calls = []
+    batcher = Batcher(lambda key, items: calls.append(sorted(items)) or [None] * len(items), window=0.05)
+    batcher.expect("k", [1, 2])
+    batcher.submit("k", 1, member=1).result(timeout=5)  # 2 never came in time: the idle window sent 1
+    if late:
+        batcher.submit("k", 2, member=2).result(timeout=5)  # complete now: goes at once
+        assert batcher.flushes[-1] == ("k", 1, "complete")
+    assert calls[0] == [1]

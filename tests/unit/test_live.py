@@ -57,3 +57,40 @@ def test_a_write_recorded_during_a_reload_survives_it():
     client.data["a"]["state"] = "active"
     live.reload()
     assert live.get("a")["state"] == "active"
+
+
+class PendingClient:
+    """An account where SIMs land one by one; it counts what each poll reads."""
+
+    per_page = 1000
+
+    def __init__(self, data: dict[str, dict]) -> None:
+        self.data = data
+        self.reads: list[str] = []
+
+    def snapshot(self, state: str | None = None) -> dict[str, dict]:
+        self.reads.append(f"list:{state or 'all'}")
+        return {k: dict(v) for k, v in self.data.items() if state is None or v["state"] == state}
+
+    def device(self, iccid: str) -> dict:
+        self.reads.append(f"get:{iccid}")
+        return dict(self.data[iccid])
+
+
+def test_a_poll_reads_what_is_pending_not_the_whole_fleet():
+    data = {f"s{i}": {"iccid": f"s{i}", "state": "active"} for i in range(50)}
+    data["new1"] = {"iccid": "new1", "state": "pending_activation"}
+    data["new2"] = {"iccid": "new2", "state": "pending_activation"}
+    client = PendingClient(data)
+    live = LiveFleet(client, poll_interval=0.001, max_poll_interval=0.001)
+    assert live.get("new1")["state"] == "pending_activation"
+    client.reads.clear()
+
+    data["new1"]["state"] = "active"  # lands; new2 still pending
+    live.reload_pending()
+    assert client.reads == ["list:pending_activation", "list:pending_suspend_no_billing", "get:new1"]
+    assert (live.get("new1")["state"], live.get("new2")["state"]) == ("active", "pending_activation")
+
+    data["new2"]["state"] = "active"
+    assert live.wait_settled(["new1", "new2"], timeout=5) == {"new1": "active", "new2": "active"}
+    assert "list:all" not in client.reads

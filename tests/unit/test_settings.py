@@ -69,3 +69,20 @@ def test_missing_credentials_and_bad_values_are_all_named():
 
 def test_the_api_key_is_not_in_the_settings_repr():
     assert "s3cr3t" not in repr(read_settings({**CREDENTIALS, "lattigo:apiKey": "s3cr3t"}.get, env={}))
+
+
+def test_the_makefile_sets_the_engine_settings_the_module_names():
+    from lattigo_fleet.engine_settings import ENGINE_ENV
+
+    makefile = (REPO / "Makefile").read_text()
+    exported = dict(re.findall(r"^export (PULUMI_\w+) := (\S+)$", makefile, re.M))
+    assert {k: exported.get(k) for k in ENGINE_ENV} == ENGINE_ENV
+
+
+def test_a_large_fleet_without_the_engine_settings_is_warned():
+    from lattigo_fleet.engine_settings import ENGINE_ENV, advice
+
+    assert advice(10, env={}) is None  # small: not worth a warning
+    assert advice(5000, env=ENGINE_ENV) is None
+    message = advice(5000, env={**ENGINE_ENV, "PULUMI_SKIP_CHECKPOINTS": "false"})
+    assert message and "PULUMI_SKIP_CHECKPOINTS=true" in message and "square" in message

@@ -1,0 +1,451 @@
+"""Loading: fleet.yaml and its fleet.d files → a :class:`~lattigo_fleet.spec.model.FleetSpec`, or a
+:class:`~lattigo_fleet.spec.model.FleetError` listing every problem.
+
+Over 400 lines because ``_Loader`` is one pass that reads top to bottom (read and parse each file,
+validate it against the schema, check across files, then merge defaults and groups into each SIM and
+record where every value is written); split, the steps would lose the state they share.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from jsonschema.exceptions import relevance
+from ruamel.yaml.comments import TaggedScalar
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.scalarbool import ScalarBoolean
+
+from lattigo_fleet.spec.messages import _did_you_mean, _explain
+from lattigo_fleet.spec.model import (
+    DEFAULT_MAX_CHANGES,
+    DEFAULT_ON_REMOVE,
+    DEFAULT_STATE,
+    SIM_ONLY_FIELDS,
+    UNMANAGED,
+    DesiredSim,
+    FleetError,
+    FleetSpec,
+    Issue,
+    Location,
+    Policy,
+    UsageLimit,
+    _Written,
+)
+from lattigo_fleet.spec.positions import (
+    _Doc,
+    _duplicate_keys,
+    _first_content,
+    _fmt_path,
+    _locate,
+    _locate_key,
+    _yaml,
+)
+from lattigo_fleet.spec.schema import _validator
+
+
+def load_fleet(path: str | os.PathLike[str] = "fleet.yaml") -> FleetSpec:
+    """Read, validate and normalise fleet.yaml and its fleet.d files.  Raises :class:`FleetError`
+    listing every problem found (and never anything else for bad input)."""
+    return _Loader(os.fspath(path)).load()
+
+
+class _Loader:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.issues: list[tuple[int, Issue]] = []  # (file order, issue)
+        self.docs: list[_Doc] = []
+        self.file_order: dict[str, int] = {}
+        self.unreadable = False  # fleet.yaml itself could not be read: nothing else is worth checking
+        self.unread: list[str] = []  # files not read or not parsed: what they declare is unknown
+
+    # ---- issues
+    def _add(self, doc: _Doc | str, location: Location, fieldpath: str, message: str) -> None:
+        file = doc if isinstance(doc, str) else doc.file
+        self.issues.append(
+            (self.file_order.setdefault(file, len(self.file_order)), Issue.at(location, fieldpath, message))
+        )
+
+    def _add_at(self, doc: _Doc, path: tuple, mode: str, message: str) -> None:
+        self._add(doc, _locate(doc, path, mode), _fmt_path(path), message)
+
+    def _sorted_issues(self) -> list[Issue]:
+        # One issue per place and message: a bad value behind an anchor is reported once, not once per
+        # SIM that uses it (the first SIM's field path is kept).
+        seen: set[tuple[str, int, int, str]] = set()
+        out = []
+        for _, issue in sorted(self.issues, key=lambda t: (t[0], t[1].line, t[1].column)):
+            key = (issue.file, issue.line, issue.column, issue.message)
+            if key not in seen:
+                seen.add(key)
+                out.append(issue)
+        return out
+
+    # ---- main flow
+    def load(self) -> FleetSpec:
+        main = self._read(self.path, "main")
+        if main is None and self.unreadable:
+            raise FleetError(self._sorted_issues())
+        for display, kind in self._fleet_d_files():
+            self._read(display, kind)
+        for doc in self.docs:
+            self._validate_schema(doc)
+        groups = self._collect_groups()
+        sims = self._collect_sims(groups)
+        if self.issues:
+            raise FleetError(self._sorted_issues())
+        return self._build(groups, sims)
+
+    def _fleet_d_files(self) -> Iterator[tuple[str, str]]:
+        stem = os.path.splitext(os.path.basename(self.path))[0]
+        display_dir = os.path.join(os.path.dirname(self.path), f"{stem}.d")
+        directory = Path(display_dir)
+        if not directory.exists():
+            return
+        if not directory.is_dir():
+            self._add(
+                display_dir,
+                Location(display_dir, 1, 1),
+                "",
+                "is not a directory: fleet.d must be a directory of *.yaml files",
+            )
+            return
+        try:
+            entries = sorted(directory.iterdir(), key=lambda p: p.name)
+        except OSError as e:
+            self._add(display_dir, Location(display_dir, 1, 1), "", f"cannot list the directory: {e.strerror or e}")
+            return
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_file():
+                continue
+            display = os.path.join(display_dir, entry.name)
+            if entry.name.endswith(".yaml"):
+                yield display, "fragment"
+            elif entry.name.endswith(".yml"):
+                self._add(
+                    display,
+                    Location(display, 1, 1),
+                    "",
+                    f"not read: {directory.name} takes only *.yaml files (rename it to {entry.name[:-4]}.yaml)",
+                )
+                self.unread.append(display)
+
+    def _read(self, display: str, kind: str) -> _Doc | None:
+        """Parse one file into a _Doc (appended to self.docs), or report why not and return None."""
+        self.file_order.setdefault(display, len(self.file_order))
+        text = self._read_text(display, kind)
+        if text is None:
+            return None
+        doc = _Doc(display, kind, text.splitlines())
+        try:
+            doc.root = _yaml().load(text)
+        except DuplicateKeyError as e:
+            # Report every duplicate key (with both places), then carry on with the first values so
+            # that the rest of the file is checked too.
+            duplicates = _duplicate_keys(text)
+            if not duplicates:
+                self._yaml_error(doc, e)
+                return None
+            for path, (line, col), (first_line, first_col) in duplicates:
+                key = path[-1]
+                what = f"group '{key}'" if len(path) == 2 and path[0] == "groups" else f"key '{key}'"
+                self._add(
+                    doc,
+                    Location(display, line + 1, col + 1),
+                    _fmt_path(path),
+                    f"{what} is declared twice in this file: first at {display}:{first_line + 1}:{first_col + 1}",
+                )
+            try:
+                doc.root = _yaml(allow_duplicate_keys=True).load(text)
+            except YAMLError as e2:
+                self._yaml_error(doc, e2)
+                return None
+        except YAMLError as e:
+            self._yaml_error(doc, e)
+            return None
+        except RecursionError:
+            self._add(doc, Location(display, 1, 1), "", "invalid YAML: nested too deeply")
+            self.unread.append(display)
+            return None
+        if doc.root is None:
+            what = "version: 1 and sims" if kind == "main" else "groups or sims"
+            self._add(doc, _first_content(doc.lines, display), "", f"file is empty: expected {what}")
+            return None
+        doc.data = self._plain(doc, doc.root, (), {}, set())
+        self.docs.append(doc)
+        return doc
+
+    def _read_text(self, display: str, kind: str) -> str | None:
+        here = Location(display, 1, 1)
+        try:
+            raw = Path(display).read_bytes()
+        except FileNotFoundError:
+            self._add(display, here, "", "no such file")
+        except IsADirectoryError:
+            self._add(display, here, "", "is a directory, not a file")
+        except OSError as e:
+            self._add(display, here, "", f"cannot read the file: {e.strerror or e}")
+        else:
+            try:
+                return raw.decode("utf-8-sig")
+            except UnicodeDecodeError as e:
+                line = raw[: e.start].count(b"\n") + 1
+                col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+                self._add(display, Location(display, line, col), "", "is not UTF-8 text")
+        if kind == "main":
+            self.unreadable = True
+        self.unread.append(display)
+        return None
+
+    def _yaml_error(self, doc: _Doc, e: YAMLError) -> None:
+        self.unread.append(doc.file)
+        if isinstance(e, MarkedYAMLError):
+            mark = e.problem_mark or e.context_mark
+            message = e.problem or e.context or "invalid YAML"
+            if e.context and e.problem and e.context_mark is not None:
+                message += f" ({e.context} at line {e.context_mark.line + 1}, column {e.context_mark.column + 1})"
+            loc = Location(doc.file, mark.line + 1, mark.column + 1) if mark else Location(doc.file, 1, 1)
+            self._add(doc, loc, "", f"invalid YAML: {message}")
+        else:
+            self._add(doc, Location(doc.file, 1, 1), "", f"invalid YAML: {e}")
+
+    def _plain(self, doc: _Doc, node: Any, path: tuple, memo: dict[int, Any], stack: set[int]) -> Any:
+        """The ruamel tree as plain JSON-like data for jsonschema (merge keys applied, aliases
+        shared), reporting what JSON cannot hold: non-string keys, custom tags, recursive aliases."""
+        if isinstance(node, (dict, list)):
+            if id(node) in memo:
+                return memo[id(node)]
+            if id(node) in stack:
+                self._add_at(doc, path, "value", "recursive alias: a YAML alias cannot contain itself")
+                return None
+            stack.add(id(node))
+            if isinstance(node, dict):
+                out: Any = {}
+                for key in node:
+                    if not isinstance(key, str):
+                        loc = _locate_key(doc, node, key)
+                        shown = json.dumps(key) if isinstance(key, int | float | bool) or key is None else str(key)
+                        self._add(doc, loc, _fmt_path(path), f'the key {shown} must be a string: quote it ("{shown}")')
+                        continue
+                    out[str(key)] = self._plain(doc, node[key], (*path, str(key)), memo, stack)
+            else:
+                out = [self._plain(doc, item, (*path, i), memo, stack) for i, item in enumerate(node)]
+            stack.discard(id(node))
+            memo[id(node)] = out
+            return out
+        if isinstance(node, (bool, ScalarBoolean)):
+            return bool(node)
+        if isinstance(node, TaggedScalar):
+            self._add_at(
+                doc, path, "value", f"YAML tags are not supported here ({node.tag.value if node.tag else '?'})"
+            )
+            return node.value
+        if isinstance(node, str):
+            return str(node)
+        if isinstance(node, int):
+            return int(node)
+        if isinstance(node, float):
+            return float(node)
+        return node  # None, dates: the schema reports what does not fit
+
+    # ---- schema
+    def _validate_schema(self, doc: _Doc) -> None:
+        # Best-first (jsonschema's relevance) within one instance path, paths in document order.
+        errors = sorted(_validator(doc.kind).iter_errors(doc.data), key=relevance, reverse=True)
+        errors.sort(key=lambda e: [(isinstance(p, str), p) for p in e.absolute_path])
+        for error in errors:
+            for path, mode, message in _explain(error, doc):
+                self._add_at(doc, path, mode, message)
+
+    # ---- cross-file checks
+    def _collect_groups(self) -> dict[str, tuple[_Doc, dict]]:
+        groups: dict[str, tuple[_Doc, dict]] = {}
+        for doc in self.docs:
+            declared = doc.data.get("groups") if isinstance(doc.data, dict) else None
+            if not isinstance(declared, dict):
+                continue
+            for name, body in declared.items():
+                if name in groups:
+                    first_doc = groups[name][0]
+                    first = _locate(first_doc, ("groups", name), "key")
+                    self._add_at(doc, ("groups", name), "key", f"group '{name}' is declared twice: first at {first}")
+                    continue
+                groups[name] = (doc, body if isinstance(body, dict) else {})
+        return groups
+
+    def _collect_sims(self, groups: dict[str, tuple[_Doc, dict]]) -> list[tuple[_Doc, int, dict]]:
+        sims: list[tuple[_Doc, int, dict]] = []
+        seen: dict[str, dict[str, tuple[Location, str]]] = {"iccid": {}, "imei": {}, "name": {}}
+        for doc in self.docs:
+            declared = doc.data.get("sims") if isinstance(doc.data, dict) else None
+            if not isinstance(declared, list):
+                continue
+            for index, sim in enumerate(declared):
+                if not isinstance(sim, dict):
+                    continue
+                sims.append((doc, index, sim))
+                base = ("sims", index)
+                iccid = sim.get("iccid")
+                duplicate_iccid = False
+                for key, label in (("iccid", "ICCID"), ("imei", "IMEI")):
+                    value = sim.get(key)
+                    if not isinstance(value, str):
+                        continue
+                    here = _locate(doc, (*base, key), "value")
+                    if value in seen[key]:
+                        first, first_path = seen[key][value]
+                        self._add(
+                            doc,
+                            here,
+                            _fmt_path((*base, key)),
+                            f"{label} {value} is declared twice: first at {first} ({first_path})",
+                        )
+                        duplicate_iccid = duplicate_iccid or key == "iccid"
+                    else:
+                        seen[key][value] = (here, _fmt_path((*base, key)))
+                name = sim.get("name")
+                written = isinstance(name, str)
+                if not written:
+                    name = iccid
+                if isinstance(name, str) and not duplicate_iccid:
+                    name_path = (*base, "name" if written else "iccid")
+                    here = _locate(doc, name_path, "value")
+                    if name in seen["name"]:
+                        first, first_path = seen["name"][name]
+                        how = " (its ICCID, the default name)" if first_path.endswith(".iccid") else ""
+                        self._add(
+                            doc,
+                            here,
+                            _fmt_path(name_path),
+                            f"the resource name '{name}' is already taken by {first_path}{how} at {first}",
+                        )
+                    else:
+                        seen["name"][name] = (here, _fmt_path(name_path))
+                group = sim.get("group")
+                if isinstance(group, str) and group not in groups:
+                    hint = _did_you_mean(group, groups)
+                    known = f"the groups are {', '.join(sorted(groups))}" if groups else "no groups are declared"
+                    if self.unread:
+                        known += f" (unless it is declared in {', '.join(self.unread)}, which could not be read)"
+                    self._add_at(doc, (*base, "group"), "value", f"unknown group '{group}'{hint}; {known}")
+        return sims
+
+    # ---- the result
+    def _build(self, groups: dict[str, tuple[_Doc, dict]], sims: list[tuple[_Doc, int, dict]]) -> FleetSpec:
+        main = self.docs[0]
+        defaults = main.data.get("defaults") or {}
+        written: list[_Written] = []
+        seen_written: set[tuple[str, Location, str]] = set()
+
+        def note_written(doc: _Doc, path: tuple, body: dict) -> None:
+            entries: list[tuple[str, str, tuple]] = []
+            if isinstance(body.get("rate_plan"), str):
+                entries.append(("rate_plan", body["rate_plan"], (*path, "rate_plan")))
+            usage = body.get("usage_limit")
+            if isinstance(usage, dict):
+                for i, user in enumerate(usage.get("usernames") or ()):
+                    entries.append(("username", user, (*path, "usage_limit", "usernames", i)))
+            for kind, value, field_path in entries:
+                loc = _locate(doc, field_path, "value")
+                if (kind, loc, value) not in seen_written:
+                    seen_written.add((kind, loc, value))
+                    written.append(_Written(kind, value, loc, _fmt_path(field_path)))
+
+        if defaults:
+            note_written(main, ("defaults",), defaults)
+        for name, (gdoc, body) in groups.items():
+            note_written(gdoc, ("groups", name), body)
+
+        desired: list[DesiredSim] = []
+        locations: dict[str, dict[str, Location]] = {}
+        for doc, index, sim in sims:
+            base = ("sims", index)
+            note_written(doc, base, sim)
+            layers: list[tuple[_Doc, tuple, dict]] = [(doc, base, sim)]
+            group = sim.get("group")
+            if group:
+                gdoc, gbody = groups[group]
+                layers.append((gdoc, ("groups", group), gbody))
+            if defaults:
+                layers.append((main, ("defaults",), defaults))
+
+            iccid = sim["iccid"]
+            locs: dict[str, Location] = {"": _locate(doc, base, "value")}
+            for key in SIM_ONLY_FIELDS:
+                if key in sim:
+                    locs[key] = _locate(doc, (*base, key), "value")
+            locs.setdefault("name", locs["iccid"])
+
+            values: dict[str, Any] = {}
+            for key in ("state", "rate_plan", "region_code", "device_sku", "cost_center", "usage_limit",
+                        "ignore_changes"):
+                for ldoc, lpath, body in layers:
+                    if key in body:
+                        values[key] = body[key]
+                        locs[key] = _locate(ldoc, (*lpath, key), "value")
+                        if key == "usage_limit" and isinstance(body[key], dict):
+                            for sub in ("kb_limit", "action", "usernames"):
+                                if sub in body[key]:
+                                    locs[f"usage_limit.{sub}"] = _locate(ldoc, (*lpath, key, sub), "value")
+                            for i, _user in enumerate(body[key].get("usernames") or ()):
+                                locs[f"usage_limit.usernames[{i}]"] = _locate(
+                                    ldoc, (*lpath, key, "usernames", i), "value"
+                                )
+                        break
+            notes: dict[str, str] = {}
+            for ldoc, lpath, body in layers:
+                layer_notes = body.get("notes")
+                if not isinstance(layer_notes, dict):
+                    continue
+                locs.setdefault("notes", _locate(ldoc, (*lpath, "notes"), "value"))
+                for key, value in layer_notes.items():
+                    if key not in notes:
+                        notes[key] = value
+                        locs[f"notes.{key}"] = _locate(ldoc, (*lpath, "notes", key), "value")
+
+            usage = values.get("usage_limit", UNMANAGED)
+            if isinstance(usage, dict):
+                usage = UsageLimit(
+                    kb_limit=int(usage["kb_limit"]),
+                    action=usage["action"],
+                    usernames=tuple(usage.get("usernames") or ()),
+                )
+            desired.append(
+                DesiredSim(
+                    iccid=iccid,
+                    imei=sim.get("imei"),
+                    name=sim.get("name") or iccid,
+                    group=group,
+                    state=values.get("state", DEFAULT_STATE),
+                    rate_plan=values.get("rate_plan"),
+                    region_code=values.get("region_code"),
+                    device_sku=values.get("device_sku"),
+                    cost_center=values.get("cost_center"),
+                    notes=notes,
+                    usage_limit=usage,
+                    ignore_changes=tuple(values.get("ignore_changes") or ()),
+                )
+            )
+            locations[iccid] = locs
+
+        policy_data = main.data.get("policy") or {}
+        max_changes = policy_data.get("max_changes", DEFAULT_MAX_CHANGES)
+        if isinstance(max_changes, str):
+            policy = Policy(
+                policy_data.get("on_remove", DEFAULT_ON_REMOVE), max_changes_percent=float(max_changes[:-1])
+            )
+        else:
+            policy = Policy(policy_data.get("on_remove", DEFAULT_ON_REMOVE), max_changes=int(max_changes))
+        return FleetSpec(
+            sims=desired,
+            policy=policy,
+            path=self.path,
+            files=[doc.file for doc in self.docs],
+            version=int(main.data["version"]),
+            _locations=locations,
+            _written=written,
+        )

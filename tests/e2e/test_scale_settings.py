@@ -1,0 +1,73 @@
+"""The engine settings every user runs with (lattigo_fleet/engine_settings.py), end to end: a run cut short
+still converges on the next, and bulk requests hold what the plan foresaw, not what timing allowed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+
+from lattigo_fleet.engine_settings import ENGINE_ENV
+from tests.e2e.fleets import PLAN_5MB, by_endpoint, device_names, iccid, imei
+
+
+def test_the_tests_run_pulumi_as_users_do(fleet_stack):
+    assert {k: fleet_stack.env[k] for k in ENGINE_ENV} == ENGINE_ENV
+
+
+def test_a_run_killed_mid_way_converges_on_the_next_with_nothing_sent_twice(fleet_stack, admin, fresh_emulator):
+    fresh_emulator.reset("empty", activation_delay=3.0)  # activations take a while: time to kill the run
+    new = range(1, 21)
+    admin.add_sims([{"iccid": iccid(i), "imei": imei(i)} for i in new])
+    rows = "".join(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", cost_center: logistics}}\n" for i in new)
+    fleet_stack.write_fleet(f"version: 1\ndefaults: {{rate_plan: \"{PLAN_5MB}\"}}\nsims:\n{rows}")
+    admin.clear_log()
+
+    # The whole process group, as a CI runner's timeout does, once the activation request has gone.
+    run = subprocess.Popen(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack", "test"],
+                           cwd=fleet_stack.project_dir, env=fleet_stack.env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not any(r["path"].endswith("activation_request") for r in admin.mutating()):
+        assert run.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait(timeout=30)
+
+    fleet_stack.run("cancel", "--yes").check()  # the documented way out of the lock a killed run leaves
+    fleet_stack.up().check()
+    fleet_stack.preview("--expect-no-changes").check()
+
+    activated = Counter(row["iccid"] for r in admin.mutating() if r["path"].endswith("activation_request")
+                        for row in r["body"]["activation_requests"])
+    assert set(activated) == {iccid(i) for i in new} and set(activated.values()) == {1}  # none twice
+    live = admin.sims()
+    assert all(live[iccid(i)]["state"] == "active" and live[iccid(i)]["cost_center"] == "logistics" for i in new)
+    assert {r["id"] for r in fleet_stack.resources("lattigo:Sim")} == {iccid(i) for i in new}
+
+
+def test_bulk_requests_hold_what_the_plan_foresaw(fleet_stack, admin):
+    """40 SIMs move to one cost center and 10 are suspended: one request each, however the engine schedules
+    them (the batcher sends when every SIM the plan expects has asked; no timing decides)."""
+    admin.add_sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"}
+                    for i in range(1, 51)])
+    rows = "".join(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", cost_center: ops}}\n" for i in range(1, 51))
+    fleet_stack.write_fleet(f"version: 1\npolicy: {{max_changes: 100%}}\nsims:\n{rows}")
+    fleet_stack.up().check()
+
+    changed = rows
+    for i in range(1, 41):
+        changed = changed.replace(f"imei: \"{imei(i)}\", cost_center: ops", f"imei: \"{imei(i)}\", cost_center: cold")
+    for i in range(41, 51):
+        changed = changed.replace(f"imei: \"{imei(i)}\", cost_center: ops", f"imei: \"{imei(i)}\", cost_center: ops, "
+                                  "state: suspended")
+    fleet_stack.write_fleet(f"version: 1\npolicy: {{max_changes: 100%}}\nsims:\n{changed}")
+    fleet_stack.set_config("lattigo-fleet:batchWindowMs", "30000")  # the window must never be what decides
+    admin.clear_log()
+    fleet_stack.up().check()
+    calls = admin.mutating()
+    assert by_endpoint(calls) == {"change_cost_center": 1, "change_simstate": 1}
+    [moves] = [r for r in calls if r["path"].endswith("change_cost_center")]
+    assert len(device_names(moves)) == 40

@@ -1,0 +1,127 @@
+"""The Applier below end to end: a fake account that records every call, concurrent SIMs converging."""
+
+from __future__ import annotations
+
+import threading
+
+from lattigo_fleet.apply import Applier, SimOperationError
+from lattigo_fleet.client import ActivationResult, BulkResult
+from lattigo_fleet.live import LiveFleet
+from lattigo_fleet.planner import plan_sim
+from lattigo_fleet.spec import UNMANAGED, DesiredSim
+
+PLAN = "ACME Co 5mb Rate Plan"
+
+
+def iccid(i: int) -> str:
+    return f"890100000000000000{i:02d}"
+
+
+class FakeAccount:
+    chunk_size = 500
+    per_page = 1000
+
+    def __init__(self, sims: dict[str, dict], broken: set[str] = frozenset()) -> None:
+        self.sims = sims
+        self.broken = broken  # device names whose cost-center change the platform refuses
+        self.calls: list[tuple[str, list[str]]] = []
+        self.lock = threading.Lock()
+
+    def snapshot(self, state: str | None = None) -> dict[str, dict]:
+        with self.lock:
+            return {k: dict(v) for k, v in self.sims.items() if state is None or v["state"] == state}
+
+    def device(self, iccid_: str, id_type: str | None = "iccid") -> dict:
+        with self.lock:
+            return dict(self.sims[iccid_])
+
+    def activate(self, rows, rate_plan_name):
+        with self.lock:
+            self.calls.append(("activate", [r.iccid for r in rows]))
+            for n, row in enumerate(rows):  # lands at once: the next poll sees it active
+                self.sims[row.iccid] = {"iccid": row.iccid, "state": "active", "device_name": f"9{n:04d}",
+                                        "cost_center": None}
+        return ActivationResult(accepted=[r.iccid for r in rows])
+
+    def change_simstate(self, iccids, action):
+        with self.lock:
+            self.calls.append((action, list(iccids)))
+            for i in iccids:
+                self.sims[i]["state"] = "suspended" if action == "suspend" else "active"
+        return BulkResult(succeeded=list(iccids))
+
+    def change_cost_center(self, names, cost_center):
+        with self.lock:
+            self.calls.append((f"cost_center {cost_center}", list(names)))
+            failed = {n: "Error: refused" for n in names if n in self.broken}
+            for sim in self.sims.values():
+                if sim.get("device_name") in names and sim["device_name"] not in failed:
+                    sim["cost_center"] = cost_center
+        return BulkResult(succeeded=[n for n in names if n not in failed], failed=failed)
+
+
+def account(n: int, **extra) -> FakeAccount:
+    return FakeAccount({iccid(i): {"iccid": iccid(i), "state": "active", "device_name": f"365{i:02d}",
+                                   "cost_center": "ops"} for i in range(n)}, **extra)
+
+
+def converge_all(applier: Applier, sims: list[DesiredSim]) -> dict[str, str | None]:
+    outcomes: dict[str, str | None] = {}
+
+    def one(sim: DesiredSim) -> None:
+        try:
+            applier.converge(sim, UNMANAGED)
+            outcomes[sim.iccid] = None
+        except SimOperationError as exc:
+            outcomes[sim.iccid] = str(exc)
+
+    threads = [threading.Thread(target=one, args=(s,)) for s in sims]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return outcomes
+
+
+def test_concurrent_sims_share_one_request_per_call_as_planned():
+    fake = account(40)
+    live = LiveFleet(fake, poll_interval=0.001)
+    applier = Applier(fake, live, window=60.0)  # the window never decides here: the plan does
+    sims = [DesiredSim(iccid=iccid(i), cost_center="logistics" if i % 2 else "ops",
+                       state="suspended" if i < 4 else "active") for i in range(40)]
+    applier.expect(plan_sim(s, live.get(s.iccid)) for s in sims)
+    assert set(converge_all(applier, sims).values()) == {None}
+    by_call = {name: sorted(devices) for name, devices in fake.calls}
+    assert len(fake.calls) == 2  # one suspend request, one cost-center request
+    assert by_call["suspend"] == [iccid(i) for i in range(4)]
+    assert by_call["cost_center logistics"] == sorted(f"365{i:02d}" for i in range(40) if i % 2)
+
+
+def test_a_new_sim_is_activated_then_given_its_fields():
+    fake = account(0)
+    live = LiveFleet(fake, poll_interval=0.001)
+    applier = Applier(fake, live, window=60.0)
+    new = DesiredSim(iccid=iccid(1), imei="353000000000001", rate_plan=PLAN, cost_center="logistics")
+    applier.expect([plan_sim(new, None)])
+    assert converge_all(applier, [new]) == {iccid(1): None}
+    assert fake.calls == [("activate", [iccid(1)]), ("cost_center logistics", ["90000"])]
+
+
+def test_a_device_the_platform_refuses_fails_only_its_own_sim():
+    fake = account(6, broken={"36503"})
+    live = LiveFleet(fake, poll_interval=0.001)
+    applier = Applier(fake, live, window=60.0)
+    sims = [DesiredSim(iccid=iccid(i), cost_center="logistics") for i in range(6)]
+    applier.expect(plan_sim(s, live.get(s.iccid)) for s in sims)
+    outcomes = converge_all(applier, sims)
+    assert {i for i, error in outcomes.items() if error} == {iccid(3)}
+    assert "refused" in outcomes[iccid(3)]
+    assert len(fake.calls) == 1
+
+
+def test_destroy_suspends_in_chunks_and_names_failures():
+    fake = account(7)
+    fake.chunk_size = 3
+    applier = Applier(fake, LiveFleet(fake), window=60.0)
+    assert applier.suspend_all([iccid(i) for i in range(7)]) == {}
+    assert [len(devices) for _, devices in fake.calls] == [3, 3, 1]
