@@ -120,12 +120,25 @@ class _Loader:
             self._add(display_dir, Location(display_dir, 1, 1), "", f"cannot list the directory: {e.strerror or e}")
             return
         for entry in entries:
-            if entry.name.startswith(".") or not entry.is_file():
-                continue
+            if entry.name.startswith("."):
+                continue  # hidden: editors' swap files, .gitkeep
             display = os.path.join(display_dir, entry.name)
+            # Every other entry is read or is an error: one skipped in silence would make its SIMs look removed
+            # (and, with on_remove: suspend, get them suspended).
             if entry.name.endswith(".yaml"):
-                yield display, "fragment"
-            elif entry.name.endswith(".yml"):
+                problem = _not_a_regular_file(entry)
+                if problem is None:
+                    yield display, "fragment"
+                else:
+                    self._add(display, Location(display, 1, 1), "", f"not read: {problem}")
+                    self.unread.append(display)
+            elif entry.is_dir() or entry.is_symlink() and _not_a_regular_file(entry) is not None:
+                self._add(display, Location(display, 1, 1), "", f"not read: {directory.name} takes only *.yaml "
+                          f"files, not directories or broken links (move it out of {directory.name})")
+                self.unread.append(display)
+            elif not entry.name.endswith(".yml"):
+                continue  # a README or other notes beside the fragments: not YAML, never SIMs
+            else:
                 self._add(
                     display,
                     Location(display, 1, 1),
@@ -181,8 +194,16 @@ class _Loader:
 
     def _read_text(self, display: str, kind: str) -> str | None:
         here = Location(display, 1, 1)
+        problem = _not_a_regular_file(Path(display)) if os.path.lexists(display) else None
         try:
-            raw = Path(display).read_bytes()
+            if problem is not None:
+                raise _Unreadable(problem)
+            with open(display, "rb") as handle:
+                raw = handle.read(MAX_FILE_BYTES + 1)
+            if len(raw) > MAX_FILE_BYTES:
+                raise _Unreadable(f"is larger than {MAX_FILE_BYTES // (1 << 20)} MiB: not a fleet file")
+        except _Unreadable as e:
+            self._add(display, here, "", str(e))
         except FileNotFoundError:
             self._add(display, here, "", "no such file")
         except IsADirectoryError:
@@ -449,3 +470,31 @@ class _Loader:
             _locations=locations,
             _written=written,
         )
+
+
+# A fleet of 100,000 SIMs is about 10 MiB of YAML; a larger file is a mistake (or /dev/zero).
+MAX_FILE_BYTES = 64 << 20
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _not_a_regular_file(path: Path) -> str | None:
+    """Why `path` cannot be read as a file (following symlinks), or None if it is a regular file."""
+    import errno
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "a symlink to a file that does not exist" if path.is_symlink() else "no such file"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symlink loop"
+        return f"cannot read it: {e.strerror or e}"
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a file"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a FIFO, socket or device), so it is not read"
+    return None

@@ -582,3 +582,36 @@ def test_ignore_changes_names_only_fields_it_can_ignore(issues):
     [issue] = found
     assert (issue.line, issue.field) == (3, "sims[0].ignore_changes[1]")
     assert "rate_plan" in issue.message and "state" in issue.message
+
+
+@pytest.mark.parametrize("make", ["dangling symlink", "symlink loop", "fifo", "directory named yaml", "subdirectory"])
+def test_every_entry_of_fleet_d_is_read_or_is_an_error(write_fleet, tmp_path, make):
+    """An entry skipped in silence would make its SIMs look removed (and with on_remove: suspend, suspended)."""
+    import os
+
+    path = write_fleet({"fleet.yaml": 'version: 1\nsims:\n  - {iccid: "89014103211118510720"}\n',
+                        "fleet.d/a.yaml": 'sims:\n  - {iccid: "89014103211118510721"}\n'})
+    fleet_d = tmp_path / "fleet.d"
+    entry = fleet_d / ("b" if make == "subdirectory" else "b.yaml")
+    if make == "dangling symlink":
+        entry.symlink_to(tmp_path / "missing.yaml")
+    elif make == "symlink loop":
+        entry.symlink_to(entry)
+    elif make == "fifo":
+        os.mkfifo(entry)
+    else:
+        entry.mkdir()
+    with pytest.raises(FleetError) as caught:
+        load_fleet(tmp_path / path)
+    [issue] = caught.value.issues
+    assert issue.file.endswith(entry.name) and (issue.line, issue.column) == (1, 1)
+    assert "not read" in issue.message
+
+
+def test_a_fleet_file_that_is_not_a_regular_file_is_an_error_not_a_hang(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fleet.yaml")
+    with pytest.raises(FleetError) as caught:
+        load_fleet(tmp_path / "fleet.yaml")
+    assert "not a regular file" in str(caught.value)

@@ -246,7 +246,6 @@ def test_fleet_d_files_in_name_order_and_groups_across_files(load):
             "fleet.d/a.yaml": "groups:\n  d-g: {cost_center: d}\n" + f'sims:\n  - {{iccid: "{B}"}}\n',
             "fleet.d/README.md": "not yaml: [",
             "fleet.d/.hidden.yaml": "not: [valid",
-            "fleet.d/sub/x.yaml": "not: [valid",
         }
     )
     assert [(s.iccid, s.cost_center) for s in fleet.sims] == [(A, "d"), (B, None), (C, "m")]
