@@ -89,7 +89,7 @@ def clear_requests() -> Response:
 @bp.get("/_emulator/sims")
 def list_sims() -> Response:
     args = request.args
-    sims = _backend().admin_sims(args.get("account", "primary"), args.get("state"), args.get("iccid"))
+    sims = _backend().admin.sims_view(args.get("account", "primary"), args.get("state"), args.get("iccid"))
     return json_response({"sims": sims})
 
 
@@ -98,7 +98,7 @@ def upsert_sims() -> Response:
     sims = _body().get("sims")
     if not isinstance(sims, list):
         raise BadRequest("sims must be an array")
-    return json_response({"sims": _backend().admin_upsert_sims(sims)})
+    return json_response({"sims": _backend().admin.upsert_sims(sims)})
 
 
 @bp.get("/_emulator/faults")
@@ -158,15 +158,15 @@ def record_usage() -> Response:
     except (TypeError, ValueError) as exc:
         raise BadRequest("bytes, sms and sms_mt must be integers") from exc
     backend = _backend()
-    backend.record_usage(str(iccid), day, bytes_used, sms_mo, sms_mt)
-    sims = backend.admin_sims("all", iccid=str(iccid))
+    backend.usage.record_usage(str(iccid), day, bytes_used, sms_mo, sms_mt)
+    sims = backend.admin.sims_view("all", iccid=str(iccid))
     return json_response(sims[0] if sims else {})
 
 
 @bp.get("/_emulator/clock")
 def get_clock() -> Response:
     backend = _backend()
-    return json_response({"now": fmt(backend.now()), "offset_seconds": backend.clock.offset_seconds})
+    return json_response({"now": fmt(backend.now()), "offset_seconds": backend.store.clock.offset_seconds})
 
 
 @bp.post("/_emulator/clock")
@@ -178,20 +178,20 @@ def advance_clock() -> Response:
         raise BadRequest("advance_seconds must be a number") from exc
     backend = _backend()
     now = backend.advance_clock(seconds)
-    return json_response({"now": fmt(now), "offset_seconds": backend.clock.offset_seconds})
+    return json_response({"now": fmt(now), "offset_seconds": backend.store.clock.offset_seconds})
 
 
 @bp.post("/_emulator/thingspace/expire-sessions")
 def expire_sessions() -> Response:
-    return json_response({"expired": _backend().ts_expire_sessions()})
+    return json_response({"expired": _backend().thingspace.expire_sessions()})
 
 
 @bp.post("/_emulator/thingspace/expire-tokens")
 def expire_tokens() -> Response:
-    return json_response({"expired": _backend().ts_expire_tokens()})
+    return json_response({"expired": _backend().thingspace.expire_tokens()})
 
 
 @bp.post("/_emulator/thingspace/unlock")
 def unlock() -> Response:
-    _backend().ts_unlock()
+    _backend().thingspace.unlock()
     return json_response({"unlocked": True})

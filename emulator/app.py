@@ -123,7 +123,7 @@ def create_app(backend: Backend, faults: Faults, log: RequestLog) -> Flask:
         failing = faults.take_fail_next(request.method, request.path)
         if failing is not None:
             if failing.get("expire_sessions"):
-                backend.ts_expire_sessions()
+                backend.thingspace.expire_sessions()
             elif failing.get("after"):
                 g.fail_after = failing
             else:
@@ -134,7 +134,7 @@ def create_app(backend: Backend, faults: Faults, log: RequestLog) -> Flask:
             if auth is None or auth.type != "basic":
                 return _unauthorized("Credentials are missing")
             try:
-                g.account = backend.authenticate(auth.username, auth.password)
+                g.account = backend.accounts.authenticate(auth.username, auth.password)
             except ApiError as exc:
                 return _unauthorized(exc.message)
             principal = f"lattigo:{auth.username}"
@@ -220,7 +220,7 @@ def _thingspace_principal(backend: Backend) -> str | None:
     if auth.type == "basic" and auth.username:
         return f"thingspace:{auth.username}"
     if auth.type == "bearer":
-        app_key = backend.ts_app_key_of(auth.token)
+        app_key = backend.thingspace.app_key_of(auth.token)
         if app_key:
             return f"thingspace:{app_key}"
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g
@@ -12,9 +13,18 @@ from emulator.faults import Faults
 from emulator.models import Backend
 from emulator.paging import page_request
 from emulator.params import get_bool, get_dict_list, get_int, get_str, get_str_list
+from emulator.results import DeviceResult, RejectedRow, Status
 from emulator.timeutil import parse_range, parse_time
 
 bp = Blueprint("lattigo", __name__, url_prefix="/v2")
+
+# The per-device answers of the documents (the models answer a Status; these are its words).
+DEVICE_MISSING = "Error: Device does not exist."
+SMS_UNAVAILABLE = "Error: Device does not exist, or does not have SMS enabled."
+_LOCATE_ANSWERS = {
+    Status.DONE: "Success: Location request submitted to the carrier.",
+    Status.UNAVAILABLE: "Error: Device is not active; the carrier cannot locate it.",
+}
 
 
 def _backend() -> Backend:
@@ -37,13 +47,13 @@ def _opt(p: dict[str, Any], name: str) -> str | None:
 def devices() -> Response:
     p = params()
     page = page_request(p)
-    items, total = _backend().list_devices(g.account, _opt(p, "state"), get_bool(p, "details"), page)
+    items, total = _backend().devices.list_devices(g.account, _opt(p, "state"), get_bool(p, "details"), page)
     return json_response(items, headers=page.headers(total))
 
 
 @bp.get("/devices/<device_name>")
 def device(device_name: str) -> Response:
-    return json_response(_backend().get_device(g.account, device_name, _opt(params(), "id_type")))
+    return json_response(_backend().devices.get_device(g.account, device_name, _opt(params(), "id_type")))
 
 
 @bp.get("/devices/<device_name>/get_sms")
@@ -56,7 +66,7 @@ def get_sms(device_name: str) -> Response:
     direction = (_opt(p, "direction") or "all").lower()
     if direction not in ("all", "received", "sent"):
         raise BadRequest("direction does not have a valid value (one of all, received, sent)")
-    return json_response(_backend().get_sms(g.account, device_name, _opt(p, "id_type"), start, end, direction))
+    return json_response(_backend().devices.get_sms(g.account, device_name, _opt(p, "id_type"), start, end, direction))
 
 
 @bp.get("/devices/<device_name>/calamp_messages")
@@ -65,7 +75,7 @@ def calamp_messages(device_name: str) -> Response:
     backend = _backend()
     start, end = parse_range(_opt(p, "start_date"), _opt(p, "end_date"), backend.now())
     page = page_request(p)
-    items, total = backend.calamp_messages(
+    items, total = backend.devices.calamp_messages(
         g.account, device_name, _opt(p, "id_type"), start, end, get_int(p, "event_code"), page
     )
     return json_response(items, headers=page.headers(total))
@@ -73,7 +83,7 @@ def calamp_messages(device_name: str) -> Response:
 
 @bp.get("/devices/<device_name>/last_calamp_message")
 def last_calamp_message(device_name: str) -> Response:
-    message = _backend().last_calamp_message(g.account, device_name, _opt(params(), "id_type"))
+    message = _backend().devices.last_calamp_message(g.account, device_name, _opt(params(), "id_type"))
     return json_response(message if message is not None else [])
 
 
@@ -83,7 +93,7 @@ def note(device_name: str) -> Response:
     field = get_str(p, "field_name", required=True)
     text = get_str(p, "note", required=True)
     assert field is not None and text is not None
-    name = _backend().set_note(g.account, device_name, _opt(p, "id_type"), field, text)
+    name = _backend().devices.set_note(g.account, device_name, _opt(p, "id_type"), field, text)
     return json_response({name: "Success"})
 
 
@@ -98,7 +108,9 @@ def _report_window(p: dict[str, Any]):
 def device_reports(device_name: str) -> Response:
     p = params()
     start, end, limit, page = _report_window(p)
-    items, total = _backend().device_reports(g.account, device_name, _opt(p, "id_type"), start, end, limit, page)
+    items, total = _backend().devices.device_reports(
+        g.account, device_name, _opt(p, "id_type"), start, end, limit, page
+    )
     return json_response(items, headers=page.headers(total))
 
 
@@ -106,7 +118,7 @@ def device_reports(device_name: str) -> Response:
 def daily_data_usages(device_name: str) -> Response:
     p = params()
     start, end, limit, page = _report_window(p)
-    items, total = _backend().daily_usages(
+    items, total = _backend().usage.daily_usages(
         g.account, device_name, _opt(p, "id_type"), start.date(), end.date(), limit, page
     )
     return json_response(items, headers=page.headers(total))
@@ -116,7 +128,7 @@ def daily_data_usages(device_name: str) -> Response:
 def monthly_data_usages(device_name: str) -> Response:
     p = params()
     start, end, limit, page = _report_window(p)
-    items, total = _backend().monthly_usages(
+    items, total = _backend().usage.monthly_usages(
         g.account, device_name, _opt(p, "id_type"), start.date(), end.date(), limit, page
     )
     return json_response(items, headers=page.headers(total))
@@ -124,15 +136,30 @@ def monthly_data_usages(device_name: str) -> Response:
 
 @bp.post("/devices/<device_name>/cellular_locate")
 def cellular_locate(device_name: str) -> Response:
-    name, answer = _backend().cellular_locate(g.account, device_name, _opt(params(), "id_type"))
-    return json_response({name: answer})
+    name, result = _backend().devices.cellular_locate(g.account, device_name, _opt(params(), "id_type"))
+    return json_response({name: _LOCATE_ANSWERS[result.status]})
 
 
 # ---- device operations -----------------------------------------------------------------------------
 
 
-def _rows_answer(processed: list[dict[str, Any]], unprocessed: list[dict[str, Any]]) -> Response:
+def _rows_answer(processed: list[dict[str, Any]], rejected: list[RejectedRow]) -> Response:
+    """``{"processed": [...], "unprocessed": [...]}``, 422 if any row was not carried out. The ``error`` of an
+    unprocessed row is its attribute errors as a JSON-encoded string, as documented."""
+    unprocessed = [
+        {"device_index": r.index, "error": json.dumps(r.errors, separators=(",", ":")), "input": r.input}
+        for r in rejected
+    ]
     return json_response({"processed": processed, "unprocessed": unprocessed}, 422 if unprocessed else 200)
+
+
+def _status_answer(results: dict[str, DeviceResult], done: str, missing: str = DEVICE_MISSING) -> dict[str, str]:
+    """Each requested device → its answer: ``done`` on success, ``missing`` for a device the account does
+    not have (or, for SMS, cannot take one), ``Error: <reason>`` when the lifecycle refuses."""
+    words = {Status.DONE: done, Status.MISSING: missing, Status.UNAVAILABLE: missing}
+    return {
+        ident: f"Error: {r.reason}" if r.status is Status.REFUSED else words[r.status] for ident, r in results.items()
+    }
 
 
 @bp.post("/device_operations/activation_request")
@@ -144,8 +171,10 @@ def activation_request() -> Response:
     failing = g.get("fail_after")
     if failing is not None and failing.get("apply_rows") is not None:
         rows = rows[: failing["apply_rows"]]  # a fault: only part of the request is carried out
-    processed, unprocessed = _backend().activation_request(g.account, plan, rows, _faults().unprocessed_activations)
-    return _rows_answer(processed, unprocessed)
+    processed, rejected = _backend().operations.activation_request(
+        g.account, plan, rows, _faults().unprocessed_activations
+    )
+    return _rows_answer(processed, rejected)
 
 
 @bp.post("/device_operations/suspend_no_billing_request")
@@ -155,8 +184,8 @@ def suspend_no_billing_request() -> Response:
     if isinstance(value, dict) and "devices" in value:  # "a hash comprising an array ... named 'devices'"
         p = {"suspension_requests": value["devices"]}
     rows = get_dict_list(p, "suspension_requests")
-    processed, unprocessed = _backend().suspend_no_billing_request(g.account, rows)
-    return _rows_answer(processed, unprocessed)
+    processed, rejected = _backend().operations.suspend_no_billing_request(g.account, rows)
+    return _rows_answer(processed, rejected)
 
 
 @bp.put("/device_operations/change_cost_center")
@@ -165,8 +194,8 @@ def change_cost_center() -> Response:
     names = get_str_list(p, "device_names", required=True)
     cost_center = get_str(p, "cost_center", required=True)
     assert cost_center is not None
-    result = _backend().change_cost_center(g.account, names, _opt(p, "id_type"), cost_center)
-    return json_response({"change_status": result})
+    results = _backend().operations.change_cost_center(g.account, names, _opt(p, "id_type"), cost_center)
+    return json_response({"change_status": _status_answer(results, "Success")})
 
 
 @bp.put("/device_operations/change_simstate")
@@ -175,15 +204,16 @@ def change_simstate() -> Response:
     names = get_str_list(p, "device_names", required=True)
     state = get_str(p, "state", required=True, allow_empty=False)
     assert state is not None
-    result = _backend().change_simstate(g.account, names, _opt(p, "id_type"), state.strip().lower())
-    return json_response({"change_status": result})
+    results = _backend().operations.change_simstate(g.account, names, _opt(p, "id_type"), state.strip().lower())
+    return json_response({"change_status": _status_answer(results, "Success")})
 
 
 @bp.post("/device_operations/remove_usage_limit")
 def remove_usage_limit() -> Response:
     p = params()
     names = get_str_list(p, "device_names", required=True)
-    return json_response({"status": _backend().remove_usage_limit(g.account, names, _opt(p, "id_type"))})
+    results = _backend().operations.remove_usage_limit(g.account, names, _opt(p, "id_type"))
+    return json_response({"status": _status_answer(results, "Success: Device data limit removed.")})
 
 
 @bp.post("/device_operations/send_sms")
@@ -192,7 +222,8 @@ def send_sms() -> Response:
     names = get_str_list(p, "device_names", required=True)
     text = get_str(p, "sms_text", required=True, allow_empty=False)
     assert text is not None
-    return json_response({"status": _backend().send_sms(g.account, names, _opt(p, "id_type"), text)})
+    results = _backend().operations.send_sms(g.account, names, _opt(p, "id_type"), text)
+    return json_response({"status": _status_answer(results, "Success: Attempting SMS Send.", SMS_UNAVAILABLE)})
 
 
 @bp.post("/device_operations/set_usage_limit")
@@ -209,8 +240,8 @@ def set_usage_limit() -> Response:
     # The document requires an action but its JSON example gives none: tolerate, alerting by email only.
     action = "suspend" if "suspend" in actions else "email"
     usernames = get_str_list(p, "usernames")
-    result = _backend().set_usage_limit(g.account, names, _opt(p, "id_type"), kb_limit, action, usernames)
-    return json_response({"status": result})
+    results = _backend().operations.set_usage_limit(g.account, names, _opt(p, "id_type"), kb_limit, action, usernames)
+    return json_response({"status": _status_answer(results, "Success: Device data limit is set.")})
 
 
 @bp.post("/device_operations/upload_request")
@@ -223,8 +254,8 @@ def upload_request() -> Response:
         raw = [{"imei": str(x)} for x in raw]
     ids = get_dict_list({"upload_ids": raw}, "upload_ids")
     assert email is not None and sku is not None
-    processed, unprocessed = _backend().upload_request(g.account, email, sku, ids)
-    return _rows_answer(processed, unprocessed)
+    processed, rejected = _backend().operations.upload_request(g.account, email, sku, ids)
+    return _rows_answer(processed, rejected)
 
 
 @bp.get("/device_operations/calamp_events")
@@ -237,7 +268,7 @@ def calamp_events() -> Response:
     backend = _backend()
     start, end = parse_range(_opt(p, "start_date"), _opt(p, "end_date"), backend.now())
     page = page_request(p)
-    items, total = backend.calamp_events(g.account, event_code, start, end, _opt(p, "state"), page)
+    items, total = backend.devices.calamp_events(g.account, event_code, start, end, _opt(p, "state"), page)
     return json_response(items, headers=page.headers(total))
 
 
@@ -247,12 +278,12 @@ def calamp_events() -> Response:
 @bp.get("/rate_plans")
 def rate_plans() -> Response:
     page = page_request(params())
-    items = _backend().rate_plans(g.account)
+    items = _backend().accounts.rate_plans(g.account)
     return json_response(page.slice(items), headers=page.headers(len(items)))
 
 
 @bp.get("/users")
 def users() -> Response:
     page = page_request(params())
-    items = _backend().users(g.account)
+    items = _backend().accounts.users(g.account)
     return json_response(page.slice(items), headers=page.headers(len(items)))

@@ -16,11 +16,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from emulator import lifecycle as lc
-from emulator.models import OTHER_ACCOUNT, OTHER_ACCOUNT_API_KEY, OTHER_ACCOUNT_KEY_NAME, PRIMARY_ACCOUNT
+from emulator.accounts import OTHER_ACCOUNT, OTHER_ACCOUNT_API_KEY, OTHER_ACCOUNT_KEY_NAME, PRIMARY_ACCOUNT
 from emulator.timeutil import fmt
 
 if TYPE_CHECKING:
-    from emulator.models import Backend
+    from emulator.accounts import Accounts
+    from emulator.sims import Sims
 
 RANDOM_SEED = 20240523
 HISTORY_DAYS = 90
@@ -158,38 +159,38 @@ def other_account() -> dict[str, Any]:
     }
 
 
-def _load_other_account(backend: Backend) -> None:
+def _load_other_account(accounts: Accounts, sims: Sims) -> None:
     data = other_account()
     for plan in data["rate_plans"]:
-        backend.add_rate_plan(OTHER_ACCOUNT, plan)
+        accounts.add_rate_plan(OTHER_ACCOUNT, plan)
     for user in data["users"]:
-        backend.add_user(OTHER_ACCOUNT, user)
+        accounts.add_user(OTHER_ACCOUNT, user)
     for sim in data["sims"]:
         values = dict(sim, rate_plan=OTHER_ACCOUNT_PLAN["name"], cost_center="Globex")
         if sim["state"] == lc.SUSPENDED:
             values["suspended_reason"] = "api"
-        backend.insert_sim(OTHER_ACCOUNT, values)
+        sims.insert_sim(OTHER_ACCOUNT, values)
 
 
-def load_empty(backend: Backend) -> None:
+def load_empty(accounts: Accounts, sims: Sims) -> None:
     for plan in EMPTY_RATE_PLANS:
-        backend.add_rate_plan(PRIMARY_ACCOUNT, plan)
+        accounts.add_rate_plan(PRIMARY_ACCOUNT, plan)
     for user in EMPTY_USERS:
-        backend.add_user(PRIMARY_ACCOUNT, user)
-    _load_other_account(backend)
+        accounts.add_user(PRIMARY_ACCOUNT, user)
+    _load_other_account(accounts, sims)
 
 
-def load_demo(backend: Backend) -> None:
+def load_demo(accounts: Accounts, sims: Sims) -> None:
     data = demo_account()
     for plan in data["rate_plans"]:
-        backend.add_rate_plan(PRIMARY_ACCOUNT, plan)
+        accounts.add_rate_plan(PRIMARY_ACCOUNT, plan)
     for user in data["users"]:
-        backend.add_user(PRIMARY_ACCOUNT, user)
-    _load_other_account(backend)
+        accounts.add_user(PRIMARY_ACCOUNT, user)
+    _load_other_account(accounts, sims)
     rng = random.Random(RANDOM_SEED)
-    now = backend.now()
+    now = sims.store.now()
     today = now.date()
-    conn = backend.conn
+    conn = sims.store.conn
     sim_ids: list[tuple[int, dict[str, Any]]] = []
     for i, sim in enumerate(data["sims"]):
         values = {k: v for k, v in sim.items() if k != "usage_limit"}
@@ -210,10 +211,10 @@ def load_demo(backend: Backend) -> None:
             values["last_connection_date"] = fmt(now - timedelta(minutes=5 + (i * 37) % 2000))
             values["latitude"] = f"{40.0 + (i % 50) * 0.05:.6f}"
             values["longitude"] = f"{-75.0 - (i % 40) * 0.07:.6f}"
-        row = backend.insert_sim(PRIMARY_ACCOUNT, values)
+        row = sims.insert_sim(PRIMARY_ACCOUNT, values)
         sim_ids.append((row["id"], sim))
     for inv in data["inventory"]:
-        backend.insert_sim(PRIMARY_ACCOUNT, dict(inv))
+        sims.insert_sim(PRIMARY_ACCOUNT, dict(inv))
 
     # usage history
     usage_rows = []
@@ -244,11 +245,11 @@ def load_demo(backend: Backend) -> None:
         "SELECT sim_id, substr(date_for, 1, 7), SUM(bytes_used), SUM(sms_mo + sms_mt) FROM daily_usage "
         "GROUP BY sim_id, substr(date_for, 1, 7)"
     )
-    _load_telemetry(backend, rng, sim_ids, now)
+    _load_telemetry(sims, rng, sim_ids, now)
 
 
-def _load_telemetry(backend: Backend, rng: random.Random, sim_ids: list[tuple[int, dict[str, Any]]], now) -> None:
-    conn = backend.conn
+def _load_telemetry(sims: Sims, rng: random.Random, sim_ids: list[tuple[int, dict[str, Any]]], now) -> None:
+    conn = sims.store.conn
     trackers = [(sid, s) for sid, s in sim_ids if s["cost_center"] in ("Fleet-East", "Fleet-West")][:40]
     messages = []
     reports = []
@@ -335,4 +336,4 @@ def _load_telemetry(backend: Backend, rng: random.Random, sim_ids: list[tuple[in
     )
 
 
-SEEDS: dict[str, Callable[[Backend], None]] = {"empty": load_empty, "demo": load_demo}
+SEEDS: dict[str, Callable[[Accounts, Sims], None]] = {"empty": load_empty, "demo": load_demo}

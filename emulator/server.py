@@ -165,15 +165,15 @@ class EmulatorServer:
         self.log.clear()
 
     def add_sims(self, sims: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return self.backend.admin_upsert_sims(sims)
+        return self.backend.admin.upsert_sims(sims)
 
     def sims(self, account: str = "primary") -> list[dict[str, Any]]:
-        return self.backend.admin_sims(account)
+        return self.backend.admin.sims_view(account)
 
     def record_usage(self, iccid: str, day: date | str, bytes_used: int, sms: int = 0) -> None:
         if isinstance(day, str):
             day = date.fromisoformat(day)
-        self.backend.record_usage(iccid, day, bytes_used, sms)
+        self.backend.usage.record_usage(iccid, day, bytes_used, sms)
 
     def advance_clock(self, seconds: float) -> None:
         self.backend.advance_clock(seconds)

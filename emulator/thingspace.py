@@ -23,6 +23,7 @@ from emulator.errors import BadRequest, Unauthorized
 from emulator.faults import Faults
 from emulator.models import Backend
 from emulator.timeutil import parse_time
+from emulator.usage import DayUsage
 
 bp = Blueprint("thingspace", __name__, url_prefix="/api")
 
@@ -39,7 +40,7 @@ def _bearer() -> tuple[int, str]:
     auth = request.authorization
     if auth is None or auth.type != "bearer" or not auth.token:
         raise Unauthorized("Missing bearer API access token")
-    return _backend().ts_token_account(auth.token)
+    return _backend().thingspace.token_account(auth.token)
 
 
 def _json_object() -> dict[str, Any]:
@@ -55,7 +56,7 @@ def oauth2_token() -> Response:
     grant = params().get("grant_type")
     if grant != "client_credentials":
         raise BadRequest("grant_type must be client_credentials")
-    token, expires_in = _backend().ts_issue_token(auth.username, auth.password)
+    token, expires_in = _backend().thingspace.issue_token(auth.username, auth.password)
     return json_response(
         {"access_token": token, "token_type": "bearer", "expires_in": expires_in, "scope": "m2m"},
         headers={"Cache-Control": "no-store"},
@@ -69,7 +70,7 @@ def session_login() -> Response:
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str) or not username:
         raise BadRequest("username and password are required")
-    return json_response({"sessionToken": _backend().ts_login(username, password)})
+    return json_response({"sessionToken": _backend().thingspace.login(username, password)})
 
 
 @bp.post("/m2m/v1/session/logout")
@@ -78,7 +79,7 @@ def session_logout() -> Response:
     token = request.headers.get("VZ-M2M-Token") or _json_object().get("sessionToken")
     if not token:
         raise BadRequest("VZ-M2M-Token is required")
-    _backend().ts_logout(str(token))
+    _backend().thingspace.logout(str(token))
     return json_response({"sessionToken": token})
 
 
@@ -86,7 +87,7 @@ def session_logout() -> Response:
 def usage_list() -> Response:
     _bearer()
     backend = _backend()
-    account = backend.ts_session_account(request.headers.get("VZ-M2M-Token"))
+    account = backend.thingspace.session_account(request.headers.get("VZ-M2M-Token"))
     ctype = (request.content_type or "").split(";")[0].strip().lower()
     if ctype != "application/json":
         raise BadRequest("Content-Type must be application/json")
@@ -105,5 +106,30 @@ def usage_list() -> Response:
         raise BadRequest("earliest must not be after latest")
     skew, page_days, split = _faults().thingspace
     iccid = str(device["id"])
-    records, more = backend.ts_daily_usage(account, iccid, earliest, latest, page_days, skew, split)
-    return json_response({"hasMoreData": more, "deviceId": {"id": iccid, "kind": "iccid"}, "usageHistory": records})
+    usage = backend.usage.carrier_daily_usage(account, iccid, earliest, latest, page_days)
+    records = [record for day in usage.days for record in _usage_records(day, usage.rate_plan, skew, split)]
+    return json_response(
+        {"hasMoreData": usage.more, "deviceId": {"id": iccid, "kind": "iccid"}, "usageHistory": records}
+    )
+
+
+def _usage_records(day: DayUsage, plan: str, skew: float, split: bool) -> list[dict[str, Any]]:
+    """One day's usage as the carrier's records: one at ``T00:00:00Z``, or two (MO and MT SMS apart) when
+    the ``thingspace_duplicate_days`` fault is on; bytes scaled by the ``thingspace_usage_skew`` fault."""
+    total = int(round(day.bytes_used * (1.0 + skew)))
+    parts = (
+        [(total // 2, day.sms_mo, 0), (total - total // 2, 0, day.sms_mt)]
+        if split
+        else [(total, day.sms_mo, day.sms_mt)]
+    )
+    return [
+        {
+            "bytesUsed": part_bytes,
+            "extendedAttributes": [{"key": "MoSms", "value": str(mo)}, {"key": "MtSms", "value": str(mt)}],
+            "servicePlan": plan,
+            "smsUsed": mo + mt,
+            "source": "Usage Feed",
+            "timestamp": f"{day.day}T00:00:00Z",
+        }
+        for part_bytes, mo, mt in parts
+    ]

@@ -123,3 +123,8 @@ def month_start(d: date) -> date:
 
 def month_end(d: date) -> date:
     return d.replace(day=_days_in_month(d.year, d.month))
+
+
+def month_key(d: date) -> str:
+    """The month of a day as stored (``2024-05``)."""
+    return d.strftime("%Y-%m")

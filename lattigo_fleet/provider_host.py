@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from concurrent import futures
 from typing import Any
@@ -157,6 +158,23 @@ def _servicer_class() -> type:
     return FleetProviderServicer
 
 
+def _exit_with_parent(interval: float = 0.5) -> None:
+    """End this process when the engine that started it is gone (a CI timeout kills `pulumi` alone): a provider
+    left running would go on sending calls nobody will record. Safe, because every run plans against the live
+    account: whatever was cut short is finished by the next one."""
+    import os
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def main(argv: list[str]) -> None:
     global _engine, _serving
     import grpc
@@ -167,6 +185,7 @@ def main(argv: list[str]) -> None:
     if engine_address:
         _engine = engine_pb2_grpc.EngineStub(grpc.insecure_channel(engine_address, options=_GRPC_CHANNEL_OPTIONS))
     _serving = True
+    _exit_with_parent()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=PROVIDER_WORKERS), options=_GRPC_CHANNEL_OPTIONS)
     provider_pb2_grpc.add_ResourceProviderServicer_to_server(_servicer_class()(), server)
     port = server.add_insecure_port(address="127.0.0.1:0")

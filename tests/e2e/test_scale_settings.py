@@ -71,3 +71,47 @@ def test_bulk_requests_hold_what_the_plan_foresaw(fleet_stack, admin):
     assert by_endpoint(calls) == {"change_cost_center": 1, "change_simstate": 1}
     [moves] = [r for r in calls if r["path"].endswith("change_cost_center")]
     assert len(device_names(moves)) == 40
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line), from /proc."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as stat:
+                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                found[int(entry)] = (ppid, cmdline.read().replace(b"\0", b" ").decode(errors="replace"))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def test_the_provider_exits_when_the_engine_is_killed(fleet_stack, admin, fresh_emulator):
+    fresh_emulator.reset("empty", activation_delay=30.0)  # the apply would wait half a minute
+    admin.add_sims([{"iccid": iccid(i), "imei": imei(i)} for i in range(1, 4)])
+    rows = "".join(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\"}}\n" for i in range(1, 4))
+    fleet_stack.write_fleet(f"version: 1\ndefaults: {{rate_plan: \"{PLAN_5MB}\"}}\nsims:\n{rows}")
+    run = subprocess.Popen(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack", "test"],
+                           cwd=fleet_stack.project_dir, env=fleet_stack.env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(r["path"].endswith("activation_request") for r in admin.mutating()):
+            assert run.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        providers = [pid for pid, (ppid, cmd) in _processes().items()
+                     if ppid == run.pid and "lattigo_fleet.provider_host" in cmd]
+        assert len(providers) == 1, _processes()
+        run.kill()  # the engine alone, as a CI timeout does
+        run.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while providers[0] in _processes() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert providers[0] not in _processes(), "the provider outlived its engine"
+    finally:
+        if run.poll() is None:
+            run.kill()
+        fleet_stack.run("cancel", "--yes")

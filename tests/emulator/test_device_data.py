@@ -175,8 +175,10 @@ def test_cellular_locate(demo: Api) -> None:
     resp = demo.post("/v2/devices/36501/cellular_locate")
     assert resp.status_code == 200
     answer = resp.json()
-    assert list(answer) == ["36501"] and answer["36501"].startswith("Success")
+    assert answer == {"36501": "Success: Location request submitted to the carrier."}
     iccid = demo.get("/v2/devices/36501").json()["iccid"]
     assert demo.post(f"/v2/devices/{iccid}/cellular_locate?id_type=iccid").json() == answer
     suspended = demo.get("/v2/devices", params={"state": "suspended"}).json()[0]
-    assert demo.post(f"/v2/devices/{suspended}/cellular_locate").json()[suspended].startswith("Error")
+    assert demo.post(f"/v2/devices/{suspended}/cellular_locate").json() == {
+        suspended: "Error: Device is not active; the carrier cannot locate it."
+    }
