@@ -62,6 +62,8 @@ def _stored_policy(props: dict[str, Any]) -> Policy:
 
 
 class FleetGuardProvider(ResourceProvider):
+    serialize_as_secret_always = False  # as SimProvider: a reference to an attribute-free class, no secret
+
     def configure(self, req: ConfigureRequest) -> None:
         rt.configure(req.config)
 

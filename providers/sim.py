@@ -88,6 +88,10 @@ def _last_limit(stored: dict[str, Any]) -> Any:
 
 
 class SimProvider(ResourceProvider):
+    # The pickled provider holds no attributes, let alone a secret (credentials live in the runtime), so it
+    # need not be encrypted into every resource's inputs and outputs: a plain ~80-byte reference instead.
+    serialize_as_secret_always = False
+
     def configure(self, req: ConfigureRequest) -> None:
         rt.configure(req.config)
 

@@ -115,3 +115,19 @@ def test_the_provider_exits_when_the_engine_is_killed(fleet_stack, admin, fresh_
         if run.poll() is None:
             run.kill()
         fleet_stack.run("cancel", "--yes")
+
+
+def test_state_stays_under_one_and_a_half_kilobytes_per_sim(fleet_stack, admin):
+    admin.add_sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops", "note": "depot"}
+                    for i in range(1, 51)])
+    rows = "".join(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", name: truck-{i:04d}, cost_center: ops, "
+                   "notes: {note: depot}, usage_limit: {kb_limit: 51200, action: suspend}}\n" for i in range(1, 51))
+    fleet_stack.write_fleet(f"version: 1\ndefaults: {{rate_plan: \"{PLAN_5MB}\"}}\nsims:\n{rows}")
+    fleet_stack.up().check()
+    import json
+
+    sims = fleet_stack.resources("lattigo:Sim")
+    per_sim = sum(len(json.dumps(r)) for r in sims) / len(sims)
+    print(f"state: {per_sim:.0f} bytes per SIM")
+    assert per_sim <= 1500
+    assert not any("stackTrace" in r or isinstance(r["inputs"]["__provider"], dict) for r in sims)
