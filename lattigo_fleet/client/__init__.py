@@ -8,6 +8,11 @@ for device in client.devices(state="active"):   # every page, following the pagi
 snap = client.snapshot()                          # {iccid: device} in ceil(N / per_page) requests
 result = client.activate([ActivationRow("8901...", "35...")], "ACME 5MB")
 result.accepted, result.rejected                  # a partial 422 is not an exception
+
+Inside: ``lattigo.py`` is the surface (one method per endpoint), ``transport.py`` the wire under it (session,
+retries, typed errors, paging, the audit record of every mutating call), ``replies.py`` how the answers
+read, ``_http.py`` the retry policy, request counts and audit log shared with ``thingspace.py``;
+``protocols.py`` holds :class:`LattigoApi`, what the reconciler needs of a client.
 """
 
 from lattigo_fleet.client._http import RequestStats
@@ -28,10 +33,12 @@ from lattigo_fleet.client.errors import (
 )
 from lattigo_fleet.client.lattigo import SIM_STATES, LattigoClient
 from lattigo_fleet.client.models import ActivationResult, ActivationRow, BulkResult, Page
+from lattigo_fleet.client.protocols import LattigoApi
 from lattigo_fleet.client.thingspace import DailyUsage, ThingSpaceClient, UsageRecord
 
 __all__ = [
     "LattigoClient",
+    "LattigoApi",
     "ThingSpaceClient",
     "ActivationRow",
     "ActivationResult",

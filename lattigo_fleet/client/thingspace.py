@@ -11,6 +11,9 @@ Token lifecycle, per ``thingspace-auth-facts.md``:
 ``daily_usage`` follows ``hasMoreData`` to the end: each next request starts (``earliest``) at the
 timestamp of the last record received, and the records the server sends again at that boundary are
 dropped, counted as a multiset, so that two genuine records for the same day are both kept.
+
+It is one module of ~470 lines because the token lifecycle and that paging are one story, told against
+one endpoint; split it (session vs. endpoints, as lattigo.py/transport.py) when a second endpoint arrives.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from lattigo_fleet.client import ActivationRow, BulkResult, LattigoError, UnprocessedRow, UsageRecord
+from lattigo_fleet.client import ActivationRow, BulkResult, LattigoError, UnprocessedRow, UsageRecord, replies
 from lattigo_fleet.client._http import PolicyRetry, RetryHooks, endpoint_of, iso
 from lattigo_fleet.client.errors import AuthenticationError, ThingSpaceAuthError, decode_error_hash, scrub
 from lattigo_fleet.client.lattigo import LattigoClient
@@ -89,12 +89,10 @@ def test_status_map_error_is_a_failure():
             "3": "Success: Device data limit is set.",
         }
     }
-    part = LattigoClient._parse_status_map(data, ["1", "2", "3", "4"])
+    part = replies.status_map(data, ["1", "2", "3", "4"])
     assert part.succeeded == ["1", "3"]
     assert part.failed == {"2": "Error: Device does not exist.", "4": "no status returned for this device"}
-    assert LattigoClient._parse_status_map({"weird": True}, ["1"]).failed == {
-        "1": "no per-device status in the response"
-    }
+    assert replies.status_map({"weird": True}, ["1"]).failed == {"1": "no per-device status in the response"}
 
 
 def test_bulk_result_merge():
