@@ -17,20 +17,14 @@ import difflib
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from lattigo_fleet import guard
+from lattigo_fleet.client.protocols import LattigoApi
 from lattigo_fleet.planner import Op, Plan, plan_sim
 from lattigo_fleet.spec import FleetSpec, Issue, validate_against_account
 
 PROBE_CONCURRENCY = 8
-
-
-class AccountReader(Protocol):
-    def rate_plans(self) -> list[dict[str, Any]]: ...
-    def users(self) -> list[str]: ...
-    def snapshot(self) -> dict[str, dict[str, Any]]: ...
-    def device(self, iccid_or_name: str, id_type: str | None = "iccid") -> dict[str, Any]: ...
 
 
 @dataclass
@@ -55,7 +49,7 @@ def _names(items: Iterable[Mapping[str, Any] | Any], key: str) -> set[str]:
     return {str(item[key]) for item in items if isinstance(item, Mapping) and item.get(key) is not None}
 
 
-def probe_absent(client: AccountReader, iccids: list[str]) -> dict[str, str]:
+def probe_absent(client: LattigoApi, iccids: list[str]) -> dict[str, str]:
     """For declared ICCIDs the snapshot does not hold: "other_account" (403), "absent" (404: an inventory SIM
     or an unknown ICCID, which the API does not tell apart) or "present" (the snapshot was behind)."""
     from lattigo_fleet.client import AuthenticationError, NotFound
@@ -96,7 +90,7 @@ def new_cost_center_warnings(fleet: FleetSpec, plans: Mapping[str, Plan], live: 
     return warnings
 
 
-def check_against_account(fleet: FleetSpec, client: AccountReader, allow_large_changes: bool) -> AccountCheck:
+def check_against_account(fleet: FleetSpec, client: LattigoApi, allow_large_changes: bool) -> AccountCheck:
     rate_plans = _names(client.rate_plans(), "name")
     usernames = {str(u) for u in client.users() if isinstance(u, str)}
     result = AccountCheck(issues=list(validate_against_account(fleet, rate_plans, usernames)))

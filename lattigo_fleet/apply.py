@@ -12,7 +12,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
 from lattigo_fleet.batcher import Batcher
-from lattigo_fleet.client import ActivationRow
+from lattigo_fleet.client import ActivationRow, LattigoApi
 from lattigo_fleet.live import LiveFleet
 from lattigo_fleet.planner import (
     ACTIVE,
@@ -38,7 +38,7 @@ class SimOperationError(Exception):
 class Applier:
     def __init__(
         self,
-        client: Any,
+        client: LattigoApi,
         live: LiveFleet,
         *,
         window: float = 0.2,

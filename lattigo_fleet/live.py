@@ -12,13 +12,14 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from lattigo_fleet.client.protocols import LattigoApi
 from lattigo_fleet.planner import PENDING_ACTIVATION, PENDING_SUSPEND_NO_BILLING
 
 PENDING_STATES = (PENDING_ACTIVATION, PENDING_SUSPEND_NO_BILLING)
 
 
 class LiveFleet:
-    def __init__(self, client: Any, *, poll_interval: float = 0.25, max_poll_interval: float = 5.0) -> None:
+    def __init__(self, client: LattigoApi, *, poll_interval: float = 0.25, max_poll_interval: float = 5.0) -> None:
         self._client = client
         self._poll_interval = poll_interval
         self._max_poll_interval = max_poll_interval
