@@ -21,7 +21,8 @@ from typing import Any
 
 from lattigo_fleet import guard
 from lattigo_fleet.client.protocols import LattigoApi
-from lattigo_fleet.planner import Op, Plan, plan_sim
+from lattigo_fleet.operations import RemoveUsageLimit, SetCostCenter, SetUsageLimit
+from lattigo_fleet.planner import Plan, plan_sim
 from lattigo_fleet.spec import FleetSpec, Issue, validate_against_account
 
 PROBE_CONCURRENCY = 8
@@ -78,8 +79,8 @@ def new_cost_center_warnings(fleet: FleetSpec, plans: Mapping[str, Plan], live: 
     moving: dict[str, list[str]] = {}
     for sim in fleet.sims:
         for op in plans[sim.name].ops if sim.name in plans else ():
-            if op.kind == "cost_center" and op.param("cost_center") not in in_use and op.param("cost_center"):
-                moving.setdefault(op.param("cost_center"), []).append(sim.iccid)
+            if isinstance(op, SetCostCenter) and op.cost_center and op.cost_center not in in_use:
+                moving.setdefault(op.cost_center, []).append(sim.iccid)
     warnings = []
     for cost_center, iccids in sorted(moving.items()):
         loc = fleet.source_of(iccids[0], "cost_center")
@@ -136,24 +137,14 @@ def check_against_account(fleet: FleetSpec, client: LattigoApi, allow_large_chan
     return result
 
 
-def _describe(op: Op) -> str:
-    if op.kind == "activate":
-        return f"activate on {op.param('rate_plan')!r}"
-    if op.kind == "cost_center":
-        return f"cost center -> {op.param('cost_center')!r}"
-    if op.kind == "note":
-        return f"{op.param('field')} -> {op.param('value')!r}"
-    return op.kind.replace("_", " ")
-
-
 def plan_summary(plans: Mapping[str, Plan], shown: int = 12) -> str:
     """What converging the live account takes, grouped by call: readable in a pull-request comment, and of
     a size that does not grow with the fleet."""
     groups: dict[str, list[str]] = {}
     for name, plan in plans.items():
         for op in plan.ops:
-            if op.kind not in ("set_limit", "remove_limit"):
-                groups.setdefault(_describe(op), []).append(name)
+            if not isinstance(op, SetUsageLimit | RemoveUsageLimit):
+                groups.setdefault(op.describe(), []).append(name)
     if not groups:
         return "live account already matches fleet.yaml (usage limits are compared by the diff below)"
     lines = ["Lattigo changes needed to make the live account match fleet.yaml "

@@ -13,14 +13,30 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from lattigo_fleet.operations import (
+    ACTIVE,
+    PENDING_ACTIVATION,
+    PENDING_SUSPEND_NO_BILLING,
+    PHASE_ACTIVATE,
+    PHASE_FIELDS,
+    PHASE_STATE,
+    STATE_OPS,
+    SUSPENDED,
+    SUSPENDED_NO_BILLING,
+    Activate,
+    Op,
+    RemoveUsageLimit,
+    SetCostCenter,
+    SetNote,
+    SetUsageLimit,
+    SuspendNoBilling,
+)
 from lattigo_fleet.spec import NOTE_FIELDS, STATES, UNMANAGED, DesiredSim, UsageLimit
 
-# Live states as the platform reports them.
-PENDING_ACTIVATION = "pending_activation"
-ACTIVE = "active"
-SUSPENDED = "suspended"
-PENDING_SUSPEND_NO_BILLING = "pending_suspend_no_billing"
-SUSPENDED_NO_BILLING = "suspended_no_billing"
+__all__ = [
+    "ACTIVE", "PENDING_ACTIVATION", "PENDING_SUSPEND_NO_BILLING", "PHASE_ACTIVATE", "PHASE_FIELDS", "PHASE_STATE",
+    "SETTLES_TO", "STATE_TRANSITIONS", "SUSPENDED", "SUSPENDED_NO_BILLING", "Op", "Plan", "observe", "plan_sim",
+]
 
 # Where a pending state is heading: a planner never issues calls against a SIM in flight.
 SETTLES_TO = {PENDING_ACTIVATION: ACTIVE, PENDING_SUSPEND_NO_BILLING: SUSPENDED_NO_BILLING}
@@ -37,33 +53,6 @@ STATE_TRANSITIONS: dict[tuple[str, str], tuple[str, ...]] = {
     (SUSPENDED_NO_BILLING, SUSPENDED): ("restore", "suspend"),
 }
 
-# Phases, in execution order. Operations of one phase for many SIMs can be merged into bulk calls.
-PHASE_ACTIVATE = 0
-PHASE_STATE = 1
-PHASE_FIELDS = 2
-
-
-@dataclass(frozen=True)
-class Op:
-    """One Lattigo call for one SIM. `batch_key` says which other SIMs' ops can share its bulk request."""
-
-    kind: str  # activate | suspend | restore | suspend_no_billing | cost_center | note | set_limit | remove_limit
-    iccid: str
-    phase: int
-    params: tuple[tuple[str, Any], ...] = ()  # shared by every device of a bulk request: they define the batch
-    row: tuple[tuple[str, Any], ...] = ()  # this device's own part of the request (IMEI, notes at activation)
-
-    @property
-    def batch_key(self) -> tuple:
-        # Notes are per-device calls; everything else merges across SIMs with equal shared parameters.
-        if self.kind == "note":
-            return (self.kind, self.iccid, self.params)
-        return (self.kind, self.params)
-
-    def param(self, name: str) -> Any:
-        return dict(self.params + self.row)[name]
-
-
 
 @dataclass
 class Plan:
@@ -74,10 +63,6 @@ class Plan:
     @property
     def kinds(self) -> list[str]:
         return [op.kind for op in self.ops]
-
-
-def _limit_params(limit: UsageLimit) -> tuple[tuple[str, Any], ...]:
-    return (("kb_limit", limit.kb_limit), ("action", limit.action), ("usernames", tuple(limit.usernames)))
 
 
 def plan_sim(
@@ -105,10 +90,8 @@ def plan_sim(
             plan.problems += [f"{iccid} is not in the account and cannot be activated: {p}" for p in problems]
             return plan
         notes = tuple((k, desired.notes[k]) for k in NOTE_FIELDS if desired.notes.get(k))
-        row = (("imei", desired.imei), ("region_code", desired.region_code), ("device_sku", desired.device_sku),
-               ("notes", notes))
-        # One activation request carries one rate plan; everything else is per row.
-        plan.ops.append(Op("activate", iccid, PHASE_ACTIVATE, (("rate_plan", desired.rate_plan),), row))
+        plan.ops.append(Activate(iccid, str(desired.rate_plan), desired.imei, desired.region_code,
+                                 desired.device_sku, notes))
         # After activation the SIM is active, carries the notes sent with it, no cost center and no limit.
         live = {"state": ACTIVE, "cost_center": None, **{k: desired.notes.get(k, "") for k in NOTE_FIELDS}}
         last_limit = None
@@ -125,22 +108,24 @@ def plan_sim(
             plan.problems.append(f"{iccid}: the platform has no way from state {state!r} to {desired.state!r}")
         else:
             for kind in steps:
-                row = (("imei", live.get("imei") or desired.imei),) if kind == "suspend_no_billing" else ()
-                plan.ops.append(Op(kind, iccid, PHASE_STATE, (), row))
+                if kind == "suspend_no_billing":  # asked by ICCID and the account's IMEI
+                    plan.ops.append(SuspendNoBilling(iccid, live.get("imei") or desired.imei))
+                else:
+                    plan.ops.append(STATE_OPS[kind](iccid))
 
     if (desired.cost_center is not None and "cost_center" not in ignored
             and (live.get("cost_center") or "") != desired.cost_center):
-        plan.ops.append(Op("cost_center", iccid, PHASE_FIELDS, (("cost_center", desired.cost_center),)))
+        plan.ops.append(SetCostCenter(iccid, desired.cost_center))
 
     for name in NOTE_FIELDS:
         if name in desired.notes and "notes" not in ignored and (live.get(name) or "") != desired.notes[name]:
-            plan.ops.append(Op("note", iccid, PHASE_FIELDS, (("field", name), ("value", desired.notes[name]))))
+            plan.ops.append(SetNote(iccid, name, desired.notes[name]))
 
     if desired.usage_limit is not UNMANAGED and desired.usage_limit != last_limit:
         if desired.usage_limit is None:
-            plan.ops.append(Op("remove_limit", iccid, PHASE_FIELDS))
+            plan.ops.append(RemoveUsageLimit(iccid))
         else:
-            plan.ops.append(Op("set_limit", iccid, PHASE_FIELDS, _limit_params(desired.usage_limit)))
+            plan.ops.append(SetUsageLimit(iccid, desired.usage_limit))
 
     if in_flight and (plan.ops or live.get("state") == PENDING_ACTIVATION):
         # Never send calls against a SIM in flight: wait for it to land, then plan again.

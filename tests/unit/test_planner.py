@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from lattigo_fleet.operations import (
+    Activate,
+    Restore,
+    SetCostCenter,
+    SetNote,
+    SetUsageLimit,
+    Suspend,
+    SuspendNoBilling,
+)
 from lattigo_fleet.planner import observe, plan_sim
 from lattigo_fleet.spec import UNMANAGED, DesiredSim, UsageLimit
 
@@ -93,19 +102,19 @@ def test_each_operation_carries_its_own_parameters():
     """Kinds are not enough: a note sent to the wrong field must fail here, not only end to end."""
     plan = plan_sim(desired(cost_center="cc", notes={"note2": "east", "note3": ""}, usage_limit=LIMIT),
                     live(note2="west", note3="old"), None)
-    params = {(op.kind, op.param("field") if op.kind == "note" else None): dict(op.params) for op in plan.ops}
-    assert params == {
-        ("cost_center", None): {"cost_center": "cc"},
-        ("note", "note2"): {"field": "note2", "value": "east"},
-        ("note", "note3"): {"field": "note3", "value": ""},
-        ("set_limit", None): {"kb_limit": 51200, "action": "suspend", "usernames": ("ops-oncall",)},
-    }
-    [activation] = plan_sim(desired(notes={"note1": "x"}, region_code="02134"), None).ops
-    assert dict(activation.params) == {"rate_plan": "ACME Co 5mb Rate Plan"}
-    assert dict(activation.row) == {"imei": IMEI, "region_code": "02134", "device_sku": None,
-                                    "notes": (("note1", "x"),)}
-    [to_no_billing] = plan_sim(desired(state="suspended_no_billing"), live(imei="353000000000009")).ops
-    assert dict(to_no_billing.row) == {"imei": "353000000000009"}  # the account's IMEI, as the API requires
+    assert plan.ops == [
+        SetCostCenter(ICCID, "cc"),
+        SetNote(ICCID, "note2", "east"),
+        SetNote(ICCID, "note3", ""),
+        SetUsageLimit(ICCID, LIMIT),
+    ]
+    assert plan_sim(desired(notes={"note1": "x"}, region_code="02134"), None).ops == [
+        Activate(ICCID, "ACME Co 5mb Rate Plan", IMEI, "02134", None, (("note1", "x"),))]
+    # Suspension without billing is asked with the account's IMEI, as the API requires.
+    assert plan_sim(desired(state="suspended_no_billing"), live(imei="353000000000009")).ops == [
+        SuspendNoBilling(ICCID, "353000000000009")]
+    assert plan_sim(desired(state="suspended"), live(state="suspended_no_billing")).ops == [
+        Restore(ICCID), Suspend(ICCID)]
 
 
 def test_activation_needs_imei_and_rate_plan():
