@@ -29,6 +29,8 @@ from collections.abc import Mapping
 from concurrent import futures
 from typing import Any
 
+from pulumi.dynamic import DiffResult
+
 # The gRPC server's thread pool. The SDK's own server has 4 threads, so at most 4 SIMs can ever share a bulk
 # request; ours is sized for fleets (an operation waiting for its batch holds a thread). The engine's
 # parallelism (PULUMI_PARALLEL, see lattigo_fleet/engine_settings.py) is set to the same number.
@@ -57,20 +59,18 @@ class ProviderError(Exception):
     """A refusal or failure whose message is complete for a user: shown as it is, no type, no traceback."""
 
 
-class DetailedDiffResult:
+class DetailedDiffResult(DiffResult):
     """A diff that names its changed properties: `{"cost_center": "update", "notes.note1": "add"}`.
 
-    Kinds: add, delete, update (and the same with `_replace`). Duck-typed like pulumi.dynamic.DiffResult, so
-    the stock server, which reads only `changes`, `replaces`, `stables` and `delete_before_replace`, still
-    gets a correct answer from it."""
+    Kinds: add, delete, update (and the same with `_replace`). A pulumi.dynamic.DiffResult, so the stock
+    server, which reads only `changes`, `replaces`, `stables` and `delete_before_replace`, still gets a
+    correct answer from it."""
 
     def __init__(self, detailed: Mapping[str, str], *, replaces: list[str] | None = None,
                  delete_before_replace: bool | None = None) -> None:
         self.detailed = dict(detailed)
-        self.changes = bool(self.detailed)
-        self.replaces = replaces or []
-        self.stables = None
-        self.delete_before_replace = delete_before_replace
+        super().__init__(changes=bool(self.detailed), replaces=replaces or [],
+                         delete_before_replace=delete_before_replace)
 
 
 def warn(message: str) -> None:
