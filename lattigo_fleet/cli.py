@@ -26,6 +26,30 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return main_validate(args.fleet_file)
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    from lattigo_fleet.commands.importer import run
+
+    return run(args)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from lattigo_fleet.commands.plan import main as plan_main
+
+    return plan_main(args)
+
+
+def _cmd_drift(args: argparse.Namespace) -> int:
+    from lattigo_fleet.commands.drift import main as drift_main
+
+    return drift_main(args)
+
+
+def _cmd_recover(args: argparse.Namespace) -> int:
+    from lattigo_fleet.commands.recover import main as recover_main
+
+    return recover_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lattigo-fleet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -45,6 +69,31 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a fleet file (schema, references) without any API call")
     validate.add_argument("fleet_file", nargs="?", default="fleet.yaml")
     validate.set_defaults(func=_cmd_validate)
+
+    from lattigo_fleet.commands.importer import add_arguments as add_import_arguments
+
+    imp = sub.add_parser("import", help="write fleet.yaml from the live account (pulumi up on it sends nothing)")
+    add_import_arguments(imp)
+    imp.set_defaults(func=_cmd_import)
+
+    from lattigo_fleet.commands import drift as drift_command
+    from lattigo_fleet.commands import plan as plan_command
+
+    plan = sub.add_parser("plan", help="the pull-request comment (Markdown, or --json) from `pulumi preview --json`")
+    plan_command.add_arguments(plan)
+    plan.set_defaults(func=_cmd_plan)
+
+    drift = sub.add_parser("drift", help="drift report: fleet.yaml against the live account, and unmanaged SIMs "
+                           "(exit 0 in sync, 2 drift, 1 error)")
+    drift_command.add_arguments(drift)
+    drift.set_defaults(func=_cmd_drift)
+
+    from lattigo_fleet.commands.recover import add_arguments as add_recover_arguments
+
+    recover = sub.add_parser("recover", help="after a killed pulumi run: check none still runs, unlock the stack, "
+                             "clear pending operations")
+    add_recover_arguments(recover)
+    recover.set_defaults(func=_cmd_recover)
     return parser
 
 

@@ -1,0 +1,309 @@
+"""`lattigo-fleet drift`: the scheduled drift report, like driftctl's: what in the live account differs from
+fleet.yaml, and what the account holds that fleet.yaml does not declare.
+
+It runs `pulumi preview --refresh --expect-no-changes --json` (every preview of this project refreshes:
+`options: refresh: always`). For each SIM that the preview would change, each field of its detailed diff is
+reported once, with the value fleet.yaml declares and the value the account holds now:
+
+- **drift**: the account changed out of band (the live value differs from the one last applied);
+- **pending**: fleet.yaml changed and was not applied yet (the account still holds what was last applied;
+  a SIM added to or removed from fleet.yaml is pending too).
+
+Then the SIMs of the account that fleet.yaml does not declare (unmanaged), read with one paged snapshot
+through the stack's credentials; and, said once, what cannot be checked: usage limits, which the Lattigo
+API cannot read back. What the platform changes by itself (usage, connection times) is never stored in a
+Sim, so a day of traffic adds nothing here.
+
+Exit codes: 0 in sync, 2 drift (anything reported), 1 error (one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from lattigo_fleet.commands.preview_json import (
+    MISSING,
+    SIM_TYPE,
+    Diagnostic,
+    Preview,
+    PreviewError,
+    fail,
+    first_error,
+    run_json,
+    run_preview,
+    value_at,
+)
+
+IN_SYNC, DRIFTED, ERROR = 0, 2, 1
+NOT_READABLE = "usage limits: the Lattigo API cannot read them back, so a limit changed outside fleet.yaml is not seen"
+
+
+@dataclass(frozen=True)
+class DriftItem:
+    sim: str
+    iccid: str
+    field: str | None  # None: the SIM as a whole (added to, removed from, or gone from the account)
+    declared: Any
+    live: Any
+    kind: str  # drift | pending
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sim": self.sim, "iccid": self.iccid, "field": self.field, "declared": _jsonable(self.declared),
+                "live": _jsonable(self.live), "kind": self.kind, "note": self.note or None}
+
+
+@dataclass(frozen=True)
+class UnmanagedSim:
+    iccid: str
+    device_name: str | None
+    state: str | None
+    cost_center: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"iccid": self.iccid, "device_name": self.device_name, "state": self.state,
+                "cost_center": self.cost_center}
+
+
+@dataclass
+class DriftReport:
+    stack: str
+    items: list[DriftItem]
+    unmanaged: list[UnmanagedSim]
+    not_checked: list[str]
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.items or self.unmanaged)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        drift = [i for i in self.items if i.kind == "drift"]
+        return {"drift": len(drift), "drifted_sims": len({i.iccid for i in drift}),
+                "pending": len([i for i in self.items if i.kind == "pending"]), "unmanaged": len(self.unmanaged)}
+
+
+def _jsonable(value: Any) -> Any:
+    return None if value is MISSING else value
+
+
+# --- from the preview and the account to the report --------------------------------------------------------
+
+def drift_items(preview: Preview) -> list[DriftItem]:
+    """Each field that the preview would change, once, as drift (the account moved) or pending (fleet.yaml
+    moved). The refresh step holds the state as last applied; the next step's old state is the live one."""
+    refreshed = preview.refreshed()
+    items: list[DriftItem] = []
+    for step in preview.planned(SIM_TYPE):
+        props = step.new_inputs or step.old_inputs or {}
+        iccid = str(props.get("iccid") or step.name)
+        sim = str(props.get("name") or iccid)
+        applied_step = refreshed.get(step.urn)
+        if step.op == "update":
+            for path in step.changed_paths:
+                declared, live = value_at(step.new_inputs, path), value_at(step.old_inputs, path)
+                applied = value_at(applied_step.old_inputs, path) if applied_step else live
+                kind = "pending" if applied == live else "drift"
+                items.append(DriftItem(sim, iccid, path, declared, live, kind))
+        elif step.op == "create":
+            if applied_step is not None:
+                items.append(DriftItem(sim, iccid, None, "in the account", "absent", "drift",
+                                       "gone from the account since the last apply"))
+            else:
+                items.append(DriftItem(sim, iccid, None, "declared", "not in the stack", "pending",
+                                       "added to fleet.yaml, not applied yet"))
+        elif step.op == "delete":
+            items.append(DriftItem(sim, iccid, None, "not declared", "in the stack", "pending",
+                                   "removed from fleet.yaml, not applied yet"))
+        elif step.op not in ("same", "read"):
+            items.append(DriftItem(sim, iccid, None, MISSING, MISSING, "pending", f"Pulumi step: {step.op}"))
+    items.sort(key=lambda i: (i.kind != "drift", i.sim, i.iccid, i.field or ""))
+    return items
+
+
+def unmanaged_sims(snapshot: Mapping[str, Mapping[str, Any]], declared: set[str], reported: set[str]
+                   ) -> list[UnmanagedSim]:
+    """SIMs of the account that fleet.yaml does not declare (and that no pending removal already names)."""
+    found = []
+    for iccid in sorted(set(snapshot) - declared - reported):
+        device = snapshot[iccid]
+        name = device.get("device_name")
+        found.append(UnmanagedSim(iccid, None if name is None else str(name), device.get("state"),
+                                  device.get("cost_center") or None))
+    return found
+
+
+def build_report(preview: Preview, snapshot: Mapping[str, Mapping[str, Any]], declared: set[str],
+                 ignoring: int = 0, stack: str = "") -> DriftReport:
+    items = drift_items(preview)
+    unmanaged = unmanaged_sims(snapshot, declared, {i.iccid for i in items if i.field is None})
+    not_checked = [NOT_READABLE]
+    if ignoring:
+        not_checked.append(f"fields listed in ignore_changes ({ignoring:,} SIM(s)): left alone by design")
+    return DriftReport(stack or preview.stack, items, unmanaged, not_checked, preview.warnings)
+
+
+# --- output ------------------------------------------------------------------------------------------------
+
+def _value(value: Any) -> str:
+    if value is MISSING or value is None:
+        return "(not set)"
+    if value == "none":
+        return "no limit"
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _who(item: DriftItem) -> str:
+    return item.iccid if item.sim == item.iccid else f"{item.sim} ({item.iccid})"
+
+
+def _summary(report: DriftReport) -> str:
+    counts = report.counts
+    if not report.drifted:
+        return "In sync: the live account matches fleet.yaml."
+    parts = []
+    if counts["drift"]:
+        parts.append(f"{counts['drift']} drifted field(s) on {counts['drifted_sims']} SIM(s)")
+    if counts["pending"]:
+        parts.append(f"{counts['pending']} change(s) of fleet.yaml not applied yet")
+    if counts["unmanaged"]:
+        parts.append(f"{counts['unmanaged']} unmanaged SIM(s)")
+    return "Drift: " + ", ".join(parts) + "."
+
+
+def render_text(report: DriftReport) -> str:
+    lines = [f"Drift report{f' for stack {report.stack}' if report.stack else ''}: fleet.yaml against the live "
+             "Lattigo account", "", _summary(report)]
+    for kind, title in (("drift", "Changed in the account (declared -> live):"),
+                        ("pending", "Changed in fleet.yaml, not applied yet (declared -> live):")):
+        items = [i for i in report.items if i.kind == kind]
+        if not items:
+            continue
+        lines += ["", title]
+        width = max(len(_who(i)) for i in items)
+        fwidth = max(len(i.field or "") for i in items)
+        for item in items:
+            if item.field is None:
+                lines.append(f"  {_who(item):<{width}}  {'':<{fwidth}}  {item.note}")
+            else:
+                lines.append(f"  {_who(item):<{width}}  {item.field:<{fwidth}}  declared {_value(item.declared)}, "
+                             f"live {_value(item.live)}")
+    if report.unmanaged:
+        lines += ["", f"In the account, not declared in fleet.yaml (unmanaged): {len(report.unmanaged)}"]
+        for sim in report.unmanaged:
+            lines.append(f"  {sim.iccid}  device {sim.device_name or '-'}  {sim.state or '-'}  "
+                         f"cost center {sim.cost_center or '-'}")
+    if report.warnings:
+        lines += ["", "Warnings of the preview:"] + [f"  {w.message.splitlines()[0]}" for w in report.warnings]
+    lines += ["", "Not checked: " + "; ".join(report.not_checked) + "."]
+    if report.drifted:
+        lines.append("`pulumi up` puts the account back to fleet.yaml (and adopts nothing it does not declare).")
+    return "\n".join(lines) + "\n"
+
+
+def _md(value: str) -> str:
+    return value.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def render_markdown(report: DriftReport) -> str:
+    lines = [f"## lattigo-fleet drift{f' · stack `{report.stack}`' if report.stack else ''}", "",
+             f"**{_summary(report)}**"]
+    if report.items:
+        lines += ["", "| SIM | ICCID | field | declared | live | kind |", "| --- | --- | --- | --- | --- | --- |"]
+        for item in report.items:
+            declared = _md(_value(item.declared)) if item.field else _md(item.note)
+            live = _md(_value(item.live)) if item.field else ""
+            lines.append(f"| {_md(item.sim)} | `{item.iccid}` | {item.field or '—'} | {declared} | {live} | "
+                         f"{item.kind} |")
+    if report.unmanaged:
+        lines += ["", f"**Unmanaged** (in the account, not in fleet.yaml): {len(report.unmanaged)}", "",
+                  "| ICCID | device | state | cost center |", "| --- | --- | --- | --- |"]
+        lines += [f"| `{s.iccid}` | {s.device_name or '—'} | {s.state or '—'} | {_md(s.cost_center or '—')} |"
+                  for s in report.unmanaged]
+    if report.warnings:
+        lines += ["", "Warnings of the preview:", ""] + [f"- {_md(w.message.splitlines()[0])}"
+                                                          for w in report.warnings]
+    lines += ["", "_Not checked: " + "; ".join(report.not_checked) + "._"]
+    return "\n".join(lines) + "\n"
+
+
+def render_json(report: DriftReport) -> dict[str, Any]:
+    return {
+        "stack": report.stack,
+        "in_sync": not report.drifted,
+        "counts": report.counts,
+        "drift": [i.to_json() for i in report.items],
+        "unmanaged": [s.to_json() for s in report.unmanaged],
+        "not_checked": report.not_checked,
+        "warnings": [w.message for w in report.warnings],
+    }
+
+
+# --- the command -------------------------------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", help="the stack to check (default: the selected stack)")
+    parser.add_argument("--cwd", help="the project directory (default: the current directory)")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print JSON for machines")
+    output.add_argument("--markdown", action="store_true", help="print Markdown (an issue or a chat message)")
+
+
+def stack_config(args: argparse.Namespace) -> Callable[[str], Any]:
+    """`pulumi config --json --show-secrets` of the stack, as a getter (None when unset)."""
+    config = run_json(["config", "--show-secrets"], stack=args.stack, cwd=args.cwd)
+    if not isinstance(config, Mapping):
+        raise PreviewError("pulumi config --json did not print an object")
+
+    def get(key: str) -> Any:
+        entry = config.get(key)
+        return entry.get("value") if isinstance(entry, Mapping) else None
+
+    return get
+
+
+def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from lattigo_fleet.client import LattigoClient, LattigoError
+    from lattigo_fleet.settings import SettingsError, read_settings
+    from lattigo_fleet.spec import FleetError, load_fleet
+
+    out = out or sys.stdout
+    try:
+        settings = read_settings(stack_config(args))
+    except (PreviewError, SettingsError) as exc:
+        return fail("drift", str(exc))
+    fleet_path = Path(args.cwd or ".") / settings.fleet_file
+    try:
+        fleet = load_fleet(str(fleet_path))
+    except FleetError as exc:
+        issues = exc.issues
+        more = f" (and {len(issues) - 1} more: run `lattigo-fleet validate {fleet_path}`)" if len(issues) > 1 else ""
+        return fail("drift", f"{issues[0] if issues else exc}{more}")
+    except OSError as exc:
+        return fail("drift", f"{fleet_path}: cannot read it: {exc.strerror or exc}")
+    try:
+        preview, _code = run_preview(["--refresh", "--expect-no-changes"], stack=args.stack, cwd=args.cwd)
+    except PreviewError as exc:
+        return fail("drift", str(exc))
+    if preview.errors:
+        return fail("drift", f"the preview failed: {first_error(preview)}")
+    try:
+        snapshot = LattigoClient(settings.endpoint, settings.key_name, settings.api_key, max_retries=2).snapshot()
+    except LattigoError as exc:
+        return fail("drift", f"cannot read the Lattigo account at {settings.endpoint}: {exc}")
+    ignoring = sum(1 for sim in fleet.sims if sim.ignore_changes)
+    report = build_report(preview, snapshot, set(fleet.by_iccid), ignoring, args.stack or "")
+    if args.json:
+        out.write(json.dumps(render_json(report), indent=2, ensure_ascii=False) + "\n")
+    elif args.markdown:
+        out.write(render_markdown(report))
+    else:
+        out.write(render_text(report))
+    return DRIFTED if report.drifted else IN_SYNC
