@@ -1,7 +1,12 @@
-"""Run every benchmark in turn with its defaults (loopback only, bounded): `python -m bench`."""
+"""`python -m bench` (what `make bench` runs): the fleet table at 1,000 and 10,000 SIMs (bench/fleet.py), written
+to bench/results/fleet.md and fleet.json. Loopback only, every command bounded; the 10,000 size takes a while.
 
-import importlib
+The other benchmarks run on their own: `python -m bench.reconcile`, `bench.readability`, `bench.snapshot`,
+`bench.emulator_load`. `python -m bench --sims 1000` passes its arguments to bench.fleet.
+"""
 
-for name in ("bench.emulator_load", "bench.snapshot", "bench.reconcile"):
-    print(f"\n##### {name}", flush=True)
-    importlib.import_module(name).main([])
+import sys
+
+from bench import fleet
+
+fleet.main(sys.argv[1:] or ["--sims", "1000", "10000"])

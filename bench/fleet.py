@@ -1,0 +1,416 @@
+"""The fleet table: what a user's runs cost at 1,000 and 10,000 SIMs (loopback only, every command bounded).
+
+For each size, one stack on a file backend, the real `pulumi` CLI (pinned, scripts/ensure-pulumi.sh) with the
+engine settings of lattigo_fleet.engine_settings.ENGINE_ENV (tests/e2e/harness.PulumiStack sets them), the
+emulator on 127.0.0.1, and these runs in order:
+
+1. first adoption: every SIM already active in the account (cost center "ops", a note); fleet.yaml declares
+   them with the same values (cost center through a group, rate plan and state through defaults): `up`.
+2. no-change `preview --expect-no-changes`.
+3. drift check after a day of usage on every SIM (admin usage + tick) with 3 out-of-band changes (a note, a
+   cost center, a suspension): `preview --expect-no-changes --diff`, which must fail; then the 3 are put back.
+4. `up` with 1% of the SIMs changed: 40% move to cost center "finance", 30% to "logistics", 20% get a new
+   note, 10% are suspended (policy max_changes: 100%).
+5. `up` with another 10% changed, same mix.
+6. 100 activations: 100 new ICCIDs in the account's inventory and in fleet.yaml: `up`.
+
+Per run: wall time; CPU seconds and peak RSS of the engine (`pulumi`), the program (the language host's
+`pulumi-language-python-exec`) and the dynamic-provider host (`lattigo_fleet.provider_host`), sampled every
+0.2 s from /proc (bench/proctree.py); API requests from the emulator's request log (reads = GET, writes = the
+rest) beside the floor (fewest the API allows) and a naive client's count; state bytes per SIM (the stack's
+checkpoint file / N). Writes bench/results/fleet.{md,json} and prints the Markdown.
+
+    .venv/bin/python -m bench.fleet [--sims 1000 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from bench.proctree import TreeSampler
+from bench.reconcile import API_KEY, KEY_NAME, RATE_PLAN, iccid, imei
+from emulator.server import EmulatorServer
+from lattigo_fleet.engine_settings import ENGINE_ENV
+from tests.e2e.harness import REPO, PulumiStack, make_project, pulumi_bin_dir
+
+RESULTS = REPO / "bench" / "results"
+CHUNK = 500  # devices per bulk request (the API's limit, LattigoClient.chunk_size)
+PER_PAGE = 1000  # devices per page of v2/devices (the API's maximum)
+NEW_SIMS = 100
+MIX = ("finance",) * 4 + ("logistics",) * 3 + ("note",) * 2 + ("suspend",)  # the mix of a change, per 10 SIMs
+SCENARIOS = (
+    "first adoption",
+    "no-change preview",
+    "drift check (day of usage, 3 drifts)",
+    "up, 1% changed",
+    "up, 10% changed",
+    "100 activations",
+)
+# The issue's targets. Wall times apply at 10,000 SIMs; the others at every size.
+WALL_TARGET_S = {10000: {SCENARIOS[0]: 180, SCENARIOS[1]: 90, SCENARIOS[2]: 120, SCENARIOS[3]: 120}}
+RSS_TARGET_MB = 1500  # all processes together, 1.5 GB
+STATE_TARGET_B = 1500  # per SIM, 1.5 kB
+WRITES_X, READS_X = 1.5, 2.0
+ROLES = ("engine", "program", "provider")
+
+
+def role(pid: int, root: int, cmdline: str) -> str:
+    if pid == root:
+        return "engine"
+    if "pulumi-language-python-exec" in cmdline:
+        return "program"
+    if "lattigo_fleet.provider_host" in cmdline or "pulumi.dynamic" in cmdline:
+        return "provider"
+    return "other"  # the Go language host, the plugin's shell launcher before its exec, helpers
+
+
+# --- the account and fleet.yaml ---------------------------------------------------------------------------
+
+
+@dataclass
+class Fleet:
+    """fleet.yaml as the bench wants it: N adopted SIMs (group "depot" = cost center ops) plus overrides."""
+
+    n: int
+    cost_center: dict[int, str] = field(default_factory=dict)
+    note: dict[int, str] = field(default_factory=dict)
+    suspended: set[int] = field(default_factory=set)
+    new: int = 0  # SIMs n .. n+new-1, activated from inventory
+
+    @property
+    def declared(self) -> int:
+        return self.n + self.new
+
+    def yaml(self) -> str:
+        lines = ["version: 1", f"defaults: {{rate_plan: \"{RATE_PLAN}\", state: active}}",
+                 "groups:", "  depot: {cost_center: ops}", "policy: {max_changes: 100%}", "sims:"]
+        for i in range(self.n):
+            extra = ""
+            if i in self.cost_center:
+                extra += f", cost_center: {self.cost_center[i]}"
+            if i in self.suspended:
+                extra += ", state: suspended"
+            lines.append(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", name: unit-{i:05d}, group: depot, "
+                         f"notes: {{note: \"{self.note.get(i, original_note(i))}\"}}{extra}}}")
+        for i in range(self.n, self.n + self.new):
+            lines.append(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", name: unit-{i:05d}, "
+                         f"rate_plan: \"{RATE_PLAN}\"}}")
+        return "\n".join(lines) + "\n"
+
+    def change(self, indices: list[int]) -> Counter:
+        """Apply the mix to these SIMs; returns the known changes, keyed by (call, parameter)."""
+        known: Counter = Counter()
+        for j, i in enumerate(indices):
+            kind = MIX[j % len(MIX)]
+            if kind == "note":
+                self.note[i] = f"unit {i}, moved"
+                known[("note", "note")] += 1
+            elif kind == "suspend":
+                self.suspended.add(i)
+                known[("change_simstate", "suspend")] += 1
+            else:
+                self.cost_center[i] = kind
+                known[("change_cost_center", kind)] += 1
+        return known
+
+    def expected(self, i: int) -> dict[str, str]:
+        return {"cost_center": self.cost_center.get(i, "ops"), "note": self.note.get(i, original_note(i)),
+                "state": "suspended" if i in self.suspended else "active"}
+
+
+def original_note(i: int) -> str:
+    return f"unit {i}"
+
+
+def floor_writes(known: Counter) -> int:
+    """One bulk request per (call, parameters) of at most 500 devices; notes one request per SIM per field."""
+    return sum(count if call == "note" else math.ceil(count / CHUNK) for (call, _), count in known.items())
+
+
+def floor_reads(declared: int) -> int:
+    """The paged snapshot, the rate plans and the users."""
+    return math.ceil(declared / PER_PAGE) + 2
+
+
+class Admin:
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
+
+    def call(self, method: str, path: str, payload: object | None = None) -> object:
+        resp = self._session().request(method, self.base + path, json=payload, timeout=300)
+        resp.raise_for_status()
+        return resp.json() if resp.content else None
+
+    def sims(self, sims: list[dict]) -> None:
+        self.call("POST", "/_emulator/sims", {"sims": sims})
+
+    def day_of_usage(self, n: int) -> None:
+        day = str(self.call("GET", "/_emulator/clock")["now"])[:10]
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda i: self.call("POST", "/_emulator/usage", {
+                "iccid": iccid(i), "date": day, "bytes": 1_000_000 + i, "sms": 1}), range(n)))
+        self.call("POST", "/_emulator/tick", {})
+
+    def mismatches(self, fleet: Fleet) -> int:
+        live = {s["iccid"]: s for s in self.call("GET", "/_emulator/sims")["sims"]}
+        wrong = 0
+        for i in range(fleet.n):
+            sim = live.get(iccid(i)) or {}
+            want = fleet.expected(i)
+            wrong += any(str(sim.get(k)) != v for k, v in want.items())
+        for i in range(fleet.n, fleet.declared):
+            wrong += (live.get(iccid(i)) or {}).get("state") != "active"
+        return wrong
+
+
+# --- one measured command --------------------------------------------------------------------------------
+
+_ID = re.compile(r"/\d{5,}(?=/|$)")
+
+
+def endpoint(req: dict) -> str:
+    return f"{req['method']} {_ID.sub('/{id}', req['path'])}"
+
+
+def devices_in(req: dict) -> int:
+    body = req.get("body")
+    if not isinstance(body, dict):
+        return 1
+    for key in ("device_names", "activation_requests", "suspension_requests"):
+        if isinstance(body.get(key), list):
+            return len(body[key])
+    return 1
+
+
+def checkpoint_bytes(root: Path, stack: str) -> int:
+    files = [p for p in (root / "backend" / ".pulumi" / "stacks").rglob(f"{stack}.json*")
+             if not p.name.endswith(".bak") and ".bak" not in p.suffixes]
+    return max((p.stat().st_size for p in files), default=0)
+
+
+def run_sampled(stack: PulumiStack, args: tuple[str, ...], timeout: float) -> tuple[int, str, str, float, TreeSampler]:
+    argv = ["pulumi", *args, "--stack", stack.name, "--non-interactive"]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=stack.project_dir, env=stack.env, stdout=out, stderr=err,
+                                start_new_session=True)
+        sampler = TreeSampler(proc.pid, classify=role)
+        try:
+            while proc.poll() is None:
+                sampler.sample()
+                if time.perf_counter() - start > timeout:
+                    raise TimeoutError(f"pulumi {' '.join(args)}: over {timeout:.0f} s")
+                time.sleep(0.2)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        return proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"), wall, sampler
+
+
+def measure(*, n: int, scenario: str, stack: PulumiStack, root: Path, admin: Admin, fleet: Fleet,
+            args: tuple[str, ...], known: Counter, expect_ok: bool, timeout: float) -> dict:
+    admin.call("DELETE", "/_emulator/requests")
+    print(f"[{n}] {scenario}: pulumi {' '.join(args)} ...", flush=True)
+    rc, stdout, stderr, wall, sampler = run_sampled(stack, args, timeout)
+    log = [r for r in admin.call("GET", "/_emulator/requests") if not r["path"].startswith("/_emulator")]
+    reads = [r for r in log if r["method"] == "GET"]
+    writes = [r for r in log if r["method"] != "GET"]
+    procs = sampler.by_role()
+    row = {
+        "sims": n, "scenario": scenario, "command": "pulumi " + " ".join(args), "exit_code": rc,
+        "as_expected": (rc == 0) == expect_ok, "wall_s": round(wall, 1), "output_lines": len(stdout.splitlines()),
+        "processes": {r: procs.get(r, {"cpu_s": 0.0, "peak_rss_mb": 0.0, "processes": 0}) for r in (*ROLES, "other")},
+        "peak_rss_mb_three_sum_of_peaks": round(sum(procs.get(r, {}).get("peak_rss_mb", 0.0) for r in ROLES), 1),
+        "peak_rss_mb_three_together_sampled": round(
+            sampler.peak_together_kb.get("engine+program+provider", 0) * 1024 / 1e6, 1),
+        "samples": sampler.samples,
+        "requests": {
+            "reads": len(reads), "writes": len(writes),
+            "floor_reads": floor_reads(fleet.declared), "floor_writes": floor_writes(known),
+            "naive_reads": fleet.declared, "naive_writes": sum(known.values()),
+            "known_changes": {f"{call} {param}": c for (call, param), c in sorted(known.items())},
+            "by_endpoint": dict(Counter(endpoint(r) for r in log).most_common()),
+            "devices_by_write_endpoint": dict(sum((Counter({endpoint(r): devices_in(r)}) for r in writes),
+                                                  Counter())),
+            "statuses": dict(Counter(str(r.get("status")) for r in log)),
+        },
+        "state_bytes_per_sim": round(checkpoint_bytes(root, stack.name) / fleet.declared, 1),
+    }
+    if not row["as_expected"]:
+        row["stdout_tail"], row["stderr_tail"] = stdout[-4000:], stderr[-2000:]
+    print(f"[{n}] {scenario}: exit {rc}, {wall:.1f} s, {len(reads)} reads, {len(writes)} writes, "
+          f"{json.dumps(row['processes'])}", flush=True)
+    if not row["as_expected"]:
+        print(f"--- stdout tail\n{stdout[-3000:]}\n--- stderr tail\n{stderr[-1500:]}", flush=True)
+    return row
+
+
+def run_size(n: int, bin_dir: str) -> list[dict]:
+    timeout = 600 + 0.3 * n
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp, EmulatorServer(
+        db=":memory:", seed="empty", key_name=KEY_NAME, api_key=API_KEY, activation_delay=0.0, host="127.0.0.1"
+    ) as emu:
+        root = Path(tmp)
+        admin = Admin(emu.base_url)
+        admin.sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops",
+                     "note": original_note(i), "rate_plan": RATE_PLAN} for i in range(n)])
+        project = make_project(root / "project")
+        stack = PulumiStack(project, root, "bench", bin_dir=bin_dir)
+        assert all(stack.env.get(k) == v for k, v in ENGINE_ENV.items()), "engine settings missing"
+        stack.set_config("lattigo:endpoint", emu.base_url)
+        stack.set_config("lattigo:keyName", KEY_NAME)
+        stack.set_config("lattigo:apiKey", API_KEY, secret=True)
+        fleet = Fleet(n)
+        fleet_file = project / "fleet.yaml"
+
+        def step(scenario: str, args: tuple[str, ...], known: Counter, expect_ok: bool = True) -> bool:
+            fleet_file.write_text(fleet.yaml())
+            row = measure(n=n, scenario=scenario, stack=stack, root=root, admin=admin, fleet=fleet, args=args,
+                          known=known, expect_ok=expect_ok, timeout=timeout)
+            if args[0] == "up":
+                row["live_mismatches_after"] = admin.mismatches(fleet)
+            rows.append(row)
+            return row["as_expected"]
+
+        up = ("up", "--yes", "--skip-preview")
+        if not step(SCENARIOS[0], up, Counter()):
+            return rows
+        if not step(SCENARIOS[1], ("preview", "--expect-no-changes"), Counter()):
+            return rows
+        admin.day_of_usage(n)
+        drift = [{"iccid": iccid(7), "note": "moved to the north yard"},
+                 {"iccid": iccid(8), "cost_center": "finance"},
+                 {"iccid": iccid(9), "state": "suspended"}]
+        admin.sims(drift)
+        ok = step(SCENARIOS[2], ("preview", "--expect-no-changes", "--diff"), Counter(), expect_ok=False)
+        admin.sims([{"iccid": iccid(7), "note": original_note(7)}, {"iccid": iccid(8), "cost_center": "ops"},
+                    {"iccid": iccid(9), "state": "active"}])  # put back: the next rows change only what they say
+        if not ok:
+            return rows
+        one = [i for i in range(n) if i % 100 == 50]  # 1%, spread over the fleet
+        if not step(SCENARIOS[3], up, fleet.change(one)):
+            return rows
+        ten = [i for i in range(n) if i % 10 == 3]  # another 10%, disjoint from the 1%
+        if not step(SCENARIOS[4], up, fleet.change(ten)):
+            return rows
+        admin.sims([{"iccid": iccid(i), "imei": imei(i)} for i in range(n, n + NEW_SIMS)])
+        fleet.new = NEW_SIMS
+        step(SCENARIOS[5], up, Counter({("activation_request", RATE_PLAN): NEW_SIMS}))
+    return rows
+
+
+# --- the table -------------------------------------------------------------------------------------------
+
+
+def _met(ok: bool) -> str:
+    return "✅" if ok else "❌"
+
+
+def markdown(report: dict) -> str:
+    m = report["machine"]
+    out = [
+        "# Fleet benchmark",
+        "",
+        f"Real `pulumi` {m['pulumi']} CLI, file backend, emulator on 127.0.0.1, engine settings "
+        f"{' '.join(f'{k}={v}' for k, v in m['engine_env'].items())}; {m['cpus']} CPUs "
+        f"(shared machine, load average {m['loadavg']} at the start), Python {m['python']}, {m['date']}. "
+        "Figures as measured, one run each.",
+        "",
+        "Per process: CPU seconds / peak RSS in MB (VmHWM, sampled every 0.2 s). *Together*: sum of the three "
+        "peaks (target: ≤ 1,500 MB). Requests: ours / floor / naive (targets: writes ≤ 1.5× floor, reads ≤ 2× "
+        "floor). State: checkpoint bytes / SIM (target ≤ 1,500). Wall-time targets apply at 10,000 SIMs.",
+        "",
+        "| SIMs | scenario | exit | wall s | engine | program | provider | together MB | writes | reads "
+        "| state B/SIM | output lines |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in report["rows"]:
+        n, sc, rq = row["sims"], row["scenario"], row["requests"]
+        wall_target = WALL_TARGET_S.get(n, {}).get(sc)
+        wall = f"{row['wall_s']:.1f}"
+        if wall_target:
+            wall += f" (≤ {wall_target} {_met(row['wall_s'] <= wall_target)})"
+        procs = [f"{row['processes'][r]['cpu_s']:.1f} s / {row['processes'][r]['peak_rss_mb']:.0f}" for r in ROLES]
+        together = row["peak_rss_mb_three_sum_of_peaks"]
+        w_ok = rq["writes"] <= WRITES_X * rq["floor_writes"]
+        r_ok = rq["reads"] <= READS_X * rq["floor_reads"]
+        state = row["state_bytes_per_sim"]
+        exit_ = f"{row['exit_code']}{'' if row['as_expected'] else ' ⚠️ unexpected'}"
+        out.append(
+            f"| {n:,} | {sc} | {exit_} | {wall} | {' | '.join(procs)} "
+            f"| {together:,.0f} {_met(together <= RSS_TARGET_MB)} "
+            f"| {rq['writes']:,} / {rq['floor_writes']:,} / {rq['naive_writes']:,} {_met(w_ok)} "
+            f"| {rq['reads']:,} / {rq['floor_reads']:,} / {rq['naive_reads']:,} {_met(r_ok)} "
+            f"| {state:,.0f} {_met(state <= STATE_TARGET_B)} | {row['output_lines']:,} |")
+    out += ["", "Commands: " + "; ".join(
+        f"{i + 1}. {sc}: `{cmd}`" for i, (sc, cmd) in enumerate(dict(
+            (r["scenario"], r["command"]) for r in report["rows"]).items())) + "."]
+    out += ["", "Writes by endpoint (requests / devices) where there were any:", ""]
+    for row in report["rows"]:
+        devs = row["requests"]["devices_by_write_endpoint"]
+        if devs:
+            calls = ", ".join(f"`{e}` {row['requests']['by_endpoint'][e]} / {d}" for e, d in devs.items())
+            out.append(f"- {row['sims']:,}, {row['scenario']}: {calls}")
+    return "\n".join(out) + "\n"
+
+
+def machine(bin_dir: str) -> dict:
+    version = subprocess.run([str(Path(bin_dir) / "pulumi"), "version"], capture_output=True, text=True,
+                             timeout=60).stdout.strip()
+    return {"pulumi": version, "cpus": os.cpu_count(), "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M"),
+            "engine_env": dict(ENGINE_ENV)}
+
+
+def write(report: dict, out_dir: Path) -> str:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "fleet.json").write_text(json.dumps(report, indent=2) + "\n")
+    text = markdown(report)
+    (out_dir / "fleet.md").write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sims", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    bin_dir = pulumi_bin_dir()
+    report = {"machine": machine(bin_dir), "rows": []}
+    for n in args.sims:
+        report["rows"] += run_size(n, bin_dir)
+        write(report, args.out)  # after every size: a long run keeps what it measured
+    print(write(report, args.out), flush=True)
+    if not all(r["as_expected"] for r in report["rows"]):
+        raise SystemExit("some runs did not end as expected: see the table and fleet.json")
+
+
+if __name__ == "__main__":
+    main()
