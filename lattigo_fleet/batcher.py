@@ -11,8 +11,10 @@ When a batch goes, in order of preference:
 2. **It is full** (`max_size`, the API's bulk limit).
 3. **Nothing else can arrive**: as many callers wait here as the provider can serve at once (`capacity`:
    the engine hands out no more work until one of them returns), so waiting longer only wastes time.
-4. **It has been idle** for `window` seconds (no new item): the fallback when expectations are wrong or
-   absent (`--target`, a run cut short, a SIM still activating).
+4. **It has been idle** for `window` seconds (no new item), when nothing more is expected under its key; or,
+   while expected members are still to come, for `expect_window` seconds: the fallback when expectations are
+   wrong (`--target`, a run cut short, a SIM still activating). A member the engine will not send after all
+   (its diff found nothing to change) is struck off with `settle`, so a batch does not wait for it.
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ class Batcher(Generic[Item]):
         window: float = 0.2,
         max_size: int = 500,
         capacity: int | None = None,
+        expect_window: float = 30.0,
     ) -> None:
         self._flush_fn = flush
+        self._expect_window = expect_window
         self._window = window
         self._max_size = max_size
         self._capacity = capacity
@@ -61,6 +65,21 @@ class Batcher(Generic[Item]):
         """Declare the members that will submit under `key` in this run (replacing any earlier expectation)."""
         with self._lock:
             self._expected[key] = set(members)
+
+    def settle(self, member: Hashable) -> None:
+        """`member` will not submit anything in this run (the engine found nothing to change for it): no batch
+        waits for it any longer, and one that was only waiting for it goes now."""
+        ready = []
+        with self._lock:
+            for key, expected in self._expected.items():
+                if member in expected:
+                    expected.discard(member)
+                    pending = self._pending.get(key)
+                    if pending is not None and self._ready(key, pending):
+                        ready.append((key, self._take(key)))
+        for key, pending in ready:
+            if pending is not None:
+                self._run(key, pending, "complete")
 
     def submit(self, key: Hashable, item: Item, member: Hashable | None = None) -> Future:
         future: Future = Future()
@@ -137,7 +156,9 @@ class Batcher(Generic[Item]):
     def _restart_timer(self, key: Hashable, pending: _Pending[Item]) -> None:
         if pending.timer is not None:
             pending.timer.cancel()
-        pending.timer = threading.Timer(self._window, self._flush_idle, args=(key, pending))
+        outstanding = bool(self._expected.get(key, set()) - pending.members)
+        window = self._expect_window if outstanding else self._window
+        pending.timer = threading.Timer(window, self._flush_idle, args=(key, pending))
         pending.timer.daemon = True
         pending.timer.start()
 

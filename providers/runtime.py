@@ -35,6 +35,7 @@ class Runtime:
             capacity=provider_host.concurrency(),
         )
         self._expected = False
+        self._expecting = threading.Lock()
         self._lock = threading.Lock()
         self._fleet: FleetSpec | None = None
         self._approved: set[str] = set()  # removals the guard counted in this run
@@ -58,12 +59,12 @@ class Runtime:
         preview planned it (fleet.yaml against the live account), so each bulk request goes when complete."""
         from lattigo_fleet.planner import plan_sim
 
-        with self._lock:
+        with self._expecting:  # the others wait: a batch must not open before it knows what to expect
             if self._expected:
                 return
+            fleet = self.fleet()
+            self.applier.expect(plan_sim(sim, self.live.get(sim.iccid)) for sim in fleet.sims)
             self._expected = True
-        fleet = self.fleet()
-        self.applier.expect(plan_sim(sim, self.live.get(sim.iccid)) for sim in fleet.sims)
 
     def approve_removals(self, iccids: Iterable[str]) -> None:
         with self._lock:

@@ -83,6 +83,21 @@ def _warn_unapplied(runtime: rt.Runtime, desired: DesiredSim, fields: list[str])
     )
 
 
+def _settle_if_planned_here(news: dict[str, Any]) -> None:
+    """This SIM's diff found nothing to change, so no call for it will reach the batcher in this run: strike it
+    off what the run's bulk requests wait for. Only for the diff of this run's program (what fleet.yaml says
+    now); the engine also diffs during a refresh, against the stored inputs."""
+    runtime = rt.runtime()
+    runtime.expect_this_run()
+    declared = runtime.fleet().by_iccid.get(str(news.get("iccid")))
+    if declared is None:
+        return
+    ours = {k: v for k, v in declared.to_inputs().items() if k not in ACTIVATION_FIELDS}
+    theirs = {k: v for k, v in news.items() if k not in (*ACTIVATION_FIELDS, "origin", "__provider")}
+    if DesiredSim.from_inputs(ours) == DesiredSim.from_inputs(theirs):
+        runtime.applier.batcher.settle(declared.iccid)
+
+
 def _last_limit(stored: dict[str, Any]) -> Any:
     return DesiredSim.from_inputs(stored).usage_limit if stored.get("iccid") else UNMANAGED
 
@@ -119,7 +134,10 @@ class SimProvider(ResourceProvider):
         return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DetailedDiffResult:
-        return DetailedDiffResult(declared_changes(olds, news))
+        changes = declared_changes(olds, news)
+        if not changes:
+            _settle_if_planned_here(news)
+        return DetailedDiffResult(changes)
 
     def _converge(self, news: dict[str, Any], last_limit: Any) -> dict[str, Any]:
         from lattigo_fleet.apply import SimOperationError

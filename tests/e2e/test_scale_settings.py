@@ -131,3 +131,24 @@ def test_state_stays_under_one_and_a_half_kilobytes_per_sim(fleet_stack, admin):
     print(f"state: {per_sim:.0f} bytes per SIM")
     assert per_sim <= 1500
     assert not any("stackTrace" in r or isinstance(r["inputs"]["__provider"], dict) for r in sims)
+
+
+def test_scattered_changes_still_share_one_request(fleet_stack, admin):
+    """The SIMs that change are spread through the fleet, so they reach the provider apart; a batch that still
+    expects some does not go on the (here 1 ms) idle window, and the unchanged SIMs' diffs strike nobody off."""
+    admin.add_sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"}
+                    for i in range(1, 61)])
+
+    def fleet(moved) -> str:
+        rows = "".join(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", "
+                       f"cost_center: {'cold' if i in moved else 'ops'}}}\n" for i in range(1, 61))
+        return f"version: 1\nsims:\n{rows}"
+
+    fleet_stack.write_fleet(fleet(set()))
+    fleet_stack.up().check()
+    fleet_stack.set_config("lattigo-fleet:batchWindowMs", "1")
+    fleet_stack.write_fleet(fleet(set(range(6, 61, 6))))
+    admin.clear_log()
+    fleet_stack.up().check()
+    [moves] = admin.mutating()
+    assert moves["path"].endswith("change_cost_center") and len(device_names(moves)) == 10

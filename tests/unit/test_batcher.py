@@ -93,10 +93,33 @@ def test_without_expectations_an_idle_window_is_the_fallback():
 @pytest.mark.parametrize("late", [True, False])
 def test_members_sent_are_not_waited_for_again(late):
     calls = []
-    batcher = Batcher(lambda key, items: calls.append(sorted(items)) or [None] * len(items), window=0.05)
+    batcher = Batcher(lambda key, items: calls.append(sorted(items)) or [None] * len(items), window=0.05,
+                      expect_window=0.05)
     batcher.expect("k", [1, 2])
     batcher.submit("k", 1, member=1).result(timeout=5)  # 2 never came in time: the idle window sent 1
     if late:
         batcher.submit("k", 2, member=2).result(timeout=5)  # complete now: goes at once
         assert batcher.flushes[-1] == ("k", 1, "complete")
     assert calls[0] == [1]
+
+
+def test_a_batch_waits_for_expected_members_longer_than_the_idle_window():
+    """Changed SIMs can reach the provider seconds apart (the engine works through thousands of unchanged ones
+    in between): while the plan still expects some, the short idle window does not send the batch."""
+    batcher = Batcher(lambda key, items: [None] * len(items), window=0.01, expect_window=60.0)
+    batcher.expect("k", [1, 2])
+    first = batcher.submit("k", 1, member=1)
+    assert not first.done()
+    threading.Event().wait(0.1)  # ten idle windows
+    assert not first.done() and batcher.flushes == []
+    batcher.submit("k", 2, member=2).result(timeout=5)
+    assert first.result(timeout=5) is None and batcher.flushes == [("k", 2, "complete")]
+
+
+def test_a_member_that_will_not_come_is_struck_off_and_the_batch_goes():
+    batcher = Batcher(lambda key, items: [None] * len(items), window=60.0, expect_window=60.0)
+    batcher.expect("k", [1, 2, 3])
+    futures = [batcher.submit("k", 1, member=1), batcher.submit("k", 2, member=2)]
+    batcher.settle(3)  # its diff found nothing to change
+    assert [f.result(timeout=5) for f in futures] == [None, None]
+    assert batcher.flushes == [("k", 2, "complete")]
