@@ -96,7 +96,7 @@ class Batcher(Generic[Item]):
             if taken is None:
                 self._restart_timer(key, pending)
         if taken is not None:
-            self._run(key, taken, why)
+            self._run(key, taken, why or "ready")
         return future
 
     def call(self, key: Hashable, item: Item, member: Hashable | None = None, timeout: float | None = None) -> Any:

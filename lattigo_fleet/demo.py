@@ -18,6 +18,7 @@ import tempfile
 import urllib.request
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from lattigo_fleet.engine_settings import ENGINE_ENV
 
@@ -30,7 +31,7 @@ def _banner(text: str) -> None:
     print(f"\n=== {text} ===", flush=True)
 
 
-def _admin(base_url: str, path: str, method: str = "GET") -> object:
+def _admin(base_url: str, path: str, method: str = "GET") -> Any:
     req = urllib.request.Request(base_url + path, method=method)
     with urllib.request.urlopen(req, timeout=30) as resp:
         body = resp.read()

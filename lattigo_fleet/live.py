@@ -33,14 +33,19 @@ class LiveFleet:
         self._write_seq = 0
 
     def get(self, iccid: str) -> dict | None:
-        self._ensure_loaded()
+        sims = self._loaded()
         with self._lock:
-            sim = self._sims.get(iccid)
+            sim = sims.get(iccid)
             return dict(sim) if sim is not None else None
 
     def _ensure_loaded(self) -> None:
         if self._sims is None:
             self.reload(if_older_than=0)
+
+    def _loaded(self) -> dict[str, dict]:
+        self._ensure_loaded()
+        assert self._sims is not None  # reload() sets it, or raises
+        return self._sims
 
     def reload(self, if_older_than: int | None = None) -> None:
         """Load the fleet again. With `if_older_than=g`, skip it if a load newer than generation g happened
@@ -101,10 +106,11 @@ class LiveFleet:
     def record(self, iccid: str, **fields: Any) -> None:
         """Remember a change we just made (the platform said Success)."""
         self._ensure_loaded()
+        sims = self._loaded()
         with self._lock:
             self._write_seq += 1
             self._writes.append((self._write_seq, iccid, dict(fields)))
-            self._sims.setdefault(iccid, {"iccid": iccid}).update(fields)
+            sims.setdefault(iccid, {"iccid": iccid}).update(fields)
 
     def wait_settled(self, iccids: Iterable[str], timeout: float) -> dict[str, str | None]:
         """Wait until none of `iccids` is in a pending state (or `timeout` passes); return their states.

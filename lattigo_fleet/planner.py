@@ -97,7 +97,7 @@ def plan_sim(
         last_limit = None
         ignored = set()  # a SIM being activated gets every declared value
 
-    state = live.get("state")
+    state = str(live.get("state") or "")
     in_flight = state in SETTLES_TO
     if in_flight:
         state = SETTLES_TO[state]  # plan from where it lands

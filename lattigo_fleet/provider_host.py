@@ -133,7 +133,7 @@ def _servicer_class() -> type:
         wrapper.__name__ = method.__name__
         return wrapper
 
-    class FleetProviderServicer(DynamicResourceProviderServicer):
+    class FleetProviderServicer(DynamicResourceProviderServicer):  # type: ignore[valid-type,misc] # loaded at run time
         def Diff(self, request, context):
             olds = rpc.deserialize_properties(request.olds, True)
             news = rpc.deserialize_properties(request.news, True)
