@@ -427,7 +427,7 @@ def _lattigo_paths() -> dict[str, Any]:
 
 
 def _thingspace_paths() -> dict[str, Any]:
-    bearer = [{"thingspaceBearer": [], "vzM2mSession": []}]
+    bearer: list[dict[str, list[str]]] = [{"thingspaceBearer": [], "vzM2mSession": []}]
     return {
         "/api/ts/v1/oauth2/token": {
             "post": _op(

@@ -64,9 +64,9 @@ def _assign_parts(container: dict[str, Any], parts: list[str], value: Any) -> No
             lst.append(child)
         _assign_parts(child, [child_key, *after[1:]], value)
         return
-    child = container.get(name)
-    if not isinstance(child, dict):
-        child = {}
+    existing = container.get(name)
+    child = existing if isinstance(existing, dict) else {}
+    if child is not existing:
         container[name] = child
     _assign_parts(child, rest, value)
 
