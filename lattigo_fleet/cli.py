@@ -50,6 +50,12 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     return recover_main(args)
 
 
+def _cmd_usage(args: argparse.Namespace) -> int:
+    from lattigo_fleet.commands.usage import main as usage_main
+
+    return usage_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lattigo-fleet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -94,6 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
                              "clear pending operations")
     add_recover_arguments(recover)
     recover.set_defaults(func=_cmd_recover)
+
+    from lattigo_fleet.commands.usage import add_arguments as add_usage_arguments
+
+    usage = sub.add_parser("usage", help="data usage per SIM, cost center and group; --compare against ThingSpace "
+                           "(exit 0, 2 something to look at, 1 error)")
+    add_usage_arguments(usage)
+    usage.set_defaults(func=_cmd_usage)
+
+    # Device operations: sms send|log, locate, reports, calamp messages|events|last, upload-imeis.
+    from lattigo_fleet.commands.devices import add_parsers as add_device_parsers
+
+    add_device_parsers(sub)
     return parser
 
 

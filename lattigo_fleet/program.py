@@ -1,8 +1,9 @@
 """The Pulumi program: fleet.yaml -> validated desired state -> one Sim resource per SIM.
 
 Before anything is registered: the settings (an unknown key of ours is refused with a did-you-mean), the fleet
-file (spec), and the checks against the live account (account_check), each problem reported at once with
-file:line:column. Only a clean fleet registers resources; nothing is sent until `pulumi up` runs them.
+file (spec), the SIMs that sibling stacks of the same account own (sharding, before any call), and the checks
+against the live account (account_check), each problem reported at once with file:line:column. Only a clean
+fleet registers resources; nothing is sent until `pulumi up` runs them.
 
 Resource names are the ICCIDs, so that renaming a SIM in fleet.yaml changes nothing in the stack (its `name`
 is an input, shown in diffs of new SIMs). Stacks written before that named resources by `name`: the alias
@@ -19,7 +20,7 @@ import pulumi
 
 from lattigo_fleet.account_check import check_against_account, plan_summary
 from lattigo_fleet.settings import SettingsError, read_settings, unknown_keys
-from lattigo_fleet.spec import FleetError, Issue, load_fleet
+from lattigo_fleet.spec import FleetError, FleetSpec, Issue, load_fleet
 from providers.guard import FleetGuard
 from providers.sim import Sim
 
@@ -82,6 +83,22 @@ def _without_stack_traces() -> Iterator[None]:
         sdk_resource._get_stack_trace = original
 
 
+def _check_siblings(fleet: FleetSpec, siblings: tuple[str, ...]) -> None:
+    """One account, several stacks: refuse, before any call, a SIM that a sibling stack owns (sharding.py)."""
+    import os
+
+    from lattigo_fleet.sharding import SiblingError, overlap_issues, sibling_claims
+
+    stack = pulumi.get_stack()
+    try:
+        claims = sibling_claims(siblings, this_stack=stack, project=pulumi.get_project(),
+                                organization=pulumi.get_organization(), cwd=os.getcwd())
+    except SiblingError as exc:
+        _fail([str(exc)])
+    if issues := overlap_issues(fleet, stack, claims):
+        _fail(issues)
+
+
 def main() -> None:
     from pulumi.runtime import get_config
 
@@ -96,6 +113,8 @@ def main() -> None:
         fleet = load_fleet(settings.fleet_file)
     except FleetError as exc:
         _fail(exc.issues)
+    if settings.sibling_stacks:
+        _check_siblings(fleet, settings.sibling_stacks)
 
     from lattigo_fleet.client import LattigoClient, LattigoError
 

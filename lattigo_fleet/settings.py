@@ -52,6 +52,20 @@ SETTINGS: tuple[Setting, ...] = (
             "a file to append every mutating call to, as JSON lines (empty: none)"),
     Setting("lattigo-fleet:batchWindowMs", None, "integer", "200",
             "how long a bulk call waits for compatible calls to join it, in milliseconds"),
+    Setting("lattigo-fleet:siblingStacks", None, "string", "",
+            "the other stacks that manage a slice of the same account, comma-separated (`east,west` or "
+            "`org/project/stack`; this stack's own name is skipped): a SIM one of them owns is refused here"),
+    Setting("lattigo:thingspaceEndpoint", "LATTIGO_THINGSPACE_ENDPOINT", "string", "https://thingspace.verizon.com",
+            "ThingSpace API base URL, for `lattigo-fleet usage --compare` (the emulator's URL for tests)"),
+    Setting("lattigo:thingspaceAppKey", "LATTIGO_THINGSPACE_APP_KEY", "string", None,
+            "ThingSpace application key (OAuth2 client id), for `usage --compare`"),
+    Setting("lattigo:thingspaceAppSecret", "LATTIGO_THINGSPACE_APP_SECRET", "string", None,
+            "ThingSpace application secret, set with `--secret`", secret=True),
+    Setting("lattigo:thingspaceUsername", "LATTIGO_THINGSPACE_USERNAME", "string", None,
+            "ThingSpace UWS username (the VZ-M2M session login)"),
+    Setting("lattigo:thingspacePassword", "LATTIGO_THINGSPACE_PASSWORD", "string", None,
+            "ThingSpace UWS password, set with `--secret`; never retried after a refusal (5 lock the account)",
+            secret=True),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -70,6 +84,7 @@ class Settings:
     activation_timeout: float = 300.0
     batch_window: float = 0.2  # seconds
     audit_log: str | None = None
+    sibling_stacks: tuple[str, ...] = ()
 
 
 def unknown_keys(keys: Iterable[str]) -> list[str]:
@@ -104,7 +119,7 @@ def read_settings(config_get: Callable[[str], Any], env: Mapping[str, str] | Non
     if missing:
         problems.append(
             "Lattigo credentials are not configured: set " + ", ".join(missing) + " in the stack "
-            "(`pulumi config set ...`, the key with `--secret`) or " + ", ".join(BY_KEY[k].env for k in missing)
+            "(`pulumi config set ...`, the key with `--secret`) or " + ", ".join(str(BY_KEY[k].env) for k in missing)
         )
 
     def number(key: str) -> float:
@@ -121,6 +136,12 @@ def read_settings(config_get: Callable[[str], Any], env: Mapping[str, str] | Non
     if allow not in (*TRUE_WORDS, "0", "false", "no"):
         problems.append(f"lattigo-fleet:allowLargeChanges must be true or false, not {allow!r}")
     timeout, window = number("lattigo-fleet:activationTimeout"), number("lattigo-fleet:batchWindowMs")
+    from lattigo_fleet.sharding import invalid_stack_names, parse_stacks
+
+    siblings = parse_stacks(raw["lattigo-fleet:siblingStacks"])
+    if bad := invalid_stack_names(siblings):
+        problems.append(f"lattigo-fleet:siblingStacks: {', '.join(map(repr, bad))} is not a stack name (`stack` or "
+                        "`org/project/stack`, comma-separated)")
     if problems:
         raise SettingsError("; ".join(problems))
     return Settings(
@@ -132,4 +153,5 @@ def read_settings(config_get: Callable[[str], Any], env: Mapping[str, str] | Non
         activation_timeout=timeout,
         batch_window=window / 1000,
         audit_log=raw["lattigo-fleet:auditLog"] or None,
+        sibling_stacks=siblings,
     )
