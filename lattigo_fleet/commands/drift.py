@@ -299,7 +299,15 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except LattigoError as exc:
         return fail("drift", f"cannot read the Lattigo account at {settings.endpoint}: {exc}")
     ignoring = sum(1 for sim in fleet.sims if sim.ignore_changes)
-    report = build_report(preview, snapshot, set(fleet.by_iccid), ignoring, args.stack or "")
+    # A SIM that a sibling stack manages (a slice of the same account) is not unmanaged.
+    from lattigo_fleet.sharding import SiblingError, owned_by_siblings
+
+    try:
+        owned = owned_by_siblings(settings.sibling_stacks, this_stack=args.stack, cwd=args.cwd) \
+            if settings.sibling_stacks else {}
+    except SiblingError as exc:
+        return fail("drift", str(exc))
+    report = build_report(preview, snapshot, set(fleet.by_iccid) | set(owned), ignoring, args.stack or "")
     if args.json:
         out.write(json.dumps(render_json(report), indent=2, ensure_ascii=False) + "\n")
     elif args.markdown:

@@ -21,7 +21,7 @@ import pytest
 from lattigo_fleet.sharding import sibling_iccids
 from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
 from tests.e2e.fleets import PLAN_5MB, Admin, device_names, iccid, imei
-from tests.e2e.harness import PulumiResult, PulumiStack, make_project
+from tests.e2e.harness import REPO, PulumiResult, PulumiStack, make_project
 
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
            "AWS_EC2_METADATA_DISABLED": "true"}
@@ -255,3 +255,21 @@ def test_an_iccid_of_a_sibling_stack_is_refused_before_any_call_naming_both_stac
     result = stacks["west"].preview()
     assert result.returncode != 0 and "cannot read sibling stack 'north'" in result.output
     assert_refused_before_any_call(admin)
+
+
+def test_drift_counts_a_sibling_stacks_sims_as_managed(two_stacks, admin):
+    """`lattigo-fleet drift` on one stack: the other stack's half is not unmanaged; a SIM neither declares is."""
+    import json
+
+    project, stacks = two_stacks
+    halves = {"east": [1, 2], "west": [3, 4]}
+    admin.add_sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "logistics",
+                     "rate_plan": PLAN_5MB} for i in (1, 2, 3, 4, 5)])
+    for name, half in halves.items():
+        (project / f"fleet-{name}.yaml").write_text(fleet_text(half))
+        stacks[name].up().check()
+    drift = subprocess.run([str(REPO / ".venv" / "bin" / "lattigo-fleet"), "drift", "--stack", "east", "--json"],
+                           cwd=project, env=stacks["east"].env, capture_output=True, text=True, timeout=600)
+    assert drift.returncode == 2, drift.stdout + drift.stderr  # SIM 5 is unmanaged
+    report = json.loads(drift.stdout)
+    assert [sim["iccid"] for sim in report["unmanaged"]] == [iccid(5)]
