@@ -23,6 +23,12 @@ Decisions (see also ``schemas/fleet.schema.json``, the single source of the fiel
   ignored (its SIMs would otherwise look removed).  An empty file (or one of only comments) is an error,
   in fleet.d too.
 - Top-level keys starting with ``x-`` (in fleet.yaml and fleet.d files) are ignored: a place for anchors.
+- Hostile files are refused while they are parsed, each at the node that crosses the limit (see
+  ``positions``): aliases may repeat at most 1,000,000 nodes plus one per node the file writes (a
+  "billion laughs" file is refused in milliseconds), nesting stops at 100 levels, integers at 4,300
+  digits; ``usage_limit.kb_limit`` is at most 2^53 - 1 (the schema says why).  A duplicate anchor is an
+  error, not a warning: a second ``&a`` silently changes what every later ``*a`` gives.  A character
+  YAML does not allow is reported at its own line and column.
 - Issues are sorted by file (fleet.yaml, then fleet.d in name order), then line and column; errors at
   the same place come best-first (jsonschema's relevance).
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from jsonschema.exceptions import relevance
 from ruamel.yaml.comments import TaggedScalar
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from lattigo_fleet.spec.messages import _did_you_mean, _explain
@@ -37,12 +39,15 @@ from lattigo_fleet.spec.model import (
     _Written,
 )
 from lattigo_fleet.spec.positions import (
+    _bad_characters,
     _Doc,
     _duplicate_keys,
     _first_content,
     _fmt_path,
     _locate,
     _locate_key,
+    _path_of,
+    _Refused,
     _yaml,
 )
 from lattigo_fleet.spec.schema import _validator
@@ -154,36 +159,49 @@ class _Loader:
         if text is None:
             return None
         doc = _Doc(display, kind, text.splitlines())
+        yaml = _yaml()
         try:
-            doc.root = _yaml().load(text)
-        except DuplicateKeyError as e:
-            # Report every duplicate key (with both places), then carry on with the first values so
-            # that the rest of the file is checked too.
-            duplicates = _duplicate_keys(text)
-            if not duplicates:
-                self._yaml_error(doc, e)
-                return None
-            for path, (line, col), (first_line, first_col) in duplicates:
-                key = path[-1]
-                what = f"group '{key}'" if len(path) == 2 and path[0] == "groups" else f"key '{key}'"
-                self._add(
-                    doc,
-                    Location(display, line + 1, col + 1),
-                    _fmt_path(path),
-                    f"{what} is declared twice in this file: first at {display}:{first_line + 1}:{first_col + 1}",
-                )
-            try:
-                doc.root = _yaml(allow_duplicate_keys=True).load(text)
-            except YAMLError as e2:
-                self._yaml_error(doc, e2)
-                return None
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    doc.root = yaml.load(text)
+                except DuplicateKeyError as e:
+                    # Report every duplicate key (with both places), then carry on with the first values so
+                    # that the rest of the file is checked too.
+                    duplicates = _duplicate_keys(text)
+                    if not duplicates:
+                        self._yaml_error(doc, yaml, e)
+                        return None
+                    for path, (line, col), (first_line, first_col) in duplicates:
+                        key = path[-1]
+                        what = f"group '{key}'" if len(path) == 2 and path[0] == "groups" else f"key '{key}'"
+                        self._add(
+                            doc,
+                            Location(display, line + 1, col + 1),
+                            _fmt_path(path),
+                            f"{what} is declared twice in this file: first at "
+                            f"{display}:{first_line + 1}:{first_col + 1}",
+                        )
+                    yaml = _yaml(allow_duplicate_keys=True)
+                    doc.root = yaml.load(text)
+        except ReaderError:
+            # A character YAML does not allow: ruamel gives only an index into "<unicode string>".
+            for line, col, message in _bad_characters(text):
+                self._add(doc, Location(display, line, col), "", message)
+            self.unread.append(display)
+            return None
         except YAMLError as e:
-            self._yaml_error(doc, e)
+            self._yaml_error(doc, yaml, e)
             return None
         except RecursionError:
             self._add(doc, Location(display, 1, 1), "", "invalid YAML: nested too deeply")
             self.unread.append(display)
             return None
+        except (ValueError, OverflowError) as e:  # a last resort: _GuardedConstructor places what it can
+            self._add(doc, Location(display, 1, 1), "", f"invalid YAML: cannot read a value: {e}")
+            self.unread.append(display)
+            return None
+        self._yaml_warnings(doc, yaml, caught)
         if doc.root is None:
             what = "version: 1 and sims" if kind == "main" else "groups or sims"
             self._add(doc, _first_content(doc.lines, display), "", f"file is empty: expected {what}")
@@ -222,9 +240,33 @@ class _Loader:
         self.unread.append(display)
         return None
 
-    def _yaml_error(self, doc: _Doc, e: YAMLError) -> None:
+    def _yaml_warnings(self, doc: _Doc, yaml: Any, caught: list[warnings.WarningMessage]) -> None:
+        """Duplicate anchors (an error: a second &a silently changes every later *a) and ruamel's
+        warnings (e.g. a YAML 1.1 float without a dot), as issues rather than Python warnings."""
+        for name, first, second, path in yaml.composer.reused_anchors:
+            self._add(
+                doc,
+                Location(doc.file, second.line + 1, second.column + 1),
+                _fmt_path(path),
+                f"anchor &{name} is defined twice in this file: first at {doc.file}:{first.line + 1}:"
+                f"{first.column + 1} (an alias means the latest one above it: rename one of them)",
+            )
+        for warning in caught:
+            node = getattr(warning.message, "node", None)
+            mark = getattr(node, "start_mark", None)
+            loc = Location(doc.file, mark.line + 1, mark.column + 1) if mark else Location(doc.file, 1, 1)
+            text = next((line.strip() for line in str(warning.message).splitlines() if line.strip()), "")
+            self._add(doc, loc, "", f"invalid YAML: {text or type(warning.message).__name__}")
+
+    def _yaml_error(self, doc: _Doc, yaml: Any, e: YAMLError) -> None:
         self.unread.append(doc.file)
-        if isinstance(e, MarkedYAMLError):
+        if isinstance(e, _Refused):
+            mark = e.problem_mark
+            path = e.path
+            if path is None:
+                path = _path_of(yaml.composer.root, e.node) if e.node is not None else yaml.composer.current_path()
+            self._add(doc, Location(doc.file, mark.line + 1, mark.column + 1), _fmt_path(path), e.message)
+        elif isinstance(e, MarkedYAMLError):
             mark = e.problem_mark or e.context_mark
             message = e.problem or e.context or "invalid YAML"
             if e.context and e.problem and e.context_mark is not None:

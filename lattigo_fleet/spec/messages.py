@@ -39,6 +39,8 @@ def _show(value: Any) -> str:
         return "empty (null)"
     if isinstance(value, bool):
         return f"{'true' if value else 'false'} (a boolean)"
+    if isinstance(value, int) and len(str(abs(value))) > 30:
+        return f"a number of {len(str(abs(value))):,} digits"
     if isinstance(value, (int, float)):
         return f"the number {value!r}"
     if isinstance(value, str):
@@ -172,9 +174,9 @@ def _simple_message(error: ValidationError, doc: _Doc, path: tuple) -> str:
         if path == ("version",):
             if isinstance(instance, str):
                 return f"must be the number {value}, not the string {_show(instance)}"
-            shown = (
-                instance if isinstance(instance, int | float) and not isinstance(instance, bool) else _show(instance)
-            )
+            shown = _show(instance)
+            if shown.startswith("the number "):
+                shown = shown[len("the number ") :]
             return f"unsupported version {shown}: this lattigo-fleet reads version {value} only"
         return f"must be {json.dumps(value)}, not {_show(instance)}"
     if validator == "pattern":
@@ -188,7 +190,7 @@ def _simple_message(error: ValidationError, doc: _Doc, path: tuple) -> str:
     if validator == "minimum":
         return f"must be at least {value}, not {_show(instance)}"
     if validator == "maximum":
-        return f"must be at most {value}, not {_show(instance)}"
+        return f"{schema.get('maximumErrorMessage') or f'must be at most {value}'}, not {_show(instance)}"
     if validator == "minItems":
         return f"must have at least {value} item{'s' if value != 1 else ''}"
     return error.message
