@@ -21,6 +21,8 @@ bp = Blueprint("lattigo", __name__, url_prefix="/v2")
 # The per-device answers of the documents (the models answer a Status; these are its words).
 DEVICE_MISSING = "Error: Device does not exist."
 SMS_UNAVAILABLE = "Error: Device does not exist, or does not have SMS enabled."
+# The largest usage limit the platform stores (a signed 64-bit integer, as its database column).
+KB_LIMIT_MAX = 2**63 - 1
 _LOCATE_ANSWERS = {
     Status.DONE: "Success: Location request submitted to the carrier.",
     Status.UNAVAILABLE: "Error: Device is not active; the carrier cannot locate it.",
@@ -232,7 +234,7 @@ def set_usage_limit() -> Response:
     names = get_str_list(p, "device_names", required=True)
     if p.get("kb_limit") in (None, ""):
         raise BadRequest("kb_limit is missing")
-    kb_limit = get_int(p, "kb_limit", minimum=0)
+    kb_limit = get_int(p, "kb_limit", minimum=0, maximum=KB_LIMIT_MAX)
     assert kb_limit is not None
     actions = [a.lower() for a in get_str_list(p, "action")]
     if any(a not in ("suspend", "email") for a in actions):

@@ -95,8 +95,10 @@ class ThingSpaceTokens:
             return token
 
     def logout(self, session_token: str) -> None:
+        """End a session; an unknown (or already ended) session token is Unauthorized, as on every other call."""
         with self.store.lock:
-            self._sessions.pop(session_token, None)
+            if self._sessions.pop(session_token, None) is None:
+                raise Unauthorized("Invalid VZ-M2M session token")
 
     def session_account(self, session_token: str | None) -> int:
         with self.store.lock:

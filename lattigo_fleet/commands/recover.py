@@ -337,7 +337,7 @@ def recover(project_dir: Path, stack: str | None, env: Mapping[str, str], *, yes
 
     # 3. Pending operations.
     if not ops:
-        say("pending operations: none in the state (a run with PULUMI_SKIP_CHECKPOINTS=true leaves none)")
+        say("pending operations: none in the state, nothing to clear")
     else:
         refresh = run_pulumi(["refresh", "--yes", "--skip-preview", "--clear-pending-creates", "--stack", stack],
                              project_dir, env)

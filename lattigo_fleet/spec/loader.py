@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,13 +56,84 @@ from lattigo_fleet.spec.schema import _validator
 
 def load_fleet(path: str | os.PathLike[str] = "fleet.yaml") -> FleetSpec:
     """Read, validate and normalise fleet.yaml and its fleet.d files.  Raises :class:`FleetError`
-    listing every problem found (and never anything else for bad input)."""
-    return _Loader(os.fspath(path)).load()
+    listing every problem found (and never anything else for bad input).
+
+    Two ways, one result. A plain valid file (no anchors, aliases, tags, merge keys or unusual scalars:
+    what `lattigo-fleet import` writes and most teams keep) is read by libyaml's C parser, about ten times
+    faster than the position-keeping parser, which matters at 10,000 SIMs (a pre-commit hook, and twice per
+    `pulumi` run). Its FleetSpec has no positions until one is asked for (`source_of`, an account check
+    that finds something to report): then the files are read again the slow way. Anything else, and every
+    file with a problem, is read the slow way from the start, so every error keeps its file:line:column."""
+    path = os.fspath(path)
+    try:
+        fleet = _Loader(path, fast=True).load()
+    except _NotFast:
+        return _Loader(path).load()
+    fleet._reload = lambda: _Loader(path).load()
+    return fleet
+
+
+class _NotFast(Exception):
+    """The fast path cannot be sure of this file: read it with positions."""
+
+
+# Where the fast path gives up: anchors/aliases (&, *), tags (!), merge keys (<<), directives (%), and
+# characters YAML forbids. Such text is read with positions; a character inside a quoted note only costs time.
+_SLOW_TEXT = re.compile(r"[&*!%\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff]|<<")
+_DECIMAL = re.compile(r"[-+]?[0-9]+")
+# Plain scalars that YAML 1.2 (ruamel) reads as something else than a string: numbers, booleans, null.
+_YAML12_NOT_STR = re.compile(
+    r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)|true|True|TRUE|false|False|FALSE|null|Null|NULL|~|"
+)
+
+
+def _fast_data(text: str) -> Any:
+    """Plain data from libyaml (C), for text the fast path can be sure of; else _NotFast. Scalars are taken as
+    YAML 1.2 (ruamel's reading) reads them: anything YAML 1.1 reads differently (yes/no, octal, sexagesimal,
+    floats, dates) is left to the slow path, and so are duplicate keys (libyaml keeps the last silently)."""
+    import yaml as libyaml
+
+    if _SLOW_TEXT.search(text) or not hasattr(libyaml, "CSafeLoader"):
+        raise _NotFast
+    try:
+        root = libyaml.compose(text, Loader=libyaml.CSafeLoader)
+    except (Exception, RecursionError):  # noqa: BLE001 - any complaint: the slow path says it with a position
+        raise _NotFast from None
+
+    def plain(node: Any, depth: int = 0) -> Any:
+        if depth > 20:  # a fleet file nests about 6 deep: anything deeper is for the slow path's limits
+            raise _NotFast
+        if isinstance(node, libyaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = plain(key_node, depth + 1)
+                if not isinstance(key, str) or key in out:
+                    raise _NotFast
+                out[key] = plain(value_node, depth + 1)
+            return out
+        if isinstance(node, libyaml.SequenceNode):
+            return [plain(item, depth + 1) for item in node.value]
+        tag, value = node.tag.rsplit(":", 1)[-1], node.value
+        if tag == "str":
+            if not node.style and _YAML12_NOT_STR.fullmatch(value):  # a plain (unquoted) scalar
+                raise _NotFast  # e.g. 0890…: a string to libyaml (YAML 1.1), a number to YAML 1.2
+            return value
+        if tag == "int" and _DECIMAL.fullmatch(value) and len(value) < 20:
+            return int(value)
+        if tag == "bool" and value in ("true", "false"):
+            return value == "true"
+        if tag == "null" and value in ("", "~", "null"):
+            return None
+        raise _NotFast
+
+    return None if root is None else plain(root)
 
 
 class _Loader:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, fast: bool = False) -> None:
         self.path = path
+        self.fast = fast
         self.issues: list[tuple[int, Issue]] = []  # (file order, issue)
         self.docs: list[_Doc] = []
         self.file_order: dict[str, int] = {}
@@ -94,6 +166,8 @@ class _Loader:
     def load(self) -> FleetSpec:
         main = self._read(self.path, "main")
         if main is None and self.unreadable:
+            if self.fast:
+                raise _NotFast
             raise FleetError(self._sorted_issues())
         for display, kind in self._fleet_d_files():
             self._read(display, kind)
@@ -102,6 +176,8 @@ class _Loader:
         groups = self._collect_groups()
         sims = self._collect_sims(groups)
         if self.issues:
+            if self.fast:
+                raise _NotFast  # every problem is reported with its position, by the slow path
             raise FleetError(self._sorted_issues())
         return self._build(groups, sims)
 
@@ -159,6 +235,12 @@ class _Loader:
         if text is None:
             return None
         doc = _Doc(display, kind, text.splitlines())
+        if self.fast:
+            doc.data, doc.fast = _fast_data(text), True
+            if doc.data is None:
+                raise _NotFast  # an empty file: the slow path says where its content should start
+            self.docs.append(doc)
+            return doc
         yaml = _yaml()
         try:
             with warnings.catch_warnings(record=True) as caught:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Final, NamedTuple
@@ -340,6 +340,8 @@ class FleetSpec:
     version: int = 1
     _locations: dict[str, dict[str, Location]] = field(default_factory=dict, repr=False, compare=False)
     _written: list[_Written] = field(default_factory=list, repr=False, compare=False)
+    # Set by the fast path of load_fleet: reads the files again, with positions, the first time one is needed.
+    _reload: Callable[[], FleetSpec] | None = field(default=None, repr=False, compare=False)
     by_iccid: dict[str, DesiredSim] = field(init=False, repr=False, compare=False)
     by_name: dict[str, DesiredSim] = field(init=False, repr=False, compare=False)
 
@@ -350,6 +352,13 @@ class FleetSpec:
     def __len__(self) -> int:
         return len(self.sims)
 
+    def located(self) -> FleetSpec:
+        """This fleet with the positions of everything in its files (read again if the fast path had none)."""
+        if self._reload is not None:
+            positioned = self._reload()
+            self._locations, self._written, self._reload = positioned._locations, positioned._written, None
+        return self
+
     def source_of(self, iccid: str, field: str | None = None) -> Location:
         """Where the SIM (``field=None``) or one of its fields is written: the value's position, in
         the SIM, its group or defaults, wherever the effective value comes from (through anchors and
@@ -357,7 +366,7 @@ class FleetSpec:
         rate_plan, region_code, device_sku, cost_center, notes, notes.note1 (or note1), usage_limit,
         usage_limit.kb_limit, usage_limit.usernames[0] …  An unmanaged field gives the SIM's position.
         Raises KeyError for an ICCID not in the fleet."""
-        locations = self._locations[iccid]
+        locations = self.located()._locations[iccid]
         if not field:
             return locations[""]
         if field in NOTE_FIELDS:

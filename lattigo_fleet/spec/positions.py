@@ -69,6 +69,7 @@ class _Doc:
     lines: list[str]
     root: Any = None
     data: Any = None
+    fast: bool = False  # read by the fast path: no positions (see loader._fast_data)
 
 
 def _yaml(allow_duplicate_keys: bool = False) -> YAML:
@@ -393,6 +394,8 @@ def _locate(doc: _Doc, path: tuple, mode: str = "value") -> Location:
     """The position of the node at ``path``: of its key (mode "key"), its value ("value") or either
     ("object", see _child_pos), in the mapping that literally holds it (merge keys followed); for list
     items, the item."""
+    if doc.fast:
+        return Location(doc.file, 0, 0)  # not known: the fleet is loaded again with positions when one is needed
     pos = _node_pos(doc.root)
     if pos is None:
         return _first_content(doc.lines, doc.file)

@@ -49,3 +49,21 @@ def test_a_damaged_fleet_loads_or_fails_with_located_issues(
     fleet_file.write_bytes(raw)
     _, problems = outcome_problems(fleet_file, raw)  # any exception but FleetError fails the test
     assert problems == []
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fleet=fleets())
+def test_the_fast_and_the_positioned_readings_agree(tmp_path_factory, fleet):
+    """load_fleet reads plain files with libyaml and everything else with positions: the same fleet either way,
+    and the fast one finds every position when asked."""
+    from lattigo_fleet.spec import load_fleet
+    from lattigo_fleet.spec.loader import _Loader
+
+    path = tmp_path_factory.mktemp("agree") / "fleet.yaml"
+    path.write_text(fleet.text, encoding="utf-8")
+    slow = _Loader(str(path)).load()
+    fast = load_fleet(path)
+    assert (fast.sims, fast.policy, fast.files) == (slow.sims, slow.policy, slow.files)
+    for sim in slow.sims:
+        for field in ("", "imei", "cost_center", "notes.note", "usage_limit", "state"):
+            assert fast.source_of(sim.iccid, field) == slow.source_of(sim.iccid, field)
