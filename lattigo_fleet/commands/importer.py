@@ -484,7 +484,7 @@ def merge_into(
             where = spec.source_of(sim.iccid, fieldname)
             node = nodes.get(sim.iccid)
             applied = bool(overwrite and node is not None and spec.source_of(sim.iccid).file == display)
-            if applied:
+            if applied and isinstance(node, CommentedMap):
                 _set_own(node, fieldname, live)
             found.append(Difference(sim.iccid, fieldname, declared, live, str(where), applied))
 

@@ -230,7 +230,7 @@ def parse_preview(text: str, source: str = "the preview") -> Preview:
         raise PreviewError(f"{source} is empty: expected the output of `pulumi preview --json`")
     try:
         doc = json.loads(stripped)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise PreviewError(f"{source} is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): expected "
                            "the output of `pulumi preview --json`") from None
     if not isinstance(doc, Mapping) or not ({"steps", "diagnostics", "changeSummary"} & set(doc)):
@@ -253,8 +253,8 @@ def parse_preview(text: str, source: str = "the preview") -> Preview:
             diff_reasons=tuple(str(r) for r in raw.get("diffReasons") or ()),
         ))
     diagnostics = [_diagnostic(d) for d in doc.get("diagnostics") or [] if isinstance(d, Mapping)]
-    summary = doc.get("changeSummary") if isinstance(doc.get("changeSummary"), Mapping) else {}
-    config = doc.get("config") if isinstance(doc.get("config"), Mapping) else {}
+    summary: Mapping[str, Any] = doc["changeSummary"] if isinstance(doc.get("changeSummary"), Mapping) else {}
+    config: Mapping[str, Any] = doc["config"] if isinstance(doc.get("config"), Mapping) else {}
     return Preview(steps, [d for d in diagnostics if d.severity != "debug"],
                    {str(k): int(v) for k, v in summary.items() if isinstance(v, int)}, dict(config))
 

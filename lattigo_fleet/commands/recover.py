@@ -125,7 +125,7 @@ def _read(path: Path) -> bytes | None:
 
 def pulumi_processes(proc_root: Path = Path("/proc")) -> list[PulumiProcess]:
     """Every running `pulumi` CLI process that works on a stack (up, preview, destroy, refresh, ...)."""
-    found = []
+    found: list[PulumiProcess] = []
     try:
         entries = [e for e in os.listdir(proc_root) if e.isdigit()]
     except OSError:
@@ -171,7 +171,8 @@ def runs_on(processes: Iterable[PulumiProcess], project_dir: Path, stack: str,
 
 def pid_is_pulumi(pid: int, proc_root: Path = Path("/proc")) -> bool:
     raw = _read(proc_root / str(pid) / "cmdline")
-    return bool(raw) and os.path.basename(raw.split(b"\0", 1)[0].decode(errors="replace")) == "pulumi"
+    return raw is not None and bool(raw) and os.path.basename(raw.split(b"\0", 1)[0].decode(errors="replace")) \
+        == "pulumi"
 
 
 # ---- the file backend's lock ----------------------------------------------------------------------------

@@ -119,7 +119,7 @@ class UsageLimit:
     usernames: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        kb = self.kb_limit
+        kb: Any = self.kb_limit
         if isinstance(kb, float) and kb.is_integer():  # numbers that went through Pulumi come back as floats
             kb = int(kb)
         if isinstance(kb, bool) or not isinstance(kb, int) or kb < 1:

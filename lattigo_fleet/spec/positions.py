@@ -365,7 +365,7 @@ def _child_pos(container: Any, key: Any, mode: str) -> tuple[int, int] | None:
     An empty (null) value is placed at its key: ruamel would place it on the next token."""
     try:
         if isinstance(container, CommentedSeq):
-            return tuple(container.lc.item(key))  # type: ignore[return-value]
+            return tuple(container.lc.item(key))
         if isinstance(container, CommentedMap):
             owner = _owner(container, key)
             if owner is None:
@@ -373,10 +373,10 @@ def _child_pos(container: Any, key: Any, mode: str) -> tuple[int, int] | None:
             key_pos = tuple(owner.lc.key(key))
             value_pos = tuple(owner.lc.value(key))
             if mode == "key" or (owner[key] is None and value_pos[0] != key_pos[0]):
-                return key_pos  # type: ignore[return-value]
+                return key_pos
             if mode == "object" and value_pos >= key_pos:
-                return key_pos  # type: ignore[return-value]
-            return value_pos  # type: ignore[return-value]
+                return key_pos
+            return value_pos
     except (KeyError, IndexError, TypeError):
         pass
     return None
