@@ -12,29 +12,40 @@ result.accepted, result.rejected                  # a partial 422 is not an exce
 Inside: ``lattigo.py`` is the surface (one method per endpoint), ``transport.py`` the wire under it (session,
 retries, typed errors, paging, the audit record of every mutating call), ``replies.py`` how the answers
 read, ``_http.py`` the retry policy, request counts and audit log shared with ``thingspace.py``;
-``protocols.py`` holds :class:`LattigoApi`, what the reconciler needs of a client.
+``protocols.py`` holds :class:`LattigoApi`, what the reconciler needs of a client; ``shapes.py`` the
+documented shape of every answer (JSON Schema, checked at the edge); ``pacing.py`` the adaptive token bucket
+that slows a client down to the rate the server allows.
+
+Every call is bounded (:class:`Bounds`, options of :class:`LattigoClient`): pages of a listing, the total
+time spent waiting to retry, the time and size of each answer; hitting one raises :class:`DeadlineExceeded`
+naming it. A 2xx answer of the wrong shape is an :class:`UnexpectedAnswer`, never a success.
 """
 
 from lattigo_fleet.client._http import RequestStats
 from lattigo_fleet.client.errors import (
     AuthenticationError,
     BadRequest,
+    DeadlineExceeded,
     LattigoConnectionError,
     LattigoError,
     NotFound,
+    RateLimitBudgetExceeded,
     RateLimited,
     ServerError,
     ThingSpaceAuthError,
     ThingSpaceError,
     ThingSpaceLoginLocked,
     ThingSpaceSessionExpired,
+    UnexpectedAnswer,
     Unprocessable,
     UnprocessedRow,
+    UnsafeRedirect,
 )
 from lattigo_fleet.client.lattigo import SIM_STATES, LattigoClient
 from lattigo_fleet.client.models import ActivationResult, ActivationRow, BulkResult, Page
 from lattigo_fleet.client.protocols import LattigoApi
 from lattigo_fleet.client.thingspace import DailyUsage, ThingSpaceClient, UsageRecord
+from lattigo_fleet.client.transport import Bounds
 
 __all__ = [
     "LattigoClient",
@@ -47,6 +58,7 @@ __all__ = [
     "UsageRecord",
     "DailyUsage",
     "RequestStats",
+    "Bounds",
     "SIM_STATES",
     "LattigoError",
     "LattigoConnectionError",
@@ -57,6 +69,10 @@ __all__ = [
     "Unprocessable",
     "UnprocessedRow",
     "ServerError",
+    "DeadlineExceeded",
+    "RateLimitBudgetExceeded",
+    "UnexpectedAnswer",
+    "UnsafeRedirect",
     "ThingSpaceError",
     "ThingSpaceAuthError",
     "ThingSpaceSessionExpired",

@@ -1,6 +1,8 @@
 """Plumbing shared by the two clients: the retry policy, request counting and the audit log.
 
-The retry mechanics are urllib3's :class:`~urllib3.util.retry.Retry`, mounted on the session's adapter, so
+The Lattigo client retries in its own loop (``transport.py``: one retry budget per call, an adaptive rate
+limiter shared by its threads). The ThingSpace client still uses urllib3's
+:class:`~urllib3.util.retry.Retry` with :class:`PolicyRetry` mounted on its session's adapters, so that
 every request (and every retry of it) goes through one policy:
 
 * 429 is retried for every verb (a 429 was not processed), after the ``Retry-After`` the server asked
@@ -15,6 +17,7 @@ Waiting is done through an injectable ``sleep`` and capped, so that tests do not
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 import threading
@@ -24,6 +27,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -211,12 +215,22 @@ class PolicyRetry(Retry):
 
 
 def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header: a number of seconds or an HTTP date; None if unreadable."""
     if not value:
         return None
     try:
-        return max(0.0, float(value.strip()))
+        seconds = float(value.strip())
     except ValueError:
+        try:
+            when = parsedate_to_datetime(value.strip())
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if math.isnan(seconds):
         return None
+    return max(0.0, seconds)
 
 
 # --- audit log ---------------------------------------------------------------------------------------

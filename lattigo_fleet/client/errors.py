@@ -22,6 +22,10 @@ __all__ = [
     "Unprocessable",
     "UnprocessedRow",
     "ServerError",
+    "DeadlineExceeded",
+    "RateLimitBudgetExceeded",
+    "UnexpectedAnswer",
+    "UnsafeRedirect",
     "ThingSpaceError",
     "ThingSpaceAuthError",
     "ThingSpaceSessionExpired",
@@ -123,6 +127,44 @@ class ServerError(LattigoError):
     """5xx (after the retries allowed where retrying is safe)."""
 
 
+#: The bounds a call can hit, and the unit of each one's ``limit``.
+BOUND_UNITS = {"pages": "pages", "retry_budget": "s", "response_time": "s", "body_size": "bytes"}
+
+
+class DeadlineExceeded(LattigoError):
+    """A call hit one of the client's bounds; ``bound`` says which and ``limit`` its value.
+
+    ``pages``: a listing ran past ``max_pages``; ``retry_budget``: the retries of one call would wait longer
+    than ``retry_budget`` seconds in all (or a single wait longer than ``max_wait``); ``response_time``: one
+    answer took longer than ``response_timeout`` seconds to arrive whole; ``body_size``: one answer was
+    larger than ``max_body_bytes``.
+    """
+
+    def __init__(self, *args: Any, bound: str, limit: float, **kwargs: Any) -> None:
+        self.bound = bound
+        self.limit = limit
+        unit = BOUND_UNITS.get(bound, "")
+        what = f"the {bound} bound ({limit:g} {unit})".replace(" )", ")")
+        detail = kwargs.pop("detail", None)
+        kwargs["detail"] = f"{what} was hit" + (f": {detail}" if detail else "")
+        super().__init__(*args, **kwargs)
+
+
+class RateLimitBudgetExceeded(DeadlineExceeded, RateLimited):
+    """429s for longer than the retry budget allows: a :class:`RateLimited` and a ``retry_budget`` bound."""
+
+
+class UnexpectedAnswer(LattigoError):
+    """A 2xx answer that is not the documented shape of its endpoint (or not JSON, or nested absurdly
+    deep): treated as an error, never as a success. ``detail`` says what was wrong."""
+
+
+class UnsafeRedirect(LattigoError):
+    """A redirect the client will not follow: to another scheme, host or port than the configured
+    endpoint (it would send the credentials and the request's body there), one that would change the
+    method of a write, or too many in a row."""
+
+
 def decode_error_hash(raw: Any) -> dict[str, list[str]]:
     """The ``error`` of an ``unprocessed`` row: a JSON-encoded hash of arrays, per the API document.
 
@@ -135,21 +177,31 @@ def decode_error_hash(raw: Any) -> dict[str, list[str]]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return {"base": [value]} if value else {}
     if isinstance(value, Mapping):
         out: dict[str, list[str]] = {}
         for key, msgs in value.items():
             if isinstance(msgs, (list, tuple)):
-                out[str(key)] = [str(m) for m in msgs]
+                out[str(key)] = [_text(m) for m in msgs]
             else:
-                out[str(key)] = [str(msgs)]
+                out[str(key)] = [_text(msgs)]
         return out
     if value is None:
         return {}
     if isinstance(value, (list, tuple)):
-        return {"base": [str(m) for m in value]}
-    return {"base": [str(value)]}
+        return {"base": [_text(m) for m in value]}
+    return {"base": [_text(value)]}
+
+
+def _text(value: Any) -> str:
+    """``str`` of a decoded JSON value that cannot recurse without bound (strings stay as they are)."""
+    if not isinstance(value, (list, tuple, dict)):
+        return str(value)
+    try:
+        return json.dumps(value, default=str)[:_MAX_DETAIL]
+    except (ValueError, RecursionError):
+        return "<unreadable>"
 
 
 def _flatten_error(error: Mapping[str, Sequence[str]]) -> str:
@@ -180,7 +232,7 @@ class UnprocessedRow:
         index = raw.get("device_index")
         try:
             index = int(index) if index is not None else None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             index = None
         inp = raw.get("input")
         return cls(

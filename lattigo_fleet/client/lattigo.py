@@ -20,15 +20,17 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
 
-from lattigo_fleet.client import replies
-from lattigo_fleet.client._http import chunks, iso, unique
+from lattigo_fleet.client import replies, shapes
+from lattigo_fleet.client._http import chunks, iso, short_body, unique
 from lattigo_fleet.client.errors import AuthenticationError, LattigoError, NotFound, RateLimited
 from lattigo_fleet.client.models import NOTE_FIELDS, ActivationResult, ActivationRow, BulkResult, Page
-from lattigo_fleet.client.transport import DEVICE_OPERATIONS, Answer, LattigoTransport, rows_read
+from lattigo_fleet.client.shapes import Shape
+from lattigo_fleet.client.transport import DEVICE_OPERATIONS, Answer, Bounds, LattigoTransport, rows_read
 
 __all__ = ["LattigoClient", "SIM_STATES", "SUSPENDED_NO_BILLING_STATES"]
 
@@ -51,10 +53,26 @@ _P_OPS = DEVICE_OPERATIONS
 class LattigoClient:
     """Client of the Lattigo API v2.
 
-    ``max_retries``: retries per request (429 for every verb; 5xx and read errors for GET/PUT only).
-    ``backoff_factor``/``backoff_max``: exponential backoff with jitter when the server gives no
-    ``Retry-After``; ``max_wait`` caps any single wait (``Retry-After`` included). ``sleep`` and ``clock``
-    are injectable so that tests never wait for real.
+    ``max_retries``: retries per request after a 5xx or a broken connection (for GET, PUT and the POSTs
+    that set a value only); a 429 is retried for every verb for as long as ``retry_budget`` lasts, and
+    slows the whole client down (an adaptive token bucket shared by its threads, see
+    :mod:`lattigo_fleet.client.pacing`). ``backoff_factor``/``backoff_max``: exponential backoff with jitter
+    when the server gives no ``Retry-After``. ``sleep`` and ``clock`` are injectable so that tests never
+    wait for real.
+
+    The bounds of one call (each hit raises :class:`~lattigo_fleet.client.errors.DeadlineExceeded` whose
+    ``bound`` names it; see :class:`~lattigo_fleet.client.transport.Bounds`):
+
+    * ``max_pages`` (10,000): pages of one listing [``pages``];
+    * ``retry_budget`` (300 s): time one call may spend waiting to retry, in all; ``max_wait`` (120 s):
+      the longest single wait: a ``Retry-After`` above either fails at once [``retry_budget``];
+    * ``response_timeout`` (120 s): wall-clock time for one answer to arrive whole (``timeout``, 30 s,
+      bounds the gap between two bytes) [``response_time``];
+    * ``max_body_bytes`` (64 MiB): the largest answer read [``body_size``].
+
+    Every 2xx answer is checked against its endpoint's documented shape (:mod:`lattigo_fleet.client.shapes`);
+    any other is an :class:`~lattigo_fleet.client.errors.UnexpectedAnswer`. Redirects are followed only to
+    the configured endpoint's own scheme, host and port (else :class:`~lattigo_fleet.client.errors.UnsafeRedirect`).
 
     ``stats`` counts the requests actually sent (retries included) per ``"METHOD endpoint"``.
     """
@@ -77,6 +95,10 @@ class LattigoClient:
         clock: Callable[[], float] = time.monotonic,
         pool_maxsize: int = 10,
         lookup_threshold: int = 10,
+        max_pages: int = Bounds.max_pages,
+        retry_budget: float = Bounds.retry_budget,
+        response_timeout: float = Bounds.response_timeout,
+        max_body_bytes: int = Bounds.max_body_bytes,
     ) -> None:
         if not base_url:
             raise ValueError("base_url is required")
@@ -91,9 +113,16 @@ class LattigoClient:
             max_retries=max_retries,
             backoff_factor=backoff_factor,
             backoff_max=backoff_max,
-            max_wait=max_wait,
             sleep=sleep,
+            clock=clock,
             pool_maxsize=pool_maxsize,
+            bounds=Bounds(
+                max_pages=max_pages,
+                retry_budget=retry_budget,
+                max_wait=max_wait,
+                response_timeout=response_timeout,
+                max_body_bytes=max_body_bytes,
+            ),
         )
         self.base_url = self._http.base_url
         self.stats = self._http.stats
@@ -113,6 +142,11 @@ class LattigoClient:
     def timeout(self) -> float:
         return self._http.timeout
 
+    @property
+    def bounds(self) -> Bounds:
+        """The bounds of one call (pages, retry budget, response time, body size)."""
+        return self._http.bounds
+
     def close(self) -> None:
         self._http.close()
 
@@ -125,26 +159,28 @@ class LattigoClient:
     def __repr__(self) -> str:  # never the credentials
         return f"LattigoClient(base_url={self.base_url!r})"
 
-    def _paged(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
-        return self._http.paged(path, params, self.per_page)
+    def _paged(self, path: str, params: Mapping[str, Any] | None = None, *, shape: Shape) -> Iterator[Any]:
+        return self._http.paged(path, params, self.per_page, shape=shape)
 
     # --- devices --------------------------------------------------------------------------------------
 
     def devices(self, details: bool = True, state: str | None = None) -> Iterator[Any]:
         """Every device of the account, page after page (device objects, or names if ``details=False``)."""
-        return self._paged(_P_DEVICES, {"details": "true" if details else None, "state": state})
+        shape = shapes.DEVICES if details else shapes.DEVICE_NAMES
+        return self._paged(_P_DEVICES, {"details": "true" if details else None, "state": state}, shape=shape)
 
     def devices_page(
         self, page: int = 1, per_page: int | None = None, details: bool = True, state: str | None = None
     ) -> Page:
         """One page of ``v2/devices`` with its pagination headers."""
         params = {"details": "true" if details else None, "state": state}
-        return self._http.page(_P_DEVICES, params, page, per_page or self.per_page)
+        shape = shapes.DEVICES if details else shapes.DEVICE_NAMES
+        return self._http.page(_P_DEVICES, params, page, per_page or self.per_page, shape=shape)
 
     def snapshot(self, state: str | None = None) -> dict[str, dict[str, Any]]:
         """All listed SIMs with details, keyed by ICCID, in ceil(N / page size) requests."""
         devices = self.devices(details=True, state=state)
-        return {str(d["iccid"]): dict(d) for d in devices if isinstance(d, Mapping) and d.get("iccid")}
+        return {str(d["iccid"]): dict(d) for d in devices}
 
     def names_by_iccid(self, snapshot: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, str]:
         """ICCID -> device_name, for the endpoints that only take device names."""
@@ -154,10 +190,7 @@ class LattigoClient:
     def device(self, iccid_or_name: str, id_type: str | None = "iccid") -> dict[str, Any]:
         """One device object (``NotFound`` if the account has no such device)."""
         path = _device_path(iccid_or_name)
-        data = self._http.get(path, _id_params(id_type), devices=[str(iccid_or_name)])
-        if not isinstance(data, Mapping):
-            raise LattigoError(method="GET", endpoint=path, detail="expected a device object")
-        return dict(data)
+        return dict(self._http.get(path, _id_params(id_type), devices=[str(iccid_or_name)], shape=shapes.DEVICE))
 
     def get_sms(
         self,
@@ -171,7 +204,7 @@ class LattigoClient:
         if direction is not None and direction not in ("all", "received", "sent"):
             raise ValueError("direction must be one of 'all', 'received', 'sent'")
         params = {**_id_params(id_type), **_date_range(start_date, end_date), "direction": direction}
-        return list(self._http.get(_device_path(device, "get_sms"), params, devices=[device]) or [])
+        return list(self._http.get(_device_path(device, "get_sms"), params, devices=[device], shape=shapes.OBJECTS))
 
     def calamp_messages(
         self,
@@ -182,16 +215,17 @@ class LattigoClient:
         id_type: str | None = "iccid",
     ) -> list[dict[str, Any]]:
         """CalAmp messages of one device in a date range (every page)."""
-        params = {**_id_params(id_type), "start_date": iso(start_date), "end_date": iso(end_date)}
+        params: dict[str, Any] = {**_id_params(id_type), "start_date": iso(start_date), "end_date": iso(end_date)}
         params["event_code"] = event_code
-        return list(self._paged(_device_path(device, "calamp_messages"), params))
+        return list(self._paged(_device_path(device, "calamp_messages"), params, shape=shapes.MESSAGES))
 
     def last_calamp_message(self, device: str, id_type: str | None = "iccid") -> dict[str, Any] | None:
         """The latest CalAmp message of one device, or None when it has none."""
-        data = self._http.get(_device_path(device, "last_calamp_message"), _id_params(id_type), [device])
+        path = _device_path(device, "last_calamp_message")
+        data = self._http.get(path, _id_params(id_type), [device], shape=shapes.LAST_MESSAGE)
         if isinstance(data, list):
             return dict(data[0]) if data else None
-        return dict(data) if isinstance(data, Mapping) and data else None
+        return dict(data) if data else None
 
     def device_reports(
         self,
@@ -236,7 +270,7 @@ class LattigoClient:
         id_type: str | None,
     ) -> list[dict[str, Any]]:
         params = {**_id_params(id_type), **_date_range(start_date, end_date), "limit": limit}
-        return list(self._paged(_device_path(device, sub), params))
+        return list(self._paged(_device_path(device, sub), params, shape=shapes.OBJECTS))
 
     def set_note(self, device: str, field_name: str, note: str, id_type: str | None = "iccid") -> None:
         """PUT one note field (``note``, ``note1``..``note3``) of one device. Raises unless it succeeded."""
@@ -245,26 +279,26 @@ class LattigoClient:
         body = {"field_name": field_name, "note": note, **_id_params(id_type)}
 
         def read(answer: Answer) -> tuple[None, dict[str, str]]:
-            data = answer.data
-            if not (isinstance(data, Mapping) and data):
-                return None, {}
+            data = answer.data  # a non-empty {name: status} object (the shape says so)
             message = data.get(device, next(iter(data.values())))
-            return None, {} if replies.is_success(message) else {device: str(message)}
+            return None, {} if replies.is_success(message) else {device: answer.scrub(short_body(message))}
 
         path, fields = _device_path(device, "note"), {"field_name": field_name}
-        self._http.send("PUT", path, body, devices=[device], read=read, audit_fields=fields, strict=True)
+        self._http.send(
+            "PUT", path, body, devices=[device], read=read, shape=shapes.NOTE, audit_fields=fields, strict=True
+        )
 
     def cellular_locate(self, device: str, id_type: str | None = "iccid") -> Any:
         """Ask the carrier to triangulate one device (charged per call; never retried blind)."""
 
         def read(answer: Answer) -> tuple[Any, dict[str, str]]:
             data = answer.data
-            located = next(iter(data.values())) if isinstance(data, Mapping) and len(data) == 1 else data
+            located = next(iter(data.values())) if len(data) == 1 else data
             refused = isinstance(located, str) and located.strip().lower().startswith("error")
-            return located, {device: located} if refused else {}
+            return located, {device: answer.scrub(short_body(located))} if refused else {}
 
-        path = _device_path(device, "cellular_locate")
-        return self._http.send("POST", path, _id_params(id_type) or None, devices=[device], read=read, strict=True)
+        path, body = _device_path(device, "cellular_locate"), _id_params(id_type) or None
+        return self._http.send("POST", path, body, devices=[device], read=read, shape=shapes.LOCATE, strict=True)
 
     # --- activation and other queued requests ---------------------------------------------------------
 
@@ -292,6 +326,7 @@ class LattigoClient:
                         f"{_P_OPS}/activation_request",
                         chunk,
                         body,
+                        shape=shapes.ROWS,
                         took_effect=lambda dev: dev is not None,
                         observe=self._observe,
                         audit_fields={"rate_plan_name": rate_plan_name},
@@ -317,7 +352,8 @@ class LattigoClient:
                     f"{_P_OPS}/suspend_no_billing_request",
                     chunk,
                     body,
-                    took_effect=lambda dev: bool(dev) and dev.get("state") in SUSPENDED_NO_BILLING_STATES,
+                    shape=shapes.ROWS,
+                    took_effect=lambda dev: dev is not None and dev.get("state") in SUSPENDED_NO_BILLING_STATES,
                     observe=self._observe,
                 )
             result.merge(BulkResult(succeeded=part.accepted, failed=part.rejected))
@@ -338,7 +374,8 @@ class LattigoClient:
                     f"{_P_OPS}/upload_request",
                     body,
                     devices=keys,
-                    read=lambda answer, keys=keys: rows_read(answer, keys),
+                    read=partial(rows_read, keys=keys),
+                    shape=shapes.ROWS,
                     allow=(422,),
                     refused="rejected",
                 )
@@ -426,7 +463,8 @@ class LattigoClient:
                     f"{_P_OPS}/{op}",
                     {"device_names": names_, **params},
                     devices=names_,
-                    read=lambda answer, names_=names_: _status_read(answer, names_),
+                    read=partial(_status_read, names=names_),
+                    shape=_STATUS_SHAPES[op],
                     contain=lambda failed: BulkResult(failed=failed),
                 )
             result.merge(part)
@@ -441,17 +479,27 @@ class LattigoClient:
     ) -> list[dict[str, Any]]:
         """CalAmp messages with one event code across all devices (every page)."""
         params = {"event_code": event_code, "start_date": iso(start_date), "end_date": iso(end_date), "state": state}
-        return list(self._paged(f"{_P_OPS}/calamp_events", params))
+        return list(self._paged(f"{_P_OPS}/calamp_events", params, shape=shapes.MESSAGES))
 
     # --- account --------------------------------------------------------------------------------------
 
     def rate_plans(self) -> list[dict[str, Any]]:
-        """The account's rate plans (every page)."""
-        return list(self._paged("v2/rate_plans"))
+        """The account's rate plans (every page): objects with at least a string ``name``."""
+        return [dict(plan) for plan in self._paged("v2/rate_plans", shape=shapes.RATE_PLANS)]
 
     def users(self) -> list[str]:
         """The account's usernames (every page)."""
-        return [u if isinstance(u, str) else str(u.get("username", u)) for u in self._paged("v2/users")]
+        return list(self._paged("v2/users", shape=shapes.USERS))
+
+
+#: The answer of each bulk device operation: ``change_status`` for the two PUTs, ``status`` for the POSTs.
+_STATUS_SHAPES = {
+    "change_simstate": shapes.CHANGE_STATUS,
+    "change_cost_center": shapes.CHANGE_STATUS,
+    "set_usage_limit": shapes.STATUS,
+    "remove_usage_limit": shapes.STATUS,
+    "send_sms": shapes.STATUS,
+}
 
 
 class _SuspendRow(NamedTuple):

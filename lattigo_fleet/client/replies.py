@@ -67,12 +67,12 @@ def row_results(
     request (e.g. an unknown rate plan): every key carries ``refusal()``, what the server said.
     """
     result = ActivationResult()
-    unprocessed_raw = data.get("unprocessed") if isinstance(data, Mapping) else None
+    unprocessed_raw = _list(data.get("unprocessed")) if isinstance(data, Mapping) else []
     if status == 422 and not unprocessed_raw:
         reason = refusal() or "Unprocessable Entity"
         result.rejected = {k: reason for k in keys}
         return result
-    for raw in unprocessed_raw or []:
+    for raw in unprocessed_raw:
         row = UnprocessedRow.parse(raw)
         result.unprocessed.append(row)
         key: str | None = None
@@ -129,6 +129,11 @@ def unprocessable_body(data: Any) -> tuple[list[dict[str, Any]], list[Unprocesse
     """The ``processed`` and ``unprocessed`` lists of a decoded 422 answer (empty when it has none)."""
     if not isinstance(data, Mapping):
         return [], []
-    processed = [p for p in (data.get("processed") or []) if isinstance(p, Mapping)]
-    unprocessed = [UnprocessedRow.parse(u) for u in (data.get("unprocessed") or [])]
+    processed = [p for p in _list(data.get("processed")) if isinstance(p, Mapping)]
+    unprocessed = [UnprocessedRow.parse(u) for u in _list(data.get("unprocessed"))]
     return [dict(p) for p in processed], unprocessed
+
+
+def _list(value: Any) -> list[Any]:
+    """A list from an answer's field, or empty when the field is anything else."""
+    return value if isinstance(value, list) else []

@@ -2,11 +2,14 @@
 
 One :class:`LattigoTransport` owns one ``requests.Session`` and, for every request:
 
-* HTTP Basic auth, connection pooling, a timeout, and the retry policy of :mod:`lattigo_fleet.client._http`
-  mounted on the session's adapters (429 for every verb; 5xx and read errors only where repeating is safe);
+* HTTP Basic auth, connection pooling, a timeout, and its own retry loop (429 for every verb, paced by
+  the shared :class:`~lattigo_fleet.client.pacing.AdaptiveRateLimiter`; 5xx and read errors only where
+  repeating is safe), all of it within the :class:`Bounds` of one call (retry budget, response time,
+  body size; redirects only to the configured endpoint's own origin);
 * the request count (:attr:`stats`) and the mapping of failures to the typed errors of
   :mod:`lattigo_fleet.client.errors`, with every credential scrubbed from their messages;
-* paging (:meth:`paged` follows the pagination headers to the last page);
+* the check of every 2xx answer against its endpoint's shape (:mod:`lattigo_fleet.client.shapes`);
+* paging (:meth:`paged` follows the pagination headers to the last page, within ``max_pages``);
 * :meth:`send`, the one way to make a mutating call: it sends, maps errors, and appends the audit record;
 * :meth:`submit_rows`, the recovery of a queueing POST whose outcome is unknown (a 5xx or a broken
   connection): re-read what took effect, send again only the rest.
@@ -18,22 +21,28 @@ What the answers mean is read by :mod:`lattigo_fleet.client.replies`; the endpoi
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import logging
 import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeout
 
 from lattigo_fleet.client import replies
 from lattigo_fleet.client._http import (
     SAFE_METHODS,
     AuditLog,
-    PolicyRetry,
     RequestStats,
-    RetryHooks,
     endpoint_of,
     parse_retry_after,
     short_body,
@@ -41,17 +50,23 @@ from lattigo_fleet.client._http import (
 from lattigo_fleet.client.errors import (
     AuthenticationError,
     BadRequest,
+    DeadlineExceeded,
     LattigoConnectionError,
     LattigoError,
     NotFound,
+    RateLimitBudgetExceeded,
     RateLimited,
     ServerError,
+    UnexpectedAnswer,
     Unprocessable,
+    UnsafeRedirect,
     scrub,
 )
 from lattigo_fleet.client.models import ActivationResult, Page
+from lattigo_fleet.client.pacing import AdaptiveRateLimiter
+from lattigo_fleet.client.shapes import MAX_NESTING, Shape, nesting_depth
 
-__all__ = ["LattigoTransport", "Answer", "DEVICE_OPERATIONS", "IDEMPOTENT_POSTS"]
+__all__ = ["LattigoTransport", "Answer", "Bounds", "DEVICE_OPERATIONS", "IDEMPOTENT_POSTS"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +75,41 @@ T = TypeVar("T")
 DEVICE_OPERATIONS = "v2/device_operations"
 #: Device operations that are POSTs but set a value (so repeating one is harmless, like a PUT).
 IDEMPOTENT_POSTS = ("set_usage_limit", "remove_usage_limit")
+#: Redirects followed in a row (only to the configured endpoint's own scheme, host and port).
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_CHUNK = 64 * 1024
+#: Reservations of a token one attempt makes when the rate keeps falling while it waits.
+MAX_RESERVATIONS = 5
+#: The shortest wait before a retry, whatever backoff_factor says: a retry is never sent back to back.
+MIN_BACKOFF = 0.05
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How far one call may go before it fails with :class:`DeadlineExceeded` (its ``bound`` in brackets).
+
+    ``max_pages`` [pages]: pages of one listing (a listing also stops when the server's own ``X-Total`` or
+    ``X-Total-Pages`` says it is complete, and fails with :class:`UnexpectedAnswer` when a page repeats).
+    ``retry_budget`` [retry_budget]: seconds one call may spend waiting between its attempts (429 pacing,
+    ``Retry-After``, backoff after a 5xx), in all; long enough by default to ride out a rate-limit storm.
+    A ``Retry-After`` longer than what is left of it, or than ``max_wait``, fails at once.
+    ``response_timeout`` [response_time]: wall-clock seconds for one answer to arrive whole, from sending
+    the request to the last byte of the body (the socket ``timeout`` only bounds the gap between bytes).
+    ``max_body_bytes`` [body_size]: the largest answer body read (after decompression).
+    """
+
+    max_pages: int = 10_000
+    retry_budget: float = 300.0
+    max_wait: float = 120.0
+    response_timeout: float = 120.0
+    max_body_bytes: int = 64 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.max_pages < 1 or self.max_body_bytes < 1:
+            raise ValueError("max_pages and max_body_bytes must be positive")
+        if not (self.retry_budget >= 0 and self.max_wait >= 0 and self.response_timeout > 0):
+            raise ValueError("retry_budget and max_wait must be >= 0, response_timeout > 0")
 
 
 class Answer:
@@ -72,8 +122,36 @@ class Answer:
         self.scrub = scrub  # removes the credentials from any text taken from the answer
 
 
+class _Call:
+    """The retry state of one call: when it started, how long it has waited, its failed attempts."""
+
+    def __init__(self, method: str, path: str, devices: Sequence[str], started: float) -> None:
+        self.method = method
+        self.path = path
+        self.devices = devices
+        self.started = started
+        self.waited = 0.0
+        self.failures = 0  # attempts lost to a 5xx or a broken connection
+        self.throttles = 0  # attempts answered 429
+        self.attempts = 0
+
+
+class _NotReached(Exception):
+    """The connection could not be made: nothing reached the server, so any verb may be sent again."""
+
+
 class LattigoTransport:
-    """The session, the retry policy, error mapping, paging and the audit log of one Lattigo client."""
+    """The session, the retry policy, error mapping, paging and the audit log of one Lattigo client.
+
+    Retries are this class's own loop (not urllib3's), so that one budget bounds them all:
+
+    * 429 is retried for every verb (a 429 was not processed) for as long as the retry budget lasts, after
+      the ``Retry-After`` the server asked for (else an exponential backoff with jitter), and the shared
+      :class:`AdaptiveRateLimiter` slows every thread of the client down to the rate the server allows;
+    * 5xx and read errors are retried (``max_retries`` times, within the budget) only for the methods that
+      may be repeated: GET, PUT (which in this API always sets a value) and the POSTs that set a value;
+    * a connection that could not be established is retried for every verb: nothing reached the server.
+    """
 
     def __init__(
         self,
@@ -86,15 +164,20 @@ class LattigoTransport:
         max_retries: int,
         backoff_factor: float,
         backoff_max: float,
-        max_wait: float,
         sleep: Callable[[float], None],
+        clock: Callable[[], float] = time.monotonic,
         pool_maxsize: int,
+        bounds: Bounds | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._origin = _origin(self.base_url)
         self.timeout = timeout
         self.max_retries = int(max_retries)
         self.backoff_factor = backoff_factor
         self.backoff_max = backoff_max
+        self.bounds = bounds or Bounds()
+        self._sleep = sleep
+        self._clock = clock
         self._secrets = (
             api_key,
             key_name,
@@ -102,34 +185,18 @@ class LattigoTransport:
         )
         self.stats = RequestStats()
         self.audit = AuditLog(audit_log)
-        self.hooks = RetryHooks(sleep=sleep, max_wait=max_wait, on_retry=self._on_retry)
+        self.limiter = AdaptiveRateLimiter(clock)
+        self.waits: list[float] = []  # the last few waits, for tests and diagnostics
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_maxsize, max_retries=self._retry(SAFE_METHODS))
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_maxsize, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        # Two POSTs set a value rather than queue work: repeating them after a 5xx is as safe as a PUT.
-        setting_retry = self._retry({*SAFE_METHODS, "POST"})
-        setting_adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=setting_retry)
-        for op in IDEMPOTENT_POSTS:
-            session.mount(f"{self.base_url}/{DEVICE_OPERATIONS}/{op}", setting_adapter)
         session.auth = (key_name, api_key)
         session.headers.update({"Accept": "application/json", "User-Agent": "lattigo-fleet-client/0.1"})
         self.session = session
 
-    def _retry(self, repeatable: Iterable[str]) -> PolicyRetry:
-        return PolicyRetry.build(
-            self.max_retries,
-            hooks=self.hooks,
-            backoff_factor=self.backoff_factor,
-            backoff_max=self.backoff_max,
-            allowed_methods=frozenset(repeatable),
-        )
-
     def close(self) -> None:
         self.session.close()
-
-    def _on_retry(self, method: str, url: str) -> None:
-        self.stats.count_retry(method, endpoint_of(url))
 
     def scrub(self, text: str) -> str:
         return scrub(text, self._secrets)
@@ -146,33 +213,225 @@ class LattigoTransport:
         devices: Sequence[str] = (),
         allow: Iterable[int] = (),
     ) -> requests.Response:
-        """Send one request (the adapter's policy retries it where safe) and map failures to errors."""
-        self.stats.count_request(method, endpoint_of(path))
+        """Send one request, retrying it within the bounds (see the class docstring); map failures to errors.
+
+        The answer's body has been read whole (``resp.content``) within ``response_timeout`` and
+        ``max_body_bytes``.
+        """
+        call = _Call(method, path, devices, self._clock())
+        operation = path.rsplit("/", 1)[-1] if path.startswith(f"{DEVICE_OPERATIONS}/") else None
+        repeatable = method in SAFE_METHODS or (method == "POST" and operation in IDEMPOTENT_POSTS)
+        allowed = set(allow)
+        last: requests.Response | None = None  # the previous attempt's answer, for the error if we stop
+        while True:
+            sent_at = self._pace(call, last)
+            call.attempts += 1
+            if call.attempts == 1:
+                self.stats.count_request(method, endpoint_of(path))
+            else:
+                self.stats.count_retry(method, endpoint_of(path))
+            try:
+                resp = self._exchange(call, params, json_body)
+            except _NotReached as exc:
+                self._retry_or_raise(call, True, self._connection_error(call, exc.__cause__))
+                continue
+            except requests.RequestException as exc:
+                self._retry_or_raise(call, repeatable, self._connection_error(call, exc))
+                continue
+            last, status = resp, resp.status_code
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            if status == 429:
+                call.throttles += 1
+                if retry_after:  # honoured: the next acquire() waits it (and so does every other thread)
+                    self._check_wait(call, retry_after, resp)  # too long: fail now, not after waiting
+                    self.limiter.on_throttle(sent_at, retry_after)
+                else:  # none (or "0"): back off, and the bucket paces the retry too
+                    self.limiter.on_throttle(sent_at, None)
+                    self._wait(call, self._backoff(call.throttles), resp)
+                continue
+            self.limiter.on_success()
+            if status >= 500 and repeatable and call.failures < self.max_retries:
+                call.failures += 1
+                self._wait(call, retry_after if retry_after is not None else self._backoff(call.failures), resp)
+                continue
+            if 200 <= status < 300 or status in allowed:
+                return resp
+            raise self._error_for(resp, method, path, devices)
+
+    def _pace(self, call: _Call, last: requests.Response | None) -> float:
+        """Wait for the shared bucket's token (the client's pacing, and any Retry-After a 429 asked of every
+        thread); reserve again, a few times at most, if the rate fell while waiting. The send time."""
+        for _ in range(MAX_RESERVATIONS):
+            epoch = self.limiter.epoch
+            pace, sent_at = self.limiter.acquire()
+            if pace > 0:
+                self._wait(call, pace, last, pacing=True)
+            if self.limiter.epoch == epoch:
+                break
+        return sent_at
+
+    def _retry_or_raise(self, call: _Call, repeatable: bool, error: LattigoConnectionError) -> None:
+        if not repeatable or call.failures >= self.max_retries:
+            raise error
+        call.failures += 1
+        self._wait(call, self._backoff(call.failures), None, error)
+
+    def _connection_error(self, call: _Call, exc: BaseException | None) -> LattigoConnectionError:
+        return LattigoConnectionError(
+            method=call.method,
+            endpoint=call.path,
+            devices=call.devices,
+            detail=self.scrub(f"{exc.__class__.__name__}: {exc}"),
+        )
+
+    def _wait(
+        self,
+        call: _Call,
+        seconds: float,
+        resp: requests.Response | None,
+        error: LattigoError | None = None,
+        *,
+        pacing: bool = False,
+    ) -> None:
+        """Wait ``seconds`` before the next attempt, unless that would break the retry budget: then fail."""
+        self._check_wait(call, seconds, resp, error, pacing=pacing)
+        call.waited += seconds
+        self.waits.append(seconds)
+        del self.waits[:-50]
+        if seconds > 0:
+            self._sleep(seconds)
+
+    def _check_wait(
+        self,
+        call: _Call,
+        seconds: float,
+        resp: requests.Response | None,
+        error: LattigoError | None = None,
+        *,
+        pacing: bool = False,
+    ) -> None:
+        """Fail (bound ``retry_budget``) if waiting ``seconds`` more would overrun the call's retry budget,
+        or (a wait the server asked for) is longer than ``max_wait``."""
+        budget = self.bounds.retry_budget
+        spent = max(self._clock() - call.started, call.waited)
+        too_long = not pacing and seconds > self.bounds.max_wait
+        if spent + seconds <= budget and not too_long:
+            return
+        why = (
+            f"a wait of {seconds:g} s is longer than max_wait ({self.bounds.max_wait:g} s)"
+            if too_long
+            else f"{spent:.1f} s spent on {call.attempts} attempt(s), {seconds:.1f} s more needed"
+        )
+        last = error.detail if error is not None else (self.detail(resp) if resp is not None else None)
+        kwargs: dict[str, Any] = {
+            "method": call.method,
+            "endpoint": call.path,
+            "devices": call.devices,
+            "status": resp.status_code if resp is not None else None,
+            "bound": "retry_budget",
+            "limit": budget,
+            "detail": why + (f"; last answer: {last}" if last else ""),
+        }
+        if resp is not None and resp.status_code == 429:
+            raise RateLimitBudgetExceeded(retry_after=parse_retry_after(resp.headers.get("Retry-After")), **kwargs)
+        raise DeadlineExceeded(**kwargs)
+
+    def _exchange(self, call: _Call, params: Mapping[str, Any] | None, body: Any) -> requests.Response:
+        """One attempt: send, follow same-origin redirects, read the body within the bounds."""
+        deadline = time.monotonic() + self.bounds.response_timeout
+        method, url = call.method, f"{self.base_url}/{call.path}"
+        read_timeout = min(self.timeout, self.bounds.response_timeout)
+        for _hop in range(MAX_REDIRECTS + 1):
+            try:
+                resp = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=body,
+                    timeout=(self.timeout, read_timeout),
+                    stream=True,
+                    allow_redirects=False,
+                )
+            except requests.ConnectionError as exc:
+                reason = exc.args[0].reason if exc.args and isinstance(exc.args[0], MaxRetryError) else None
+                if isinstance(exc, requests.ConnectTimeout) or isinstance(reason, ConnectTimeoutError):
+                    raise _NotReached() from exc
+                raise
+            try:
+                self._read_body(resp, deadline, call)
+            finally:
+                resp.close()
+            if resp.status_code not in _REDIRECTS:
+                return resp
+            url, method, body = self._redirect(resp, call, method, body)
+            params = None  # the target carries its own query
+            self.stats.count_request(method, endpoint_of(url))
+        raise UnsafeRedirect(
+            method=call.method, endpoint=call.path, devices=call.devices, detail=f"more than {MAX_REDIRECTS} redirects"
+        )
+
+    def _redirect(self, resp: requests.Response, call: _Call, method: str, body: Any) -> tuple[str, str, Any]:
+        """Where a redirect leads, if the client may follow it: the same origin only, the method kept."""
+        location = resp.headers.get("Location")
+        fail: dict[str, Any] = {
+            "method": call.method,
+            "endpoint": call.path,
+            "devices": call.devices,
+            "status": resp.status_code,
+        }
+        if not location:
+            raise UnexpectedAnswer(detail="a redirect without a Location", **fail)
+        target = urljoin(resp.url, location)
+        if _origin(target) != self._origin:
+            origin = _origin(target)
+            where = self.scrub(short_body("{}://{}:{}".format(*origin) if origin else location, 120))
+            raise UnsafeRedirect(detail=f"redirected off the configured endpoint, to {where}: not followed", **fail)
+        if resp.status_code in (307, 308) or method in ("GET", "HEAD"):
+            return target, method, body
+        raise UnsafeRedirect(detail=f"a {resp.status_code} would turn this {method} into a GET: not followed", **fail)
+
+    def _read_body(self, resp: requests.Response, deadline: float, call: _Call) -> None:
+        """Read the body in chunks, failing once it takes longer than the deadline or grows past the cap."""
+        cap = self.bounds.max_body_bytes
+        fail: dict[str, Any] = {
+            "method": call.method,
+            "endpoint": call.path,
+            "devices": call.devices,
+            "status": resp.status_code,
+        }
+        declared = resp.headers.get("Content-Length", "")
+        if declared.strip().isdigit() and int(declared) > cap:
+            raise DeadlineExceeded(bound="body_size", limit=cap, detail=f"Content-Length {int(declared)}", **fail)
+        body = bytearray()
         try:
-            resp = self.session.request(
-                method,
-                f"{self.base_url}/{path}",
-                params=params,
-                json=json_body,
-                timeout=self.timeout,
-            )
-        except requests.RequestException as exc:
-            raise LattigoConnectionError(
-                method=method,
-                endpoint=path,
-                devices=devices,
-                detail=self.scrub(f"{exc.__class__.__name__}: {exc}"),
-            ) from None
-        if 200 <= resp.status_code < 300 or resp.status_code in set(allow):
-            return resp
-        raise self._error_for(resp, method, path, devices)
+            while True:
+                if time.monotonic() > deadline:
+                    raise DeadlineExceeded(
+                        bound="response_time",
+                        limit=self.bounds.response_timeout,
+                        detail=f"{len(body)} bytes of the body read",
+                        **fail,
+                    )
+                chunk = resp.raw.read1(_CHUNK, decode_content=True)
+                if not chunk:
+                    break
+                body += chunk
+                if len(body) > cap:
+                    raise DeadlineExceeded(bound="body_size", limit=cap, detail=f"over {cap} bytes read", **fail)
+        except Urllib3ReadTimeout as exc:
+            raise requests.ReadTimeout(exc) from None
+        except (Urllib3Error, OSError) as exc:
+            raise requests.ConnectionError(exc) from None
+        resp._content = bytes(body)
+        resp._content_consumed = True  # type: ignore[attr-defined]
 
     def detail(self, resp: requests.Response) -> str:
         """What the server said in this answer, short and scrubbed."""
         try:
-            data = resp.json()
+            data = _loads(resp.content)
         except ValueError:
-            return self.scrub(short_body(resp.text or resp.reason or ""))
+            text = resp.content[:2000].decode("utf-8", "replace") if resp.content else ""
+            return self.scrub(short_body(text or resp.reason or ""))
         return self.scrub(replies.error_text(data))
 
     def _error_for(self, resp: requests.Response, method: str, path: str, devices: Sequence[str]) -> LattigoError:
@@ -190,7 +449,7 @@ class LattigoTransport:
             return NotFound(**kwargs)
         if status == 422:
             try:
-                processed, unprocessed = replies.unprocessable_body(resp.json())
+                processed, unprocessed = replies.unprocessable_body(_loads(resp.content))
             except ValueError:
                 processed, unprocessed = [], []
             return Unprocessable(processed=processed, unprocessed=unprocessed, **kwargs)
@@ -200,66 +459,104 @@ class LattigoTransport:
             return BadRequest(**kwargs)
         if status >= 500:
             return ServerError(**kwargs)
-        return LattigoError(**kwargs)
+        return UnexpectedAnswer(**kwargs)
 
-    def json(self, resp: requests.Response, method: str, path: str) -> Any:
-        """The decoded body (None when empty); a body that is not JSON is a :class:`LattigoError`."""
-        if not resp.content or not resp.content.strip():
-            return None
+    def json(self, resp: requests.Response, method: str, path: str, shape: Shape | None = None) -> Any:
+        """The decoded body (None when empty), checked against ``shape`` when the answer is a 2xx.
+
+        A body that is not JSON, nests deeper than the shapes allow, or (a 2xx) is not ``shape`` is an
+        :class:`UnexpectedAnswer`.
+        """
+        fail: dict[str, Any] = {"method": method, "endpoint": path, "status": resp.status_code}
         try:
-            return resp.json()
-        except ValueError:
-            raise LattigoError(
-                method=method,
-                endpoint=path,
-                status=resp.status_code,
-                detail="the response is not JSON: " + self.scrub(short_body(resp.text)),
-            ) from None
+            data = _loads(resp.content) if resp.content.strip() else None
+        except ValueError as exc:
+            raise UnexpectedAnswer(detail=self.scrub(str(exc)), **fail) from None
+        if shape is not None and 200 <= resp.status_code < 300:
+            if data is None:
+                raise UnexpectedAnswer(detail=f"expected {shape.name}; the answer is empty", **fail)
+            try:
+                problem = shape.problem(data)
+            except RecursionError:
+                problem = f"expected {shape.name}; the answer nests too deeply to check"
+            if problem:
+                raise UnexpectedAnswer(detail=self.scrub(problem), **fail)
+        return data
 
     # --- reads ----------------------------------------------------------------------------------------
 
-    def get(self, path: str, params: Mapping[str, Any] | None = None, devices: Sequence[str] = ()) -> Any:
+    def get(
+        self, path: str, params: Mapping[str, Any] | None = None, devices: Sequence[str] = (), *, shape: Shape
+    ) -> Any:
+        """GET one answer of the given ``shape`` (anything else is an :class:`UnexpectedAnswer`)."""
         resp = self.request("GET", path, params=_clean(params), devices=devices)
-        return self.json(resp, "GET", path)
+        return self.json(resp, "GET", path, shape)
 
-    def page(self, path: str, params: Mapping[str, Any] | None, page: int, per_page: int | None) -> Page:
+    def page(
+        self, path: str, params: Mapping[str, Any] | None, page: int, per_page: int | None, *, shape: Shape
+    ) -> Page:
+        return self._page(path, params, page, per_page, shape)[0]
+
+    def _page(
+        self, path: str, params: Mapping[str, Any] | None, page: int, per_page: int | None, shape: Shape
+    ) -> tuple[Page, str]:
+        """One page and a digest of its body (to notice a server that answers the same page again)."""
         query = dict(_clean(params) or {})
         query["page"] = page
         if per_page:
             query["per_page"] = per_page
         resp = self.request("GET", path, params=query)
-        data = self.json(resp, "GET", path)
-        if data is None:
-            data = []
-        if not isinstance(data, list):
-            raise LattigoError(method="GET", endpoint=path, status=resp.status_code, detail="expected a JSON array")
-        return replies.page_of(data, resp.headers)
+        data = self.json(resp, "GET", path, shape)
+        return replies.page_of(data, resp.headers), hashlib.sha256(resp.content).hexdigest()
 
-    def paged(self, path: str, params: Mapping[str, Any] | None, per_page: int) -> Iterator[Any]:
+    def paged(self, path: str, params: Mapping[str, Any] | None, per_page: int, *, shape: Shape) -> Iterator[Any]:
         """Every item of a list endpoint, following ``X-Next-Page`` (or ``X-Page``/``X-Total-Pages``).
 
         A response without pagination headers is the whole list. When the server caps the page size, the
-        following pages are asked with the size it announced in ``X-Per-Page``.
+        following pages are asked with the size it announced in ``X-Per-Page``. The listing stops when the
+        server's own ``X-Total-Pages`` or ``X-Total`` says it is complete, and fails after ``max_pages``
+        pages (:class:`DeadlineExceeded`, bound ``pages``) or when a page repeats an earlier one or the
+        page number does not advance (:class:`UnexpectedAnswer`).
         """
         size = per_page
         page_no = 1
+        pages = items = 0
+        digests: dict[str, int] = {}
         while True:
-            page = self.page(path, params, page_no, size)
+            if pages >= self.bounds.max_pages:
+                raise DeadlineExceeded(
+                    method="GET",
+                    endpoint=path,
+                    bound="pages",
+                    limit=self.bounds.max_pages,
+                    detail=f"{items} items read and the server still announces page {page_no}",
+                )
+            page, digest = self._page(path, params, page_no, size, shape)
+            pages += 1
+            if page.items and digest in digests:
+                raise UnexpectedAnswer(
+                    method="GET", endpoint=path, detail=f"page {page_no} repeats page {digests[digest]}"
+                )
+            digests[digest] = page_no
+            items += len(page.items)
             yield from page.items
+            current = page.page or page_no
             nxt = page.next_page
-            if nxt is None and page.total_pages is not None:
-                current = page.page or page_no
-                if current < page.total_pages:
-                    nxt = current + 1
+            if nxt is None and page.total_pages is not None and current < page.total_pages:
+                nxt = current + 1
             if nxt is None or not page.items:
                 return
+            if page.total_pages is not None and current >= page.total_pages:
+                return  # the server's own count of pages says this was the last one
+            if page.total is not None and items >= page.total:
+                return  # ... or its count of items
             if nxt <= page_no:
-                raise LattigoError(
+                raise UnexpectedAnswer(
                     method="GET",
                     endpoint=path,
                     detail=f"pagination does not advance (page {page_no}, next {nxt})",
                 )
-            if page.per_page and page.per_page != size:
+            if page.per_page and page.per_page > 0 and page.per_page != size:
                 size = page.per_page
             page_no = nxt
 
@@ -273,6 +570,7 @@ class LattigoTransport:
         *,
         devices: Sequence[str],
         read: Callable[[Answer], tuple[T, Mapping[str, str]]],
+        shape: Shape,
         allow: Iterable[int] = (),
         audit_fields: Mapping[str, Any] | None = None,
         refused: str = "failed",
@@ -281,6 +579,7 @@ class LattigoTransport:
     ) -> T:
         """Send one mutating request and append its audit record (whatever happens, exceptions included).
 
+        ``shape`` is the documented shape of a 2xx answer (any other is an :class:`UnexpectedAnswer`);
         ``read`` turns the answer into ``(value, refusals)``: what the endpoint returns, and device ->
         reason for each device the API refused. The record's outcome is ``ok`` (none refused), ``partial``
         (some) or ``refused`` (the word for "all", e.g. ``rejected``); with ``strict`` a refusal is raised
@@ -303,7 +602,15 @@ class LattigoTransport:
                 rec.failures = {str(d): rec.detail for d in devices}
                 return contain(dict(rec.failures))
             rec.status = resp.status_code
-            answer = Answer(resp.status_code, self.json(resp, method, path), lambda: self.detail(resp), self.scrub)
+            try:
+                data = self.json(resp, method, path, shape)
+            except UnexpectedAnswer as exc:
+                if contain is None:
+                    raise
+                rec.outcome, rec.detail = "failed", f"{exc.__class__.__name__}: {exc}"
+                rec.failures = {str(d): rec.detail for d in devices}
+                return contain(dict(rec.failures))
+            answer = Answer(resp.status_code, data, lambda: self.detail(resp), self.scrub)
             value, failures = read(answer)
             rec.failures = dict(failures)
             if failures:
@@ -319,6 +626,7 @@ class LattigoTransport:
         rows: Sequence[Any],
         make_body: Callable[[Sequence[Any]], dict[str, Any]],
         *,
+        shape: Shape,
         took_effect: Callable[[Mapping[str, Any] | None], bool],
         observe: Callable[[Sequence[str]], Mapping[str, Mapping[str, Any]]],
         audit_fields: Mapping[str, Any] | None = None,
@@ -335,7 +643,7 @@ class LattigoTransport:
         while pending:
             attempt += 1
             try:
-                result.merge(self._post_rows(path, pending, make_body, audit_fields))
+                result.merge(self._post_rows(path, pending, make_body, shape, audit_fields))
                 return result
             except (ServerError, LattigoConnectionError) as exc:
                 failure = exc
@@ -363,7 +671,7 @@ class LattigoTransport:
                     result.rejected[r.iccid] = f"not applied: {failure}"
                 break
             result.resent.extend(r.iccid for r in pending)
-            self.hooks.wait(self._backoff(attempt))
+            self._sleep(self._backoff(attempt))
         return result
 
     def _post_rows(
@@ -371,6 +679,7 @@ class LattigoTransport:
         path: str,
         rows: Sequence[Any],
         make_body: Callable[[Sequence[Any]], dict[str, Any]],
+        shape: Shape,
         audit_fields: Mapping[str, Any] | None,
     ) -> ActivationResult:
         iccids = [r.iccid for r in rows]
@@ -380,13 +689,15 @@ class LattigoTransport:
             make_body(rows),
             devices=iccids,
             read=lambda answer: rows_read(answer, iccids),
+            shape=shape,
             allow=(422,),
             audit_fields=audit_fields,
             refused="rejected",
         )
 
     def _backoff(self, attempt: int) -> float:
-        delay = min(self.backoff_max, self.backoff_factor * (2 ** max(0, attempt - 1)))
+        delay = min(self.backoff_max, self.backoff_factor * (2 ** min(30, max(0, attempt - 1))))
+        delay = max(delay, MIN_BACKOFF)
         return delay / 2 + random.random() * delay / 2
 
 
@@ -400,3 +711,35 @@ def _clean(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if params is None:
         return None
     return {k: v for k, v in params.items() if v is not None}
+
+
+def _loads(content: bytes) -> Any:
+    """JSON from a body, or ValueError (also for nesting deeper than :data:`MAX_NESTING`)."""
+    try:
+        data = json.loads(content)
+    except RecursionError:
+        raise ValueError("the answer nests too deeply to decode") from None
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise ValueError(f"the answer is not JSON ({short_body(str(exc), 80)}): {_peek(content)}") from None
+    if nesting_depth(data, MAX_NESTING) > MAX_NESTING:
+        raise ValueError(f"the answer nests deeper than {MAX_NESTING} levels")
+    return data
+
+
+def _peek(content: bytes) -> str:
+    return short_body(content[:400].decode("utf-8", "replace"), 120)
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) with the scheme's default port filled in; None for a URL without a host."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    scheme = parts.scheme.lower()
+    if port is None:
+        port = {"http": 80, "https": 443}.get(scheme)
+    return scheme, parts.hostname.lower(), port

@@ -281,7 +281,9 @@ def test_bulk_answer_without_statuses_fails_every_device(stub, make):
     stub.handler = lambda req: (200, {}, {"something": "else"})
     client = make()
     result = client.remove_usage_limit(["7"])
-    assert result.failed == {"7": "no per-device status in the response"}
+    reason = result.failed["7"]
+    assert reason.startswith("UnexpectedAnswer: POST v2/device_operations/remove_usage_limit")
+    assert "'status' is a required property" in reason and result.succeeded == []
     assert audit(client) == [
         {
             "method": "POST",
@@ -289,7 +291,8 @@ def test_bulk_answer_without_statuses_fails_every_device(stub, make):
             "devices": ["7"],
             "outcome": "failed",
             "status": 200,
-            "failures": {"7": "no per-device status in the response"},
+            "failures": {"7": reason},
+            "detail": reason,
         }
     ]
 

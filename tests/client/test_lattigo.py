@@ -13,9 +13,11 @@ from lattigo_fleet.client import (
     ActivationRow,
     AuthenticationError,
     BadRequest,
+    DeadlineExceeded,
     LattigoClient,
     LattigoError,
     NotFound,
+    RateLimitBudgetExceeded,
     RateLimited,
 )
 from tests.client.conftest import PLAN, add_active, add_inventory, api_requests, iccid, imei
@@ -132,13 +134,26 @@ def test_429_is_retried_for_a_post_too(emu, client):
     assert [r["status"] for r in api_requests(emu, "activation_request")] == [429, 200]
 
 
-def test_rate_limit_retries_spent(emu, client, clock):
+def test_429_is_retried_until_the_retry_budget_is_spent_not_a_fixed_count(emu, clock):
     emu.set_faults(fail_next=[{"path": "/v2/rate_plans", "status": 429, "count": 50, "retry_after": 2}])
-    with pytest.raises(RateLimited) as info:
+    client = LattigoClient(
+        emu.base_url,
+        EMULATOR_KEY_NAME,
+        EMULATOR_API_KEY,
+        max_retries=2,
+        retry_budget=10,
+        sleep=clock.sleep,
+        clock=clock,
+    )
+    with pytest.raises(RateLimitBudgetExceeded) as info:
         client.rate_plans()
-    assert info.value.retry_after == 2.0 and info.value.status == 429
-    assert len(api_requests(emu, "/v2/rate_plans")) == client.max_retries + 1
-    assert clock.waits == [2.0] * client.max_retries
+    err = info.value
+    assert isinstance(err, RateLimited) and isinstance(err, DeadlineExceeded)
+    assert err.bound == "retry_budget" and err.limit == 10 and err.retry_after == 2.0 and err.status == 429
+    assert "retry_budget bound (10 s)" in str(err)
+    # 2 s after each of 5 429s fills the 10 s budget: the 6th 429 stops it (more than max_retries=2 retries).
+    assert clock.waits == [2.0] * 5
+    assert len(api_requests(emu, "/v2/rate_plans")) == 6
 
 
 def test_5xx_on_get_and_put_is_retried(emu, client):

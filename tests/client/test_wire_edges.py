@@ -6,13 +6,16 @@ import pytest
 
 from lattigo_fleet.client import (
     ActivationRow,
+    DeadlineExceeded,
     LattigoClient,
     LattigoConnectionError,
     LattigoError,
+    RateLimitBudgetExceeded,
     RateLimited,
     ServerError,
     Unprocessable,
 )
+from tests.client.conftest import Clock
 from tests.client.stub import start_stub
 
 KEY, SECRET = "stub-key", "stub-secret-value"
@@ -82,7 +85,7 @@ def test_pagination_that_does_not_advance_is_an_error(stub):
         client.snapshot()
 
 
-def test_retry_after_is_obeyed_for_a_post_and_capped(stub):
+def test_retry_after_is_obeyed_for_a_post_and_one_above_max_wait_fails_at_once(stub):
     calls = {"n": 0}
 
     def handler(req):
@@ -94,22 +97,36 @@ def test_retry_after_is_obeyed_for_a_post_and_capped(stub):
         return 200, {}, {"processed": [], "unprocessed": []}
 
     stub.handler = handler
-    client, waits = _client(stub, max_wait=60)
-    result = client.activate([ActivationRow("8901" + "0" * 16, "351234567890123")], "plan")
-    assert result.accepted == ["8901" + "0" * 16]
-    assert waits == [7.0, 60.0]
-    assert client.stats.retries["POST v2/device_operations/activation_request"] == 2
+    clock = Clock()
+    client = LattigoClient(stub.base_url, KEY, SECRET, max_wait=60, sleep=clock.sleep, clock=clock)
+    with pytest.raises(RateLimitBudgetExceeded) as info:
+        client.activate([ActivationRow("8901" + "0" * 16, "351234567890123")], "plan")
+    assert info.value.bound == "retry_budget" and info.value.retry_after == 9999.0
+    assert "9999 s is longer than max_wait (60 s)" in str(info.value)
+    assert clock.waits == [7.0]  # the 9999 s was not waited, not even in part
+    assert calls["n"] == 2
 
 
-def test_429_without_retry_after_backs_off_exponentially_then_gives_up(stub):
+def test_429_without_retry_after_backs_off_and_paces_within_the_budget(stub):
     stub.handler = lambda req: (429, {}, {"error": "slow down"})
-    client, waits = _client(stub, max_retries=4, backoff_factor=1.0, backoff_max=100)
+    clock = Clock()
+    client = LattigoClient(
+        stub.base_url,
+        KEY,
+        SECRET,
+        max_retries=4,
+        backoff_factor=1.0,
+        backoff_max=4,
+        retry_budget=30,
+        sleep=clock.sleep,
+        clock=clock,
+    )
     with pytest.raises(RateLimited) as info:
         client.users()
-    assert len(stub.requests) == 5
-    assert len(waits) == 4
-    for n, wait in enumerate(waits, start=1):
-        assert 2 ** (n - 1) / 2 <= wait <= 2 ** (n - 1)
+    assert isinstance(info.value, DeadlineExceeded) and info.value.bound == "retry_budget"
+    assert sum(clock.waits) <= 30
+    assert len(stub.requests) > 5  # not a fixed 1 + max_retries attempts: as many as the budget allows
+    assert all(w >= 0.5 for w in clock.waits[:1]) and max(clock.waits) <= 4
     assert info.value.status == 429
     assert "v2/users" in str(info.value) and SECRET not in str(info.value)
 

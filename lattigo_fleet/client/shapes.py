@@ -1,0 +1,202 @@
+"""The documented shape of every Lattigo answer, as JSON Schema, written from ``lattigo-api-v2.txt``.
+
+The transport checks every successful (2xx) answer against the shape its endpoint declares before anything
+reads it: an answer of any other shape is an :class:`~lattigo_fleet.client.errors.UnexpectedAnswer`, never
+a success. The schemas say only what the document promises and the client relies on (a device object has
+a ``device_name``, an ``iccid`` and a ``state``; a rate plan a string ``name``; a per-device status is a
+string), and leave the other fields free, so that a field the platform adds does not break the client.
+
+``ENDPOINT_SHAPES`` maps ``"METHOD endpoint-template"`` to its shape: one place to read what each endpoint
+answers, pinned by a table test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from jsonschema import Draft202012Validator, validators
+
+from lattigo_fleet.client._http import short_body
+
+__all__ = ["Shape", "ENDPOINT_SHAPES"]
+
+#: Deeper answers are refused before any schema or reader sees them (no documented answer nests past 4).
+MAX_NESTING = 64
+
+
+def _is_integer(checker: Any, instance: Any) -> bool:
+    """A JSON integer literal only: not ``1.0`` (which JSON Schema would count) nor ``true``."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+#: Draft 2020-12, except that ``"integer"`` means what the client will receive as a Python ``int``.
+_Validator = validators.extend(
+    Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer)
+)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One answer's shape: a name for messages (``"a device object"``) and its JSON Schema."""
+
+    name: str
+    schema: dict[str, Any]
+    _validator: Any = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        Draft202012Validator.check_schema(self.schema)
+        object.__setattr__(self, "_validator", _Validator(self.schema))
+
+    def problem(self, data: Any) -> str | None:
+        """None when ``data`` has this shape, else what is wrong with it (the first difference, short)."""
+        error = next(self._validator.iter_errors(data), None)
+        if error is None:
+            return None
+        where = error.json_path if error.path else "the answer"
+        return f"expected {self.name}; at {short_body(where, 80)}: {short_body(error.message, 160)}"
+
+
+# --- building blocks ---------------------------------------------------------------------------------
+
+_ID = {"type": ["string", "integer"], "minLength": 1}  # device names and ICCIDs: "36500", 36500
+_TEXT_OR_NULL = {"type": ["string", "null"]}
+_OBJECT = {"type": "object"}
+#: An answer keyed by device name: a device is never called like an error answer's key.
+_DEVICE_KEY = {"minLength": 1, "not": {"enum": ["error", "errors", "message", "errorMessage"]}}
+
+
+def _array_of(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": item}
+
+
+_DEVICE = {
+    "type": "object",
+    "required": ["device_name", "iccid", "state"],
+    "properties": {
+        "id": {"type": ["integer", "string", "null"]},
+        "device_name": _ID,
+        "iccid": _ID,
+        "state": {"type": "string", "minLength": 1},
+        "imei": {"type": ["string", "integer", "null"]},
+        "cost_center": _TEXT_OR_NULL,
+        "note": _TEXT_OR_NULL,
+        "note1": _TEXT_OR_NULL,
+        "note2": _TEXT_OR_NULL,
+        "note3": _TEXT_OR_NULL,
+        "connected": {"type": ["boolean", "null"]},
+    },
+}
+
+#: ``{processed: [{...}], unprocessed: [{device_index, error, input}]}`` (activation, suspension, upload).
+_ROWS = {
+    "type": "object",
+    "required": ["processed", "unprocessed"],
+    "properties": {
+        "processed": _array_of(_OBJECT),
+        "unprocessed": _array_of(
+            {
+                "type": "object",
+                "properties": {
+                    "device_index": {"type": ["integer", "null"]},
+                    "error": {"type": ["string", "object", "array", "null"]},
+                    "input": {"type": ["object", "null"]},
+                },
+            }
+        ),
+    },
+}
+
+
+def _status_map(key: str) -> dict[str, Any]:
+    """``{key: {device_name: "Success..." | "Error: ..."}}``."""
+    return {
+        "type": "object",
+        "required": [key],
+        "properties": {key: {"type": "object", "additionalProperties": {"type": "string"}}},
+    }
+
+
+# --- the shapes --------------------------------------------------------------------------------------
+
+DEVICE_NAMES = Shape("an array of device names", _array_of(_ID))
+DEVICES = Shape("an array of device objects", _array_of(_DEVICE))
+DEVICE = Shape("a device object", _DEVICE)
+OBJECTS = Shape("an array of objects", _array_of(_OBJECT))  # SMS, device reports, data usages
+_MESSAGE = {
+    "type": "object",
+    "required": ["message_id"],
+    "properties": {
+        "message_id": {"type": ["integer", "string"]},
+        "event_code": {"type": ["integer", "string", "null"]},
+    },
+}
+MESSAGES = Shape("an array of CalAmp message objects", _array_of(_MESSAGE))
+LAST_MESSAGE = Shape(
+    "a CalAmp message object (or an empty array)",
+    {"oneOf": [_MESSAGE, {"type": "array", "maxItems": 1, "items": _MESSAGE}]},
+)
+NOTE = Shape(
+    'a {"<device_name>": "Success"} object',
+    {"type": "object", "minProperties": 1, "propertyNames": _DEVICE_KEY, "additionalProperties": {"type": "string"}},
+)
+LOCATE = Shape(
+    'a {"<device_name>": <carrier_response>} object',
+    {"type": "object", "minProperties": 1, "propertyNames": _DEVICE_KEY},
+)
+ROWS = Shape("a {processed, unprocessed} object", _ROWS)
+CHANGE_STATUS = Shape("a {change_status: {device_name: status}} object", _status_map("change_status"))
+STATUS = Shape("a {status: {device_name: status}} object", _status_map("status"))
+RATE_PLANS = Shape(
+    "an array of rate plan objects",
+    _array_of({"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "minLength": 1}}}),
+)
+USERS = Shape("an array of usernames", _array_of({"type": "string"}))
+
+_D = "v2/devices/:device_name"
+_O = "v2/device_operations"
+
+#: Every endpoint the client calls and the shape of its successful answer.
+ENDPOINT_SHAPES: dict[str, Shape] = {
+    "GET v2/devices": DEVICE_NAMES,
+    "GET v2/devices?details=true": DEVICES,
+    f"GET {_D}": DEVICE,
+    f"GET {_D}/get_sms": OBJECTS,
+    f"GET {_D}/calamp_messages": MESSAGES,
+    f"GET {_D}/last_calamp_message": LAST_MESSAGE,
+    f"PUT {_D}/note": NOTE,
+    f"GET {_D}/device_reports": OBJECTS,
+    f"GET {_D}/daily_data_usages": OBJECTS,
+    f"GET {_D}/monthly_data_usages": OBJECTS,
+    f"POST {_D}/cellular_locate": LOCATE,
+    f"POST {_O}/activation_request": ROWS,
+    f"POST {_O}/suspend_no_billing_request": ROWS,
+    f"POST {_O}/upload_request": ROWS,
+    f"PUT {_O}/change_cost_center": CHANGE_STATUS,
+    f"PUT {_O}/change_simstate": CHANGE_STATUS,
+    f"POST {_O}/remove_usage_limit": STATUS,
+    f"POST {_O}/send_sms": STATUS,
+    f"POST {_O}/set_usage_limit": STATUS,
+    f"GET {_O}/calamp_events": MESSAGES,
+    "GET v2/rate_plans": RATE_PLANS,
+    "GET v2/users": USERS,
+}
+
+
+def nesting_depth(value: Any, limit: int = MAX_NESTING) -> int:
+    """How deeply ``value`` nests arrays and objects (a scalar is 0), counting no further than ``limit + 1``.
+
+    Iterative, so that a hostile answer cannot exhaust the stack of whoever reads it next.
+    """
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth > limit:
+                return depth
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth) for child in children)
+    return deepest

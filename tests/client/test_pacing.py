@@ -1,0 +1,89 @@
+"""Under rate limiting the client slows down instead of failing SIMs: the adaptive token bucket.
+
+Against the real emulator (``rate_limit_per_second``/``rate_limit_burst``: a token bucket per key that
+answers 429 with ``Retry-After``), with real time: concurrent bulk calls of one client all succeed. The
+assertions are counts of outcomes (no failure, some 429s happened), never durations. The unit tests of
+:class:`AdaptiveRateLimiter` run on a fake clock.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from lattigo_fleet.client import BulkResult, LattigoClient
+from lattigo_fleet.client.pacing import AdaptiveRateLimiter
+from tests.client.conftest import add_active, api_requests
+from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
+
+
+def test_concurrent_bulk_calls_all_succeed_under_a_429_storm(emu):
+    sims = add_active(emu, 0, 48)
+    emu.set_faults(rate_limit_per_second=4, rate_limit_burst=2)
+    client = LattigoClient(emu.base_url, EMULATOR_KEY_NAME, EMULATOR_API_KEY, chunk_size=4, timeout=10)
+    groups = [sims[i : i + 8] for i in range(0, len(sims), 8)]  # 6 calls of 2 requests each, all at once
+    try:
+        with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+            results: list[BulkResult] = list(pool.map(lambda g: client.change_simstate(g, "suspend"), groups))
+    finally:
+        emu.set_faults(rate_limit_per_second=None, rate_limit_burst=None)
+        client.close()
+    failed = {k: v for r in results for k, v in r.failed.items()}
+    assert failed == {}
+    assert sorted(i for r in results for i in r.succeeded) == sorted(sims)
+    statuses = [r["status"] for r in api_requests(emu, "change_simstate")]
+    assert statuses.count(429) > 0  # the storm happened ...
+    assert statuses.count(200) == 12  # ... and every chunk went through exactly once
+    assert client._http.limiter.enabled and client._http.limiter.throttles == statuses.count(429)
+    assert {s["state"] for s in emu.sims() if s["iccid"] in set(sims)} == {"suspended"}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_bucket_does_not_pace_until_the_first_429():
+    limiter = AdaptiveRateLimiter(FakeClock())
+    assert [limiter.acquire()[0] for _ in range(50)] == [0.0] * 50
+    assert not limiter.enabled
+
+
+def test_a_429_lowers_the_rate_and_pauses_every_thread_for_the_retry_after():
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(clock, min_rate=0.5, decrease=0.5)
+    sent = [limiter.acquire()[1] for _ in range(20)]  # 20 requests in the last 2 s window: 10/s measured
+    limiter.on_throttle(sent[-1], retry_after=3.0)
+    assert limiter.enabled and limiter.rate == 5.0  # measured 10/s, halved
+    waits = [limiter.acquire()[0] for _ in range(3)]
+    assert waits[0] == 3.0  # the Retry-After, for whoever comes next
+    assert waits == sorted(waits) and waits[2] > 3.0  # and then paced at the new rate
+
+
+def test_concurrent_429s_from_one_burst_lower_the_rate_once():
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(clock, min_rate=0.1, decrease=0.5)
+    sent = [limiter.acquire()[1] for _ in range(20)]
+    clock.now += 0.1
+    for at in sent[-5:]:  # five requests of the same burst answered 429
+        limiter.on_throttle(at, retry_after=None)
+    assert limiter.rate == 5.0 and limiter.throttles == 5 and limiter.epoch == 1
+
+
+def test_successes_raise_the_rate_again_with_the_time_since_the_429():
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(clock, min_rate=0.1, decrease=0.5, recovery=2.0, probe=0.25)
+    sent = [limiter.acquire()[1] for _ in range(20)]  # 10/s measured
+    limiter.on_throttle(sent[-1], retry_after=None)
+    assert limiter.rate == 5.0
+    clock.now += 1.0
+    limiter.on_success()
+    assert limiter.rate == 7.5  # half way back to the 10/s of before the 429
+    clock.now += 1.0
+    limiter.on_success()
+    assert limiter.rate == 10.0
+    clock.now += 4.0
+    limiter.on_success()
+    assert limiter.rate == 20.0  # then probing beyond it: +25% of it per second
