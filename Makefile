@@ -24,7 +24,7 @@ WITH_PULUMI = PATH="$(PULUMI_BIN):$(abspath $(VENV))/bin:$$PATH"
 
 help:
 	@echo "make demo   - run the demo: emulator + pulumi preview/up on fleet.yaml"
-	@echo "make test   - ruff check + mypy + the whole test suite (builds what it needs)"
+	@echo "make test   - ruff check, ruff format --check, mypy + the whole test suite (builds what it needs)"
 	@echo "make setup  - only build the virtualenv and the Pulumi CLI"
 	@echo "eval \"\$$(make -s env)\"  - put pulumi and lattigo-fleet on this shell's PATH"
 	@echo "make bench  - scale runs (not part of the tests)"
@@ -56,6 +56,7 @@ env:
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 test: setup lint

@@ -98,19 +98,28 @@ class Fleet:
         return self.n + self.new
 
     def yaml(self) -> str:
-        lines = ["version: 1", f"defaults: {{rate_plan: \"{RATE_PLAN}\", state: active}}",
-                 "groups:", "  depot: {cost_center: ops}", "policy: {max_changes: 100%}", "sims:"]
+        lines = [
+            "version: 1",
+            f'defaults: {{rate_plan: "{RATE_PLAN}", state: active}}',
+            "groups:",
+            "  depot: {cost_center: ops}",
+            "policy: {max_changes: 100%}",
+            "sims:",
+        ]
         for i in range(self.n):
             extra = ""
             if i in self.cost_center:
                 extra += f", cost_center: {self.cost_center[i]}"
             if i in self.suspended:
                 extra += ", state: suspended"
-            lines.append(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", name: unit-{i:05d}, group: depot, "
-                         f"notes: {{note: \"{self.note.get(i, original_note(i))}\"}}{extra}}}")
+            lines.append(
+                f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", name: unit-{i:05d}, group: depot, '
+                f'notes: {{note: "{self.note.get(i, original_note(i))}"}}{extra}}}'
+            )
         for i in range(self.n, self.n + self.new):
-            lines.append(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", name: unit-{i:05d}, "
-                         f"rate_plan: \"{RATE_PLAN}\"}}")
+            lines.append(
+                f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", name: unit-{i:05d}, rate_plan: "{RATE_PLAN}"}}'
+            )
         return "\n".join(lines) + "\n"
 
     def change(self, indices: list[int]) -> Counter:
@@ -130,8 +139,11 @@ class Fleet:
         return known
 
     def expected(self, i: int) -> dict[str, str]:
-        return {"cost_center": self.cost_center.get(i, "ops"), "note": self.note.get(i, original_note(i)),
-                "state": "suspended" if i in self.suspended else "active"}
+        return {
+            "cost_center": self.cost_center.get(i, "ops"),
+            "note": self.note.get(i, original_note(i)),
+            "state": "suspended" if i in self.suspended else "active",
+        }
 
 
 def original_note(i: int) -> str:
@@ -169,8 +181,14 @@ class Admin:
     def day_of_usage(self, n: int) -> None:
         day = str(self.call("GET", "/_emulator/clock")["now"])[:10]
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda i: self.call("POST", "/_emulator/usage", {
-                "iccid": iccid(i), "date": day, "bytes": 1_000_000 + i, "sms": 1}), range(n)))
+            list(
+                pool.map(
+                    lambda i: self.call(
+                        "POST", "/_emulator/usage", {"iccid": iccid(i), "date": day, "bytes": 1_000_000 + i, "sms": 1}
+                    ),
+                    range(n),
+                )
+            )
         self.call("POST", "/_emulator/tick", {})
 
     def mismatches(self, fleet: Fleet) -> int:
@@ -205,8 +223,11 @@ def devices_in(req: dict) -> int:
 
 
 def checkpoint_bytes(root: Path, stack: str) -> int:
-    files = [p for p in (root / "backend" / ".pulumi" / "stacks").rglob(f"{stack}.json*")
-             if not p.name.endswith(".bak") and ".bak" not in p.suffixes]
+    files = [
+        p
+        for p in (root / "backend" / ".pulumi" / "stacks").rglob(f"{stack}.json*")
+        if not p.name.endswith(".bak") and ".bak" not in p.suffixes
+    ]
     return max((p.stat().st_size for p in files), default=0)
 
 
@@ -214,8 +235,9 @@ def run_sampled(stack: PulumiStack, args: tuple[str, ...], timeout: float) -> tu
     argv = ["pulumi", *args, "--stack", stack.name, "--non-interactive"]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=stack.project_dir, env=stack.env, stdout=out, stderr=err,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            argv, cwd=stack.project_dir, env=stack.env, stdout=out, stderr=err, start_new_session=True
+        )
         sampler = TreeSampler(proc.pid, classify=role)
         try:
             while proc.poll() is None:
@@ -233,8 +255,19 @@ def run_sampled(stack: PulumiStack, args: tuple[str, ...], timeout: float) -> tu
         return proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"), wall, sampler
 
 
-def measure(*, n: int, scenario: str, stack: PulumiStack, root: Path, admin: Admin, fleet: Fleet,
-            args: tuple[str, ...], known: Counter, expect_ok: bool, timeout: float) -> dict:
+def measure(
+    *,
+    n: int,
+    scenario: str,
+    stack: PulumiStack,
+    root: Path,
+    admin: Admin,
+    fleet: Fleet,
+    args: tuple[str, ...],
+    known: Counter,
+    expect_ok: bool,
+    timeout: float,
+) -> dict:
     admin.call("DELETE", "/_emulator/requests")
     print(f"[{n}] {scenario}: pulumi {' '.join(args)} ...", flush=True)
     rc, stdout, stderr, wall, sampler = run_sampled(stack, args, timeout)
@@ -243,29 +276,40 @@ def measure(*, n: int, scenario: str, stack: PulumiStack, root: Path, admin: Adm
     writes = [r for r in log if r["method"] != "GET"]
     procs = sampler.by_role()
     row = {
-        "sims": n, "scenario": scenario, "command": "pulumi " + " ".join(args), "exit_code": rc,
-        "as_expected": (rc == 0) == expect_ok, "wall_s": round(wall, 1), "output_lines": len(stdout.splitlines()),
+        "sims": n,
+        "scenario": scenario,
+        "command": "pulumi " + " ".join(args),
+        "exit_code": rc,
+        "as_expected": (rc == 0) == expect_ok,
+        "wall_s": round(wall, 1),
+        "output_lines": len(stdout.splitlines()),
         "processes": {r: procs.get(r, {"cpu_s": 0.0, "peak_rss_mb": 0.0, "processes": 0}) for r in (*ROLES, "other")},
         "peak_rss_mb_three_sum_of_peaks": round(sum(procs.get(r, {}).get("peak_rss_mb", 0.0) for r in ROLES), 1),
         "peak_rss_mb_three_together_sampled": round(
-            sampler.peak_together_kb.get("engine+program+provider", 0) * 1024 / 1e6, 1),
+            sampler.peak_together_kb.get("engine+program+provider", 0) * 1024 / 1e6, 1
+        ),
         "samples": sampler.samples,
         "requests": {
-            "reads": len(reads), "writes": len(writes),
-            "floor_reads": floor_reads(fleet.declared), "floor_writes": floor_writes(known),
-            "naive_reads": fleet.declared, "naive_writes": sum(known.values()),
+            "reads": len(reads),
+            "writes": len(writes),
+            "floor_reads": floor_reads(fleet.declared),
+            "floor_writes": floor_writes(known),
+            "naive_reads": fleet.declared,
+            "naive_writes": sum(known.values()),
             "known_changes": {f"{call} {param}": c for (call, param), c in sorted(known.items())},
             "by_endpoint": dict(Counter(endpoint(r) for r in log).most_common()),
-            "devices_by_write_endpoint": dict(sum((Counter({endpoint(r): devices_in(r)}) for r in writes),
-                                                  Counter())),
+            "devices_by_write_endpoint": dict(sum((Counter({endpoint(r): devices_in(r)}) for r in writes), Counter())),
             "statuses": dict(Counter(str(r.get("status")) for r in log)),
         },
         "state_bytes_per_sim": round(checkpoint_bytes(root, stack.name) / fleet.declared, 1),
     }
     if not row["as_expected"]:
         row["stdout_tail"], row["stderr_tail"] = stdout[-4000:], stderr[-2000:]
-    print(f"[{n}] {scenario}: exit {rc}, {wall:.1f} s, {len(reads)} reads, {len(writes)} writes, "
-          f"{json.dumps(row['processes'])}", flush=True)
+    print(
+        f"[{n}] {scenario}: exit {rc}, {wall:.1f} s, {len(reads)} reads, {len(writes)} writes, "
+        f"{json.dumps(row['processes'])}",
+        flush=True,
+    )
     if not row["as_expected"]:
         print(f"--- stdout tail\n{stdout[-3000:]}\n--- stderr tail\n{stderr[-1500:]}", flush=True)
     return row
@@ -274,13 +318,27 @@ def measure(*, n: int, scenario: str, stack: PulumiStack, root: Path, admin: Adm
 def run_size(n: int, bin_dir: str) -> list[dict]:
     timeout = 600 + 0.3 * n
     rows: list[dict] = []
-    with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp, EmulatorServer(
-        db=":memory:", seed="empty", key_name=KEY_NAME, api_key=API_KEY, activation_delay=0.0, host="127.0.0.1"
-    ) as emu:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp,
+        EmulatorServer(
+            db=":memory:", seed="empty", key_name=KEY_NAME, api_key=API_KEY, activation_delay=0.0, host="127.0.0.1"
+        ) as emu,
+    ):
         root = Path(tmp)
         admin = Admin(emu.base_url)
-        admin.sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops",
-                     "note": original_note(i), "rate_plan": RATE_PLAN} for i in range(n)])
+        admin.sims(
+            [
+                {
+                    "iccid": iccid(i),
+                    "imei": imei(i),
+                    "state": "active",
+                    "cost_center": "ops",
+                    "note": original_note(i),
+                    "rate_plan": RATE_PLAN,
+                }
+                for i in range(n)
+            ]
+        )
         project = make_project(root / "project")
         stack = PulumiStack(project, root, "bench", bin_dir=bin_dir)
         assert all(stack.env.get(k) == v for k, v in ENGINE_ENV.items()), "engine settings missing"
@@ -292,8 +350,18 @@ def run_size(n: int, bin_dir: str) -> list[dict]:
 
         def step(scenario: str, args: tuple[str, ...], known: Counter, expect_ok: bool = True) -> bool:
             fleet_file.write_text(fleet.yaml())
-            row = measure(n=n, scenario=scenario, stack=stack, root=root, admin=admin, fleet=fleet, args=args,
-                          known=known, expect_ok=expect_ok, timeout=timeout)
+            row = measure(
+                n=n,
+                scenario=scenario,
+                stack=stack,
+                root=root,
+                admin=admin,
+                fleet=fleet,
+                args=args,
+                known=known,
+                expect_ok=expect_ok,
+                timeout=timeout,
+            )
             if args[0] == "up":
                 row["live_mismatches_after"] = admin.mismatches(fleet)
             rows.append(row)
@@ -305,13 +373,20 @@ def run_size(n: int, bin_dir: str) -> list[dict]:
         if not step(SCENARIOS[1], ("preview", "--expect-no-changes"), Counter()):
             return rows
         admin.day_of_usage(n)
-        drift = [{"iccid": iccid(7), "note": "moved to the north yard"},
-                 {"iccid": iccid(8), "cost_center": "finance"},
-                 {"iccid": iccid(9), "state": "suspended"}]
+        drift = [
+            {"iccid": iccid(7), "note": "moved to the north yard"},
+            {"iccid": iccid(8), "cost_center": "finance"},
+            {"iccid": iccid(9), "state": "suspended"},
+        ]
         admin.sims(drift)
         ok = step(SCENARIOS[2], ("preview", "--expect-no-changes", "--diff"), Counter(), expect_ok=False)
-        admin.sims([{"iccid": iccid(7), "note": original_note(7)}, {"iccid": iccid(8), "cost_center": "ops"},
-                    {"iccid": iccid(9), "state": "active"}])  # put back: the next rows change only what they say
+        admin.sims(
+            [
+                {"iccid": iccid(7), "note": original_note(7)},
+                {"iccid": iccid(8), "cost_center": "ops"},
+                {"iccid": iccid(9), "state": "active"},
+            ]
+        )  # put back: the next rows change only what they say
         if not ok:
             return rows
         one = [i for i in range(n) if i % 100 == 50]  # 1%, spread over the fleet
@@ -368,10 +443,17 @@ def markdown(report: dict) -> str:
             f"| {together:,.0f} {_met(together <= RSS_TARGET_MB)} "
             f"| {rq['writes']:,} / {rq['floor_writes']:,} / {rq['naive_writes']:,} {_met(w_ok)} "
             f"| {rq['reads']:,} / {rq['floor_reads']:,} / {rq['naive_reads']:,} {_met(r_ok)} "
-            f"| {state:,.0f} {_met(state <= STATE_TARGET_B)} | {row['output_lines']:,} |")
-    out += ["", "Commands: " + "; ".join(
-        f"{i + 1}. {sc}: `{cmd}`" for i, (sc, cmd) in enumerate(dict(
-            (r["scenario"], r["command"]) for r in report["rows"]).items())) + "."]
+            f"| {state:,.0f} {_met(state <= STATE_TARGET_B)} | {row['output_lines']:,} |"
+        )
+    out += [
+        "",
+        "Commands: "
+        + "; ".join(
+            f"{i + 1}. {sc}: `{cmd}`"
+            for i, (sc, cmd) in enumerate(dict((r["scenario"], r["command"]) for r in report["rows"]).items())
+        )
+        + ".",
+    ]
     out += ["", "Writes by endpoint (requests / devices) where there were any:", ""]
     for row in report["rows"]:
         devs = row["requests"]["devices_by_write_endpoint"]
@@ -382,11 +464,17 @@ def markdown(report: dict) -> str:
 
 
 def machine(bin_dir: str) -> dict:
-    version = subprocess.run([str(Path(bin_dir) / "pulumi"), "version"], capture_output=True, text=True,
-                             timeout=60).stdout.strip()
-    return {"pulumi": version, "cpus": os.cpu_count(), "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M"),
-            "engine_env": dict(ENGINE_ENV)}
+    version = subprocess.run(
+        [str(Path(bin_dir) / "pulumi"), "version"], capture_output=True, text=True, timeout=60
+    ).stdout.strip()
+    return {
+        "pulumi": version,
+        "cpus": os.cpu_count(),
+        "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "engine_env": dict(ENGINE_ENV),
+    }
 
 
 def write(report: dict, out_dir: Path) -> str:

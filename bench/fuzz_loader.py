@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             counts["hangs"] += 1
             examples.setdefault("hangs", raw[:300].decode("utf-8", "replace"))
             return
-        except BaseException as e:  # noqa: BLE001 - this is what is counted
+        except BaseException as e:
             signal.setitimer(signal.ITIMER_REAL, 0)
             counts["tracebacks"] += 1
             examples.setdefault("tracebacks", "".join(traceback.format_exception_only(e)).strip())
@@ -136,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         tmp.cleanup()
     total = time.perf_counter() - started
     cases = counts["valid"] + counts["damaged"]
-    print(f"cases: {cases:,} ({counts['valid']:,} valid, {counts['damaged']:,} damaged, "
-          f"{counts['refused']:,} refused with a FleetError) in {total:.0f} s ({cases / total:.0f} per second)")
+    print(
+        f"cases: {cases:,} ({counts['valid']:,} valid, {counts['damaged']:,} damaged, "
+        f"{counts['refused']:,} refused with a FleetError) in {total:.0f} s ({cases / total:.0f} per second)"
+    )
     for name in ("tracebacks", "hangs", "wrong positions", "wrong SIMs", "API calls on invalid input"):
         print(f"{name}: {counts[name]}" + (f"    e.g. {examples[name]}" if name in examples else ""))
     print(f"slowest case: {slowest[0] * 1000:.0f} ms ({slowest[1]}); network attempts in all: {len(network)}")

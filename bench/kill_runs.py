@@ -68,9 +68,10 @@ class Fleet:
         return range(self.moved.stop, self.moved.stop + self.sims // 10)
 
     def account(self) -> list[dict]:
-        return ([{"iccid": iccid(i), "imei": imei(i)} for i in self.new]
-                + [{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"}
-                   for i in range(self.new.stop, self.sims)])
+        return [{"iccid": iccid(i), "imei": imei(i)} for i in self.new] + [
+            {"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"}
+            for i in range(self.new.stop, self.sims)
+        ]
 
     def yaml(self, changed: bool) -> str:
         rows = []
@@ -79,10 +80,12 @@ class Fleet:
                 continue
             cost_center = "logistics" if changed and i in self.moved else "ops"
             state = "suspended" if changed and i in self.suspended else "active"
-            rows.append(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", cost_center: {cost_center}, "
-                        f"state: {state}}}")
-        return (f"version: 1\ndefaults: {{rate_plan: \"{RATE_PLAN}\"}}\npolicy: {{max_changes: 100%}}\nsims:\n"
-                + "\n".join(rows) + "\n")
+            rows.append(f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", cost_center: {cost_center}, state: {state}}}')
+        return (
+            f'version: 1\ndefaults: {{rate_plan: "{RATE_PLAN}"}}\npolicy: {{max_changes: 100%}}\nsims:\n'
+            + "\n".join(rows)
+            + "\n"
+        )
 
     def converged(self, live: dict[str, dict]) -> list[str]:
         """ICCIDs whose live state or cost center differ from fleet.yaml (changed)."""
@@ -118,19 +121,29 @@ class Run:
 
 
 def _activation_rows(log: list[dict]) -> Counter:
-    return Counter(row["iccid"] for r in log if r["method"] != "GET" and r["path"].endswith("activation_request")
-                   for row in (r.get("body") or {}).get("activation_requests") or [])
+    return Counter(
+        row["iccid"]
+        for r in log
+        if r["method"] != "GET" and r["path"].endswith("activation_request")
+        for row in (r.get("body") or {}).get("activation_requests") or []
+    )
 
 
 def _mutating(log: list[dict]) -> Counter:
-    return Counter(r["path"].rsplit("/", 1)[-1] for r in log
-                   if r["method"] != "GET" and not r["path"].startswith("/_emulator"))
+    return Counter(
+        r["path"].rsplit("/", 1)[-1] for r in log if r["method"] != "GET" and not r["path"].startswith("/_emulator")
+    )
 
 
 def _start_up(stack: PulumiStack) -> subprocess.Popen:
-    return subprocess.Popen(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack.name],
-                            cwd=stack.project_dir, env=stack.env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack.name],
+        cwd=stack.project_dir,
+        env=stack.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _restore(template: Path, backend: Path) -> None:
@@ -149,18 +162,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--sims", type=int, default=200)
-    parser.add_argument("--no-skip-checkpoints", action="store_true",
-                        help="run pulumi without PULUMI_SKIP_CHECKPOINTS (the state is then written per step)")
+    parser.add_argument(
+        "--no-skip-checkpoints",
+        action="store_true",
+        help="run pulumi without PULUMI_SKIP_CHECKPOINTS (the state is then written per step)",
+    )
     args = parser.parse_args(argv)
     fleet = Fleet(args.sims)
     rng = random.Random(args.seed)
     bin_dir = pulumi_bin_dir()
     recover_cmd = [str(REPO / ".venv" / "bin" / "lattigo-fleet"), "recover", "--yes"]
 
-    with tempfile.TemporaryDirectory(prefix="kill-runs-") as tmp, EmulatorServer(
-        db=":memory:", seed="empty", key_name=KEY_NAME, api_key=API_KEY, activation_delay=ACTIVATION_DELAY,
-        host="127.0.0.1", port=0,
-    ) as emu:
+    with (
+        tempfile.TemporaryDirectory(prefix="kill-runs-") as tmp,
+        EmulatorServer(
+            db=":memory:",
+            seed="empty",
+            key_name=KEY_NAME,
+            api_key=API_KEY,
+            activation_delay=ACTIVATION_DELAY,
+            host="127.0.0.1",
+            port=0,
+        ) as emu,
+    ):
         root = Path(tmp)
         project = make_project(root / "project")
         stack = PulumiStack(project, root, "bench", bin_dir=bin_dir)
@@ -178,18 +202,23 @@ def main(argv: list[str] | None = None) -> int:
         stack.up().check()  # the SIMs already in the account, adopted
         shutil.copytree(backend, template)
         (project / "fleet.yaml").write_text(fleet.yaml(changed=True))
-        print(f"fleet: {fleet.sims} SIMs; the change: {len(fleet.new)} activations, {len(fleet.moved)} cost-center "
-              f"moves, {len(fleet.suspended)} suspensions; PULUMI_SKIP_CHECKPOINTS="
-              f"{stack.env.get('PULUMI_SKIP_CHECKPOINTS', 'unset')}; activation delay {ACTIVATION_DELAY} s",
-              flush=True)
+        print(
+            f"fleet: {fleet.sims} SIMs; the change: {len(fleet.new)} activations, {len(fleet.moved)} cost-center "
+            f"moves, {len(fleet.suspended)} suspensions; PULUMI_SKIP_CHECKPOINTS="
+            f"{stack.env.get('PULUMI_SKIP_CHECKPOINTS', 'unset')}; activation delay {ACTIVATION_DELAY} s",
+            flush=True,
+        )
 
         # Calibration: one uninterrupted run bounds the kill delays.
         emu.clear_requests()
         start = time.monotonic()
         stack.up().check()
         full = time.monotonic() - start
-        print(f"uninterrupted up: {full:.1f} s, calls {dict(_mutating(emu.requests_log()))}; kill delays: "
-              f"uniform(0.5, {full:.1f}) s, seed {args.seed}", flush=True)
+        print(
+            f"uninterrupted up: {full:.1f} s, calls {dict(_mutating(emu.requests_log()))}; kill delays: "
+            f"uniform(0.5, {full:.1f}) s, seed {args.seed}",
+            flush=True,
+        )
 
         runs: list[Run] = []
         bound = full
@@ -212,16 +241,24 @@ def main(argv: list[str] | None = None) -> int:
                 bound = max(1.0, 0.9 * (time.monotonic() - started))
                 if attempt < 3:
                     redrawn += 1
-                    print(f"  run {n}: finished before its kill at {run.delay:.2f} s; kill delays now bounded by "
-                          f"{bound:.1f} s, drawn again", flush=True)
+                    print(
+                        f"  run {n}: finished before its kill at {run.delay:.2f} s; kill delays now bounded by "
+                        f"{bound:.1f} s, drawn again",
+                        flush=True,
+                    )
             run.sent_before_kill = _mutating(emu.requests_log())
 
             # A lock file of the dead run: the next `pulumi up` would be refused ("the stack is currently locked").
             run.refused_without_recover = any((backend / ".pulumi" / "locks").rglob("*.json"))
             run.pending_before = len(stack.export()["deployment"].get("pending_operations") or [])
 
-            rec = subprocess.run([*recover_cmd, "--stack", stack.name, "--cwd", str(project)], env=stack.env,
-                                 capture_output=True, text=True, timeout=900)
+            rec = subprocess.run(
+                [*recover_cmd, "--stack", stack.name, "--cwd", str(project)],
+                env=stack.env,
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
             run.recover_rc, run.recover_out = rec.returncode, (rec.stdout + rec.stderr).strip()
             run.up_rc = stack.up().returncode
             run.preview_rc = stack.run("preview", "--expect-no-changes", timeout=900).returncode
@@ -232,12 +269,15 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(run)
             lock_line = next((line for line in run.recover_out.splitlines() if line.startswith("lock:")), "")
             pending_line = next((line for line in run.recover_out.splitlines() if line.startswith("pending")), "")
-            print(f"run {n:2d}: kill at {run.delay:5.2f} s ({'killed' if run.killed else 'had finished'}; sent "
-                  f"{dict(run.sent_before_kill) or 'nothing'}); locked after the kill: "
-                  f"{run.refused_without_recover}; pending ops {run.pending_before}; recover rc {run.recover_rc}; "
-                  f"up rc {run.up_rc}; preview --expect-no-changes rc {run.preview_rc}; "
-                  f"converged {run.converged}; duplicate activations {run.duplicate_activations}; "
-                  f"{run.seconds:.0f} s", flush=True)
+            print(
+                f"run {n:2d}: kill at {run.delay:5.2f} s ({'killed' if run.killed else 'had finished'}; sent "
+                f"{dict(run.sent_before_kill) or 'nothing'}); locked after the kill: "
+                f"{run.refused_without_recover}; pending ops {run.pending_before}; recover rc {run.recover_rc}; "
+                f"up rc {run.up_rc}; preview --expect-no-changes rc {run.preview_rc}; "
+                f"converged {run.converged}; duplicate activations {run.duplicate_activations}; "
+                f"{run.seconds:.0f} s",
+                flush=True,
+            )
             print(f"        recover: {lock_line[:90]} | {pending_line[:110]}", flush=True)
             if run.recover_rc:
                 print(f"        recover said: {run.recover_out}", flush=True)
@@ -245,17 +285,25 @@ def main(argv: list[str] | None = None) -> int:
         killed = [r for r in runs if r.killed]
         mid = [r for r in killed if r.sent_before_kill]
         print()
-        print(f"converged: {sum(r.converged for r in runs)}/{len(runs)} "
-              f"(killed mid-run: {len(killed)}, of which after the first call: {len(mid)}; runs that finished "
-              f"before their kill and were drawn again: {redrawn})")
+        print(
+            f"converged: {sum(r.converged for r in runs)}/{len(runs)} "
+            f"(killed mid-run: {len(killed)}, of which after the first call: {len(mid)}; runs that finished "
+            f"before their kill and were drawn again: {redrawn})"
+        )
         print(f"duplicate activations: {sum(r.duplicate_activations for r in runs)}")
-        print(f"left the stack locked (a plain `pulumi up` is refused): "
-              f"{sum(r.refused_without_recover for r in runs)}/{len(runs)}")
-        print(f"pending operations left by the killed run: {sum(r.pending_before > 0 for r in runs)}/{len(runs)} runs "
-              f"(cleared by recover: {sum(r.pending_before > 0 and r.recover_rc == 0 for r in runs)})")
+        print(
+            f"left the stack locked (a plain `pulumi up` is refused): "
+            f"{sum(r.refused_without_recover for r in runs)}/{len(runs)}"
+        )
+        print(
+            f"pending operations left by the killed run: {sum(r.pending_before > 0 for r in runs)}/{len(runs)} runs "
+            f"(cleared by recover: {sum(r.pending_before > 0 and r.recover_rc == 0 for r in runs)})"
+        )
         recovered = sum(r.recover_rc == 0 for r in runs)
-        print(f"manual steps: `lattigo-fleet recover --yes` only, in {recovered}/{len(runs)} runs; anything else "
-              f"needed: {sum(not r.converged for r in runs)}")
+        print(
+            f"manual steps: `lattigo-fleet recover --yes` only, in {recovered}/{len(runs)} runs; anything else "
+            f"needed: {sum(not r.converged for r in runs)}"
+        )
         return 0 if all(r.converged and not r.duplicate_activations for r in runs) else 1
 
 

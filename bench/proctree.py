@@ -27,7 +27,7 @@ def _stat(pid: int) -> tuple[int, float] | None:
     text = _read(f"/proc/{pid}/stat")
     if not text:
         return None
-    rest = text[text.rfind(")") + 2:].split()
+    rest = text[text.rfind(")") + 2 :].split()
     # after "pid (comm) ": state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime stime
     return int(rest[1]), (int(rest[11]) + int(rest[12])) / CLK_TCK
 

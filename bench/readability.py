@@ -21,11 +21,13 @@ from tests.e2e.harness import PulumiStack, make_project, pulumi_bin_dir
 
 
 def fleet_yaml(n: int, cost_center=lambda i: "ops", note=lambda i: "depot", extra=lambda i: "") -> str:
-    lines = ["version: 1", f"defaults: {{rate_plan: \"{RATE_PLAN}\"}}", "policy: {max_changes: 100%}", "sims:"]
+    lines = ["version: 1", f'defaults: {{rate_plan: "{RATE_PLAN}"}}', "policy: {max_changes: 100%}", "sims:"]
     for i in range(n):
         more = extra(i)
-        lines.append(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", name: truck-{i:05d}, "
-                     f"cost_center: {cost_center(i)}, notes: {{note: {note(i)}}}{', ' + more if more else ''}}}")
+        lines.append(
+            f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", name: truck-{i:05d}, '
+            f"cost_center: {cost_center(i)}, notes: {{note: {note(i)}}}{', ' + more if more else ''}}}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -34,10 +36,17 @@ def measure(label: str, stack: PulumiStack, *args: str, expect_failure: bool = F
     result = stack.run(*args)
     took = time.perf_counter() - start
     if (result.returncode != 0) != expect_failure:
-        raise SystemExit(f"{label}: pulumi {' '.join(args)} exited {result.returncode}\n"
-                         f"{result.stdout[-3000:]}\n{result.output[-3000:]}")
-    figures = {"case": label, "command": "pulumi " + " ".join(args), "characters": len(result.stdout),
-               "lines": len(result.stdout.splitlines()), "seconds": round(took, 1)}
+        raise SystemExit(
+            f"{label}: pulumi {' '.join(args)} exited {result.returncode}\n"
+            f"{result.stdout[-3000:]}\n{result.output[-3000:]}"
+        )
+    figures = {
+        "case": label,
+        "command": "pulumi " + " ".join(args),
+        "characters": len(result.stdout),
+        "lines": len(result.stdout.splitlines()),
+        "seconds": round(took, 1),
+    }
     print(json.dumps(figures), flush=True)
     return figures
 
@@ -50,13 +59,22 @@ def main(argv: list[str] | None = None) -> None:
     n = args.sims
 
     bin_dir = pulumi_bin_dir()
-    with tempfile.TemporaryDirectory() as tmp, EmulatorServer(
-        db=":memory:", seed="empty", key_name=KEY_NAME, api_key=API_KEY, activation_delay=0.0
-    ) as emu:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        EmulatorServer(db=":memory:", seed="empty", key_name=KEY_NAME, api_key=API_KEY, activation_delay=0.0) as emu,
+    ):
         base = emu.base_url
-        _admin(base, "/_emulator/sims", {"sims": [
-            {"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops", "note": "depot"}
-            for i in range(n)] + [{"iccid": iccid(n), "imei": imei(n)}]})
+        _admin(
+            base,
+            "/_emulator/sims",
+            {
+                "sims": [
+                    {"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops", "note": "depot"}
+                    for i in range(n)
+                ]
+                + [{"iccid": iccid(n), "imei": imei(n)}]
+            },
+        )
         project = make_project(Path(tmp) / "project")
         stack = PulumiStack(project, Path(tmp), "bench", bin_dir=bin_dir)
         stack.env["PULUMI_SKIP_CHECKPOINTS"] = "true"  # the adoption that sets the bench up; not measured
@@ -72,9 +90,14 @@ def main(argv: list[str] | None = None) -> None:
         results = []
         fleet.write_text(fleet_yaml(n + 1))
         results.append(measure("(a) one SIM added", stack, "preview", "--diff"))
-        fleet.write_text(fleet_yaml(n, cost_center=lambda i: "finance" if i in (1, 2) else "ops",
-                                    note=lambda i: "north" if i in (4, 5) else "depot",
-                                    extra=lambda i: "state: suspended" if i == 3 else ""))
+        fleet.write_text(
+            fleet_yaml(
+                n,
+                cost_center=lambda i: "finance" if i in (1, 2) else "ops",
+                note=lambda i: "north" if i in (4, 5) else "depot",
+                extra=lambda i: "state: suspended" if i == 3 else "",
+            )
+        )
         results.append(measure("(b) 5 field changes", stack, "preview", "--diff"))
         fleet.write_text(fleet_yaml(n, cost_center=lambda i: "logistics" if i < args.moves else "ops"))
         results.append(measure(f"(c) {args.moves} cost-center moves", stack, "preview", "--diff"))
@@ -85,8 +108,16 @@ def main(argv: list[str] | None = None) -> None:
             _admin(base, "/_emulator/usage", {"iccid": iccid(i), "date": day, "bytes": 1000 + i, "sms": 1})
         _admin(base, "/_emulator/tick", {})
         _admin(base, "/_emulator/sims", {"sims": [{"iccid": iccid(7), "note": "moved to the north yard"}]})
-        results.append(measure("(d) drift check: 1 real drift after a day of usage", stack,
-                               "preview", "--expect-no-changes", "--diff", expect_failure=True))
+        results.append(
+            measure(
+                "(d) drift check: 1 real drift after a day of usage",
+                stack,
+                "preview",
+                "--expect-no-changes",
+                "--diff",
+                expect_failure=True,
+            )
+        )
 
         print("\n| case | command | characters | lines | wall |\n| --- | --- | --- | --- | --- |")
         for r in results:

@@ -26,8 +26,12 @@ RATE_PLAN = "ACME Co 5mb Rate Plan"
 
 def _admin(base: str, path: str, payload: object | None = None, method: str | None = None) -> object:
     data = json.dumps(payload).encode() if payload is not None else None
-    req = urllib.request.Request(base + path, data=data, method=method or ("POST" if data else "GET"),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        base + path,
+        data=data,
+        method=method or ("POST" if data else "GET"),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=120) as resp:
         body = resp.read()
     return json.loads(body) if body else None
@@ -42,15 +46,14 @@ def imei(i: int) -> str:
 
 
 def fleet_yaml(indices: range, cost_center_for) -> str:
-    lines = ["version: 1", f"defaults: {{rate_plan: \"{RATE_PLAN}\"}}", "policy: {max_changes: 100%}", "sims:"]
+    lines = ["version: 1", f'defaults: {{rate_plan: "{RATE_PLAN}"}}', "policy: {max_changes: 100%}", "sims:"]
     for i in indices:
-        lines.append(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", cost_center: {cost_center_for(i)}}}")
+        lines.append(f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", cost_center: {cost_center_for(i)}}}')
     return "\n".join(lines) + "\n"
 
 
 def mutating(requests: list[dict]) -> Counter:
-    return Counter(f"{r['method']} {r['path']}" for r in requests
-                   if not r["path"].startswith("/_emulator"))
+    return Counter(f"{r['method']} {r['path']}" for r in requests if not r["path"].startswith("/_emulator"))
 
 
 def timed(label: str, stack: PulumiStack, *args: str) -> float:
@@ -65,25 +68,36 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sims", type=int, default=1000)
     parser.add_argument("--new", type=int, default=100)
-    parser.add_argument("--skip-checkpoints", action="store_true",
-                        help="PULUMI_SKIP_CHECKPOINTS=true: the engine writes state once at the end, not per step")
+    parser.add_argument(
+        "--skip-checkpoints",
+        action="store_true",
+        help="PULUMI_SKIP_CHECKPOINTS=true: the engine writes state once at the end, not per step",
+    )
     parser.add_argument("--window-ms", type=int, default=None, help="lattigo-fleet:batchWindowMs for the stack")
     args = parser.parse_args(argv)
 
     bin_dir = pulumi_bin_dir()
-    with tempfile.TemporaryDirectory() as tmp, EmulatorServer(
-        db=":memory:", seed="empty", key_name=KEY_NAME, api_key=API_KEY, activation_delay=0.0
-    ) as emu:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        EmulatorServer(db=":memory:", seed="empty", key_name=KEY_NAME, api_key=API_KEY, activation_delay=0.0) as emu,
+    ):
         base = emu.base_url
         existing = args.sims - args.new
         # Most SIMs exist, half in the "ops" cost center; the rest are new (inventory) and get activated.
-        _admin(base, "/_emulator/sims", {"sims": [
-            {"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"} for i in range(existing)
-        ] + [{"iccid": iccid(i), "imei": imei(i)} for i in range(existing, args.sims)]})
+        _admin(
+            base,
+            "/_emulator/sims",
+            {
+                "sims": [
+                    {"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"}
+                    for i in range(existing)
+                ]
+                + [{"iccid": iccid(i), "imei": imei(i)} for i in range(existing, args.sims)]
+            },
+        )
 
         project = make_project(Path(tmp) / "project")
-        (project / "fleet.yaml").write_text(
-            fleet_yaml(range(args.sims), lambda i: "ops" if i % 2 else "logistics"))
+        (project / "fleet.yaml").write_text(fleet_yaml(range(args.sims), lambda i: "ops" if i % 2 else "logistics"))
         stack = PulumiStack(project, Path(tmp), "bench", bin_dir=bin_dir)
         if args.skip_checkpoints:
             stack.env["PULUMI_SKIP_CHECKPOINTS"] = "true"
@@ -93,17 +107,23 @@ def main(argv: list[str] | None = None) -> None:
         if args.window_ms is not None:
             stack.set_config("lattigo-fleet:batchWindowMs", str(args.window_ms))
 
-        print(f"PULUMI_SKIP_CHECKPOINTS={'true' if args.skip_checkpoints else 'unset'}, "
-              f"batch window {args.window_ms if args.window_ms is not None else 'default'} ms")
-        print(f"fleet: {args.sims} SIMs ({existing} exist, {existing // 2} need a cost-center move, "
-              f"{args.new} need activation)")
+        print(
+            f"PULUMI_SKIP_CHECKPOINTS={'true' if args.skip_checkpoints else 'unset'}, "
+            f"batch window {args.window_ms if args.window_ms is not None else 'default'} ms"
+        )
+        print(
+            f"fleet: {args.sims} SIMs ({existing} exist, {existing // 2} need a cost-center move, "
+            f"{args.new} need activation)"
+        )
         _admin(base, "/_emulator/requests", method="DELETE")
         timed("first pulumi up", stack, "up", "--yes", "--skip-preview")
         served = _admin(base, "/_emulator/requests")
         print(f"  requests: {len(served)}; by endpoint: {dict(mutating(served))}")
 
-        for label, cmd in (("no-change pulumi preview", ("preview", "--expect-no-changes")),
-                           ("pulumi preview --refresh", ("preview", "--refresh", "--expect-no-changes"))):
+        for label, cmd in (
+            ("no-change pulumi preview", ("preview", "--expect-no-changes")),
+            ("pulumi preview --refresh", ("preview", "--refresh", "--expect-no-changes")),
+        ):
             _admin(base, "/_emulator/requests", method="DELETE")
             timed(label, stack, *cmd)
             served = _admin(base, "/_emulator/requests")

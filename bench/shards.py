@@ -49,8 +49,10 @@ def fleet_yaml(indices: range) -> str:
     for i in indices:
         cost_center = "logistics" if i % 100 == 0 else "ops"
         rows.append(f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", cost_center: {cost_center}}}\n')
-    return (f'version: 1\ndefaults: {{rate_plan: "{RATE_PLAN}", state: active}}\n'
-            f"policy: {{max_changes: 100%}}\nsims:\n{''.join(rows)}")
+    return (
+        f'version: 1\ndefaults: {{rate_plan: "{RATE_PLAN}", state: active}}\n'
+        f"policy: {{max_changes: 100%}}\nsims:\n{''.join(rows)}"
+    )
 
 
 def run_round(stacks: list[PulumiStack], emu: EmulatorServer, parallel: int, timeout: float) -> dict:
@@ -67,7 +69,11 @@ def run_round(stacks: list[PulumiStack], emu: EmulatorServer, parallel: int, tim
             with open(log_file, "w") as out:  # a file, not a pipe: a chatty run must not block on it
                 proc = subprocess.Popen(
                     ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack.name],
-                    cwd=stack.project_dir, env=stack.env, stdout=out, stderr=subprocess.STDOUT)
+                    cwd=stack.project_dir,
+                    env=stack.env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
             running[stack.name] = (proc, time.monotonic())
         time.sleep(0.2)
         for name, (proc, t0) in list(running.items()):
@@ -83,19 +89,38 @@ def run_round(stacks: list[PulumiStack], emu: EmulatorServer, parallel: int, tim
     wall = round(time.monotonic() - started, 1)
     log = [r for r in emu.requests_log() if not r["path"].startswith("/_emulator")]
     writes = [r for r in log if r["method"] != "GET"]
-    return {"wall_s": wall, "per_stack_s": per_stack, "reads": len(log) - len(writes), "writes": len(writes),
-            "writes_by_endpoint": dict(Counter(r["path"].rsplit("/", 1)[-1] for r in writes)), "failed": failed}
+    return {
+        "wall_s": wall,
+        "per_stack_s": per_stack,
+        "reads": len(log) - len(writes),
+        "writes": len(writes),
+        "writes_by_endpoint": dict(Counter(r["path"].rsplit("/", 1)[-1] for r in writes)),
+        "failed": failed,
+    }
 
 
 def run_config(n_stacks: int, sims: int, bin_dir: str, parallel: int = 2) -> dict:
     total = n_stacks * sims
-    with tempfile.TemporaryDirectory(prefix="bench-shards-") as tmp, EmulatorServer(
-        db=":memory:", seed="empty", key_name=KEY_NAME, api_key=API_KEY, activation_delay=0.0, host="127.0.0.1"
-    ) as emu:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-shards-") as tmp,
+        EmulatorServer(
+            db=":memory:", seed="empty", key_name=KEY_NAME, api_key=API_KEY, activation_delay=0.0, host="127.0.0.1"
+        ) as emu,
+    ):
         root = Path(tmp)
         for start in range(0, total, 5000):
-            emu.add_sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops",
-                           "rate_plan": RATE_PLAN} for i in range(start, min(total, start + 5000))])
+            emu.add_sims(
+                [
+                    {
+                        "iccid": iccid(i),
+                        "imei": imei(i),
+                        "state": "active",
+                        "cost_center": "ops",
+                        "rate_plan": RATE_PLAN,
+                    }
+                    for i in range(start, min(total, start + 5000))
+                ]
+            )
         project = make_project(root / "project")
         names = [f"shard-{k}" for k in range(n_stacks)]
         stacks = []
@@ -113,26 +138,43 @@ def run_config(n_stacks: int, sims: int, bin_dir: str, parallel: int = 2) -> dic
         timeout = 600 + 0.1 * sims
         first = run_round(stacks, emu, parallel, timeout)
         live = emu.sims()
-        wrong = sum(1 for s in live if s.get("cost_center") != ("logistics" if int(s["iccid"][-12:]) % 100 == 0
-                                                                 else "ops"))
+        wrong = sum(
+            1 for s in live if s.get("cost_center") != ("logistics" if int(s["iccid"][-12:]) % 100 == 0 else "ops")
+        )
         steady = run_round(stacks, emu, parallel, timeout)
         state_bytes = sum(p.stat().st_size for p in (root / "backend").rglob("*.json") if "/stacks/" in str(p))
-    return {"stacks": n_stacks, "sims_per_stack": sims, "account_sims": total, "parallel": parallel,
-            "first": first, "steady": steady, "live_mismatches_after": wrong, "state_bytes": state_bytes}
+    return {
+        "stacks": n_stacks,
+        "sims_per_stack": sims,
+        "account_sims": total,
+        "parallel": parallel,
+        "first": first,
+        "steady": steady,
+        "live_mismatches_after": wrong,
+        "state_bytes": state_bytes,
+    }
 
 
 def markdown(results: list[dict], header: str) -> str:
-    lines = ["# Sharded account benchmark", "", header, "",
-             "| stacks x SIMs | account | round | wall s (account) | per stack s (min / max) | reads | writes | "
-             "mismatches after |", "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: |"]
+    lines = [
+        "# Sharded account benchmark",
+        "",
+        header,
+        "",
+        "| stacks x SIMs | account | round | wall s (account) | per stack s (min / max) | reads | writes | "
+        "mismatches after |",
+        "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: |",
+    ]
     for r in results:
         for key in ("first", "steady"):
             rnd = r[key]
             times = list(rnd["per_stack_s"].values()) or [0]
-            lines.append(f"| {r['stacks']} x {r['sims_per_stack']:,} | {r['account_sims']:,} | "
-                         f"{'1% changed' if key == 'first' else 'in sync'} | {rnd['wall_s']} | {min(times)} / "
-                         f"{max(times)} | {rnd['reads']:,} | {rnd['writes']:,} | "
-                         f"{r['live_mismatches_after'] if key == 'first' else ''} |")
+            lines.append(
+                f"| {r['stacks']} x {r['sims_per_stack']:,} | {r['account_sims']:,} | "
+                f"{'1% changed' if key == 'first' else 'in sync'} | {rnd['wall_s']} | {min(times)} / "
+                f"{max(times)} | {rnd['reads']:,} | {rnd['writes']:,} | "
+                f"{r['live_mismatches_after'] if key == 'first' else ''} |"
+            )
             if rnd["failed"]:
                 lines.append(f"|  |  | failed: {'; '.join(rnd['failed'])[:300]} |  |  |  |  |  |")
     return "\n".join(lines) + "\n"
@@ -145,11 +187,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     bin_dir = pulumi_bin_dir()
     os.environ["PATH"] = f"{bin_dir}{os.pathsep}{REPO / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"
-    header = (f"Real `pulumi` CLI, one shared file backend, emulator on 127.0.0.1, engine settings "
-              f"{' '.join(f'{k}={v}' for k, v in ENGINE_ENV.items())}; {os.cpu_count()} CPUs (shared machine, "
-              f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the start), Python "
-              f"{platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}. {args.parallel} stacks at a time; "
-              "each round: every stack's `pulumi up --yes --skip-preview`. One run each.")
+    header = (
+        f"Real `pulumi` CLI, one shared file backend, emulator on 127.0.0.1, engine settings "
+        f"{' '.join(f'{k}={v}' for k, v in ENGINE_ENV.items())}; {os.cpu_count()} CPUs (shared machine, "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the start), Python "
+        f"{platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}. {args.parallel} stacks at a time; "
+        "each round: every stack's `pulumi up --yes --skip-preview`. One run each."
+    )
     results = []
     for config in args.config:
         n_stacks, sims = (int(x) for x in config.lower().split("x"))

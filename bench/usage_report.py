@@ -37,14 +37,23 @@ def seed(db: Path, sims: int, days: int) -> float:
     from emulator.server import EmulatorServer
 
     t0 = time.monotonic()
-    srv = EmulatorServer(db=str(db), seed="empty", key_name=KEY[0], api_key=KEY[1], activation_delay=0.0,
-                         host="127.0.0.1", port=0)
+    srv = EmulatorServer(
+        db=str(db), seed="empty", key_name=KEY[0], api_key=KEY[1], activation_delay=0.0, host="127.0.0.1", port=0
+    )
     srv.start()
     try:
         for start in range(0, sims, 1000):
-            srv.add_sims([{"iccid": iccid(k), "imei": f"35{k:013d}", "state": "active",
-                           "cost_center": COST_CENTERS[k % len(COST_CENTERS)]}
-                          for k in range(start, min(sims, start + 1000))])
+            srv.add_sims(
+                [
+                    {
+                        "iccid": iccid(k),
+                        "imei": f"35{k:013d}",
+                        "state": "active",
+                        "cost_center": COST_CENTERS[k % len(COST_CENTERS)],
+                    }
+                    for k in range(start, min(sims, start + 1000))
+                ]
+            )
         today = datetime.now(UTC).date()
         for k in range(sims):
             for d in range(1, days + 1):
@@ -57,9 +66,27 @@ def seed(db: Path, sims: int, days: int) -> float:
 def start_emulator(db: Path) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "--port", "0", "--db", str(db), "--key-name", KEY[0], "--api-key", KEY[1],
-         "--activation-delay", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=str(ROOT))
+        [
+            sys.executable,
+            "-m",
+            "emulator",
+            "--port",
+            "0",
+            "--db",
+            str(db),
+            "--key-name",
+            KEY[0],
+            "--api-key",
+            KEY[1],
+            "--activation-delay",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=str(ROOT),
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     match = re.search(r"http://[^\s]+", line)
@@ -73,13 +100,34 @@ def run_report(base: str, cache: Path, first: str, last: str, workers: int) -> d
     from lattigo_fleet.cli import build_parser
     from lattigo_fleet.commands.usage import main as usage_main
 
-    env = {"LATTIGO_ENDPOINT": base, "LATTIGO_KEY_NAME": KEY[0], "LATTIGO_API_KEY": KEY[1],
-           "LATTIGO_THINGSPACE_ENDPOINT": base, "LATTIGO_THINGSPACE_APP_KEY": KEY[0],
-           "LATTIGO_THINGSPACE_APP_SECRET": KEY[1], "LATTIGO_THINGSPACE_USERNAME": KEY[0],
-           "LATTIGO_THINGSPACE_PASSWORD": KEY[1]}
+    env = {
+        "LATTIGO_ENDPOINT": base,
+        "LATTIGO_KEY_NAME": KEY[0],
+        "LATTIGO_API_KEY": KEY[1],
+        "LATTIGO_THINGSPACE_ENDPOINT": base,
+        "LATTIGO_THINGSPACE_APP_KEY": KEY[0],
+        "LATTIGO_THINGSPACE_APP_SECRET": KEY[1],
+        "LATTIGO_THINGSPACE_USERNAME": KEY[0],
+        "LATTIGO_THINGSPACE_PASSWORD": KEY[1],
+    }
     # --cwd: a directory without fleet.yaml (groups and limits do not change the requests).
-    args = build_parser().parse_args(["usage", "--cwd", str(cache.parent), "--cache", str(cache), "--from", first,
-                                      "--to", last, "--compare", "--json", "--workers", str(workers)])
+    args = build_parser().parse_args(
+        [
+            "usage",
+            "--cwd",
+            str(cache.parent),
+            "--cache",
+            str(cache),
+            "--from",
+            first,
+            "--to",
+            last,
+            "--compare",
+            "--json",
+            "--workers",
+            str(workers),
+        ]
+    )
     out = io.StringIO()
     t0 = time.monotonic()
     code = usage_main(args, out=out, err=sys.stderr, env=env)
@@ -88,9 +136,15 @@ def run_report(base: str, cache: Path, first: str, last: str, workers: int) -> d
     if code not in (0, 2) or data["not_read"]:
         raise SystemExit(f"the report failed (exit {code}, {len(data['not_read'])} not read)")
     req = data["requests"]
-    return {"lattigo": req["lattigo"], "listing": req["lattigo_listing"], "thingspace": req["thingspace"],
-            "cached_days": req["cached_days"], "wall": round(wall, 2), "sims": data["totals"]["sims"],
-            "bytes": data["totals"]["bytes"]}
+    return {
+        "lattigo": req["lattigo"],
+        "listing": req["lattigo_listing"],
+        "thingspace": req["thingspace"],
+        "cached_days": req["cached_days"],
+        "wall": round(wall, 2),
+        "sims": data["totals"]["sims"],
+        "bytes": data["totals"]["bytes"],
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -110,22 +164,27 @@ def main(argv: list[str] | None = None) -> None:
             first, last = today - timedelta(days=args.days), today - timedelta(days=1)
             rows = [
                 ("cold (empty cache)", run_report(base, cache, first.isoformat(), last.isoformat(), args.workers)),
-                ("warm (same range again)", run_report(base, cache, first.isoformat(), last.isoformat(),
-                                                       args.workers)),
-                ("nightly (range moved to include today)", run_report(base, cache, (first + timedelta(1)).isoformat(),
-                                                                      today.isoformat(), args.workers)),
+                ("warm (same range again)", run_report(base, cache, first.isoformat(), last.isoformat(), args.workers)),
+                (
+                    "nightly (range moved to include today)",
+                    run_report(base, cache, (first + timedelta(1)).isoformat(), today.isoformat(), args.workers),
+                ),
             ]
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    lines = [f"`lattigo-fleet usage --compare`, {args.sims:,} SIMs x {args.days} days, {args.workers} workers per API, "
-             "emulator on loopback (child process)", "",
-             "| run | Lattigo usage requests | listing requests | ThingSpace requests | SIM-days from cache "
-             "| wall (s) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"`lattigo-fleet usage --compare`, {args.sims:,} SIMs x {args.days} days, {args.workers} workers per API, "
+        "emulator on loopback (child process)",
+        "",
+        "| run | Lattigo usage requests | listing requests | ThingSpace requests | SIM-days from cache | wall (s) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, r in rows:
-        lines.append(f"| {name} | {r['lattigo']:,} | {r['listing']:,} | {r['thingspace']:,} | {r['cached_days']:,} | "
-                     f"{r['wall']:.1f} |")
+        lines.append(
+            f"| {name} | {r['lattigo']:,} | {r['listing']:,} | {r['thingspace']:,} | {r['cached_days']:,} | "
+            f"{r['wall']:.1f} |"
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

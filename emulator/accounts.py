@@ -74,7 +74,7 @@ class Accounts:
         cols = ["account_id", *RATE_PLAN_FIELDS]
         with self.store.tx() as conn:
             conn.execute(
-                f"INSERT OR REPLACE INTO rate_plans({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",  # noqa: S608
+                f"INSERT OR REPLACE INTO rate_plans({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
                 (account_id, *(plan.get(f) for f in RATE_PLAN_FIELDS)),
             )
 

@@ -109,7 +109,7 @@ class AdminQueries:
                     assignments = ", ".join(f"{k} = ?" for k in fields)
                     conn.execute(
                         f"UPDATE sims SET {assignments} WHERE id = ?",
-                        (*fields.values(), existing["id"]),  # noqa: S608
+                        (*fields.values(), existing["id"]),
                     )
                 if "account" in spec:
                     conn.execute(

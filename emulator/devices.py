@@ -48,11 +48,11 @@ class Devices:
             if state is not None:
                 where = "s.account_id = ? AND s.state = ?"
                 args = [account, state]
-            total = conn.execute(f"SELECT COUNT(*) FROM sims s WHERE {where}", args).fetchone()[0]  # noqa: S608
+            total = conn.execute(f"SELECT COUNT(*) FROM sims s WHERE {where}", args).fetchone()[0]
             if details:
                 # page the ids first (an index walk), then join only that page's rows
                 rows = conn.execute(
-                    "WITH page AS (SELECT s.id FROM sims s "  # noqa: S608
+                    "WITH page AS (SELECT s.id FROM sims s "
                     f"WHERE {where} ORDER BY s.id LIMIT ? OFFSET ?) "
                     + DEVICE_SELECT
                     + "WHERE s.id IN (SELECT id FROM page) ORDER BY s.id",
@@ -60,7 +60,7 @@ class Devices:
                 ).fetchall()
                 return [device_dict(r) for r in rows], total
             rows = conn.execute(
-                f"SELECT s.device_name FROM sims s WHERE {where} ORDER BY s.id LIMIT ? OFFSET ?",  # noqa: S608
+                f"SELECT s.device_name FROM sims s WHERE {where} ORDER BY s.id LIMIT ? OFFSET ?",
                 (*args, page.per_page, page.start),
             ).fetchall()
             return [r[0] for r in rows], total
@@ -125,9 +125,9 @@ class Devices:
             if event_code is not None:
                 where += " AND event_code = ?"
                 args.append(event_code)
-            total = conn.execute(f"SELECT COUNT(*) FROM calamp_messages WHERE {where}", args).fetchone()[0]  # noqa: S608
+            total = conn.execute(f"SELECT COUNT(*) FROM calamp_messages WHERE {where}", args).fetchone()[0]
             rows = conn.execute(
-                f"SELECT * FROM calamp_messages WHERE {where} ORDER BY created_at, id LIMIT ? OFFSET ?",  # noqa: S608
+                f"SELECT * FROM calamp_messages WHERE {where} ORDER BY created_at, id LIMIT ? OFFSET ?",
                 (*args, page.per_page, page.start),
             ).fetchall()
             return [_message(r) for r in rows], total
@@ -161,9 +161,9 @@ class Devices:
                 where += " AND s.state = ?"
                 args.append(state)
             base = f"FROM calamp_messages c JOIN sims s ON s.id = c.sim_id WHERE {where}"
-            total = conn.execute(f"SELECT COUNT(*) {base}", args).fetchone()[0]  # noqa: S608
+            total = conn.execute(f"SELECT COUNT(*) {base}", args).fetchone()[0]
             rows = conn.execute(
-                f"SELECT c.* {base} ORDER BY c.created_at, c.id LIMIT ? OFFSET ?",  # noqa: S608
+                f"SELECT c.* {base} ORDER BY c.created_at, c.id LIMIT ? OFFSET ?",
                 (*args, page.per_page, page.start),
             ).fetchall()
             return [_message(r) for r in rows], total
@@ -199,7 +199,7 @@ class Devices:
             raise BadRequest(f"field_name does not have a valid value (one of {', '.join(NOTE_FIELDS)})")
         with self.store.op() as conn:
             sim = self.sims.resolve(account, ident, id_type)
-            conn.execute(f"UPDATE sims SET {field} = ? WHERE id = ?", (text[:NOTE_MAX_API], sim["id"]))  # noqa: S608
+            conn.execute(f"UPDATE sims SET {field} = ? WHERE id = ?", (text[:NOTE_MAX_API], sim["id"]))
             return sim["device_name"]
 
     def cellular_locate(self, account: int, ident: str, id_type: str | None) -> tuple[str, DeviceResult]:

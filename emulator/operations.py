@@ -203,7 +203,7 @@ class Operations:
                         updates[f] = notes[f]
                 assignments = ", ".join(f"{k} = ?" for k in updates)
                 self.store.conn.execute(
-                    f"UPDATE sims SET {assignments} WHERE id = ?",  # noqa: S608
+                    f"UPDATE sims SET {assignments} WHERE id = ?",
                     (*updates.values(), sim["id"]),
                 )
                 self.sims.apply(self.sims.by_id(sim["id"]), lc.ACTIVATE)

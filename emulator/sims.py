@@ -179,7 +179,7 @@ class Sims:
                 sets["last_activation_date"] = now
             sets.update(self._network_identity(sim))
         assignments = ", ".join(f"{k} = ?" for k in sets)
-        self.conn.execute(f"UPDATE sims SET {assignments} WHERE id = ?", (*sets.values(), sim["id"]))  # noqa: S608
+        self.conn.execute(f"UPDATE sims SET {assignments} WHERE id = ?", (*sets.values(), sim["id"]))
         self.store.cancel(JOB_COMPLETE, sim["id"])
         completion = lc.QUEUED_COMPLETIONS.get(new_state)
         if completion is not None:
@@ -220,7 +220,7 @@ class Sims:
             values["account_id"] = account_id
             cols = ", ".join(values)
             marks = ", ".join("?" for _ in values)
-            cur = conn.execute(f"INSERT INTO sims({cols}) VALUES ({marks})", tuple(values.values()))  # noqa: S608
+            cur = conn.execute(f"INSERT INTO sims({cols}) VALUES ({marks})", tuple(values.values()))
             sim = conn.execute("SELECT * FROM sims WHERE id = ?", (cur.lastrowid,)).fetchone()
             if sim["state"] != lc.INVENTORY:
                 extra = self._network_identity(sim) if sim["state"] != lc.PENDING_ACTIVATION else {}
@@ -230,7 +230,7 @@ class Sims:
                     assignments = ", ".join(f"{k} = ?" for k in extra)
                     conn.execute(
                         f"UPDATE sims SET {assignments} WHERE id = ?",
-                        (*extra.values(), sim["id"]),  # noqa: S608
+                        (*extra.values(), sim["id"]),
                     )
                 completion = lc.QUEUED_COMPLETIONS.get(sim["state"])
                 if completion is not None:
@@ -262,7 +262,7 @@ class Sims:
     def find(self, account: int, ident: str, column: str) -> tuple[sqlite3.Row | None, bool]:
         """(device row of this account, whether another account has it). Inventory SIMs are invisible."""
         rows = self.conn.execute(
-            DEVICE_SELECT + f"WHERE s.{column} = ? AND s.state != 'inventory' ORDER BY s.id",  # noqa: S608
+            DEVICE_SELECT + f"WHERE s.{column} = ? AND s.state != 'inventory' ORDER BY s.id",
             (self.current_month(), ident),
         ).fetchall()
         mine = [r for r in rows if r["account_id"] == account]

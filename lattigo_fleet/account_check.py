@@ -72,8 +72,9 @@ def probe_absent(client: LattigoApi, iccids: list[str]) -> dict[str, str]:
         return dict(pool.map(probe, iccids))
 
 
-def new_cost_center_warnings(fleet: FleetSpec, plans: Mapping[str, Plan], live: Mapping[str, Mapping[str, Any]]
-                             ) -> list[str]:
+def new_cost_center_warnings(
+    fleet: FleetSpec, plans: Mapping[str, Plan], live: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
     """A move to a cost center that no SIM of the account uses yet is often a typo ("Fleet-Eastt")."""
     in_use = {str(sim["cost_center"]) for sim in live.values() if sim.get("cost_center")}
     moving: dict[str, list[str]] = {}
@@ -86,8 +87,10 @@ def new_cost_center_warnings(fleet: FleetSpec, plans: Mapping[str, Plan], live: 
         loc = fleet.source_of(iccids[0], "cost_center")
         close = difflib.get_close_matches(cost_center, sorted(in_use), n=1, cutoff=0.75)
         hint = f"; did you mean {close[0]!r}?" if close else " (a new cost center, if that is intended)"
-        warnings.append(f"{loc}: cost_center: {len(iccids)} SIM(s) move to {cost_center!r}, which no SIM in the "
-                        f"account uses yet{hint}")
+        warnings.append(
+            f"{loc}: cost_center: {len(iccids)} SIM(s) move to {cost_center!r}, which no SIM in the "
+            f"account uses yet{hint}"
+        )
     return warnings
 
 
@@ -102,8 +105,15 @@ def check_against_account(fleet: FleetSpec, client: LattigoApi, allow_large_chan
     probed = probe_absent(client, absent)
     for iccid, answer in probed.items():
         if answer == "other_account":
-            issues.append(_issue(fleet, iccid, "iccid", "this ICCID is not in this account's inventory: the API "
-                                 "answers 403 Forbidden for it (it belongs to another account); remove it"))
+            issues.append(
+                _issue(
+                    fleet,
+                    iccid,
+                    "iccid",
+                    "this ICCID is not in this account's inventory: the API "
+                    "answers 403 Forbidden for it (it belongs to another account); remove it",
+                )
+            )
         elif answer == "present":  # listed since the snapshot was read: plan against what is there now
             from lattigo_fleet.client import LattigoError
 
@@ -117,20 +127,29 @@ def check_against_account(fleet: FleetSpec, client: LattigoApi, allow_large_chan
         if probed.get(sim.iccid) == "other_account":
             continue
         if current and sim.imei and current.get("imei") and current["imei"] != sim.imei:
-            issues.append(_issue(fleet, sim.iccid, "imei",
-                                 f"declared IMEI {sim.imei} differs from the account's {current['imei']}; "
-                                 "the Lattigo API cannot change the IMEI of an activated SIM"))
+            issues.append(
+                _issue(
+                    fleet,
+                    sim.iccid,
+                    "imei",
+                    f"declared IMEI {sim.imei} differs from the account's {current['imei']}; "
+                    "the Lattigo API cannot change the IMEI of an activated SIM",
+                )
+            )
         plan = plan_sim(sim, current)
         for problem in plan.problems:
             if current is None:
-                problem = problem.replace("is not in the account", "is not an activated SIM of this account (the "
-                                          "API answers 404 Not Found for it)")
+                problem = problem.replace(
+                    "is not in the account",
+                    "is not an activated SIM of this account (the API answers 404 Not Found for it)",
+                )
             issues.append(_issue(fleet, sim.iccid, "state" if current else None, problem))
         result.plans[sim.name] = plan
 
     suspended = guard.suspended_by_fleet(fleet.sims, live)
-    refusal = guard.refusal(fleet.policy, len(fleet.sims), suspended=[s.name for s in suspended],
-                            allow=allow_large_changes)
+    refusal = guard.refusal(
+        fleet.policy, len(fleet.sims), suspended=[s.name for s in suspended], allow=allow_large_changes
+    )
     if refusal:
         issues.append(f"{fleet.source_of(suspended[0].iccid, 'state')}: {refusal}")
     result.warnings = new_cost_center_warnings(fleet, result.plans, live)
@@ -147,8 +166,10 @@ def plan_summary(plans: Mapping[str, Plan], shown: int = 12) -> str:
                 groups.setdefault(op.describe(), []).append(name)
     if not groups:
         return "live account already matches fleet.yaml (usage limits are compared by the diff below)"
-    lines = ["Lattigo changes needed to make the live account match fleet.yaml "
-             "(usage limits, which the API cannot read back, appear only in the diff):"]
+    lines = [
+        "Lattigo changes needed to make the live account match fleet.yaml "
+        "(usage limits, which the API cannot read back, appear only in the diff):"
+    ]
     for what, names in sorted(groups.items()):
         more = f" and {len(names) - shown} more" if len(names) > shown else ""
         lines.append(f"  {what}: {len(names)} SIM(s): {', '.join(names[:shown])}{more}")

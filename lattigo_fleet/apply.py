@@ -54,8 +54,7 @@ class Applier:
         self.live = live
         self.activation_timeout = activation_timeout
         self.max_rounds = max_rounds
-        self.batcher: Batcher[Op] = Batcher(self._flush, window=window, max_size=client.chunk_size,
-                                            capacity=capacity)
+        self.batcher: Batcher[Op] = Batcher(self._flush, window=window, max_size=client.chunk_size, capacity=capacity)
 
     def expect(self, plans: Iterable[Plan]) -> None:
         """What this run will ask for, as the preview planned it (fleet.yaml against the live account): each
@@ -109,7 +108,7 @@ class Applier:
         ops: list[Op] = [Suspend(iccid) for iccid in iccids]
         failed: dict[str, str] = {}
         for start in range(0, len(ops), self.client.chunk_size):
-            chunk = ops[start:start + self.client.chunk_size]
+            chunk = ops[start : start + self.client.chunk_size]
             for op, outcome in zip(chunk, Suspend.send(chunk, self), strict=True):
                 if outcome is not None:
                     failed[op.iccid] = str(outcome)

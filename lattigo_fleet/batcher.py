@@ -106,8 +106,9 @@ class Batcher(Generic[Item]):
             raise outcome
         return outcome
 
-    def call_many(self, requests: Sequence[tuple[Hashable, Item, Hashable | None]],
-                  timeout: float | None = None) -> list[Any]:
+    def call_many(
+        self, requests: Sequence[tuple[Hashable, Item, Hashable | None]], timeout: float | None = None
+    ) -> list[Any]:
         """Submit several items at once (they may join different batches) and wait for all of them.
         Returns each item's result, or its exception instance."""
         with self._lock:
@@ -119,7 +120,7 @@ class Batcher(Generic[Item]):
             for future in futures:
                 try:
                     outcomes.append(future.result(timeout=timeout))
-                except Exception as exc:  # noqa: BLE001 - handed back to the caller, per item
+                except Exception as exc:
                     outcomes.append(exc)
             return outcomes
         finally:
@@ -186,7 +187,7 @@ class Batcher(Generic[Item]):
             self.flushes.append((key, len(pending.items), why))
         try:
             results = self._results(key, pending.items)
-        except Exception as exc:  # noqa: BLE001 - not even one item could be sent: each caller sees why
+        except Exception as exc:
             results = [exc] * len(pending.items)
         for future, result in zip(pending.futures, results, strict=True):
             if isinstance(result, BaseException):

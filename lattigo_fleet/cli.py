@@ -89,22 +89,28 @@ def build_parser() -> argparse.ArgumentParser:
     plan_command.add_arguments(plan)
     plan.set_defaults(func=_cmd_plan)
 
-    drift = sub.add_parser("drift", help="drift report: fleet.yaml against the live account, and unmanaged SIMs "
-                           "(exit 0 in sync, 2 drift, 1 error)")
+    drift = sub.add_parser(
+        "drift",
+        help="drift report: fleet.yaml against the live account, and unmanaged SIMs (exit 0 in sync, 2 drift, 1 error)",
+    )
     drift_command.add_arguments(drift)
     drift.set_defaults(func=_cmd_drift)
 
     from lattigo_fleet.commands.recover import add_arguments as add_recover_arguments
 
-    recover = sub.add_parser("recover", help="after a killed pulumi run: check none still runs, unlock the stack, "
-                             "clear pending operations")
+    recover = sub.add_parser(
+        "recover", help="after a killed pulumi run: check none still runs, unlock the stack, clear pending operations"
+    )
     add_recover_arguments(recover)
     recover.set_defaults(func=_cmd_recover)
 
     from lattigo_fleet.commands.usage import add_arguments as add_usage_arguments
 
-    usage = sub.add_parser("usage", help="data usage per SIM, cost center and group; --compare against ThingSpace "
-                           "(exit 0, 2 something to look at, 1 error)")
+    usage = sub.add_parser(
+        "usage",
+        help="data usage per SIM, cost center and group; --compare against ThingSpace "
+        "(exit 0, 2 something to look at, 1 error)",
+    )
     add_usage_arguments(usage)
     usage.set_defaults(func=_cmd_usage)
 

@@ -63,26 +63,39 @@ def run_demo(project_dir: Path, fleet_file: str = "fleet.yaml", keep: bool = Fal
 
     def pulumi(*args: str, check: bool = True) -> int:
         print(f"$ pulumi {' '.join(args)}", flush=True)
-        code = subprocess.run(["pulumi", *args, "--stack", stack, "--non-interactive"],
-                              cwd=project_dir, env=env).returncode
+        code = subprocess.run(
+            ["pulumi", *args, "--stack", stack, "--non-interactive"], cwd=project_dir, env=env
+        ).returncode
         if check and code != 0:
             raise SystemExit(f"lattigo-fleet demo: `pulumi {' '.join(args)}` failed (exit {code})")
         return code
 
-    server = EmulatorServer(db=str(work / "emulator.db"), seed="demo", key_name=DEMO_KEY_NAME,
-                            api_key=DEMO_API_KEY, activation_delay=1.0)
+    server = EmulatorServer(
+        db=str(work / "emulator.db"), seed="demo", key_name=DEMO_KEY_NAME, api_key=DEMO_API_KEY, activation_delay=1.0
+    )
     server.start()
     try:
         _banner(f"emulator (demo seed) listening on {server.base_url}")
-        subprocess.run(["pulumi", "stack", "init", stack, "--non-interactive"], cwd=project_dir,
-                       env=env, check=True, stdout=subprocess.DEVNULL)
-        for key, value, secret in (("lattigo:endpoint", server.base_url, False),
-                                   ("lattigo:keyName", DEMO_KEY_NAME, False),
-                                   ("lattigo:apiKey", DEMO_API_KEY, True),
-                                   ("lattigo-fleet:fleetFile", fleet_file, False),
-                                   ("lattigo-fleet:auditLog", str(work / "audit.jsonl"), False)):
-            subprocess.run(["pulumi", "config", "set", key, value, *(["--secret"] if secret else []),
-                            "--stack", stack], cwd=project_dir, env=env, check=True)
+        subprocess.run(
+            ["pulumi", "stack", "init", stack, "--non-interactive"],
+            cwd=project_dir,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        for key, value, secret in (
+            ("lattigo:endpoint", server.base_url, False),
+            ("lattigo:keyName", DEMO_KEY_NAME, False),
+            ("lattigo:apiKey", DEMO_API_KEY, True),
+            ("lattigo-fleet:fleetFile", fleet_file, False),
+            ("lattigo-fleet:auditLog", str(work / "audit.jsonl"), False),
+        ):
+            subprocess.run(
+                ["pulumi", "config", "set", key, value, *(["--secret"] if secret else []), "--stack", stack],
+                cwd=project_dir,
+                env=env,
+                check=True,
+            )
 
         _banner("what would change: pulumi preview --diff")
         pulumi("preview", "--diff")

@@ -37,9 +37,11 @@ def advice(fleet_size: int, env: Mapping[str, str] | None = None) -> str | None:
     lacking = missing(env)
     if fleet_size < LARGE_FLEET or not lacking:
         return None
-    return (f"{fleet_size} SIMs without {' '.join(lacking)}: this run's state writes grow with the square of "
-            "the fleet and few SIMs can share a bulk request; set them as the README's commands do (`eval "
-            "\"$(make -s env)\"` sets them), see lattigo_fleet/engine_settings.py for the trade-off")
+    return (
+        f"{fleet_size} SIMs without {' '.join(lacking)}: this run's state writes grow with the square of "
+        "the fleet and few SIMs can share a bulk request; set them as the README's commands do (`eval "
+        '"$(make -s env)"` sets them), see lattigo_fleet/engine_settings.py for the trade-off'
+    )
 
 
 def main() -> None:

@@ -33,8 +33,10 @@ def serving(live: Mapping[str, Any] | None) -> bool:
 def suspended_by_fleet(sims: Iterable[DesiredSim], live: Mapping[str, Mapping[str, Any]]) -> list[DesiredSim]:
     """The declared SIMs whose declared state takes a serving SIM out of service."""
     return [
-        sim for sim in sims
-        if sim.state in (SUSPENDED, SUSPENDED_NO_BILLING) and "state" not in sim.ignore_changes
+        sim
+        for sim in sims
+        if sim.state in (SUSPENDED, SUSPENDED_NO_BILLING)
+        and "state" not in sim.ignore_changes
         and serving(live.get(sim.iccid))
     ]
 

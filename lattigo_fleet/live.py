@@ -81,8 +81,7 @@ class LiveFleet:
             for state in PENDING_STATES:
                 listed.update({i: dict(sim) for i, sim in self._client.snapshot(state=state).items()})
             with self._lock:
-                landed = [i for i, sim in self._sims.items() if sim.get("state") in PENDING_STATES
-                          and i not in listed]
+                landed = [i for i, sim in self._sims.items() if sim.get("state") in PENDING_STATES and i not in listed]
             pages = -(-len(self._sims) // getattr(self._client, "per_page", 1000))  # of a full reload
             if len(landed) > pages:  # a full reload costs fewer requests than one GET per landed SIM
                 fresh = {i: dict(sim) for i, sim in self._client.snapshot().items()}

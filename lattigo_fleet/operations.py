@@ -70,12 +70,14 @@ class Op:
 
 
 def _outcomes(ops: Sequence[Op], keys: Sequence[str], failed: dict[str, str]) -> list[Outcome]:
-    return [SimOperationError(f"{op.iccid}: {failed[k]}") if k in failed else None
-            for op, k in zip(ops, keys, strict=True)]
+    return [
+        SimOperationError(f"{op.iccid}: {failed[k]}") if k in failed else None for op, k in zip(ops, keys, strict=True)
+    ]
 
 
-def _send_by_device_name(ops: Sequence[Op], ctx: SendContext, call: Callable[[list[str]], BulkResult],
-                         record: dict[str, Any] | None) -> list[Outcome]:
+def _send_by_device_name(
+    ops: Sequence[Op], ctx: SendContext, call: Callable[[list[str]], BulkResult], record: dict[str, Any] | None
+) -> list[Outcome]:
     """The endpoints that take device names: look each one up in the snapshot (a SIM still without one fails
     alone), make one call for the rest, and record what succeeded."""
     names: list[str] = []
@@ -120,8 +122,12 @@ class Activate(Op):
     def send(cls, ops: Sequence[Op], ctx: SendContext) -> list[Outcome]:
         from lattigo_fleet.client import ActivationRow
 
-        rows = [ActivationRow(iccid=op.iccid, imei=op.imei, device_sku=op.device_sku, region_code=op.region_code,
-                              **dict(op.notes)) for op in _typed(ops, Activate)]
+        rows = [
+            ActivationRow(
+                iccid=op.iccid, imei=op.imei, device_sku=op.device_sku, region_code=op.region_code, **dict(op.notes)
+            )
+            for op in _typed(ops, Activate)
+        ]
         result = ctx.client.activate(rows, rate_plan_name=_typed(ops, Activate)[0].rate_plan)
         outcomes: list[Outcome] = []
         for op in _typed(ops, Activate):
@@ -195,8 +201,9 @@ class SetCostCenter(Op):
     @classmethod
     def send(cls, ops: Sequence[Op], ctx: SendContext) -> list[Outcome]:
         cost_center = _typed(ops, SetCostCenter)[0].cost_center
-        return _send_by_device_name(ops, ctx, lambda names: ctx.client.change_cost_center(names, cost_center),
-                                    {"cost_center": cost_center})
+        return _send_by_device_name(
+            ops, ctx, lambda names: ctx.client.change_cost_center(names, cost_center), {"cost_center": cost_center}
+        )
 
 
 @dataclass(frozen=True)
@@ -221,7 +228,7 @@ class SetNote(Op):
         for op in _typed(ops, SetNote):
             try:
                 ctx.client.set_note(op.iccid, op.field, op.value, id_type="iccid")
-            except Exception as exc:  # noqa: BLE001 - reported per SIM
+            except Exception as exc:
                 outcomes.append(SimOperationError(f"{op.iccid}: setting {op.field} failed: {exc}"))
                 continue
             ctx.live.record(op.iccid, **{op.field: op.value})
@@ -242,8 +249,14 @@ class SetUsageLimit(Op):
     @classmethod
     def send(cls, ops: Sequence[Op], ctx: SendContext) -> list[Outcome]:
         limit = _typed(ops, SetUsageLimit)[0].limit
-        return _send_by_device_name(ops, ctx, lambda names: ctx.client.set_usage_limit(
-            names, kb_limit=limit.kb_limit, action=limit.action, usernames=list(limit.usernames)), None)
+        return _send_by_device_name(
+            ops,
+            ctx,
+            lambda names: ctx.client.set_usage_limit(
+                names, kb_limit=limit.kb_limit, action=limit.action, usernames=list(limit.usernames)
+            ),
+            None,
+        )
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,20 @@ from lattigo_fleet.operations import (
 from lattigo_fleet.spec import NOTE_FIELDS, STATES, UNMANAGED, DesiredSim, UsageLimit
 
 __all__ = [
-    "ACTIVE", "PENDING_ACTIVATION", "PENDING_SUSPEND_NO_BILLING", "PHASE_ACTIVATE", "PHASE_FIELDS", "PHASE_STATE",
-    "SETTLES_TO", "STATE_TRANSITIONS", "SUSPENDED", "SUSPENDED_NO_BILLING", "Op", "Plan", "observe", "plan_sim",
+    "ACTIVE",
+    "PENDING_ACTIVATION",
+    "PENDING_SUSPEND_NO_BILLING",
+    "PHASE_ACTIVATE",
+    "PHASE_FIELDS",
+    "PHASE_STATE",
+    "SETTLES_TO",
+    "STATE_TRANSITIONS",
+    "SUSPENDED",
+    "SUSPENDED_NO_BILLING",
+    "Op",
+    "Plan",
+    "observe",
+    "plan_sim",
 ]
 
 # Where a pending state is heading: a planner never issues calls against a SIM in flight.
@@ -90,8 +102,9 @@ def plan_sim(
             plan.problems += [f"{iccid} is not in the account and cannot be activated: {p}" for p in problems]
             return plan
         notes = tuple((k, desired.notes[k]) for k in NOTE_FIELDS if desired.notes.get(k))
-        plan.ops.append(Activate(iccid, str(desired.rate_plan), desired.imei, desired.region_code,
-                                 desired.device_sku, notes))
+        plan.ops.append(
+            Activate(iccid, str(desired.rate_plan), desired.imei, desired.region_code, desired.device_sku, notes)
+        )
         # After activation the SIM is active, carries the notes sent with it, no cost center and no limit.
         live = {"state": ACTIVE, "cost_center": None, **{k: desired.notes.get(k, "") for k in NOTE_FIELDS}}
         last_limit = None
@@ -113,8 +126,11 @@ def plan_sim(
                 else:
                     plan.ops.append(STATE_OPS[kind](iccid))
 
-    if (desired.cost_center is not None and "cost_center" not in ignored
-            and (live.get("cost_center") or "") != desired.cost_center):
+    if (
+        desired.cost_center is not None
+        and "cost_center" not in ignored
+        and (live.get("cost_center") or "") != desired.cost_center
+    ):
         plan.ops.append(SetCostCenter(iccid, desired.cost_center))
 
     for name in NOTE_FIELDS:

@@ -58,7 +58,8 @@ def _engine_warnings(fleet_size: int) -> list[str]:
             warnings.append(
                 f"{plugin} is the stock dynamic-provider server: it serves {STOCK_WORKERS} operations at once, so "
                 f"a bulk request holds at most {STOCK_WORKERS} SIMs; the Pulumi CLI that `make setup` installs "
-                "(scripts/ensure-pulumi.sh) serves them with lattigo_fleet.provider_host, sized for fleets")
+                "(scripts/ensure-pulumi.sh) serves them with lattigo_fleet.provider_host, sized for fleets"
+            )
     return warnings
 
 
@@ -91,16 +92,52 @@ def _check_siblings(fleet: FleetSpec, siblings: tuple[str, ...]) -> None:
 
     stack = pulumi.get_stack()
     try:
-        claims = sibling_claims(siblings, this_stack=stack, project=pulumi.get_project(),
-                                organization=pulumi.get_organization(), cwd=os.getcwd())
+        claims = sibling_claims(
+            siblings,
+            this_stack=stack,
+            project=pulumi.get_project(),
+            organization=pulumi.get_organization(),
+            cwd=os.getcwd(),
+        )
     except SiblingError as exc:
         _fail([str(exc)])
     if issues := overlap_issues(fleet, stack, claims):
         _fail(issues)
 
 
+def _exit_with_engine(interval: float = 0.5) -> None:
+    """End the program when the `pulumi` engine that runs it is gone (a CI timeout kills `pulumi` alone): the
+    program's parent is the language host, whose parent is the engine. As the provider host does: nothing
+    is left half-done that the next run would not finish, since every run plans against the live account."""
+    import os
+    import threading
+    import time
+
+    def parent_of(pid: int) -> int | None:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+                return int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    language_host = os.getppid()
+    engine = parent_of(language_host)
+    if not engine or engine <= 1:
+        return
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if parent_of(language_host) != engine:  # the engine died: the host was adopted, or is gone too
+                os._exit(3)
+
+    threading.Thread(target=watch, name="exit-with-engine", daemon=True).start()
+
+
 def main() -> None:
     from pulumi.runtime import get_config
+
+    _exit_with_engine()
 
     problems: list[Issue | str] = list(unknown_keys(_config_keys()))
     try:
@@ -120,7 +157,8 @@ def main() -> None:
 
     try:
         checked = check_against_account(
-            fleet, LattigoClient(settings.endpoint, settings.key_name, settings.api_key),
+            fleet,
+            LattigoClient(settings.endpoint, settings.key_name, settings.api_key),
             settings.allow_large_changes,
         )
     except LattigoError as exc:

@@ -66,11 +66,17 @@ class DetailedDiffResult(DiffResult):
     server, which reads only `changes`, `replaces`, `stables` and `delete_before_replace`, still gets a
     correct answer from it."""
 
-    def __init__(self, detailed: Mapping[str, str], *, replaces: list[str] | None = None,
-                 delete_before_replace: bool | None = None) -> None:
+    def __init__(
+        self,
+        detailed: Mapping[str, str],
+        *,
+        replaces: list[str] | None = None,
+        delete_before_replace: bool | None = None,
+    ) -> None:
         self.detailed = dict(detailed)
-        super().__init__(changes=bool(self.detailed), replaces=replaces or [],
-                         delete_before_replace=delete_before_replace)
+        super().__init__(
+            changes=bool(self.detailed), replaces=replaces or [], delete_before_replace=delete_before_replace
+        )
 
 
 def warn(message: str) -> None:
@@ -81,9 +87,10 @@ def warn(message: str) -> None:
     from pulumi.runtime.proto import engine_pb2
 
     try:
-        _engine.Log(engine_pb2.LogRequest(severity=engine_pb2.WARNING, message=message,
-                                          urn=getattr(_local, "urn", "") or ""))
-    except Exception:  # noqa: BLE001 - a lost warning must not fail the resource
+        _engine.Log(
+            engine_pb2.LogRequest(severity=engine_pb2.WARNING, message=message, urn=getattr(_local, "urn", "") or "")
+        )
+    except Exception:
         print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
@@ -102,7 +109,7 @@ def _sdk_servicer_module() -> Any:
         raise RuntimeError(f"unexpected end of {spec.origin}: {tail!r}; check the pinned pulumi SDK")
     module = types.ModuleType("pulumi.dynamic._sdk_servicer")
     module.__file__ = spec.origin
-    exec(compile(body, spec.origin, "exec"), module.__dict__)  # noqa: S102 - the installed SDK's own file
+    exec(compile(body, spec.origin, "exec"), module.__dict__)
     return module
 
 
@@ -111,17 +118,24 @@ def _servicer_class() -> type:
     from pulumi.runtime import proto, rpc
 
     sdk = _sdk_servicer_module()
-    PROVIDER_KEY, DynamicResourceProviderServicer, get_provider = (  # noqa: N806 - the SDK's names
-        sdk.PROVIDER_KEY, sdk.DynamicResourceProviderServicer, sdk.get_provider)
+    PROVIDER_KEY, DynamicResourceProviderServicer, get_provider = (
+        sdk.PROVIDER_KEY,
+        sdk.DynamicResourceProviderServicer,
+        sdk.get_provider,
+    )
 
     kinds = {
-        "add": proto.PropertyDiff.ADD, "add_replace": proto.PropertyDiff.ADD_REPLACE,
-        "delete": proto.PropertyDiff.DELETE, "delete_replace": proto.PropertyDiff.DELETE_REPLACE,
-        "update": proto.PropertyDiff.UPDATE, "update_replace": proto.PropertyDiff.UPDATE_REPLACE,
+        "add": proto.PropertyDiff.ADD,
+        "add_replace": proto.PropertyDiff.ADD_REPLACE,
+        "delete": proto.PropertyDiff.DELETE,
+        "delete_replace": proto.PropertyDiff.DELETE_REPLACE,
+        "update": proto.PropertyDiff.UPDATE,
+        "update_replace": proto.PropertyDiff.UPDATE_REPLACE,
     }
 
     def served(method):
         """Record the request's URN for `warn`, and turn a ProviderError into its message alone."""
+
         def wrapper(self, request, context):
             _local.urn = getattr(request, "urn", "")
             try:
@@ -130,6 +144,7 @@ def _servicer_class() -> type:
                 context.abort(grpc.StatusCode.UNKNOWN, str(exc))
             finally:
                 _local.urn = ""
+
         wrapper.__name__ = method.__name__
         return wrapper
 
@@ -145,8 +160,9 @@ def _servicer_class() -> type:
                 "changes": proto.DiffResponse.DIFF_SOME if result.changes else proto.DiffResponse.DIFF_NONE,
                 "replaces": result.replaces,
                 "diffs": sorted({path.split(".", 1)[0] for path in result.detailed}),
-                "detailedDiff": {path: proto.PropertyDiff(kind=kinds[kind], inputDiff=True)
-                                 for path, kind in result.detailed.items()},
+                "detailedDiff": {
+                    path: proto.PropertyDiff(kind=kinds[kind], inputDiff=True) for path, kind in result.detailed.items()
+                },
                 "hasDetailedDiff": True,
             }
             if result.delete_before_replace is not None:

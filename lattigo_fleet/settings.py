@@ -36,36 +36,93 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("lattigo:endpoint", "LATTIGO_ENDPOINT", "string", None,
-            "API base URL (the emulator's URL for tests and demos)"),
+    Setting(
+        "lattigo:endpoint", "LATTIGO_ENDPOINT", "string", None, "API base URL (the emulator's URL for tests and demos)"
+    ),
     Setting("lattigo:keyName", "LATTIGO_KEY_NAME", "string", None, "API key name (HTTP Basic user)"),
-    Setting("lattigo:apiKey", "LATTIGO_API_KEY", "string", None,
-            "API key, set with `--secret`; never written to state in plaintext, logs or errors", secret=True),
-    Setting("lattigo-fleet:fleetFile", None, "string", "fleet.yaml",
-            "the fleet file (`fleet.d/*.yaml` beside it is merged in)"),
-    Setting("lattigo-fleet:allowLargeChanges", "LATTIGO_ALLOW_LARGE_CHANGES", "boolean", "false",
-            "`true` lifts the blast-radius guard (`policy.max_changes`) for *every* run until removed; "
-            "for one run, set the environment variable instead"),
-    Setting("lattigo-fleet:activationTimeout", None, "integer", "300",
-            "seconds to wait for an activation to finish"),
-    Setting("lattigo-fleet:auditLog", None, "string", "",
-            "a file to append every mutating call to, as JSON lines (empty: none)"),
-    Setting("lattigo-fleet:batchWindowMs", None, "integer", "200",
-            "how long a bulk call waits for compatible calls to join it, in milliseconds"),
-    Setting("lattigo-fleet:siblingStacks", None, "string", "",
-            "the other stacks that manage a slice of the same account, comma-separated (`east,west` or "
-            "`org/project/stack`; this stack's own name is skipped): a SIM one of them owns is refused here"),
-    Setting("lattigo:thingspaceEndpoint", "LATTIGO_THINGSPACE_ENDPOINT", "string", "https://thingspace.verizon.com",
-            "ThingSpace API base URL, for `lattigo-fleet usage --compare` (the emulator's URL for tests)"),
-    Setting("lattigo:thingspaceAppKey", "LATTIGO_THINGSPACE_APP_KEY", "string", None,
-            "ThingSpace application key (OAuth2 client id), for `usage --compare`"),
-    Setting("lattigo:thingspaceAppSecret", "LATTIGO_THINGSPACE_APP_SECRET", "string", None,
-            "ThingSpace application secret, set with `--secret`", secret=True),
-    Setting("lattigo:thingspaceUsername", "LATTIGO_THINGSPACE_USERNAME", "string", None,
-            "ThingSpace UWS username (the VZ-M2M session login)"),
-    Setting("lattigo:thingspacePassword", "LATTIGO_THINGSPACE_PASSWORD", "string", None,
-            "ThingSpace UWS password, set with `--secret`; never retried after a refusal (5 lock the account)",
-            secret=True),
+    Setting(
+        "lattigo:apiKey",
+        "LATTIGO_API_KEY",
+        "string",
+        None,
+        "API key, set with `--secret`; never written to state in plaintext, logs or errors",
+        secret=True,
+    ),
+    Setting(
+        "lattigo-fleet:fleetFile",
+        None,
+        "string",
+        "fleet.yaml",
+        "the fleet file (`fleet.d/*.yaml` beside it is merged in)",
+    ),
+    Setting(
+        "lattigo-fleet:allowLargeChanges",
+        "LATTIGO_ALLOW_LARGE_CHANGES",
+        "boolean",
+        "false",
+        "`true` lifts the blast-radius guard (`policy.max_changes`) for *every* run until removed; "
+        "for one run, set the environment variable instead",
+    ),
+    Setting("lattigo-fleet:activationTimeout", None, "integer", "300", "seconds to wait for an activation to finish"),
+    Setting(
+        "lattigo-fleet:auditLog",
+        None,
+        "string",
+        "",
+        "a file to append every mutating call to, as JSON lines (empty: none)",
+    ),
+    Setting(
+        "lattigo-fleet:batchWindowMs",
+        None,
+        "integer",
+        "200",
+        "how long a bulk call waits for compatible calls to join it, in milliseconds",
+    ),
+    Setting(
+        "lattigo-fleet:siblingStacks",
+        None,
+        "string",
+        "",
+        "the other stacks that manage a slice of the same account, comma-separated (`east,west` or "
+        "`org/project/stack`; this stack's own name is skipped): a SIM one of them owns is refused here",
+    ),
+    Setting(
+        "lattigo:thingspaceEndpoint",
+        "LATTIGO_THINGSPACE_ENDPOINT",
+        "string",
+        "https://thingspace.verizon.com",
+        "ThingSpace API base URL, for `lattigo-fleet usage --compare` (the emulator's URL for tests)",
+    ),
+    Setting(
+        "lattigo:thingspaceAppKey",
+        "LATTIGO_THINGSPACE_APP_KEY",
+        "string",
+        None,
+        "ThingSpace application key (OAuth2 client id), for `usage --compare`",
+    ),
+    Setting(
+        "lattigo:thingspaceAppSecret",
+        "LATTIGO_THINGSPACE_APP_SECRET",
+        "string",
+        None,
+        "ThingSpace application secret, set with `--secret`",
+        secret=True,
+    ),
+    Setting(
+        "lattigo:thingspaceUsername",
+        "LATTIGO_THINGSPACE_USERNAME",
+        "string",
+        None,
+        "ThingSpace UWS username (the VZ-M2M session login)",
+    ),
+    Setting(
+        "lattigo:thingspacePassword",
+        "LATTIGO_THINGSPACE_PASSWORD",
+        "string",
+        None,
+        "ThingSpace UWS password, set with `--secret`; never retried after a refusal (5 lock the account)",
+        secret=True,
+    ),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -140,8 +197,10 @@ def read_settings(config_get: Callable[[str], Any], env: Mapping[str, str] | Non
 
     siblings = parse_stacks(raw["lattigo-fleet:siblingStacks"])
     if bad := invalid_stack_names(siblings):
-        problems.append(f"lattigo-fleet:siblingStacks: {', '.join(map(repr, bad))} is not a stack name (`stack` or "
-                        "`org/project/stack`, comma-separated)")
+        problems.append(
+            f"lattigo-fleet:siblingStacks: {', '.join(map(repr, bad))} is not a stack name (`stack` or "
+            "`org/project/stack`, comma-separated)"
+        )
     if problems:
         raise SettingsError("; ".join(problems))
     return Settings(

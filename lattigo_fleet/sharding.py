@@ -56,9 +56,17 @@ GUARD_TYPE_SUFFIX = "lattigo:FleetGuard"
 SIM_TYPE_SUFFIX = ":Sim"
 SHOWN = 10
 # What the language host sets for the program's own process: not for a CLI started from it.
-_PROGRAM_ONLY_ENV = ("PULUMI_MONITOR", "PULUMI_ENGINE", "PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS",
-                     "PULUMI_DRY_RUN", "PULUMI_PROJECT", "PULUMI_STACK", "PULUMI_ORGANIZATION",
-                     "PULUMI_ROOT_DIRECTORY")
+_PROGRAM_ONLY_ENV = (
+    "PULUMI_MONITOR",
+    "PULUMI_ENGINE",
+    "PULUMI_CONFIG",
+    "PULUMI_CONFIG_SECRET_KEYS",
+    "PULUMI_DRY_RUN",
+    "PULUMI_PROJECT",
+    "PULUMI_STACK",
+    "PULUMI_ORGANIZATION",
+    "PULUMI_ROOT_DIRECTORY",
+)
 
 
 class SiblingError(Exception):
@@ -80,6 +88,7 @@ class Claim:
 
 
 # --- names ---------------------------------------------------------------------------------------------------
+
 
 def parse_stacks(raw: str | Sequence[str] | None) -> tuple[str, ...]:
     """`lattigo-fleet:siblingStacks` as written: "east, west" (commas or spaces) or a JSON list."""
@@ -121,6 +130,7 @@ def is_same_stack(name: str, stack: str, project: str, organization: str | None 
 
 # --- what a sibling holds: its checkpoint ------------------------------------------------------------------
 
+
 def held_in_deployment(deployment: Mapping[str, Any]) -> frozenset[str]:
     """The ICCIDs a stack's state holds: its FleetGuard's record of the last applied fleet, every Sim resource,
     and Sims still being created (a run that died mid-way)."""
@@ -146,20 +156,29 @@ def _cli_env(env: Mapping[str, str] | None) -> dict[str, str]:
     return base
 
 
-def held_iccids(stack: str, *, cwd: str | os.PathLike[str] | None = None,
-                env: Mapping[str, str] | None = None, timeout: float = 300) -> frozenset[str]:
+def held_iccids(
+    stack: str, *, cwd: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None, timeout: float = 300
+) -> frozenset[str]:
     """`pulumi stack export --stack STACK` of the backend this project uses: the ICCIDs its state holds.
     Raises SiblingError when the stack cannot be read (it does not exist, the backend is unreachable)."""
     pulumi = shutil.which("pulumi", path=(env or os.environ).get("PATH"))
     if pulumi is None:
         raise SiblingError(f"cannot read stack {stack!r}: no `pulumi` on PATH")
-    proc = subprocess.run([pulumi, "stack", "export", "--stack", stack, "--non-interactive"], cwd=cwd,
-                          env=_cli_env(env), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [pulumi, "stack", "export", "--stack", stack, "--non-interactive"],
+        cwd=cwd,
+        env=_cli_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if proc.returncode != 0:
         why = (proc.stderr.strip() or proc.stdout.strip() or f"exit code {proc.returncode}").splitlines()[-1]
-        raise SiblingError(f"cannot read sibling stack {stack!r} from the backend: {why} (every stack named "
-                           "in lattigo-fleet:siblingStacks must exist: `pulumi stack init` it, or remove it from "
-                           "the list)")
+        raise SiblingError(
+            f"cannot read sibling stack {stack!r} from the backend: {why} (every stack named "
+            "in lattigo-fleet:siblingStacks must exist: `pulumi stack init` it, or remove it from "
+            "the list)"
+        )
     try:
         exported = json.loads(proc.stdout)
     except ValueError as exc:
@@ -168,6 +187,7 @@ def held_iccids(stack: str, *, cwd: str | os.PathLike[str] | None = None,
 
 
 # --- what a sibling declares: its fleet file in this checkout -------------------------------------------------
+
 
 def sibling_fleet_file(stack: str, project_dir: str | os.PathLike[str]) -> Path | None:
     """The fleet file a stack of this project uses, from its `Pulumi.<stack>.yaml`; None if that is not here."""
@@ -208,8 +228,8 @@ def declared_in_files(fleet_file: str | os.PathLike[str]) -> frozenset[str]:
 
 # --- the public surface: the program and `lattigo-fleet drift` --------------------------------------------
 
-def claim_of(stack: str, *, cwd: str | os.PathLike[str] | None = None,
-             env: Mapping[str, str] | None = None) -> Claim:
+
+def claim_of(stack: str, *, cwd: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Claim:
     project_dir = Path(cwd or ".")
     fleet_file = sibling_fleet_file(stack, project_dir) if "/" not in stack else None
     declared = declared_in_files(fleet_file) if fleet_file else frozenset()
@@ -217,20 +237,28 @@ def claim_of(stack: str, *, cwd: str | os.PathLike[str] | None = None,
     return Claim(stack, held_iccids(stack, cwd=cwd, env=env), declared, shown)
 
 
-def sibling_iccids(stack: str, *, cwd: str | os.PathLike[str] | None = None,
-                   env: Mapping[str, str] | None = None) -> frozenset[str]:
+def sibling_iccids(
+    stack: str, *, cwd: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> frozenset[str]:
     """Every ICCID the stack `stack` owns: held in its latest state, or declared in its fleet file in this
     checkout. `cwd` is the project directory (default: the current one). Raises SiblingError."""
     return claim_of(stack, cwd=cwd, env=env).iccids
 
 
-def sibling_claims(siblings: Iterable[str], *, this_stack: str | None, project: str | None = None,
-                   organization: str | None = None, cwd: str | os.PathLike[str] | None = None,
-                   env: Mapping[str, str] | None = None) -> list[Claim]:
+def sibling_claims(
+    siblings: Iterable[str],
+    *,
+    this_stack: str | None,
+    project: str | None = None,
+    organization: str | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> list[Claim]:
     """The claims of every listed sibling but this stack, read in parallel. Raises SiblingError (all the
     unreadable siblings in one message)."""
-    others = [s for s in siblings
-              if this_stack is None or not is_same_stack(s, this_stack, project or "", organization)]
+    others = [
+        s for s in siblings if this_stack is None or not is_same_stack(s, this_stack, project or "", organization)
+    ]
     if not others:
         return []
     with ThreadPoolExecutor(max_workers=min(4, len(others))) as pool:
@@ -246,9 +274,14 @@ def sibling_claims(siblings: Iterable[str], *, this_stack: str | None, project: 
     return claims
 
 
-def owned_by_siblings(siblings: Iterable[str], *, this_stack: str | None, project: str | None = None,
-                      cwd: str | os.PathLike[str] | None = None,
-                      env: Mapping[str, str] | None = None) -> dict[str, str]:
+def owned_by_siblings(
+    siblings: Iterable[str],
+    *,
+    this_stack: str | None,
+    project: str | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """ICCID -> the sibling stack that owns it (for drift: a SIM a sibling owns is not unmanaged)."""
     owner: dict[str, str] = {}
     for claim in sibling_claims(siblings, this_stack=this_stack, project=project, cwd=cwd, env=env):
@@ -274,13 +307,21 @@ def overlap_issues(fleet: FleetSpec, this_stack: str, claims: Iterable[Claim]) -
             who = sim.iccid if sim.name == sim.iccid else f"{sim.name} ({sim.iccid})"
             loc = fleet.source_of(sim.iccid, "iccid")
             index = fleet.sims.index(sim)
-            issues.append(Issue(loc.file, loc.line, loc.column, f"sims[{index}].iccid",
-                                f"SIM {who}: also managed by stack `{claim.stack}` ({' and '.join(where)})"))
+            issues.append(
+                Issue(
+                    loc.file,
+                    loc.line,
+                    loc.column,
+                    f"sims[{index}].iccid",
+                    f"SIM {who}: also managed by stack `{claim.stack}` ({' and '.join(where)})",
+                )
+            )
         more = f" (the first {SHOWN} are listed above)" if len(both) > SHOWN else " (listed above)"
         issues.append(
             f"stack `{this_stack}` and stack `{claim.stack}` both manage {len(both)} ICCID(s){more}: "
             f"{', '.join(s.iccid for s in both[:SHOWN])}{' and more' if len(both) > SHOWN else ''}. Two stacks "
             f"must never manage the same SIM: remove them from one of the two fleet files. To move SIMs between "
             f"stacks, remove them from `{claim.stack}` and apply it first (policy.on_remove: retain forgets "
-            "them without a call), then add them here")
+            "them without a call), then add them here"
+        )
     return issues

@@ -32,8 +32,9 @@ def fleet_digest(fleet: FleetSpec) -> str:
     import hashlib
 
     policy = fleet.policy
-    text = "\n".join([policy.on_remove, str(policy.max_changes), str(policy.max_changes_percent),
-                      *sorted(fleet.by_iccid)])
+    text = "\n".join(
+        [policy.on_remove, str(policy.max_changes), str(policy.max_changes_percent), *sorted(fleet.by_iccid)]
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -46,8 +47,11 @@ def _record(fleet: FleetSpec) -> dict[str, Any]:
     return {
         **guard_inputs(fleet),
         "iccids": sorted(fleet.by_iccid),
-        "policy": {"on_remove": policy.on_remove, "max_changes": policy.max_changes,
-                   "max_changes_percent": policy.max_changes_percent},
+        "policy": {
+            "on_remove": policy.on_remove,
+            "max_changes": policy.max_changes,
+            "max_changes_percent": policy.max_changes_percent,
+        },
     }
 
 
@@ -55,8 +59,11 @@ def _stored_policy(props: dict[str, Any]) -> Policy:
     stored = props.get("policy")
     if isinstance(stored, dict):
         count = stored.get("max_changes")
-        return Policy(stored.get("on_remove") or "retain", max_changes=None if count is None else int(count),
-                      max_changes_percent=stored.get("max_changes_percent"))
+        return Policy(
+            stored.get("on_remove") or "retain",
+            max_changes=None if count is None else int(count),
+            max_changes_percent=stored.get("max_changes_percent"),
+        )
     # Written by an earlier version: the policy's limit for the fleet of that time.
     return Policy(props.get("on_remove") or "retain", max_changes=int(props.get("limit") or 0))
 
@@ -81,19 +88,26 @@ class FleetGuardProvider(ResourceProvider):
         removed = guard.suspended_by_removal(fleet.policy, [i for i in held if i not in fleet.by_iccid], live)
         declared_live = {sim.iccid: s for sim in fleet.sims if (s := runtime.live.get(sim.iccid)) is not None}
         suspended = [sim.name for sim in guard.suspended_by_fleet(fleet.sims, declared_live)]
-        refusal = guard.refusal(fleet.policy, max(len(held), len(fleet.sims)), suspended=suspended,
-                                removed=removed, allow=runtime.settings.allow_large_changes)
+        refusal = guard.refusal(
+            fleet.policy,
+            max(len(held), len(fleet.sims)),
+            suspended=suspended,
+            removed=removed,
+            allow=runtime.settings.allow_large_changes,
+        )
         if refusal:
             raise ProviderError(refusal)
         runtime.approve_removals(removed)
         if removed:  # the program's summary cannot see removals: say what they will do
             shown = ", ".join(removed[:10]) + (f" and {len(removed) - 10} more" if len(removed) > 10 else "")
-            warn(f"{len(removed)} SIM(s) removed from fleet.yaml will be suspended (policy.on_remove: suspend): "
-                 f"{shown}")
+            warn(
+                f"{len(removed)} SIM(s) removed from fleet.yaml will be suspended (policy.on_remove: suspend): {shown}"
+            )
         if olds.get("fleet_digest") == news.get("fleet_digest"):
             return DetailedDiffResult({})
-        return DetailedDiffResult({"sims": "update"} if olds.get("sims") != news.get("sims") else
-                                  {"fleet_digest": "update"})
+        return DetailedDiffResult(
+            {"sims": "update"} if olds.get("sims") != news.get("sims") else {"fleet_digest": "update"}
+        )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult(id_="fleet", outs=_record(rt.runtime().fleet()))
@@ -108,8 +122,9 @@ class FleetGuardProvider(ResourceProvider):
         held = [str(i) for i in props.get("iccids") or []]
         live = {iccid: sim for iccid in held if (sim := runtime.live.get(iccid)) is not None}
         removed = guard.suspended_by_removal(policy, held, live)
-        refusal = guard.refusal(policy, len(held), removed=removed, allow=runtime.settings.allow_large_changes,
-                                command="pulumi destroy")
+        refusal = guard.refusal(
+            policy, len(held), removed=removed, allow=runtime.settings.allow_large_changes, command="pulumi destroy"
+        )
         if refusal:
             raise ProviderError(refusal)
         failed = runtime.applier.suspend_all(removed) if removed else {}

@@ -31,7 +31,10 @@ class Runtime:
         )
         self.live = LiveFleet(self.client)
         self.applier = Applier(
-            self.client, self.live, window=settings.batch_window, activation_timeout=settings.activation_timeout,
+            self.client,
+            self.live,
+            window=settings.batch_window,
+            activation_timeout=settings.activation_timeout,
             capacity=provider_host.concurrency(),
         )
         self._expected = False
@@ -77,8 +80,9 @@ class Runtime:
             if iccid in self._approved:
                 return
             counted = [*self._unapproved, iccid]
-            message = guard.refusal(fleet.policy, len(fleet.sims) + len(counted), removed=counted,
-                                    allow=self.settings.allow_large_changes)
+            message = guard.refusal(
+                fleet.policy, len(fleet.sims) + len(counted), removed=counted, allow=self.settings.allow_large_changes
+            )
             if message:
                 raise ProviderError(message)
             self._unapproved = counted

@@ -62,11 +62,13 @@ def frozen_field_failures(stored: dict[str, Any], declared: dict[str, Any]) -> l
     for key in ACTIVATION_FIELDS:
         old, new = stored.get(key), declared.get(key)
         if old and new is not None and new != old:
-            failures.append(CheckFailure(
-                key,
-                f"SIM {declared.get('name') or declared.get('iccid')}: {key} cannot change from {old!r} to "
-                f"{new!r} on an activated SIM (the Lattigo API has no call for it); revert it in fleet.yaml",
-            ))
+            failures.append(
+                CheckFailure(
+                    key,
+                    f"SIM {declared.get('name') or declared.get('iccid')}: {key} cannot change from {old!r} to "
+                    f"{new!r} on an activated SIM (the Lattigo API has no call for it); revert it in fleet.yaml",
+                )
+            )
     return failures
 
 

@@ -146,8 +146,9 @@ def open_session(
         client = client_factory(endpoint, key_name, api_key, max_retries=2)
     except ValueError as e:
         raise DeviceFailure(f"bad endpoint {endpoint!r}: {e}") from None
-    session = Session(client, endpoint, stdin=stdin or sys.stdin, stdout=stdout or sys.stdout,
-                      stderr=stderr or sys.stderr)
+    session = Session(
+        client, endpoint, stdin=stdin or sys.stdin, stdout=stdout or sys.stdout, stderr=stderr or sys.stderr
+    )
     fleet_arg = getattr(args, "fleet", None)
     chosen = fleet_arg or stack_fleet
     if chosen:
@@ -195,7 +196,8 @@ def resolve(session: Session, targets: Sequence[str]) -> list[Device]:
     missing = [i for i in wanted if i not in found]
     if missing:
         what = ", ".join(_with_name(session, i) for i in missing[:3]) + (
-            f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        )
         if all(i in foreign for i in missing):
             raise DeviceFailure(f"ICCID {what}: belongs to another account (HTTP 403)")
         raise DeviceFailure(f"ICCID {what}: not in the account at {session.endpoint} (or not activated yet)")
@@ -203,8 +205,9 @@ def resolve(session: Session, targets: Sequence[str]) -> list[Device]:
     devices = []
     for iccid in wanted:
         live = found[iccid]
-        devices.append(Device(iccid, str(live.get("device_name") or ""), names.get(iccid, ""),
-                              str(live.get("state") or "")))
+        devices.append(
+            Device(iccid, str(live.get("device_name") or ""), names.get(iccid, ""), str(live.get("state") or ""))
+        )
     return devices
 
 
@@ -214,8 +217,10 @@ def _unknown_names(session: Session, unknown: Sequence[str]) -> str:
     fleet = session.fleet
     if fleet is None:
         why = f" ({session.fleet_problem})" if session.fleet_problem else ""
-        return (f"{first!r}{more} is not an ICCID (18-22 digits), and there is no fleet file to look the name up "
-                f"in{why}: pass --fleet FILE")
+        return (
+            f"{first!r}{more} is not an ICCID (18-22 digits), and there is no fleet file to look the name up "
+            f"in{why}: pass --fleet FILE"
+        )
     guess = difflib.get_close_matches(first, list(fleet.by_name), n=1, cutoff=0.6)
     hint = f"; did you mean {guess[0]!r}?" if guess else ""
     return f"no SIM named {first!r}{more} in {fleet.path}, and it is not an ICCID{hint}"
@@ -258,8 +263,7 @@ def confirm(session: Session, args: argparse.Namespace, action: str) -> None:
         return
     isatty = getattr(session.stdin, "isatty", None)
     if not (callable(isatty) and isatty()):
-        raise DeviceFailure(f"refusing to {action} without confirmation: standard input is not a terminal "
-                            "(pass --yes)")
+        raise DeviceFailure(f"refusing to {action} without confirmation: standard input is not a terminal (pass --yes)")
     session.stderr.write(f"{action[0].upper()}{action[1:]}? [y/N] ")
     session.stderr.flush()
     answer = session.stdin.readline()
@@ -354,8 +358,7 @@ def render_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], indent: 
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     lines = [headers, *cells]
     return "".join(
-        indent + "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() + "\n"
-        for line in lines
+        indent + "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() + "\n" for line in lines
     )
 
 
@@ -375,8 +378,9 @@ def _device_heading(outcome: Outcome, count: int, noun: str) -> str:
     return f"{head}: {count} {noun}\n"
 
 
-def _sections(outcomes: Sequence[Outcome], noun: str, headers: Sequence[str],
-              row: Callable[[Mapping[str, Any]], Sequence[Any]]) -> str:
+def _sections(
+    outcomes: Sequence[Outcome], noun: str, headers: Sequence[str], row: Callable[[Mapping[str, Any]], Sequence[Any]]
+) -> str:
     """One section per device: a heading with its count (or its error), then its rows."""
     out = []
     for outcome in outcomes:
@@ -397,8 +401,11 @@ def _emit(session: Session, args: argparse.Namespace, document: Mapping[str, Any
 def _status(command: str, outcomes: Sequence[Outcome], verb: str) -> int:
     failed = [o for o in outcomes if not o.ok]
     if failed:
-        return fail(command, f"{len(failed)} of {len(outcomes)} device(s) {verb}: see the table "
-                             f"(first: {failed[0].device.label}: {failed[0].error})")
+        return fail(
+            command,
+            f"{len(failed)} of {len(outcomes)} device(s) {verb}: see the table "
+            f"(first: {failed[0].device.label}: {failed[0].error})",
+        )
     return 0
 
 
@@ -430,17 +437,25 @@ def cmd_sms_send(session: Session, args: argparse.Namespace) -> int:
             if name not in result.succeeded and name not in result.failed:
                 result.failed[name] = f"not sent: {_device_error(e)}"
     outcomes = [
-        Outcome(d, True, "Success: queued") if d.device_name in result.succeeded
+        Outcome(d, True, "Success: queued")
+        if d.device_name in result.succeeded
         else Outcome(d, False, error=str(result.failed.get(d.device_name, "no answer for this device")))
         for d in devices
     ]
     queued = sum(o.ok for o in outcomes)
-    document = {"command": "sms send", "text": text, "queued": queued, "refused": len(outcomes) - queued,
-                "devices": [o.to_json() for o in outcomes]}
+    document = {
+        "command": "sms send",
+        "text": text,
+        "queued": queued,
+        "refused": len(outcomes) - queued,
+        "devices": [o.to_json() for o in outcomes],
+    }
     table = render_table(
         ("SIM", "ICCID", "DEVICE", "STATE", "ANSWER"),
-        ((o.device.label, o.device.iccid, o.device.device_name, o.device.state, o.value if o.ok else o.error)
-         for o in outcomes),
+        (
+            (o.device.label, o.device.iccid, o.device.device_name, o.device.state, o.value if o.ok else o.error)
+            for o in outcomes
+        ),
     )
     _emit(session, args, document, f"SMS {text!r}: {queued} queued, {len(outcomes) - queued} refused\n{table}")
     return _status("sms send", outcomes, "refused")
@@ -450,13 +465,27 @@ def cmd_sms_log(session: Session, args: argparse.Namespace) -> int:
     since, until = _window(args, None)
     devices = resolve(session, args.targets)
     outcomes = each_device(
-        devices, lambda d: session.client.get_sms(d.iccid, since, until, args.direction, id_type="iccid"))
-    document = {"command": "sms log", "since": _text(since) or None, "until": _text(until) or None,
-                "direction": args.direction, "devices": [o.to_json("sms") for o in outcomes]}
+        devices, lambda d: session.client.get_sms(d.iccid, since, until, args.direction, id_type="iccid")
+    )
+    document = {
+        "command": "sms log",
+        "since": _text(since) or None,
+        "until": _text(until) or None,
+        "direction": args.direction,
+        "devices": [o.to_json("sms") for o in outcomes],
+    }
     text = _sections(
-        outcomes, "SMS", ("TIME", "TYPE", "STATUS", "REPORTED", "MESSAGE", "FAILURE"),
-        lambda m: (m.get("event_timestamp"), m.get("event_type"), m.get("event_status"), m.get("report_timestamp"),
-                   m.get("message_body"), m.get("failure_reason")),
+        outcomes,
+        "SMS",
+        ("TIME", "TYPE", "STATUS", "REPORTED", "MESSAGE", "FAILURE"),
+        lambda m: (
+            m.get("event_timestamp"),
+            m.get("event_type"),
+            m.get("event_status"),
+            m.get("report_timestamp"),
+            m.get("message_body"),
+            m.get("failure_reason"),
+        ),
     )
     _emit(session, args, document, text)
     return _status("sms log", outcomes, "failed")
@@ -464,14 +493,21 @@ def cmd_sms_log(session: Session, args: argparse.Namespace) -> int:
 
 def cmd_locate(session: Session, args: argparse.Namespace) -> int:
     devices = resolve(session, args.targets)
-    confirm(session, args, f"ask the carrier to locate {len(devices)} device(s) ({_names(devices)}), "
-                           "charged per call")
+    confirm(session, args, f"ask the carrier to locate {len(devices)} device(s) ({_names(devices)}), charged per call")
     outcomes = each_device(devices, lambda d: session.client.cellular_locate(d.iccid, id_type="iccid"))
     document = {"command": "locate", "devices": [o.to_json("carrier_response") for o in outcomes]}
     table = render_table(
         ("SIM", "ICCID", "DEVICE", "STATE", "CARRIER RESPONSE"),
-        ((o.device.label, o.device.iccid, o.device.device_name, o.device.state,
-          _plain(o.value) if o.ok else _error_cell(o.error)) for o in outcomes),
+        (
+            (
+                o.device.label,
+                o.device.iccid,
+                o.device.device_name,
+                o.device.state,
+                _plain(o.value) if o.ok else _error_cell(o.error),
+            )
+            for o in outcomes
+        ),
     )
     _emit(session, args, document, table)
     return _status("locate", outcomes, "refused")
@@ -491,15 +527,32 @@ def cmd_reports(session: Session, args: argparse.Namespace) -> int:
         raise DeviceFailure("--limit must be at least 1")
     devices = resolve(session, args.targets)
     outcomes = each_device(
-        devices, lambda d: session.client.device_reports(d.iccid, since, until, args.limit, id_type="iccid"))
-    document = {"command": "reports", "since": _text(since) or None, "until": _text(until) or None,
-                "limit": args.limit, "devices": [o.to_json("reports") for o in outcomes]}
+        devices, lambda d: session.client.device_reports(d.iccid, since, until, args.limit, id_type="iccid")
+    )
+    document = {
+        "command": "reports",
+        "since": _text(since) or None,
+        "until": _text(until) or None,
+        "limit": args.limit,
+        "devices": [o.to_json("reports") for o in outcomes],
+    }
     text = _sections(
-        outcomes, "report(s)",
+        outcomes,
+        "report(s)",
         ("TIME", "TYPE", "EVENT", "LATITUDE", "LONGITUDE", "SPEED", "BATTERY", "VOLTAGE", "TEMP", "FUEL", "RSSI"),
-        lambda r: (r.get("created_at"), r.get("type"), r.get("event_code"), r.get("latitude"), r.get("longitude"),
-                   r.get("speed"), r.get("battery"), r.get("voltage"), r.get("temperature"), r.get("fuel_level"),
-                   r.get("rssi")),
+        lambda r: (
+            r.get("created_at"),
+            r.get("type"),
+            r.get("event_code"),
+            r.get("latitude"),
+            r.get("longitude"),
+            r.get("speed"),
+            r.get("battery"),
+            r.get("voltage"),
+            r.get("temperature"),
+            r.get("fuel_level"),
+            r.get("rssi"),
+        ),
     )
     _emit(session, args, document, text)
     return _status("reports", outcomes, "failed")
@@ -510,8 +563,17 @@ _MESSAGE_HEADERS = ("CREATED", "EVENT", "SEQ", "LATITUDE", "LONGITUDE", "SPEED",
 
 def _message_row(m: Mapping[str, Any]) -> tuple[Any, ...]:
     rssi = m.get("rssi", m.get("rsssi"))
-    return (m.get("created_at"), m.get("event_code"), m.get("sequence_number"), m.get("latitude"),
-            m.get("longitude"), m.get("speed"), m.get("heading"), m.get("satellites"), rssi)
+    return (
+        m.get("created_at"),
+        m.get("event_code"),
+        m.get("sequence_number"),
+        m.get("latitude"),
+        m.get("longitude"),
+        m.get("speed"),
+        m.get("heading"),
+        m.get("satellites"),
+        rssi,
+    )
 
 
 def cmd_calamp_messages(session: Session, args: argparse.Namespace) -> int:
@@ -519,10 +581,15 @@ def cmd_calamp_messages(session: Session, args: argparse.Namespace) -> int:
     assert since is not None and until is not None
     devices = resolve(session, args.targets)
     outcomes = each_device(
-        devices,
-        lambda d: session.client.calamp_messages(d.iccid, since, until, args.event_code, id_type="iccid"))
-    document = {"command": "calamp messages", "since": _text(since), "until": _text(until),
-                "event_code": args.event_code, "devices": [o.to_json("messages") for o in outcomes]}
+        devices, lambda d: session.client.calamp_messages(d.iccid, since, until, args.event_code, id_type="iccid")
+    )
+    document = {
+        "command": "calamp messages",
+        "since": _text(since),
+        "until": _text(until),
+        "event_code": args.event_code,
+        "devices": [o.to_json("messages") for o in outcomes],
+    }
     text = _sections(outcomes, f"message(s) from {_text(since)} to {_text(until)}", _MESSAGE_HEADERS, _message_row)
     _emit(session, args, document, text)
     return _status("calamp messages", outcomes, "failed")
@@ -549,10 +616,20 @@ def cmd_calamp_events(session: Session, args: argparse.Namespace) -> int:
     since, until = _window(args, CALAMP_DAYS)
     assert since is not None and until is not None
     messages = session.client.calamp_events(args.event_code, since, until, args.state)
-    document = {"command": "calamp events", "event_code": args.event_code, "since": _text(since),
-                "until": _text(until), "state": args.state, "count": len(messages), "messages": messages}
-    head = (f"{len(messages)} message(s) with event code {args.event_code} from {_text(since)} to {_text(until)}"
-            + (f", devices in state {args.state}" if args.state else "") + "\n")
+    document = {
+        "command": "calamp events",
+        "event_code": args.event_code,
+        "since": _text(since),
+        "until": _text(until),
+        "state": args.state,
+        "count": len(messages),
+        "messages": messages,
+    }
+    head = (
+        f"{len(messages)} message(s) with event code {args.event_code} from {_text(since)} to {_text(until)}"
+        + (f", devices in state {args.state}" if args.state else "")
+        + "\n"
+    )
     table = render_table(("MOBILE ID", *_MESSAGE_HEADERS), ((m.get("mobile_id"), *_message_row(m)) for m in messages))
     _emit(session, args, document, head + (table if messages else ""))
     return 0
@@ -579,8 +656,11 @@ def _read_imeis(args: argparse.Namespace) -> list[str]:
 def cmd_upload_imeis(session: Session, args: argparse.Namespace) -> int:
     imeis = _read_imeis(args)
     shown = ", ".join(imeis[:5]) + (f" and {len(imeis) - 5} more" if len(imeis) > 5 else "")
-    confirm(session, args, f"upload {len(imeis)} IMEI(s) ({shown}) to the carrier's device database "
-                           f"as {args.email} / SKU {args.sku}")
+    confirm(
+        session,
+        args,
+        f"upload {len(imeis)} IMEI(s) ({shown}) to the carrier's device database as {args.email} / SKU {args.sku}",
+    )
     from lattigo_fleet.client import LattigoError
 
     try:
@@ -592,19 +672,34 @@ def cmd_upload_imeis(session: Session, args: argparse.Namespace) -> int:
         for imei in imeis:
             if imei not in result.succeeded and imei not in result.failed:
                 result.failed[imei] = f"not sent: {_device_error(e)}"
-    rows = [(imei, "accepted" if imei in result.succeeded else "rejected",
-             "" if imei in result.succeeded else result.failed.get(imei, "no answer for this IMEI")) for imei in imeis]
+    rows = [
+        (
+            imei,
+            "accepted" if imei in result.succeeded else "rejected",
+            "" if imei in result.succeeded else result.failed.get(imei, "no answer for this IMEI"),
+        )
+        for imei in imeis
+    ]
     accepted = sum(1 for r in rows if r[1] == "accepted")
-    document = {"command": "upload-imeis", "email": args.email, "sku": args.sku, "accepted": accepted,
-                "rejected": len(rows) - accepted,
-                "imeis": [{"imei": i, "ok": s == "accepted", **({"error": m} if m else {})} for i, s, m in rows]}
-    text = (f"upload as {args.email} / SKU {args.sku}: {accepted} accepted, {len(rows) - accepted} rejected\n"
-            + render_table(("IMEI", "RESULT", "REASON"), rows))
+    document = {
+        "command": "upload-imeis",
+        "email": args.email,
+        "sku": args.sku,
+        "accepted": accepted,
+        "rejected": len(rows) - accepted,
+        "imeis": [{"imei": i, "ok": s == "accepted", **({"error": m} if m else {})} for i, s, m in rows],
+    }
+    text = (
+        f"upload as {args.email} / SKU {args.sku}: {accepted} accepted, {len(rows) - accepted} rejected\n"
+        + render_table(("IMEI", "RESULT", "REASON"), rows)
+    )
     _emit(session, args, document, text)
     if accepted < len(rows):
         first = next(r for r in rows if r[1] != "accepted")
-        return fail("upload-imeis", f"{len(rows) - accepted} of {len(rows)} IMEI(s) rejected: see the table "
-                                    f"(first: {first[0]}: {first[2]})")
+        return fail(
+            "upload-imeis",
+            f"{len(rows) - accepted} of {len(rows)} IMEI(s) rejected: see the table (first: {first[0]}: {first[2]})",
+        )
     return 0
 
 
@@ -614,11 +709,15 @@ def cmd_upload_imeis(session: Session, args: argparse.Namespace) -> int:
 
 def _common(parser: argparse.ArgumentParser, *, targets: bool = True, sends: bool = False) -> None:
     if targets:
-        parser.add_argument("targets", nargs="+", metavar="SIM",
-                            help="an ICCID, or the name of a SIM in the fleet file")
-        parser.add_argument("--fleet", metavar="FILE",
-                            help="the fleet file whose SIM names to accept (default: the stack's "
-                                 "lattigo-fleet:fleetFile, else fleet.yaml if present)")
+        parser.add_argument(
+            "targets", nargs="+", metavar="SIM", help="an ICCID, or the name of a SIM in the fleet file"
+        )
+        parser.add_argument(
+            "--fleet",
+            metavar="FILE",
+            help="the fleet file whose SIM names to accept (default: the stack's "
+            "lattigo-fleet:fleetFile, else fleet.yaml if present)",
+        )
     parser.add_argument("--stack", help="read the credentials from this stack's config (else LATTIGO_* variables)")
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     if sends:
@@ -669,13 +768,16 @@ def add_parsers(sub: Any) -> None:
     _common(events, targets=False)
     events.add_argument("--event-code", type=int, required=True, help="the event code to search for")
     _dates(events, f"default: {CALAMP_DAYS} days ago")
-    events.add_argument("--state", choices=("pending_activation", "active", "suspended",
-                                            "pending_suspend_no_billing", "suspended_no_billing"),
-                        help="only devices in this state")
+    events.add_argument(
+        "--state",
+        choices=("pending_activation", "active", "suspended", "pending_suspend_no_billing", "suspended_no_billing"),
+        help="only devices in this state",
+    )
     events.set_defaults(func=main, run=cmd_calamp_events, label="calamp events")
 
-    upload = sub.add_parser("upload-imeis", help="upload IMEIs to the carrier's device database "
-                                                 "(asks for confirmation)")
+    upload = sub.add_parser(
+        "upload-imeis", help="upload IMEIs to the carrier's device database (asks for confirmation)"
+    )
     upload.add_argument("imeis", nargs="*", metavar="IMEI")
     upload.add_argument("--file", metavar="FILE", help="IMEIs, one per line (# comments allowed)")
     upload.add_argument("--email", required=True, help="the vendor's carrier-registered email address")
@@ -699,8 +801,7 @@ def main(
     label = args.label
     session: Session | None = None
     try:
-        session = open_session(args, env=env, client_factory=client_factory, stdin=stdin, stdout=stdout,
-                               stderr=stderr)
+        session = open_session(args, env=env, client_factory=client_factory, stdin=stdin, stdout=stdout, stderr=stderr)
         return int(args.run(session, args))
     except DeviceFailure as e:
         message = str(e)
@@ -727,8 +828,10 @@ def _api_error(e: Exception, endpoint: str) -> str:
         why = "connection refused" if "refused" in detail else "timed out" if "timed out" in detail else "no answer"
         return f"cannot reach the Lattigo API at {endpoint} ({why}): check lattigo:endpoint / LATTIGO_ENDPOINT"
     if isinstance(e, AuthenticationError):
-        return (f"the Lattigo API at {endpoint} refused the credentials (HTTP {e.status or 401}): "
-                "check lattigo:keyName and lattigo:apiKey (or LATTIGO_KEY_NAME / LATTIGO_API_KEY)")
+        return (
+            f"the Lattigo API at {endpoint} refused the credentials (HTTP {e.status or 401}): "
+            "check lattigo:keyName and lattigo:apiKey (or LATTIGO_KEY_NAME / LATTIGO_API_KEY)"
+        )
     if isinstance(e, RateLimited):
         return f"the Lattigo API at {endpoint} kept answering 429 (rate limited): try again later"
     return f"the Lattigo API at {endpoint}: {_device_error(e)}"

@@ -55,8 +55,15 @@ class DriftItem:
     note: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"sim": self.sim, "iccid": self.iccid, "field": self.field, "declared": _jsonable(self.declared),
-                "live": _jsonable(self.live), "kind": self.kind, "note": self.note or None}
+        return {
+            "sim": self.sim,
+            "iccid": self.iccid,
+            "field": self.field,
+            "declared": _jsonable(self.declared),
+            "live": _jsonable(self.live),
+            "kind": self.kind,
+            "note": self.note or None,
+        }
 
 
 @dataclass(frozen=True)
@@ -67,8 +74,12 @@ class UnmanagedSim:
     cost_center: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"iccid": self.iccid, "device_name": self.device_name, "state": self.state,
-                "cost_center": self.cost_center}
+        return {
+            "iccid": self.iccid,
+            "device_name": self.device_name,
+            "state": self.state,
+            "cost_center": self.cost_center,
+        }
 
 
 @dataclass
@@ -86,8 +97,12 @@ class DriftReport:
     @property
     def counts(self) -> dict[str, int]:
         drift = [i for i in self.items if i.kind == "drift"]
-        return {"drift": len(drift), "drifted_sims": len({i.iccid for i in drift}),
-                "pending": len([i for i in self.items if i.kind == "pending"]), "unmanaged": len(self.unmanaged)}
+        return {
+            "drift": len(drift),
+            "drifted_sims": len({i.iccid for i in drift}),
+            "pending": len([i for i in self.items if i.kind == "pending"]),
+            "unmanaged": len(self.unmanaged),
+        }
 
 
 def _jsonable(value: Any) -> Any:
@@ -95,6 +110,7 @@ def _jsonable(value: Any) -> Any:
 
 
 # --- from the preview and the account to the report --------------------------------------------------------
+
 
 def drift_items(preview: Preview) -> list[DriftItem]:
     """Each field that the preview would change, once, as drift (the account moved) or pending (fleet.yaml
@@ -114,34 +130,66 @@ def drift_items(preview: Preview) -> list[DriftItem]:
                 items.append(DriftItem(sim, iccid, path, declared, live, kind))
         elif step.op == "create":
             if applied_step is not None:
-                items.append(DriftItem(sim, iccid, None, "in the account", "absent", "drift",
-                                       "gone from the account since the last apply"))
+                items.append(
+                    DriftItem(
+                        sim,
+                        iccid,
+                        None,
+                        "in the account",
+                        "absent",
+                        "drift",
+                        "gone from the account since the last apply",
+                    )
+                )
             else:
-                items.append(DriftItem(sim, iccid, None, "declared", "not in the stack", "pending",
-                                       "added to fleet.yaml, not applied yet"))
+                items.append(
+                    DriftItem(
+                        sim,
+                        iccid,
+                        None,
+                        "declared",
+                        "not in the stack",
+                        "pending",
+                        "added to fleet.yaml, not applied yet",
+                    )
+                )
         elif step.op == "delete":
-            items.append(DriftItem(sim, iccid, None, "not declared", "in the stack", "pending",
-                                   "removed from fleet.yaml, not applied yet"))
+            items.append(
+                DriftItem(
+                    sim,
+                    iccid,
+                    None,
+                    "not declared",
+                    "in the stack",
+                    "pending",
+                    "removed from fleet.yaml, not applied yet",
+                )
+            )
         elif step.op not in ("same", "read"):
             items.append(DriftItem(sim, iccid, None, MISSING, MISSING, "pending", f"Pulumi step: {step.op}"))
     items.sort(key=lambda i: (i.kind != "drift", i.sim, i.iccid, i.field or ""))
     return items
 
 
-def unmanaged_sims(snapshot: Mapping[str, Mapping[str, Any]], declared: set[str], reported: set[str]
-                   ) -> list[UnmanagedSim]:
+def unmanaged_sims(
+    snapshot: Mapping[str, Mapping[str, Any]], declared: set[str], reported: set[str]
+) -> list[UnmanagedSim]:
     """SIMs of the account that fleet.yaml does not declare (and that no pending removal already names)."""
     found = []
     for iccid in sorted(set(snapshot) - declared - reported):
         device = snapshot[iccid]
         name = device.get("device_name")
-        found.append(UnmanagedSim(iccid, None if name is None else str(name), device.get("state"),
-                                  device.get("cost_center") or None))
+        found.append(
+            UnmanagedSim(
+                iccid, None if name is None else str(name), device.get("state"), device.get("cost_center") or None
+            )
+        )
     return found
 
 
-def build_report(preview: Preview, snapshot: Mapping[str, Mapping[str, Any]], declared: set[str],
-                 ignoring: int = 0, stack: str = "") -> DriftReport:
+def build_report(
+    preview: Preview, snapshot: Mapping[str, Mapping[str, Any]], declared: set[str], ignoring: int = 0, stack: str = ""
+) -> DriftReport:
     items = drift_items(preview)
     unmanaged = unmanaged_sims(snapshot, declared, {i.iccid for i in items if i.field is None})
     not_checked = [NOT_READABLE]
@@ -151,6 +199,7 @@ def build_report(preview: Preview, snapshot: Mapping[str, Mapping[str, Any]], de
 
 
 # --- output ------------------------------------------------------------------------------------------------
+
 
 def _value(value: Any) -> str:
     if value is MISSING or value is None:
@@ -179,10 +228,16 @@ def _summary(report: DriftReport) -> str:
 
 
 def render_text(report: DriftReport) -> str:
-    lines = [f"Drift report{f' for stack {report.stack}' if report.stack else ''}: fleet.yaml against the live "
-             "Lattigo account", "", _summary(report)]
-    for kind, title in (("drift", "Changed in the account (declared -> live):"),
-                        ("pending", "Changed in fleet.yaml, not applied yet (declared -> live):")):
+    lines = [
+        f"Drift report{f' for stack {report.stack}' if report.stack else ''}: fleet.yaml against the live "
+        "Lattigo account",
+        "",
+        _summary(report),
+    ]
+    for kind, title in (
+        ("drift", "Changed in the account (declared -> live):"),
+        ("pending", "Changed in fleet.yaml, not applied yet (declared -> live):"),
+    ):
         items = [i for i in report.items if i.kind == kind]
         if not items:
             continue
@@ -193,13 +248,17 @@ def render_text(report: DriftReport) -> str:
             if item.field is None:
                 lines.append(f"  {_who(item):<{width}}  {'':<{fwidth}}  {item.note}")
             else:
-                lines.append(f"  {_who(item):<{width}}  {item.field:<{fwidth}}  declared {_value(item.declared)}, "
-                             f"live {_value(item.live)}")
+                lines.append(
+                    f"  {_who(item):<{width}}  {item.field:<{fwidth}}  declared {_value(item.declared)}, "
+                    f"live {_value(item.live)}"
+                )
     if report.unmanaged:
         lines += ["", f"In the account, not declared in fleet.yaml (unmanaged): {len(report.unmanaged)}"]
         for sim in report.unmanaged:
-            lines.append(f"  {sim.iccid}  device {sim.device_name or '-'}  {sim.state or '-'}  "
-                         f"cost center {sim.cost_center or '-'}")
+            lines.append(
+                f"  {sim.iccid}  device {sim.device_name or '-'}  {sim.state or '-'}  "
+                f"cost center {sim.cost_center or '-'}"
+            )
     if report.warnings:
         lines += ["", "Warnings of the preview:"] + [f"  {w.message.splitlines()[0]}" for w in report.warnings]
     lines += ["", "Not checked: " + "; ".join(report.not_checked) + "."]
@@ -213,23 +272,33 @@ def _md(value: str) -> str:
 
 
 def render_markdown(report: DriftReport) -> str:
-    lines = [f"## lattigo-fleet drift{f' · stack `{report.stack}`' if report.stack else ''}", "",
-             f"**{_summary(report)}**"]
+    lines = [
+        f"## lattigo-fleet drift{f' · stack `{report.stack}`' if report.stack else ''}",
+        "",
+        f"**{_summary(report)}**",
+    ]
     if report.items:
         lines += ["", "| SIM | ICCID | field | declared | live | kind |", "| --- | --- | --- | --- | --- | --- |"]
         for item in report.items:
             declared = _md(_value(item.declared)) if item.field else _md(item.note)
             live = _md(_value(item.live)) if item.field else ""
-            lines.append(f"| {_md(item.sim)} | `{item.iccid}` | {item.field or '—'} | {declared} | {live} | "
-                         f"{item.kind} |")
+            lines.append(
+                f"| {_md(item.sim)} | `{item.iccid}` | {item.field or '—'} | {declared} | {live} | {item.kind} |"
+            )
     if report.unmanaged:
-        lines += ["", f"**Unmanaged** (in the account, not in fleet.yaml): {len(report.unmanaged)}", "",
-                  "| ICCID | device | state | cost center |", "| --- | --- | --- | --- |"]
-        lines += [f"| `{s.iccid}` | {s.device_name or '—'} | {s.state or '—'} | {_md(s.cost_center or '—')} |"
-                  for s in report.unmanaged]
+        lines += [
+            "",
+            f"**Unmanaged** (in the account, not in fleet.yaml): {len(report.unmanaged)}",
+            "",
+            "| ICCID | device | state | cost center |",
+            "| --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| `{s.iccid}` | {s.device_name or '—'} | {s.state or '—'} | {_md(s.cost_center or '—')} |"
+            for s in report.unmanaged
+        ]
     if report.warnings:
-        lines += ["", "Warnings of the preview:", ""] + [f"- {_md(w.message.splitlines()[0])}"
-                                                          for w in report.warnings]
+        lines += ["", "Warnings of the preview:", ""] + [f"- {_md(w.message.splitlines()[0])}" for w in report.warnings]
     lines += ["", "_Not checked: " + "; ".join(report.not_checked) + "._"]
     return "\n".join(lines) + "\n"
 
@@ -247,6 +316,7 @@ def render_json(report: DriftReport) -> dict[str, Any]:
 
 
 # --- the command -------------------------------------------------------------------------------------------
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", help="the stack to check (default: the selected stack)")
@@ -303,8 +373,11 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from lattigo_fleet.sharding import SiblingError, owned_by_siblings
 
     try:
-        owned = owned_by_siblings(settings.sibling_stacks, this_stack=args.stack, cwd=args.cwd) \
-            if settings.sibling_stacks else {}
+        owned = (
+            owned_by_siblings(settings.sibling_stacks, this_stack=args.stack, cwd=args.cwd)
+            if settings.sibling_stacks
+            else {}
+        )
     except SiblingError as exc:
         return fail("drift", str(exc))
     report = build_report(preview, snapshot, set(fleet.by_iccid) | set(owned), ignoring, args.stack or "")

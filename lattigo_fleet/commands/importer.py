@@ -259,7 +259,8 @@ def layout(
     base_notes = dict(defaults.get("notes") or {})
     groups = {name: dict(body or {}) for name, body in (groups or {}).items()}
     placeable = {
-        name: body for name, body in groups.items()
+        name: body
+        for name, body in groups.items()
         if body and set(body) <= set(_PLACEABLE) and all(isinstance(v, str) for v in body.values())
     }
     new_groups: dict[str, dict[str, Any]] = {}
@@ -385,8 +386,14 @@ class Difference:
     applied: bool  # --overwrite wrote the account's value on the SIM
 
     def to_dict(self) -> dict[str, Any]:
-        return {"iccid": self.iccid, "field": self.field, "declared": self.declared, "live": self.live,
-                "where": self.where, "overwritten": self.applied}
+        return {
+            "iccid": self.iccid,
+            "field": self.field,
+            "declared": self.declared,
+            "live": self.live,
+            "where": self.where,
+            "overwritten": self.applied,
+        }
 
 
 @dataclass
@@ -566,10 +573,13 @@ def _pulumi_config(stack: str, cwd: str | None) -> dict[str, Any]:
     try:
         proc = subprocess.run(
             ["pulumi", "config", "--json", "--show-secrets", "--stack", stack, "--non-interactive"],
-            capture_output=True, text=True, timeout=120, cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=cwd,
         )
     except FileNotFoundError:
-        raise ImportFailure("--stack needs the pulumi CLI on PATH (eval \"$(make -s env)\")") from None
+        raise ImportFailure('--stack needs the pulumi CLI on PATH (eval "$(make -s env)")') from None
     except subprocess.TimeoutExpired:
         raise ImportFailure(f"`pulumi config --stack {stack}` did not answer within 120 s") from None
     if proc.returncode != 0:
@@ -644,8 +654,10 @@ def _connect_error(e: Exception, endpoint: str) -> str:
         why = "connection refused" if "refused" in detail else "timed out" if "timed out" in detail else "no answer"
         return f"cannot reach the Lattigo API at {endpoint} ({why}): check lattigo:endpoint / LATTIGO_ENDPOINT"
     if isinstance(e, AuthenticationError):
-        return (f"the Lattigo API at {endpoint} refused the credentials (HTTP {e.status or '401'}): "
-                "check lattigo:keyName and lattigo:apiKey (or LATTIGO_KEY_NAME / LATTIGO_API_KEY)")
+        return (
+            f"the Lattigo API at {endpoint} refused the credentials (HTTP {e.status or '401'}): "
+            "check lattigo:keyName and lattigo:apiKey (or LATTIGO_KEY_NAME / LATTIGO_API_KEY)"
+        )
     return f"reading the account at {endpoint} failed: {e}"
 
 
@@ -659,27 +671,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "on it sends nothing. Usage limits and rate plans cannot be read and are not declared."
     )
     parser.add_argument("--stack", help="read the credentials from this stack's config (else LATTIGO_* variables)")
-    parser.add_argument("-o", "--output", metavar="FILE",
-                        help="the fleet file to write (default: the stack's lattigo-fleet:fleetFile, or fleet.yaml)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="the fleet file to write (default: the stack's lattigo-fleet:fleetFile, or fleet.yaml)",
+    )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--merge", action="store_true",
-                      help="add the SIMs the file does not declare yet, keeping its comments, order and anchors")
+    mode.add_argument(
+        "--merge",
+        action="store_true",
+        help="add the SIMs the file does not declare yet, keeping its comments, order and anchors",
+    )
     mode.add_argument("--force", action="store_true", help="replace an existing file with a fresh import")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="with --merge: set the account's value where the file declares another")
-    parser.add_argument("--cost-center", action="append", default=[], metavar="NAME",
-                        help="only SIMs of this cost center (repeatable; \"\" for none)")
-    parser.add_argument("--state", choices=("pending_activation", "active", "suspended",
-                                            "pending_suspend_no_billing", "suspended_no_billing"),
-                        help="only SIMs in this state (a pending state counts as where it settles)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="with --merge: set the account's value where the file declares another"
+    )
+    parser.add_argument(
+        "--cost-center",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help='only SIMs of this cost center (repeatable; "" for none)',
+    )
+    parser.add_argument(
+        "--state",
+        choices=("pending_activation", "active", "suspended", "pending_suspend_no_billing", "suspended_no_billing"),
+        help="only SIMs in this state (a pending state counts as where it settles)",
+    )
     parser.add_argument("--iccid-file", metavar="FILE", help="only the ICCIDs listed in FILE, one per line")
-    parser.add_argument("--no-groups", action="store_true",
-                        help="declare every cost center other than the default on its SIMs, not in groups")
+    parser.add_argument(
+        "--no-groups",
+        action="store_true",
+        help="declare every cost center other than the default on its SIMs, not in groups",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
 
-def run(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextIO | None = None,
-        env: Mapping[str, str] | None = None, client_factory: Callable[..., Any] | None = None) -> int:
+def run(
+    args: argparse.Namespace,
+    *,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    env: Mapping[str, str] | None = None,
+    client_factory: Callable[..., Any] | None = None,
+) -> int:
     """``lattigo-fleet import``: 0 on success, 1 with one line on stderr otherwise."""
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
@@ -706,8 +742,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(parser.parse_args(argv))
 
 
-def _import(args: argparse.Namespace, stderr: TextIO, env: Mapping[str, str] | None,
-            client_factory: Callable[..., Any] | None) -> dict[str, Any]:
+def _import(
+    args: argparse.Namespace, stderr: TextIO, env: Mapping[str, str] | None, client_factory: Callable[..., Any] | None
+) -> dict[str, Any]:
     if args.overwrite and not args.merge:
         raise ImportFailure("--overwrite goes with --merge")
     selection = Selection(
@@ -725,8 +762,10 @@ def _import(args: argparse.Namespace, stderr: TextIO, env: Mapping[str, str] | N
         try:
             existing = (target.read_text(encoding="utf-8-sig"), load_fleet(target))
         except FleetError as e:
-            raise ImportFailure(f"cannot merge into {target}, it is not valid: {e.issues[0]}"
-                                + (f" (and {len(e.issues) - 1} more)" if len(e.issues) > 1 else "")) from None
+            raise ImportFailure(
+                f"cannot merge into {target}, it is not valid: {e.issues[0]}"
+                + (f" (and {len(e.issues) - 1} more)" if len(e.issues) > 1 else "")
+            ) from None
         except OSError as e:
             raise ImportFailure(f"cannot read {target}: {e.strerror or e}") from None
 
@@ -748,27 +787,41 @@ def _import(args: argparse.Namespace, stderr: TextIO, env: Mapping[str, str] | N
     sims = [s for s in every if selection.matches(s)]
     not_found = sorted(selection.iccids - {s.iccid for s in every}) if selection.iccids is not None else []
     report: dict[str, Any] = {
-        "ok": True, "file": str(target), "endpoint": endpoint, "account_sims": len(every),
-        "selection": selection.describe(), "selected": len(sims),
+        "ok": True,
+        "file": str(target),
+        "endpoint": endpoint,
+        "account_sims": len(every),
+        "selection": selection.describe(),
+        "selected": len(sims),
         "skipped": [{"iccid": s.iccid, "reason": s.reason} for s in skipped],
-        "warnings": warnings, "not_in_account": not_found,
+        "warnings": warnings,
+        "not_in_account": not_found,
     }
     if existing is None:
         if not sims:
             raise ImportFailure(f"no SIM of the account matches {selection.describe()}: nothing written")
         placed = layout(sims, use_groups=not args.no_groups)
         text = render_new(placed, endpoint=endpoint)
-        report.update(mode="replaced" if exists else "created", added=[s.iccid for s in sims], already_declared=0,
-                      defaults=placed.defaults, groups={n: dict(b, sims=placed.group_sizes[n])
-                                                        for n, b in placed.new_groups.items()},
-                      differences=[])
+        report.update(
+            mode="replaced" if exists else "created",
+            added=[s.iccid for s in sims],
+            already_declared=0,
+            defaults=placed.defaults,
+            groups={n: dict(b, sims=placed.group_sizes[n]) for n, b in placed.new_groups.items()},
+            differences=[],
+        )
     else:
-        merged = merge_into(existing[0], target, existing[1], sims, overwrite=args.overwrite,
-                            use_groups=not args.no_groups)
+        merged = merge_into(
+            existing[0], target, existing[1], sims, overwrite=args.overwrite, use_groups=not args.no_groups
+        )
         text = merged.text
-        report.update(mode="merged", added=merged.added, already_declared=len(merged.already),
-                      groups={n: dict(b) for n, b in merged.new_groups.items()},
-                      differences=[d.to_dict() for d in merged.differences])
+        report.update(
+            mode="merged",
+            added=merged.added,
+            already_declared=len(merged.already),
+            groups={n: dict(b) for n, b in merged.new_groups.items()},
+            differences=[d.to_dict() for d in merged.differences],
+        )
     spec = write_validated(target, text)
     calls = calls_at_next_up(spec, sims)
     report["states"] = dict(Counter(s.state for s in sims))
@@ -780,18 +833,26 @@ def _readable(report: dict[str, Any]) -> str:
     lines = []
     added, file = len(report["added"]), report["file"]
     if report["mode"] == "merged":
-        lines.append(f"merged into {file}: {added} SIM(s) added, {report['already_declared']} already declared "
-                     f"({report['selection']} of {report['account_sims']} in the account)")
+        lines.append(
+            f"merged into {file}: {added} SIM(s) added, {report['already_declared']} already declared "
+            f"({report['selection']} of {report['account_sims']} in the account)"
+        )
     else:
         states = ", ".join(f"{n} {s}" for s, n in sorted(report["states"].items(), key=lambda t: STATES.index(t[0])))
-        lines.append(f"wrote {file}: {added} SIM(s) ({states}) of {report['account_sims']} in the account"
-                     + (f", {report['selection']}" if report["selection"] != "every SIM" else ""))
+        lines.append(
+            f"wrote {file}: {added} SIM(s) ({states}) of {report['account_sims']} in the account"
+            + (f", {report['selection']}" if report["selection"] != "every SIM" else "")
+        )
         if report.get("defaults"):
             lines.append("  defaults: " + ", ".join(f"{k} {v!r}" for k, v in report["defaults"].items()))
     if report["groups"]:
-        lines.append("  new groups: " + ", ".join(
-            f"{n} (cost_center {b['cost_center']!r}" + (f", {b['sims']} SIMs)" if "sims" in b else ")")
-            for n, b in report["groups"].items()))
+        lines.append(
+            "  new groups: "
+            + ", ".join(
+                f"{n} (cost_center {b['cost_center']!r}" + (f", {b['sims']} SIMs)" if "sims" in b else ")")
+                for n, b in report["groups"].items()
+            )
+        )
     for item in report["skipped"]:
         lines.append(f"  not imported: {item['iccid']}: {item['reason']}")
     for warning in report["warnings"]:
@@ -804,18 +865,23 @@ def _readable(report: dict[str, Any]) -> str:
     kept = [d for d in diffs if not d["overwritten"]]
     done = [d for d in diffs if d["overwritten"]]
     if kept:
-        lines.append(f"  left alone: {len(kept)} declared value(s) differ from the account "
-                     "(--overwrite to take the account's):")
+        lines.append(
+            f"  left alone: {len(kept)} declared value(s) differ from the account (--overwrite to take the account's):"
+        )
         for d in kept:
-            lines.append(f"    {d['where']}: {d['iccid']} {d['field']}: declared {d['declared']!r}, "
-                         f"the account has {d['live']!r}")
+            lines.append(
+                f"    {d['where']}: {d['iccid']} {d['field']}: declared {d['declared']!r}, "
+                f"the account has {d['live']!r}"
+            )
     for d in done:
         lines.append(f"  overwritten: {d['iccid']} {d['field']}: {d['declared']!r} -> {d['live']!r}")
     calls = report["calls_at_next_up"]
     if calls:
         kinds = Counter(k for ks in calls.values() for k in ks)
-        lines.append(f"  `pulumi up` would still send calls for {len(calls)} SIM(s): "
-                     + ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items())))
+        lines.append(
+            f"  `pulumi up` would still send calls for {len(calls)} SIM(s): "
+            + ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items()))
+        )
     else:
         lines.append("  `pulumi up` on it sends nothing for these SIMs (usage limits and rate plans not declared)")
     return "\n".join(lines) + "\n"

@@ -84,8 +84,14 @@ class Change:
     action: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"sim": self.sim, "iccid": self.iccid, "field": self.field, "old": _jsonable(self.old),
-                "new": _jsonable(self.new), "action": self.action}
+        return {
+            "sim": self.sim,
+            "iccid": self.iccid,
+            "field": self.field,
+            "old": _jsonable(self.old),
+            "new": _jsonable(self.new),
+            "action": self.action,
+        }
 
 
 @dataclass
@@ -140,6 +146,7 @@ class PlanReport:
 
 # --- from the preview to the report ------------------------------------------------------------------------
 
+
 def _jsonable(value: Any) -> Any:
     return None if value is MISSING else value
 
@@ -185,17 +192,30 @@ def removal_policy(preview: Preview) -> RemovalPolicy:
 def _removal(step: Step, sim: str, iccid: str, policy: RemovalPolicy) -> SimRow:
     live_state = value_at(step.old_inputs, "state")
     if policy.on_remove is None:
-        return SimRow(sim, iccid, [Change(sim, iccid, None, MISSING, MISSING, "removed")],
-                      "removed from fleet.yaml (policy.on_remove unknown)")
+        return SimRow(
+            sim,
+            iccid,
+            [Change(sim, iccid, None, MISSING, MISSING, "removed")],
+            "removed from fleet.yaml (policy.on_remove unknown)",
+        )
     serving = live_state in SERVING_STATES
-    if policy.on_remove == "suspend" and (iccid in policy.suspended or (serving and policy.source != "this run")
-                                          or (serving and not policy.suspended)):
-        return SimRow(sim, iccid, [Change(sim, iccid, "state", live_state, "suspended", "forget_suspend")],
-                      "removed from fleet.yaml: suspended, then forgotten")
+    if policy.on_remove == "suspend" and (
+        iccid in policy.suspended or (serving and policy.source != "this run") or (serving and not policy.suspended)
+    ):
+        return SimRow(
+            sim,
+            iccid,
+            [Change(sim, iccid, "state", live_state, "suspended", "forget_suspend")],
+            "removed from fleet.yaml: suspended, then forgotten",
+        )
     why = "nothing sent" if policy.on_remove == "retain" else "not serving: nothing sent"
     source = " (policy as last applied)" if policy.source == "last applied" else ""
-    return SimRow(sim, iccid, [Change(sim, iccid, None, MISSING, MISSING, "forget")],
-                  f"removed from fleet.yaml, on_remove: {policy.on_remove}: {why}{source}")
+    return SimRow(
+        sim,
+        iccid,
+        [Change(sim, iccid, None, MISSING, MISSING, "forget")],
+        f"removed from fleet.yaml, on_remove: {policy.on_remove}: {why}{source}",
+    )
 
 
 def sim_row(step: Step, policy: RemovalPolicy) -> SimRow | None:
@@ -205,8 +225,7 @@ def sim_row(step: Step, policy: RemovalPolicy) -> SimRow | None:
         origin = value_at(step.new_inputs, "origin")
         if origin == "adopted":
             return SimRow(sim, iccid, [Change(sim, iccid, "origin", MISSING, "adopted", "adopt")])
-        changes = [Change(sim, iccid, "origin", MISSING, origin if origin is not MISSING else "activated",
-                          "activate")]
+        changes = [Change(sim, iccid, "origin", MISSING, origin if origin is not MISSING else "activated", "activate")]
         rate_plan = value_at(step.new_inputs, "rate_plan")
         if rate_plan is not MISSING:
             changes.append(Change(sim, iccid, "rate_plan", MISSING, rate_plan, "activate"))
@@ -225,8 +244,9 @@ def sim_row(step: Step, policy: RemovalPolicy) -> SimRow | None:
             changes.append(Change(sim, iccid, path, old, new, action))
         if step.op != "update":
             changes.append(Change(sim, iccid, None, MISSING, MISSING, "other"))
-        return SimRow(sim, iccid, changes, "" if step.op == "update" else f"Pulumi step: {step.op}") \
-            if changes else None
+        return (
+            SimRow(sim, iccid, changes, "" if step.op == "update" else f"Pulumi step: {step.op}") if changes else None
+        )
     return None  # same, read, refresh, delete-replaced, ...
 
 
@@ -244,14 +264,18 @@ def build_report(preview: Preview) -> PlanReport:
     refused = _REFUSED_COUNT.search(refusal.message) if refusal else None
     shown = [d for d in preview.diagnostics if d.severity in ("error", "warning") and d is not refusal]
     return PlanReport(
-        stack=preview.stack, rows=rows, diagnostics=shown,
+        stack=preview.stack,
+        rows=rows,
+        diagnostics=shown,
         refusal=refusal.message if refusal else None,
         refused_sims=int(refused.group(1)) if refused else None,
-        failed=bool(preview.errors), names=names,
+        failed=bool(preview.errors),
+        names=names,
     )
 
 
 # --- Markdown ----------------------------------------------------------------------------------------------
+
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -348,11 +372,14 @@ def render_markdown(report: PlanReport, limit: int = COMMENT_LIMIT) -> tuple[str
     head = [f"## lattigo-fleet plan{f' · stack `{report.stack}`' if report.stack else ''}", ""]
     if report.refusal:
         sims = f" ({report.refused_sims:,} SIMs out of service)" if report.refused_sims else ""
-        head += ["> [!CAUTION]", f"> **Refused by the blast-radius guard{sims}: nothing will be applied.**",
-                 f"> {_cell(_clip(report.refusal, 2000))}", ""]
+        head += [
+            "> [!CAUTION]",
+            f"> **Refused by the blast-radius guard{sims}: nothing will be applied.**",
+            f"> {_cell(_clip(report.refusal, 2000))}",
+            "",
+        ]
     elif report.failed:
-        head += ["> [!CAUTION]", "> **The preview failed: nothing will be applied.** The errors are listed below.",
-                 ""]
+        head += ["> [!CAUTION]", "> **The preview failed: nothing will be applied.** The errors are listed below.", ""]
     counts = report.counts
     if report.rows:
         stopped = " (the preview stopped early: the list may be incomplete)" if report.failed else ""
@@ -417,6 +444,7 @@ def log_line(row: SimRow) -> str:
 
 # --- JSON --------------------------------------------------------------------------------------------------
 
+
 def render_json(report: PlanReport) -> dict[str, Any]:
     return {
         "stack": report.stack,
@@ -425,20 +453,30 @@ def render_json(report: PlanReport) -> dict[str, Any]:
         "sims_changing": len(report.rows),
         "counts": report.counts,
         "changes": [c.to_json() for c in report.changes],
-        "diagnostics": [{"severity": d.severity, "message": d.message,
-                         "sim": report.names.get(d.resource) if d.resource else None,
-                         "urn": d.urn or None} for d in report.diagnostics],
+        "diagnostics": [
+            {
+                "severity": d.severity,
+                "message": d.message,
+                "sim": report.names.get(d.resource) if d.resource else None,
+                "urn": d.urn or None,
+            }
+            for d in report.diagnostics
+        ],
     }
 
 
 # --- the command -------------------------------------------------------------------------------------------
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", help="the stack to preview (default: the selected stack)")
     parser.add_argument("--cwd", help="the project directory (default: the current directory)")
-    parser.add_argument("--from", dest="from_file", metavar="FILE",
-                        help="read the output of `pulumi preview --json` from FILE (`-`: standard input) "
-                             "instead of running it")
+    parser.add_argument(
+        "--from",
+        dest="from_file",
+        metavar="FILE",
+        help="read the output of `pulumi preview --json` from FILE (`-`: standard input) instead of running it",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON for bots instead of Markdown")
 
 
@@ -449,8 +487,9 @@ def load(args: argparse.Namespace, stdin: TextIO | None = None) -> Preview:
     return preview
 
 
-def main(args: argparse.Namespace, out: TextIO | None = None, log: TextIO | None = None,
-         stdin: TextIO | None = None) -> int:
+def main(
+    args: argparse.Namespace, out: TextIO | None = None, log: TextIO | None = None, stdin: TextIO | None = None
+) -> int:
     """Exit 0 with the comment; 1 with the comment if the preview itself failed (a refusal, a program error),
     or with a one-line error alone if there is no preview to read."""
     out, log = out or sys.stdout, log or sys.stderr
@@ -464,13 +503,19 @@ def main(args: argparse.Namespace, out: TextIO | None = None, log: TextIO | None
         text, cut = render_markdown(report)
         out.write(text)
         if cut:
-            print(f"lattigo-fleet plan: the comment shows {len(report.rows) - len(cut):,} of {len(report.rows):,} "
-                  "SIMs; every SIM that changes:", file=log)
+            print(
+                f"lattigo-fleet plan: the comment shows {len(report.rows) - len(cut):,} of {len(report.rows):,} "
+                "SIMs; every SIM that changes:",
+                file=log,
+            )
             for row in report.rows:
                 print(f"  {log_line(row)}", file=log)
     if report.failed:
-        reason = f"refused by the blast-radius guard: {report.refusal}" if report.refusal else \
-            next((d.message for d in report.diagnostics if d.severity == "error"), "errors")
+        reason = (
+            f"refused by the blast-radius guard: {report.refusal}"
+            if report.refusal
+            else next((d.message for d in report.diagnostics if d.severity == "error"), "errors")
+        )
         print(f"lattigo-fleet plan: the preview failed: {reason.splitlines()[0]}", file=log)
         return 1
     return 0

@@ -132,6 +132,7 @@ class Preview:
 
 # --- URNs --------------------------------------------------------------------------------------------------
 
+
 def urn_name(urn: str) -> str:
     """`urn:pulumi:stack::project::type::name` -> name (a name may itself hold `::`)."""
     parts = urn.split("::", 3)
@@ -206,6 +207,7 @@ def unsecret(value: Any) -> Any:
 
 # --- reading -----------------------------------------------------------------------------------------------
 
+
 def _state(step: Mapping[str, Any], key: str, part: str) -> Mapping[str, Any] | None:
     state = step.get(key)
     if not isinstance(state, Mapping):
@@ -219,7 +221,7 @@ def _diagnostic(raw: Mapping[str, Any]) -> Diagnostic:
     message = str(raw.get("message") or "").strip()
     for prefix in ("error: ", "warning: "):
         if message.startswith(prefix):
-            message = message[len(prefix):]
+            message = message[len(prefix) :]
     return Diagnostic(severity, message.strip(), str(raw.get("urn") or ""))
 
 
@@ -231,32 +233,45 @@ def parse_preview(text: str, source: str = "the preview") -> Preview:
     try:
         doc = json.loads(stripped)
     except json.JSONDecodeError as exc:
-        raise PreviewError(f"{source} is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): expected "
-                           "the output of `pulumi preview --json`") from None
+        raise PreviewError(
+            f"{source} is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): expected "
+            "the output of `pulumi preview --json`"
+        ) from None
     if not isinstance(doc, Mapping) or not ({"steps", "diagnostics", "changeSummary"} & set(doc)):
-        raise PreviewError(f"{source} is JSON but not the output of `pulumi preview --json` "
-                           "(no steps, diagnostics or changeSummary)")
+        raise PreviewError(
+            f"{source} is JSON but not the output of `pulumi preview --json` (no steps, diagnostics or changeSummary)"
+        )
     steps = []
     for raw in doc.get("steps") or []:
         if not isinstance(raw, Mapping) or not raw.get("urn"):
             continue
         detailed = raw.get("detailedDiff") or {}
-        steps.append(Step(
-            op=str(raw.get("op") or ""),
-            urn=str(raw["urn"]),
-            old_inputs=_state(raw, "oldState", "inputs"),
-            new_inputs=_state(raw, "newState", "inputs"),
-            old_outputs=_state(raw, "oldState", "outputs"),
-            new_outputs=_state(raw, "newState", "outputs"),
-            detailed_diff={str(path): str((d or {}).get("kind") or "update") if isinstance(d, Mapping) else "update"
-                           for path, d in detailed.items()} if isinstance(detailed, Mapping) else {},
-            diff_reasons=tuple(str(r) for r in raw.get("diffReasons") or ()),
-        ))
+        steps.append(
+            Step(
+                op=str(raw.get("op") or ""),
+                urn=str(raw["urn"]),
+                old_inputs=_state(raw, "oldState", "inputs"),
+                new_inputs=_state(raw, "newState", "inputs"),
+                old_outputs=_state(raw, "oldState", "outputs"),
+                new_outputs=_state(raw, "newState", "outputs"),
+                detailed_diff={
+                    str(path): str((d or {}).get("kind") or "update") if isinstance(d, Mapping) else "update"
+                    for path, d in detailed.items()
+                }
+                if isinstance(detailed, Mapping)
+                else {},
+                diff_reasons=tuple(str(r) for r in raw.get("diffReasons") or ()),
+            )
+        )
     diagnostics = [_diagnostic(d) for d in doc.get("diagnostics") or [] if isinstance(d, Mapping)]
     summary: Mapping[str, Any] = doc["changeSummary"] if isinstance(doc.get("changeSummary"), Mapping) else {}
     config: Mapping[str, Any] = doc["config"] if isinstance(doc.get("config"), Mapping) else {}
-    return Preview(steps, [d for d in diagnostics if d.severity != "debug"],
-                   {str(k): int(v) for k, v in summary.items() if isinstance(v, int)}, dict(config))
+    return Preview(
+        steps,
+        [d for d in diagnostics if d.severity != "debug"],
+        {str(k): int(v) for k, v in summary.items() if isinstance(v, int)},
+        dict(config),
+    )
 
 
 def read_preview_file(path: str, stdin: Any = None) -> Preview:
@@ -287,18 +302,19 @@ def _last_error_line(stderr: str) -> str:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.lower().startswith("error:")]
     line = (errors or lines or ["(no output)"])[-1]
-    return line[len("error:"):].strip() if line.lower().startswith("error:") else line
+    return line[len("error:") :].strip() if line.lower().startswith("error:") else line
 
 
-def run_preview(extra: Sequence[str] = (), *, stack: str | None = None, cwd: str | None = None,
-                env: Mapping[str, str] | None = None) -> tuple[Preview, int]:
+def run_preview(
+    extra: Sequence[str] = (), *, stack: str | None = None, cwd: str | None = None, env: Mapping[str, str] | None = None
+) -> tuple[Preview, int]:
     """Run `pulumi preview --json` and read it: (preview, pulumi's exit code). A preview that fails after
     printing its document (errors in diagnostics, or --expect-no-changes) is returned, not raised."""
     args = pulumi_args(["preview", *extra], stack, cwd)
     try:
         proc = subprocess.run(args, capture_output=True, text=True, env=None if env is None else dict(env))
     except FileNotFoundError:
-        raise PreviewError("`pulumi` is not on PATH (run `eval \"$(make -s env)\"` in the clone)") from None
+        raise PreviewError('`pulumi` is not on PATH (run `eval "$(make -s env)"` in the clone)') from None
     if not proc.stdout.strip():
         raise PreviewError(f"pulumi preview failed: {_last_error_line(proc.stderr)}")
     try:
@@ -309,14 +325,15 @@ def run_preview(extra: Sequence[str] = (), *, stack: str | None = None, cwd: str
         raise
 
 
-def run_json(command: Sequence[str], *, stack: str | None = None, cwd: str | None = None,
-             env: Mapping[str, str] | None = None) -> Any:
+def run_json(
+    command: Sequence[str], *, stack: str | None = None, cwd: str | None = None, env: Mapping[str, str] | None = None
+) -> Any:
     """Run a pulumi command that prints one JSON document (`config --show-secrets`, ...)."""
     args = pulumi_args(command, stack, cwd)
     try:
         proc = subprocess.run(args, capture_output=True, text=True, env=None if env is None else dict(env))
     except FileNotFoundError:
-        raise PreviewError("`pulumi` is not on PATH (run `eval \"$(make -s env)\"` in the clone)") from None
+        raise PreviewError('`pulumi` is not on PATH (run `eval "$(make -s env)"` in the clone)') from None
     if proc.returncode:
         raise PreviewError(f"pulumi {command[0]} failed: {_last_error_line(proc.stderr)}")
     try:

@@ -42,10 +42,9 @@ from lattigo_fleet.engine_settings import ENGINE_ENV
 
 COMMAND = "recover"
 # The pulumi subcommands that take the stack's lock (or, for preview, run the program against the account).
-RUNNING_COMMANDS = frozenset({"up", "update", "preview", "pre", "destroy", "down", "dn", "refresh", "import",
-                              "watch"})
+RUNNING_COMMANDS = frozenset({"up", "update", "preview", "pre", "destroy", "down", "dn", "refresh", "import", "watch"})
 PROJECT_FILES = ("Pulumi.yaml", "Pulumi.yml")
-NOT_ON_PATH = "`pulumi` is not on PATH (run `eval \"$(make -s env)\"` in the clone)"
+NOT_ON_PATH = '`pulumi` is not on PATH (run `eval "$(make -s env)"` in the clone)'
 PULUMI_TIMEOUT = 1800  # seconds; a refresh reads every SIM of the account
 
 
@@ -161,18 +160,23 @@ def _same_stack(given: str | None, stack: str, selected: str | None) -> bool:
     return name.rsplit("/", 1)[-1] == stack.rsplit("/", 1)[-1]
 
 
-def runs_on(processes: Iterable[PulumiProcess], project_dir: Path, stack: str,
-            selected: str | None) -> list[PulumiProcess]:
+def runs_on(
+    processes: Iterable[PulumiProcess], project_dir: Path, stack: str, selected: str | None
+) -> list[PulumiProcess]:
     """The processes that work on `stack` of the project in `project_dir`."""
     here = project_dir.resolve()
-    return [p for p in processes
-            if p.project_dir is not None and p.project_dir.resolve() == here and _same_stack(p.stack, stack, selected)]
+    return [
+        p
+        for p in processes
+        if p.project_dir is not None and p.project_dir.resolve() == here and _same_stack(p.stack, stack, selected)
+    ]
 
 
 def pid_is_pulumi(pid: int, proc_root: Path = Path("/proc")) -> bool:
     raw = _read(proc_root / str(pid) / "cmdline")
-    return raw is not None and bool(raw) and os.path.basename(raw.split(b"\0", 1)[0].decode(errors="replace")) \
-        == "pulumi"
+    return (
+        raw is not None and bool(raw) and os.path.basename(raw.split(b"\0", 1)[0].decode(errors="replace")) == "pulumi"
+    )
 
 
 # ---- the file backend's lock ----------------------------------------------------------------------------
@@ -195,8 +199,9 @@ def backend_url(project_dir: Path, env: Mapping[str, str]) -> str | None:
     for name in PROJECT_FILES:
         path = project_dir / name
         if path.is_file():
-            match = re.search(r"^backend:\s*\n\s+url:\s*['\"]?([^'\"\s]+)", path.read_text(encoding="utf-8"),
-                              re.MULTILINE)
+            match = re.search(
+                r"^backend:\s*\n\s+url:\s*['\"]?([^'\"\s]+)", path.read_text(encoding="utf-8"), re.MULTILINE
+            )
             if match:
                 return match.group(1)
     home = Path(env.get("PULUMI_HOME") or Path.home() / ".pulumi")
@@ -222,8 +227,14 @@ def lock_files(url: str | None, project: str, stack: str) -> list[Lock] | None:
             except (OSError, ValueError):
                 body = {}
             pid = body.get("pid")
-            locks.append(Lock(path, pid if isinstance(pid, int) else None, str(body.get("hostname") or ""),
-                              str(body.get("timestamp") or "")))
+            locks.append(
+                Lock(
+                    path,
+                    pid if isinstance(pid, int) else None,
+                    str(body.get("hostname") or ""),
+                    str(body.get("timestamp") or ""),
+                )
+            )
     return locks
 
 
@@ -234,13 +245,20 @@ def _error_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     errors = [line for line in lines if line.lower().startswith("error:")]
     line = (errors or lines or ["(no output)"])[-1]
-    return line[len("error:"):].strip() if line.lower().startswith("error:") else line
+    return line[len("error:") :].strip() if line.lower().startswith("error:") else line
 
 
 def run_pulumi(args: Sequence[str], project_dir: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(["pulumi", *args, "--non-interactive"], cwd=project_dir, env=dict(env),
-                              capture_output=True, text=True, timeout=PULUMI_TIMEOUT, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            ["pulumi", *args, "--non-interactive"],
+            cwd=project_dir,
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=PULUMI_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
     except FileNotFoundError:
         raise RecoverError(NOT_ON_PATH) from None
     except subprocess.TimeoutExpired:
@@ -270,16 +288,23 @@ def _counted(ops: Sequence[str]) -> str:
     counts: dict[str, int] = {}
     for op in ops:
         counts[op] = counts.get(op, 0) + 1
-    words = {"creating": "CREATE", "updating": "UPDATE", "deleting": "DELETE", "reading": "READ",
-             "importing": "IMPORT"}
+    words = {"creating": "CREATE", "updating": "UPDATE", "deleting": "DELETE", "reading": "READ", "importing": "IMPORT"}
     return ", ".join(f"{n} {words.get(op, op.upper())}" for op, n in sorted(counts.items()))
 
 
 # ---- the command ----------------------------------------------------------------------------------------
 
 
-def recover(project_dir: Path, stack: str | None, env: Mapping[str, str], *, yes: bool,
-            out=sys.stdout, proc_root: Path = Path("/proc"), confirm=None) -> int:
+def recover(
+    project_dir: Path,
+    stack: str | None,
+    env: Mapping[str, str],
+    *,
+    yes: bool,
+    out=sys.stdout,
+    proc_root: Path = Path("/proc"),
+    confirm=None,
+) -> int:
     def say(line: str) -> None:
         print(line, file=out, flush=True)
 
@@ -294,25 +319,34 @@ def recover(project_dir: Path, stack: str | None, env: Mapping[str, str], *, yes
     if running:
         first = running[0]
         others = f" (and pid {', '.join(str(p.pid) for p in running[1:])})" if running[1:] else ""
-        raise RecoverError(f"pulumi {first.command} (pid {first.pid}){others} is still running on stack '{stack}' "
-                           f"in {project_dir}: let it finish or stop it, then run recover again; nothing was changed")
+        raise RecoverError(
+            f"pulumi {first.command} (pid {first.pid}){others} is still running on stack '{stack}' "
+            f"in {project_dir}: let it finish or stop it, then run recover again; nothing was changed"
+        )
     locks = lock_files(backend_url(project_dir, env), project_name(project_dir), stack)
     host = socket.gethostname()
     for lock in locks or ():
         if lock.hostname and lock.hostname != host:
-            raise RecoverError(f"the lock of stack '{stack}' was taken by pid {lock.pid} on host {lock.hostname}, "
-                               "which cannot be checked from here: make sure that run is over, then run "
-                               "`pulumi cancel --yes` yourself; nothing was changed")
+            raise RecoverError(
+                f"the lock of stack '{stack}' was taken by pid {lock.pid} on host {lock.hostname}, "
+                "which cannot be checked from here: make sure that run is over, then run "
+                "`pulumi cancel --yes` yourself; nothing was changed"
+            )
         if lock.pid is not None and pid_is_pulumi(lock.pid, proc_root):
-            raise RecoverError(f"pulumi (pid {lock.pid}), which holds the lock of stack '{stack}', is still "
-                               "running: let it finish or stop it, then run recover again; nothing was changed")
+            raise RecoverError(
+                f"pulumi (pid {lock.pid}), which holds the lock of stack '{stack}', is still "
+                "running: let it finish or stop it, then run recover again; nothing was changed"
+            )
     say(f"checked: no pulumi run on stack '{stack}' in {project_dir} is alive")
 
     ops, _ = pending_operations(project_dir, stack, env)
     if not yes:
-        what = ("no lock file" if locks == [] else f"{len(locks)} lock file(s)" if locks else "the lock (if any)")
-        question = (f"remove {what} of stack '{stack}'"
-                    + (f" and clear {len(ops)} pending operation(s) ({_counted(ops)})" if ops else "") + "? [y/N] ")
+        what = "no lock file" if locks == [] else f"{len(locks)} lock file(s)" if locks else "the lock (if any)"
+        question = (
+            f"remove {what} of stack '{stack}'"
+            + (f" and clear {len(ops)} pending operation(s) ({_counted(ops)})" if ops else "")
+            + "? [y/N] "
+        )
         if confirm is None:
             if not sys.stdin.isatty():
                 raise RecoverError("not a terminal: pass --yes to recover without a question; nothing was changed")
@@ -323,15 +357,19 @@ def recover(project_dir: Path, stack: str | None, env: Mapping[str, str], *, yes
 
     # 2. The lock.
     cancel = run_pulumi(["cancel", "--yes", "--stack", stack], project_dir, env)
-    no_update = re.search(r"not (currently )?(being )?updat|no (update|operation)s? (is )?(currently )?in progress",
-                          cancel.stderr + cancel.stdout, re.IGNORECASE)
+    no_update = re.search(
+        r"not (currently )?(being )?updat|no (update|operation)s? (is )?(currently )?in progress",
+        cancel.stderr + cancel.stdout,
+        re.IGNORECASE,
+    )
     if cancel.returncode and not no_update:
         raise RecoverError(f"pulumi cancel failed: {_error_line(cancel.stderr + cancel.stdout)}")
     if locks is None:
         say(f"lock: pulumi cancel --yes: stack '{stack}' is unlocked")
     elif locks:
-        holders = ", ".join(f"pid {lock.pid} on {lock.hostname or '?'} since {lock.timestamp[:19] or '?'}"
-                            for lock in locks)
+        holders = ", ".join(
+            f"pid {lock.pid} on {lock.hostname or '?'} since {lock.timestamp[:19] or '?'}" for lock in locks
+        )
         say(f"lock: removed the lock left by a dead run ({holders}) with pulumi cancel --yes")
     else:
         say(f"lock: none; stack '{stack}' was not locked")
@@ -340,18 +378,24 @@ def recover(project_dir: Path, stack: str | None, env: Mapping[str, str], *, yes
     if not ops:
         say("pending operations: none in the state, nothing to clear")
     else:
-        refresh = run_pulumi(["refresh", "--yes", "--skip-preview", "--clear-pending-creates", "--stack", stack],
-                             project_dir, env)
+        refresh = run_pulumi(
+            ["refresh", "--yes", "--skip-preview", "--clear-pending-creates", "--stack", stack], project_dir, env
+        )
         if refresh.returncode:
-            raise RecoverError(f"pulumi refresh --clear-pending-creates failed: "
-                               f"{_error_line(refresh.stderr + refresh.stdout)}")
+            raise RecoverError(
+                f"pulumi refresh --clear-pending-creates failed: {_error_line(refresh.stderr + refresh.stdout)}"
+            )
         left, _ = pending_operations(project_dir, stack, env)
         if left:
-            raise RecoverError(f"{len(left)} pending operation(s) ({_counted(left)}) are still in the state after "
-                               "pulumi refresh --clear-pending-creates")
+            raise RecoverError(
+                f"{len(left)} pending operation(s) ({_counted(left)}) are still in the state after "
+                "pulumi refresh --clear-pending-creates"
+            )
         say(f"pending operations: cleared {len(ops)} ({_counted(ops)}) with pulumi refresh --clear-pending-creates")
-    say(f"next: pulumi up --stack {stack} (it plans against the live account: SIMs the dead run activated are "
-        "adopted, nothing is sent twice)")
+    say(
+        f"next: pulumi up --stack {stack} (it plans against the live account: SIMs the dead run activated are "
+        "adopted, nothing is sent twice)"
+    )
     return 0
 
 

@@ -46,8 +46,13 @@ from lattigo_fleet.usage.report import (
 
 COMMAND = "usage"
 OK, ATTENTION, ERROR = 0, 2, 1
-THINGSPACE_KEYS = ("lattigo:thingspaceEndpoint", "lattigo:thingspaceAppKey", "lattigo:thingspaceAppSecret",
-                   "lattigo:thingspaceUsername", "lattigo:thingspacePassword")
+THINGSPACE_KEYS = (
+    "lattigo:thingspaceEndpoint",
+    "lattigo:thingspaceAppKey",
+    "lattigo:thingspaceAppSecret",
+    "lattigo:thingspaceUsername",
+    "lattigo:thingspacePassword",
+)
 
 
 class UsageFailure(Exception):
@@ -102,32 +107,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Lattigo's daily_data_usages; --compare sets ThingSpace's Retrieve Daily Usage beside it. Complete days "
         "are cached locally, so a nightly run reads only the new ones."
     )
-    parser.add_argument("--stack", help="read the credentials (and fleetFile) from this stack's config, else "
-                        "from LATTIGO_* / LATTIGO_THINGSPACE_* environment variables")
+    parser.add_argument(
+        "--stack",
+        help="read the credentials (and fleetFile) from this stack's config, else "
+        "from LATTIGO_* / LATTIGO_THINGSPACE_* environment variables",
+    )
     parser.add_argument("--cwd", help="the project directory (default: the current directory)")
-    parser.add_argument("--fleet", metavar="FILE", help="the fleet file for groups, names and usage limits "
-                        "(default: the stack's lattigo-fleet:fleetFile, or fleet.yaml; none if it does not exist)")
-    parser.add_argument("--from", dest="start", type=_day, metavar="YYYY-MM-DD",
-                        help="first day (default: the 1st of --to's month)")
+    parser.add_argument(
+        "--fleet",
+        metavar="FILE",
+        help="the fleet file for groups, names and usage limits "
+        "(default: the stack's lattigo-fleet:fleetFile, or fleet.yaml; none if it does not exist)",
+    )
+    parser.add_argument(
+        "--from", dest="start", type=_day, metavar="YYYY-MM-DD", help="first day (default: the 1st of --to's month)"
+    )
     parser.add_argument("--to", dest="end", type=_day, metavar="YYYY-MM-DD", help="last day (default: today, UTC)")
     parser.add_argument("--top", type=_count, default=10, metavar="N", help="the N largest consumers (default 10)")
-    parser.add_argument("--over", type=_share_arg("--over"), metavar="SHARE",
-                        help="list the SIMs whose usage this month is at least SHARE (e.g. 80%%) of the usage limit "
-                        "fleet.yaml declares")
+    parser.add_argument(
+        "--over",
+        type=_share_arg("--over"),
+        metavar="SHARE",
+        help="list the SIMs whose usage this month is at least SHARE (e.g. 80%%) of the usage limit "
+        "fleet.yaml declares",
+    )
     parser.add_argument("--compare", action="store_true", help="Lattigo against ThingSpace, per SIM and day")
-    parser.add_argument("--tolerance", type=_share_arg("--tolerance"), default=0.05, metavar="SHARE",
-                        help="with --compare: a day differs above this share of the larger figure (default 5%%)")
-    parser.add_argument("--min-bytes", type=_count, default=1024, metavar="N",
-                        help="with --compare: ... and above N bytes (default 1024)")
-    parser.add_argument("--chart", metavar="FILE", help="write an HTML chart (inline SVG) of daily usage by cost "
-                        "center, and of the discrepancies with --compare")
+    parser.add_argument(
+        "--tolerance",
+        type=_share_arg("--tolerance"),
+        default=0.05,
+        metavar="SHARE",
+        help="with --compare: a day differs above this share of the larger figure (default 5%%)",
+    )
+    parser.add_argument(
+        "--min-bytes",
+        type=_count,
+        default=1024,
+        metavar="N",
+        help="with --compare: ... and above N bytes (default 1024)",
+    )
+    parser.add_argument(
+        "--chart",
+        metavar="FILE",
+        help="write an HTML chart (inline SVG) of daily usage by cost center, and of the discrepancies with --compare",
+    )
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print JSON for machines")
     output.add_argument("--csv", action="store_true", help="print CSV: one row per SIM and day")
     parser.add_argument("--cache", metavar="FILE", help=f"the cache of complete days (default: {_cache_hint()})")
     parser.add_argument("--no-cache", action="store_true", help="read every day from the APIs; store nothing")
-    parser.add_argument("--workers", type=_count, default=8, metavar="N",
-                        help="concurrent requests per API (default 8)")
+    parser.add_argument(
+        "--workers", type=_count, default=8, metavar="N", help="concurrent requests per API (default 8)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
 
 
@@ -170,8 +201,11 @@ def thingspace_credentials(config: Mapping[str, Any], env: Mapping[str, str]) ->
         else:
             missing.append(f"{key} ({env_name})")
     if missing:
-        raise UsageFailure("--compare needs the ThingSpace credentials: set " + ", ".join(missing)
-                           + " (the secret and the password with `pulumi config set --secret`)")
+        raise UsageFailure(
+            "--compare needs the ThingSpace credentials: set "
+            + ", ".join(missing)
+            + " (the secret and the password with `pulumi config set --secret`)"
+        )
     return ThingSpaceCredentials(*(values[k] for k in THINGSPACE_KEYS))
 
 
@@ -192,15 +226,17 @@ def sim_infos(snapshot: Mapping[str, Mapping[str, Any]], fleet: Any | None) -> t
     for iccid, device in sorted(snapshot.items()):
         sim = declared.get(iccid)
         limit = sim.usage_limit if sim is not None and isinstance(sim.usage_limit, UsageLimit) else None
-        infos.append(SimInfo(
-            iccid=iccid,
-            name=sim.name if sim is not None else iccid,
-            cost_center=str(device.get("cost_center") or "") or NO_COST_CENTER,
-            group=(sim.group or NO_GROUP) if sim is not None else NOT_IN_FLEET,
-            kb_limit=limit.kb_limit if limit else None,
-            limit_action=limit.action if limit else None,
-            state=device.get("state"),
-        ))
+        infos.append(
+            SimInfo(
+                iccid=iccid,
+                name=sim.name if sim is not None else iccid,
+                cost_center=str(device.get("cost_center") or "") or NO_COST_CENTER,
+                group=(sim.group or NO_GROUP) if sim is not None else NOT_IN_FLEET,
+                kb_limit=limit.kb_limit if limit else None,
+                limit_action=limit.action if limit else None,
+                state=device.get("state"),
+            )
+        )
     return infos, len(set(declared) - set(snapshot))
 
 
@@ -225,9 +261,11 @@ def _api_failure(exc: Exception, what: str, endpoint: str) -> UsageFailure:
     if isinstance(exc, LattigoConnectionError):
         return UsageFailure(f"cannot reach the {what} API at {endpoint}: {exc}")
     if isinstance(exc, AuthenticationError):
-        keys = ("lattigo:thingspaceAppKey/AppSecret/Username/Password (or LATTIGO_THINGSPACE_*)"
-                if what == "ThingSpace" else "lattigo:keyName and lattigo:apiKey (or LATTIGO_KEY_NAME / "
-                "LATTIGO_API_KEY)")
+        keys = (
+            "lattigo:thingspaceAppKey/AppSecret/Username/Password (or LATTIGO_THINGSPACE_*)"
+            if what == "ThingSpace"
+            else "lattigo:keyName and lattigo:apiKey (or LATTIGO_KEY_NAME / LATTIGO_API_KEY)"
+        )
         return UsageFailure(f"the {what} API at {endpoint} refused the credentials ({exc}): check {keys}")
     return UsageFailure(f"reading the {what} API at {endpoint} failed: {exc}")
 
@@ -235,9 +273,13 @@ def _api_failure(exc: Exception, what: str, endpoint: str) -> UsageFailure:
 # --- the command -----------------------------------------------------------------------------------------------
 
 
-def produce(args: argparse.Namespace, env: Mapping[str, str], stderr: TextIO,
-            lattigo_factory: Callable[..., Any] | None = None,
-            thingspace_factory: Callable[..., Any] | None = None) -> tuple[UsageReport, dict[str, Any]]:
+def produce(
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+    stderr: TextIO,
+    lattigo_factory: Callable[..., Any] | None = None,
+    thingspace_factory: Callable[..., Any] | None = None,
+) -> tuple[UsageReport, dict[str, Any]]:
     """Read everything and build the report; raises UsageFailure with one line."""
     from lattigo_fleet.client import LattigoClient, LattigoError, ThingSpaceClient, ThingSpaceError
     from lattigo_fleet.usage.fetch import fetch_usage, lattigo_source, thingspace_source
@@ -266,17 +308,30 @@ def produce(args: argparse.Namespace, env: Mapping[str, str], stderr: TextIO,
         sources = [lattigo_source(client, scope_of(settings.endpoint, settings.key_name))]
         if ts_creds is not None:
             make_ts = thingspace_factory or ThingSpaceClient
-            ts_client = make_ts(ts_creds.endpoint, ts_creds.app_key, ts_creds.app_secret, ts_creds.username,
-                                ts_creds.password, max_retries=10)
+            ts_client = make_ts(
+                ts_creds.endpoint,
+                ts_creds.app_key,
+                ts_creds.app_secret,
+                ts_creds.username,
+                ts_creds.password,
+                max_retries=10,
+            )
             sources.append(thingspace_source(ts_client, scope_of(ts_creds.endpoint, ts_creds.app_key)))
         fetch_start = min(start, month_start(end)) if args.over is not None else start
         cache_path = None if args.no_cache else Path(args.cache) if args.cache else default_path(env)
         listing = client.stats.total_requests
         with UsageCache(cache_path, today=today) as cache:
             try:
-                fetched = fetch_usage(sources, [s.iccid for s in sims], fetch_start, end, cache,
-                                      workers=max(1, args.workers), progress=False if args.no_progress else None,
-                                      stream=stderr)
+                fetched = fetch_usage(
+                    sources,
+                    [s.iccid for s in sims],
+                    fetch_start,
+                    end,
+                    cache,
+                    workers=max(1, args.workers),
+                    progress=False if args.no_progress else None,
+                    stream=stderr,
+                )
             except LattigoError as exc:  # a refused credential: every other request would be refused too
                 if isinstance(exc, ThingSpaceError) and ts_creds is not None:
                     raise _api_failure(exc, "ThingSpace", ts_creds.endpoint) from None
@@ -289,24 +344,40 @@ def produce(args: argparse.Namespace, env: Mapping[str, str], stderr: TextIO,
             ts_client.close()
 
     report = build_report(
-        sims, fetched.series["lattigo"], start, end, top=args.top, over=args.over,
+        sims,
+        fetched.series["lattigo"],
+        start,
+        end,
+        top=args.top,
+        over=args.over,
         thingspace=fetched.series.get("thingspace") if args.compare else None,
-        tolerance=args.tolerance, min_bytes=args.min_bytes, not_read=fetched.not_read,
+        tolerance=args.tolerance,
+        min_bytes=args.min_bytes,
+        not_read=fetched.not_read,
     )
     if fleet is None:
         report.notes.append(f"no fleet file ({fleet_path}): groups and usage limits are unknown")
     elif not_listed:
         report.notes.append(f"{not_listed} SIM(s) of {fleet_path} are not in the account yet: no usage to read")
-    requests = {"lattigo": fetched.requests.get("lattigo", 0), "lattigo_listing": listing,
-                "cached_days": fetched.cached_days, "cache": str(cache_path) if cache_path else None,
-                "seconds": round(fetched.seconds, 3)}
+    requests = {
+        "lattigo": fetched.requests.get("lattigo", 0),
+        "lattigo_listing": listing,
+        "cached_days": fetched.cached_days,
+        "cache": str(cache_path) if cache_path else None,
+        "seconds": round(fetched.seconds, 3),
+    }
     if args.compare:
         requests["thingspace"] = fetched.requests.get("thingspace", 0)
     return report, requests
 
 
-def main(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None,
-         env: Mapping[str, str] | None = None, **factories: Any) -> int:
+def main(
+    args: argparse.Namespace,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    env: Mapping[str, str] | None = None,
+    **factories: Any,
+) -> int:
     from lattigo_fleet.usage.chart import render_chart
     from lattigo_fleet.usage.render import render_csv, render_json, render_text
 
@@ -332,7 +403,8 @@ def main(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None
         if args.chart:
             out.write(f"Chart written to {args.chart}.\n")
     if report.not_read:
-        print(f"lattigo-fleet {COMMAND}: {len(report.not_read)} SIM read(s) failed: the report leaves them out",
-              file=err)
+        print(
+            f"lattigo-fleet {COMMAND}: {len(report.not_read)} SIM read(s) failed: the report leaves them out", file=err
+        )
         return ERROR
     return ATTENTION if report.attention else OK

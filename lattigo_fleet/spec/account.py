@@ -11,8 +11,11 @@ def validate_against_account(fleet: FleetSpec, rate_plans: set[str], usernames: 
     (the API silently ignores bad usernames; we do not).  Every value written anywhere is checked
     (defaults, groups even if unused, SIMs), once per place it is written, and each Issue points at
     that place; in file order, like load_fleet's issues."""
-    unknown = [w for w in fleet._written if (w.kind == "rate_plan" and w.value not in rate_plans)
-               or (w.kind == "username" and w.value not in usernames)]
+    unknown = [
+        w
+        for w in fleet._written
+        if (w.kind == "rate_plan" and w.value not in rate_plans) or (w.kind == "username" and w.value not in usernames)
+    ]
     if not unknown:
         return []
     issues = []

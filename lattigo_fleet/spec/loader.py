@@ -98,7 +98,7 @@ def _fast_data(text: str) -> Any:
         raise _NotFast
     try:
         root = libyaml.compose(text, Loader=libyaml.CSafeLoader)
-    except (Exception, RecursionError):  # noqa: BLE001 - any complaint: the slow path says it with a position
+    except (Exception, RecursionError):
         raise _NotFast from None
 
     def plain(node: Any, depth: int = 0) -> Any:
@@ -214,8 +214,13 @@ class _Loader:
                     self._add(display, Location(display, 1, 1), "", f"not read: {problem}")
                     self.unread.append(display)
             elif entry.is_dir() or entry.is_symlink() and _not_a_regular_file(entry) is not None:
-                self._add(display, Location(display, 1, 1), "", f"not read: {directory.name} takes only *.yaml "
-                          f"files, not directories or broken links (move it out of {directory.name})")
+                self._add(
+                    display,
+                    Location(display, 1, 1),
+                    "",
+                    f"not read: {directory.name} takes only *.yaml "
+                    f"files, not directories or broken links (move it out of {directory.name})",
+                )
                 self.unread.append(display)
             elif not entry.name.endswith(".yml"):
                 continue  # a README or other notes beside the fragments: not YAML, never SIMs
@@ -526,8 +531,15 @@ class _Loader:
             locs.setdefault("name", locs["iccid"])
 
             values: dict[str, Any] = {}
-            for key in ("state", "rate_plan", "region_code", "device_sku", "cost_center", "usage_limit",
-                        "ignore_changes"):
+            for key in (
+                "state",
+                "rate_plan",
+                "region_code",
+                "device_sku",
+                "cost_center",
+                "usage_limit",
+                "ignore_changes",
+            ):
                 for ldoc, lpath, body in layers:
                     if key in body:
                         values[key] = body[key]

@@ -33,7 +33,14 @@ NO_LIMIT: Final = "none"
 
 # Fields that defaults and groups may set; the SIM may set these and the SIM-only ones.
 SHARED_FIELDS: Final = (
-    "state", "rate_plan", "region_code", "device_sku", "cost_center", "notes", "usage_limit", "ignore_changes",
+    "state",
+    "rate_plan",
+    "region_code",
+    "device_sku",
+    "cost_center",
+    "notes",
+    "usage_limit",
+    "ignore_changes",
 )
 SIM_ONLY_FIELDS: Final = ("iccid", "imei", "name", "group")
 _OPTIONAL_STRINGS: Final = ("imei", "rate_plan", "region_code", "device_sku", "cost_center")

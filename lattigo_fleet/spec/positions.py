@@ -202,7 +202,7 @@ class _GuardedComposer(Composer):
 class _GuardedScanner(RoundTripScanner):
     """ruamel's scanner with flow collections nested at most :data:`MAX_DEPTH` deep."""
 
-    def fetch_flow_collection_start(self, TokenClass: Any, to_push: str) -> None:  # noqa: N803 (ruamel's name)
+    def fetch_flow_collection_start(self, TokenClass: Any, to_push: str) -> None:
         if len(self.flow_context) >= MAX_DEPTH:
             raise _Refused(
                 f"nested more than {MAX_DEPTH} levels deep: a fleet file needs fewer than 10", self.reader.get_mark()

@@ -10,5 +10,13 @@ out; every rule of the report is written there once), then ``render`` (tables, J
 from lattigo_fleet.usage.cache import UsageCache, default_path
 from lattigo_fleet.usage.report import DayFigure, SimInfo, UsageReport, build_report, differs, parse_share
 
-__all__ = ["DayFigure", "SimInfo", "UsageCache", "UsageReport", "build_report", "default_path", "differs",
-           "parse_share"]
+__all__ = [
+    "DayFigure",
+    "SimInfo",
+    "UsageCache",
+    "UsageReport",
+    "build_report",
+    "default_path",
+    "differs",
+    "parse_share",
+]

@@ -92,8 +92,7 @@ class UsageCache:
         self.hits += sum(len(series) for series in found.values())
         return found
 
-    def store(self, source: str, scope: str, iccid: str, series: Mapping[date, DayFigure],
-              days: Iterable[date]) -> int:
+    def store(self, source: str, scope: str, iccid: str, series: Mapping[date, DayFigure], days: Iterable[date]) -> int:
         """Remember the complete ones of ``days`` (those absent from ``series`` as zeros). Returns how many."""
         rows = []
         for day in days:

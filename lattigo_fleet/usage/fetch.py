@@ -54,8 +54,9 @@ def lattigo_source(client: Any, scope: str) -> Source:
     """``daily_data_usages`` of one SIM by ICCID; ``limit`` covers the window (it defaults to 1 upstream)."""
 
     def read(iccid: str, first: date, last: date) -> Series:
-        rows = client.daily_data_usages(iccid, start_date=first, end_date=last,
-                                        limit=(last - first).days + 1, id_type="iccid")
+        rows = client.daily_data_usages(
+            iccid, start_date=first, end_date=last, limit=(last - first).days + 1, id_type="iccid"
+        )
         series: Series = {}
         for row in rows:
             raw = row.get("date_for")
@@ -112,13 +113,20 @@ def fetch_usage(
         result.fetched_sims[source.name] = sum(1 for job in jobs if job[0] is source)
     result.cached_days = cache.hits
     bars = {
-        s.name: tqdm(total=result.fetched_sims[s.name], desc=f"{s.name} daily usage", unit="SIM", file=stream,
-                     disable=True if not result.fetched_sims[s.name] else None if progress is None else not progress,
-                     leave=False, dynamic_ncols=True)
+        s.name: tqdm(
+            total=result.fetched_sims[s.name],
+            desc=f"{s.name} daily usage",
+            unit="SIM",
+            file=stream,
+            disable=True if not result.fetched_sims[s.name] else None if progress is None else not progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
         for s in sources
     }
-    pools = {s.name: ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"usage-{s.name}")
-             for s in sources}
+    pools = {
+        s.name: ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"usage-{s.name}") for s in sources
+    }
     pending: dict[Future[Series], tuple[Source, str, date, date]] = {}
     try:
         for job in jobs:

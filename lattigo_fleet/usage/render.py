@@ -48,21 +48,61 @@ def render_text(report: UsageReport, requests: dict[str, Any] | None = None) -> 
     r = report
     total = r.total
     span = f"{r.start.isoformat()} .. {r.end.isoformat()} ({len(r.days)} day(s))"
-    lines = [f"Usage {span}: {total.sims:,} SIM(s), Lattigo daily_data_usages",
-             f"Total: {human_bytes(total.bytes_used)} ({total.bytes_used:,} bytes), {total.sms_used:,} SMS", ""]
+    lines = [
+        f"Usage {span}: {total.sims:,} SIM(s), Lattigo daily_data_usages",
+        f"Total: {human_bytes(total.bytes_used)} ({total.bytes_used:,} bytes), {total.sms_used:,} SMS",
+        "",
+    ]
     lines.append("By cost center (as the account has them now):")
-    lines += table(["cost center", "SIMs", "data", "bytes", "SMS", "share"],
-                   [[t.key, f"{t.sims:,}", human_bytes(t.bytes_used), f"{t.bytes_used:,}", f"{t.sms_used:,}",
-                     _share(t.bytes_used, total.bytes_used)] for t in r.cost_centers], right=(1, 2, 3, 4, 5))
+    lines += table(
+        ["cost center", "SIMs", "data", "bytes", "SMS", "share"],
+        [
+            [
+                t.key,
+                f"{t.sims:,}",
+                human_bytes(t.bytes_used),
+                f"{t.bytes_used:,}",
+                f"{t.sms_used:,}",
+                _share(t.bytes_used, total.bytes_used),
+            ]
+            for t in r.cost_centers
+        ],
+        right=(1, 2, 3, 4, 5),
+    )
     lines += ["", "By group (fleet.yaml):"]
-    lines += table(["group", "SIMs", "data", "bytes", "SMS", "share"],
-                   [[t.key, f"{t.sims:,}", human_bytes(t.bytes_used), f"{t.bytes_used:,}", f"{t.sms_used:,}",
-                     _share(t.bytes_used, total.bytes_used)] for t in r.groups], right=(1, 2, 3, 4, 5))
+    lines += table(
+        ["group", "SIMs", "data", "bytes", "SMS", "share"],
+        [
+            [
+                t.key,
+                f"{t.sims:,}",
+                human_bytes(t.bytes_used),
+                f"{t.bytes_used:,}",
+                f"{t.sms_used:,}",
+                _share(t.bytes_used, total.bytes_used),
+            ]
+            for t in r.groups
+        ],
+        right=(1, 2, 3, 4, 5),
+    )
     lines += ["", f"Top {len(r.top)} SIM(s):" if r.top else "Top SIMs: none used any data."]
     if r.top:
-        lines += table(["SIM", "ICCID", "cost center", "group", "data", "bytes", "SMS"],
-                       [[_name(row.sim), row.sim.iccid, row.sim.cost_center, row.sim.group, human_bytes(row.bytes_used),
-                         f"{row.bytes_used:,}", f"{row.sms_used:,}"] for row in r.top], right=(4, 5, 6))
+        lines += table(
+            ["SIM", "ICCID", "cost center", "group", "data", "bytes", "SMS"],
+            [
+                [
+                    _name(row.sim),
+                    row.sim.iccid,
+                    row.sim.cost_center,
+                    row.sim.group,
+                    human_bytes(row.bytes_used),
+                    f"{row.bytes_used:,}",
+                    f"{row.sms_used:,}",
+                ]
+                for row in r.top
+            ],
+            right=(4, 5, 6),
+        )
     shown = r.cost_centers[:DAILY_COLUMNS]
     rest = r.cost_centers[DAILY_COLUMNS:]
     headers = ["day", "total"] + [t.key for t in shown] + (["other"] if rest else [])
@@ -76,24 +116,56 @@ def render_text(report: UsageReport, requests: dict[str, Any] | None = None) -> 
     lines += table(headers, daily_rows, right=tuple(range(1, len(headers))))
     if r.over is not None and r.month is not None:
         first, last = r.month
-        lines += ["", f"Over {_pct(r.over_threshold or 0)} of their usage limit this month ({first.isoformat()} .. "
-                  f"{last.isoformat()}): {len(r.over)} SIM(s)"]
+        lines += [
+            "",
+            f"Over {_pct(r.over_threshold or 0)} of their usage limit this month ({first.isoformat()} .. "
+            f"{last.isoformat()}): {len(r.over)} SIM(s)",
+        ]
         if r.over:
-            lines += table(["SIM", "ICCID", "cost center", "limit", "used", "share", "action"],
-                           [[_name(o.sim), o.sim.iccid, o.sim.cost_center, human_bytes(o.limit_bytes),
-                             human_bytes(o.month_bytes), f"{100 * o.share:.1f}%", o.sim.limit_action or "-"]
-                            for o in r.over], right=(3, 4, 5))
+            lines += table(
+                ["SIM", "ICCID", "cost center", "limit", "used", "share", "action"],
+                [
+                    [
+                        _name(o.sim),
+                        o.sim.iccid,
+                        o.sim.cost_center,
+                        human_bytes(o.limit_bytes),
+                        human_bytes(o.month_bytes),
+                        f"{100 * o.share:.1f}%",
+                        o.sim.limit_action or "-",
+                    ]
+                    for o in r.over
+                ],
+                right=(3, 4, 5),
+            )
     if r.comparison is not None:
         c = r.comparison
-        lines += ["", f"Lattigo against ThingSpace ({c.compared_sims:,} SIM(s); a day differs when the difference is "
-                  f"above {_pct(c.tolerance)} and above {c.min_bytes:,} bytes): "
-                  + (f"{len(c.discrepancies)} day(s) differ on {c.sims_with_discrepancies} SIM(s)"
-                     if c.discrepancies else "no day differs")]
+        lines += [
+            "",
+            f"Lattigo against ThingSpace ({c.compared_sims:,} SIM(s); a day differs when the difference is "
+            f"above {_pct(c.tolerance)} and above {c.min_bytes:,} bytes): "
+            + (
+                f"{len(c.discrepancies)} day(s) differ on {c.sims_with_discrepancies} SIM(s)"
+                if c.discrepancies
+                else "no day differs"
+            ),
+        ]
         if c.discrepancies:
-            lines += table(["SIM", "ICCID", "day", "Lattigo bytes", "ThingSpace bytes", "difference"],
-                           [[_name(d.sim), d.sim.iccid, d.day.isoformat(), f"{d.lattigo:,}", f"{d.thingspace:,}",
-                             f"{d.difference:+,} ({_share(abs(d.difference), max(d.lattigo, d.thingspace))})"]
-                            for d in c.discrepancies], right=(3, 4, 5))
+            lines += table(
+                ["SIM", "ICCID", "day", "Lattigo bytes", "ThingSpace bytes", "difference"],
+                [
+                    [
+                        _name(d.sim),
+                        d.sim.iccid,
+                        d.day.isoformat(),
+                        f"{d.lattigo:,}",
+                        f"{d.thingspace:,}",
+                        f"{d.difference:+,} ({_share(abs(d.difference), max(d.lattigo, d.thingspace))})",
+                    ]
+                    for d in c.discrepancies
+                ],
+                right=(3, 4, 5),
+            )
     if r.not_read:
         lines += ["", f"Not read ({len(r.not_read)}):"]
         lines += [f"  {iccid}  {source}: {error}" for iccid, source, error in r.not_read]
@@ -108,8 +180,10 @@ def _requests_line(req: dict[str, Any]) -> str:
     parts = [f"{req.get('lattigo', 0):,} Lattigo request(s)"]
     if "thingspace" in req:
         parts.append(f"{req['thingspace']:,} ThingSpace request(s)")
-    return (f"Read with {', '.join(parts)}; {req.get('cached_days', 0):,} SIM-day(s) from the cache "
-            f"({req.get('cache') or 'none'}); {req.get('seconds', 0.0):.1f} s.")
+    return (
+        f"Read with {', '.join(parts)}; {req.get('cached_days', 0):,} SIM-day(s) from the cache "
+        f"({req.get('cache') or 'none'}); {req.get('seconds', 0.0):.1f} s."
+    )
 
 
 def render_json(report: UsageReport, requests: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -118,8 +192,12 @@ def render_json(report: UsageReport, requests: dict[str, Any] | None = None) -> 
         "from": r.start.isoformat(),
         "to": r.end.isoformat(),
         "days": len(r.days),
-        "totals": {"sims": r.total.sims, "bytes": r.total.bytes_used, "sms": r.total.sms_used,
-                   "daily": {d.isoformat(): b for d, b in sorted(r.total.daily.items())}},
+        "totals": {
+            "sims": r.total.sims,
+            "bytes": r.total.bytes_used,
+            "sms": r.total.sms_used,
+            "daily": {d.isoformat(): b for d, b in sorted(r.total.daily.items())},
+        },
         "cost_centers": [t.to_json("cost_center") for t in r.cost_centers],
         "groups": [t.to_json("group") for t in r.groups],
         "top": [{"iccid": row.sim.iccid, "name": row.sim.name, "bytes": row.bytes_used} for row in r.top],
@@ -130,8 +208,12 @@ def render_json(report: UsageReport, requests: dict[str, Any] | None = None) -> 
         "notes": r.notes,
     }
     if r.over is not None and r.month is not None:
-        out["over"] = {"threshold": r.over_threshold, "month_from": r.month[0].isoformat(),
-                       "month_to": r.month[1].isoformat(), "sims": [o.to_json() for o in r.over]}
+        out["over"] = {
+            "threshold": r.over_threshold,
+            "month_from": r.month[0].isoformat(),
+            "month_to": r.month[1].isoformat(),
+            "sims": [o.to_json() for o in r.over],
+        }
     if requests is not None:
         out["requests"] = requests
     return out
@@ -150,8 +232,14 @@ def render_csv(report: UsageReport) -> str:
     for row in sorted(report.sims, key=lambda r: (r.sim.name, r.sim.iccid)):
         ts = c.thingspace.get(row.sim.iccid, {}) if c is not None else {}
         for day in report.days:
-            line: list[Any] = [day.isoformat(), row.sim.iccid, row.sim.name, row.sim.cost_center, row.sim.group,
-                               row.daily.get(day, 0)]
+            line: list[Any] = [
+                day.isoformat(),
+                row.sim.iccid,
+                row.sim.name,
+                row.sim.cost_center,
+                row.sim.group,
+                row.daily.get(day, 0),
+            ]
             if c is not None:
                 line += [ts[day].bytes_used if day in ts else 0, "yes" if (row.sim.iccid, day) in flagged else "no"]
             writer.writerow(line)

@@ -22,8 +22,10 @@ NO_COST_CENTER = "(none)"
 NO_GROUP = "(no group)"
 NOT_IN_FLEET = "(not in fleet.yaml)"
 KB = 1024
-LIMITS_NOTE = ("usage limits are the ones fleet.yaml declares: the Lattigo API cannot read limits back, so a "
-               "limit set outside fleet.yaml (or on a SIM fleet.yaml does not manage) is not seen")
+LIMITS_NOTE = (
+    "usage limits are the ones fleet.yaml declares: the Lattigo API cannot read limits back, so a "
+    "limit set outside fleet.yaml (or on a SIM fleet.yaml does not manage) is not seen"
+)
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,9 @@ class DayFigure:
     records: int = 1  # how many records the source sent for that day (0: none, the day is a zero)
 
     def __add__(self, other: DayFigure) -> DayFigure:
-        return DayFigure(self.bytes_used + other.bytes_used, self.sms_used + other.sms_used,
-                         self.records + other.records)
+        return DayFigure(
+            self.bytes_used + other.bytes_used, self.sms_used + other.sms_used, self.records + other.records
+        )
 
 
 Series = dict[date, DayFigure]
@@ -96,8 +99,13 @@ class Total:
     daily: dict[date, int] = field(default_factory=dict)
 
     def to_json(self, label: str) -> dict[str, Any]:
-        return {label: self.key, "sims": self.sims, "bytes": self.bytes_used, "sms": self.sms_used,
-                "daily": {d.isoformat(): b for d, b in sorted(self.daily.items())}}
+        return {
+            label: self.key,
+            "sims": self.sims,
+            "bytes": self.bytes_used,
+            "sms": self.sms_used,
+            "daily": {d.isoformat(): b for d, b in sorted(self.daily.items())},
+        }
 
 
 @dataclass(frozen=True)
@@ -109,9 +117,16 @@ class SimRow:
 
     def to_json(self) -> dict[str, Any]:
         s = self.sim
-        return {"iccid": s.iccid, "name": s.name, "cost_center": s.cost_center, "group": s.group,
-                "state": s.state, "bytes": self.bytes_used, "sms": self.sms_used,
-                "daily": {d.isoformat(): b for d, b in sorted(self.daily.items())}}
+        return {
+            "iccid": s.iccid,
+            "name": s.name,
+            "cost_center": s.cost_center,
+            "group": s.group,
+            "state": s.state,
+            "bytes": self.bytes_used,
+            "sms": self.sms_used,
+            "daily": {d.isoformat(): b for d, b in sorted(self.daily.items())},
+        }
 
 
 @dataclass(frozen=True)
@@ -125,9 +140,16 @@ class OverLimit:
         return (self.sim.kb_limit or 0) * KB
 
     def to_json(self) -> dict[str, Any]:
-        return {"iccid": self.sim.iccid, "name": self.sim.name, "cost_center": self.sim.cost_center,
-                "group": self.sim.group, "kb_limit": self.sim.kb_limit, "action": self.sim.limit_action,
-                "month_bytes": self.month_bytes, "share": round(self.share, 4)}
+        return {
+            "iccid": self.sim.iccid,
+            "name": self.sim.name,
+            "cost_center": self.sim.cost_center,
+            "group": self.sim.group,
+            "kb_limit": self.sim.kb_limit,
+            "action": self.sim.limit_action,
+            "month_bytes": self.month_bytes,
+            "share": round(self.share, 4),
+        }
 
 
 @dataclass(frozen=True)
@@ -142,9 +164,15 @@ class Discrepancy:
         return self.thingspace - self.lattigo
 
     def to_json(self) -> dict[str, Any]:
-        return {"iccid": self.sim.iccid, "name": self.sim.name, "cost_center": self.sim.cost_center,
-                "day": self.day.isoformat(), "lattigo_bytes": self.lattigo, "thingspace_bytes": self.thingspace,
-                "difference": self.difference}
+        return {
+            "iccid": self.sim.iccid,
+            "name": self.sim.name,
+            "cost_center": self.sim.cost_center,
+            "day": self.day.isoformat(),
+            "lattigo_bytes": self.lattigo,
+            "thingspace_bytes": self.thingspace,
+            "difference": self.difference,
+        }
 
 
 @dataclass
@@ -162,11 +190,17 @@ class Comparison:
         return len({d.sim.iccid for d in self.discrepancies})
 
     def to_json(self) -> dict[str, Any]:
-        return {"tolerance": self.tolerance, "min_bytes": self.min_bytes, "compared_sims": self.compared_sims,
-                "rule": "differs when |lattigo - thingspace| > max(tolerance * max(lattigo, thingspace), min_bytes)",
-                "discrepancies": [d.to_json() for d in self.discrepancies],
-                "daily": {"lattigo": {d.isoformat(): b for d, b in sorted(self.lattigo_daily.items())},
-                          "thingspace": {d.isoformat(): b for d, b in sorted(self.thingspace_daily.items())}}}
+        return {
+            "tolerance": self.tolerance,
+            "min_bytes": self.min_bytes,
+            "compared_sims": self.compared_sims,
+            "rule": "differs when |lattigo - thingspace| > max(tolerance * max(lattigo, thingspace), min_bytes)",
+            "discrepancies": [d.to_json() for d in self.discrepancies],
+            "daily": {
+                "lattigo": {d.isoformat(): b for d, b in sorted(self.lattigo_daily.items())},
+                "thingspace": {d.isoformat(): b for d, b in sorted(self.thingspace_daily.items())},
+            },
+        }
 
 
 @dataclass
@@ -228,8 +262,11 @@ def build_report(
         sms = sum(series[d].sms_used for d in days if d in series)
         row = SimRow(sim, sum(daily.values()), sms, daily)
         rows.append(row)
-        for bucket in (total, by_cc.setdefault(sim.cost_center, Total(sim.cost_center, daily=dict.fromkeys(days, 0))),
-                       by_group.setdefault(sim.group, Total(sim.group, daily=dict.fromkeys(days, 0)))):
+        for bucket in (
+            total,
+            by_cc.setdefault(sim.cost_center, Total(sim.cost_center, daily=dict.fromkeys(days, 0))),
+            by_group.setdefault(sim.group, Total(sim.group, daily=dict.fromkeys(days, 0))),
+        ):
             bucket.sims += 1
             bucket.bytes_used += row.bytes_used
             bucket.sms_used += sms
@@ -240,8 +277,16 @@ def build_report(
     def ordered(totals: dict[str, Total]) -> list[Total]:
         return sorted(totals.values(), key=lambda t: (-t.bytes_used, t.key))
 
-    report = UsageReport(start, end, total, rows, ordered(by_cc), ordered(by_group),
-                         [r for r in rows[: max(0, top)] if r.bytes_used > 0], not_read=not_read)
+    report = UsageReport(
+        start,
+        end,
+        total,
+        rows,
+        ordered(by_cc),
+        ordered(by_group),
+        [r for r in rows[: max(0, top)] if r.bytes_used > 0],
+        not_read=not_read,
+    )
     if over is not None:
         first = month_start(end)
         report.over_threshold, report.month = over, (first, end)
@@ -258,13 +303,27 @@ def build_report(
         report.over = sorted(found, key=lambda o: (-o.share, o.sim.name, o.sim.iccid))
         report.notes.append(LIMITS_NOTE)
     if thingspace is not None:
-        report.comparison = compare(infos, lattigo, thingspace, days, tolerance, min_bytes,
-                                    {iccid for iccid, source, _ in not_read if source == "thingspace"})
+        report.comparison = compare(
+            infos,
+            lattigo,
+            thingspace,
+            days,
+            tolerance,
+            min_bytes,
+            {iccid for iccid, source, _ in not_read if source == "thingspace"},
+        )
     return report
 
 
-def compare(sims: Iterable[SimInfo], lattigo: Mapping[str, Series], thingspace: Mapping[str, Series],
-            days: list[date], tolerance: float, min_bytes: int, skip: set[str] | None = None) -> Comparison:
+def compare(
+    sims: Iterable[SimInfo],
+    lattigo: Mapping[str, Series],
+    thingspace: Mapping[str, Series],
+    days: list[date],
+    tolerance: float,
+    min_bytes: int,
+    skip: set[str] | None = None,
+) -> Comparison:
     """Each SIM's days, Lattigo beside ThingSpace; the days that differ (:func:`differs`), by SIM then day."""
     found: list[Discrepancy] = []
     l_daily, t_daily = dict.fromkeys(days, 0), dict.fromkeys(days, 0)

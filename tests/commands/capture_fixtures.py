@@ -25,11 +25,11 @@ ENDPOINT = "http://127.0.0.1:8080"
 
 
 def fleet_of(rows: list[str], head: str = "") -> str:
-    return f"version: 1\ndefaults: {{rate_plan: \"{PLAN_5MB}\"}}\n{head}sims:\n" + "".join(f"  - {r}\n" for r in rows)
+    return f'version: 1\ndefaults: {{rate_plan: "{PLAN_5MB}"}}\n{head}sims:\n' + "".join(f"  - {r}\n" for r in rows)
 
 
 def row(i: int, extra: str = "") -> str:
-    return f"{{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", name: truck-{i}{', ' + extra if extra else ''}}}"
+    return f'{{iccid: "{iccid(i)}", imei: "{imei(i)}", name: truck-{i}{", " + extra if extra else ""}}}'
 
 
 def normalise(doc: Any, endpoint: str) -> Any:
@@ -52,8 +52,9 @@ def save(name: str, result: PulumiResult, endpoint: str) -> None:
 
 def main() -> None:
     FIXTURES.mkdir(exist_ok=True)
-    srv = EmulatorServer(db=":memory:", seed="empty", key_name="k", api_key="s", activation_delay=0.0,
-                         host="127.0.0.1", port=0)
+    srv = EmulatorServer(
+        db=":memory:", seed="empty", key_name="k", api_key="s", activation_delay=0.0, host="127.0.0.1", port=0
+    )
     srv.start()
     root = Path(tempfile.mkdtemp(prefix="lattigo-fixtures-"))
     try:
@@ -66,8 +67,12 @@ def main() -> None:
         def write(text: str) -> None:
             (stack.project_dir / "fleet.yaml").write_text(text)
 
-        admin.add_sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "rate_plan": PLAN_5MB,
-                         "cost_center": "ops"} for i in range(1, 9)])
+        admin.add_sims(
+            [
+                {"iccid": iccid(i), "imei": imei(i), "state": "active", "rate_plan": PLAN_5MB, "cost_center": "ops"}
+                for i in range(1, 9)
+            ]
+        )
         admin.add_sims([{"iccid": iccid(8), "state": "suspended"}])
         admin.add_sims([{"iccid": iccid(9), "imei": imei(9)}])  # in inventory: to activate
         base = {i: row(i, "cost_center: ops") for i in range(1, 8)}
@@ -97,15 +102,23 @@ def main() -> None:
         save("remove_suspend", stack.preview_json(), srv.base_url)
 
         # 4. Four SIMs removed under on_remove: suspend with max_changes 1: refused by the guard.
-        write(fleet_of([r for i, r in changed.items() if i in (1, 2, 3)], "policy: {on_remove: suspend, "
-                       "max_changes: 1}\n"))
+        write(
+            fleet_of(
+                [r for i, r in changed.items() if i in (1, 2, 3)], "policy: {on_remove: suspend, max_changes: 1}\n"
+            )
+        )
         save("refused", stack.preview_json(), srv.base_url)
 
         # 5. Drift: three changes out of band, and one SIM nobody declared.
         write(fleet_of(list(changed.values()), "policy: {on_remove: retain, max_changes: 5}\n"))
         stack.preview("--expect-no-changes").check()
-        admin.add_sims([{"iccid": iccid(1), "cost_center": "Warehouse"}, {"iccid": iccid(2), "note1": "west"},
-                        {"iccid": iccid(5), "state": "suspended"}])
+        admin.add_sims(
+            [
+                {"iccid": iccid(1), "cost_center": "Warehouse"},
+                {"iccid": iccid(2), "note1": "west"},
+                {"iccid": iccid(5), "state": "suspended"},
+            ]
+        )
         admin.add_sims([{"iccid": iccid(99), "imei": imei(99), "state": "active", "rate_plan": PLAN_5MB}])
         save("drift", stack.preview_json("--expect-no-changes"), srv.base_url)
 

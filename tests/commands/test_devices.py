@@ -35,8 +35,11 @@ def demo(fresh_emulator, tmp_path, monkeypatch):
 
 
 def run(emu, argv, stdin=None, endpoint=None, api_key=EMULATOR_API_KEY):
-    env = {"LATTIGO_ENDPOINT": endpoint or emu.base_url, "LATTIGO_KEY_NAME": EMULATOR_KEY_NAME,
-           "LATTIGO_API_KEY": api_key}
+    env = {
+        "LATTIGO_ENDPOINT": endpoint or emu.base_url,
+        "LATTIGO_KEY_NAME": EMULATOR_KEY_NAME,
+        "LATTIGO_API_KEY": api_key,
+    }
     out = io.StringIO()
     args = build_parser().parse_args(argv)
     code = devices.main(args, env=env, stdin=stdin if stdin is not None else io.StringIO(), stdout=out)
@@ -77,11 +80,14 @@ def test_a_terminal_is_asked_before_sending(demo, capsys, answer, sent):
         assert err.strip().endswith("lattigo-fleet sms send: not confirmed: nothing sent")
 
 
-@pytest.mark.parametrize("argv", [
-    ["sms", "send", "truck-0001", "--text", "PING"],
-    ["locate", "truck-0001"],
-    ["upload-imeis", "356938035600000", "--email", "a@b.c", "--sku", "X"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sms", "send", "truck-0001", "--text", "PING"],
+        ["locate", "truck-0001"],
+        ["upload-imeis", "356938035600000", "--email", "a@b.c", "--sku", "X"],
+    ],
+)
 def test_without_a_terminal_and_without_yes_nothing_is_sent(demo, capsys, argv):
     demo.clear_requests()
     code, _ = run(demo, argv, stdin=io.StringIO("y\n"))
@@ -107,11 +113,14 @@ def test_an_explicit_fleet_file_that_is_bad_is_an_error(demo, tmp_path, capsys):
     assert code == 1 and len(err) == 1 and err[0].startswith("lattigo-fleet calamp last: other.yaml:")
 
 
-@pytest.mark.parametrize("target, message", [
-    ("truck-001", "no SIM named 'truck-001' in fleet.yaml, and it is not an ICCID; did you mean 'truck-0001'?"),
-    (_iccid(300), f"ICCID {_iccid(300)}: not in the account at"),  # in inventory: the API answers 404
-    ("89019900000000000017", "ICCID 89019900000000000017: belongs to another account (HTTP 403)"),
-])
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ("truck-001", "no SIM named 'truck-001' in fleet.yaml, and it is not an ICCID; did you mean 'truck-0001'?"),
+        (_iccid(300), f"ICCID {_iccid(300)}: not in the account at"),  # in inventory: the API answers 404
+        ("89019900000000000017", "ICCID 89019900000000000017: belongs to another account (HTTP 403)"),
+    ],
+)
 def test_an_unknown_name_or_iccid_is_one_line_and_nothing_is_sent(demo, capsys, target, message):
     demo.clear_requests()
     code, out = run(demo, ["sms", "send", target, "--text", "x", "--yes"])
@@ -140,12 +149,15 @@ def test_missing_credentials_are_one_line(demo, capsys):
     assert len(err) == 1 and "Lattigo credentials are not configured" in err[0]
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("2024-05-01", date(2024, 5, 1)),
-    ("2024-05-01T10:00:00Z", datetime(2024, 5, 1, 10, tzinfo=UTC)),
-    ("2024-05-01T10:00:00", datetime(2024, 5, 1, 10, tzinfo=UTC)),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2024-05-01", date(2024, 5, 1)),
+        ("2024-05-01T10:00:00Z", datetime(2024, 5, 1, 10, tzinfo=UTC)),
+        ("2024-05-01T10:00:00", datetime(2024, 5, 1, 10, tzinfo=UTC)),
+        (None, None),
+    ],
+)
 def test_dates(text, expected):
     assert parse_when(text, "--since") == expected
 

@@ -11,8 +11,10 @@ from lattigo_fleet.commands.preview_json import MISSING, parse_preview
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DECLARED = {f"890126000000000000{i:02d}" for i in (1, 2, 3, 4, 5, 7, 8, 9)}
-SNAPSHOT = {iccid: {"iccid": iccid, "device_name": str(36500 + n), "state": "active", "cost_center": "ops"}
-            for n, iccid in enumerate(sorted(DECLARED | {"89012600000000000006", "89012600000000000099"}))}
+SNAPSHOT = {
+    iccid: {"iccid": iccid, "device_name": str(36500 + n), "state": "active", "cost_center": "ops"}
+    for n, iccid in enumerate(sorted(DECLARED | {"89012600000000000006", "89012600000000000099"}))
+}
 
 
 def report(name: str = "drift") -> drift.DriftReport:
@@ -39,8 +41,12 @@ def test_sims_of_the_account_that_fleet_yaml_does_not_declare_are_unmanaged():
 def test_a_change_of_fleet_yaml_not_applied_yet_is_pending_not_drift():
     items = report("changes").items
     assert {(i.sim, i.field, i.kind) for i in items} == {
-        ("truck-1", "cost_center", "pending"), ("truck-2", "notes.note1", "pending"), ("truck-3", "state", "pending"),
-        ("truck-4", "usage_limit", "pending"), ("truck-8", "state", "pending"), ("truck-6", None, "pending"),
+        ("truck-1", "cost_center", "pending"),
+        ("truck-2", "notes.note1", "pending"),
+        ("truck-3", "state", "pending"),
+        ("truck-4", "usage_limit", "pending"),
+        ("truck-8", "state", "pending"),
+        ("truck-6", None, "pending"),
     }
     removed = next(i for i in items if i.field is None)
     assert removed.note == "removed from fleet.yaml, not applied yet"
@@ -62,7 +68,7 @@ def test_json_and_markdown_carry_the_same_items():
     assert doc["in_sync"] is False
     assert [d["field"] for d in doc["drift"]] == ["cost_center", "notes.note1", "state"]
     markdown = drift.render_markdown(report())
-    assert "| truck-5 | `89012600000000000005` | state | \"active\" | \"suspended\" | drift |" in markdown
+    assert '| truck-5 | `89012600000000000005` | state | "active" | "suspended" | drift |' in markdown
 
 
 def test_a_clean_preview_is_in_sync():

@@ -40,9 +40,18 @@ def imei(i: int) -> str:
 
 
 def device(i: int, state: str = "active", cost_center: str | None = "Fleet-East", **notes: str) -> dict:
-    return {"iccid": iccid(i), "imei": imei(i), "device_name": str(36500 + i), "state": state,
-            "cost_center": cost_center, "note": notes.get("note", ""), "note1": notes.get("note1", ""),
-            "note2": notes.get("note2", ""), "note3": notes.get("note3"), "bytes_used": 123 * i}
+    return {
+        "iccid": iccid(i),
+        "imei": imei(i),
+        "device_name": str(36500 + i),
+        "state": state,
+        "cost_center": cost_center,
+        "note": notes.get("note", ""),
+        "note1": notes.get("note1", ""),
+        "note2": notes.get("note2", ""),
+        "note3": notes.get("note3"),
+        "bytes_used": 123 * i,
+    }
 
 
 def sims_of(*devices: dict):
@@ -62,13 +71,15 @@ def parse(args: list[str]) -> argparse.Namespace:
 
 
 def test_live_sims_settle_pending_states_and_normalise_empty_values():
-    sims, skipped, warnings = live_sims([
-        device(2, "pending_activation", None, note="cab"),
-        device(1, "pending_suspend_no_billing", "", note1="x" * 101),
-        {"iccid": "123", "state": "active"},
-        {**device(3), "state": "deactivated"},
-        {**device(4), "imei": "12"},
-    ])
+    sims, skipped, warnings = live_sims(
+        [
+            device(2, "pending_activation", None, note="cab"),
+            device(1, "pending_suspend_no_billing", "", note1="x" * 101),
+            {"iccid": "123", "state": "active"},
+            {**device(3), "state": "deactivated"},
+            {**device(4), "imei": "12"},
+        ]
+    )
     assert [(s.iccid, s.state, s.live_state, s.cost_center, s.notes) for s in sims] == [
         (iccid(1), "suspended_no_billing", "pending_suspend_no_billing", "", {}),
         (iccid(2), "active", "pending_activation", "", {"note": "cab"}),
@@ -91,8 +102,12 @@ def test_live_sims_settle_pending_states_and_normalise_empty_values():
 
 def test_layout_puts_the_most_common_state_and_cost_center_in_defaults_and_groups_the_others():
     sims = sims_of(
-        device(1), device(2), device(3, "suspended"), device(4),
-        device(5, cost_center="Cold Chain/EU"), device(6, cost_center="Cold Chain/EU", state="suspended"),
+        device(1),
+        device(2),
+        device(3, "suspended"),
+        device(4),
+        device(5, cost_center="Cold Chain/EU"),
+        device(6, cost_center="Cold Chain/EU", state="suspended"),
         device(7, cost_center="Warehouse"),
         device(8, cost_center=None, note="spare"),
     )
@@ -126,17 +141,27 @@ def test_layout_ties_are_broken_the_same_way_every_time():
 
 @pytest.mark.parametrize(
     "cost_center, taken, expected",
-    [("Fleet-East", [], "fleet-east"), ("Cold Chain/EU", [], "cold-chain-eu"), ("--", [], "no-cost-center"),
-     ("Ops", ["ops"], "ops-2"), ("Ops", ["ops", "ops-2"], "ops-3")],
+    [
+        ("Fleet-East", [], "fleet-east"),
+        ("Cold Chain/EU", [], "cold-chain-eu"),
+        ("--", [], "no-cost-center"),
+        ("Ops", ["ops"], "ops-2"),
+        ("Ops", ["ops", "ops-2"], "ops-3"),
+    ],
 )
 def test_group_names_are_valid_and_unique(cost_center, taken, expected):
     assert group_name(cost_center, taken) == expected
 
 
 def test_a_new_file_loads_back_to_exactly_the_account_and_plans_no_call(tmp_path):
-    devices = [device(1, note="Truck 0001", note1="fw 2.0.0"), device(2, "pending_activation"),
-               device(3, "suspended_no_billing", "Cold-Chain"), device(4, "suspended", "Cold-Chain"),
-               device(5, cost_center=None), device(6, cost_center="true", note3="null")]
+    devices = [
+        device(1, note="Truck 0001", note1="fw 2.0.0"),
+        device(2, "pending_activation"),
+        device(3, "suspended_no_billing", "Cold-Chain"),
+        device(4, "suspended", "Cold-Chain"),
+        device(5, cost_center=None),
+        device(6, cost_center="true", note3="null"),
+    ]
     sims = sims_of(*devices)
     text = render_new(layout(sims), endpoint="http://lattigo.test")
     assert '  - iccid: "89012600000000000001"\n    imei: "353000000000001"\n' in text
@@ -160,8 +185,9 @@ def test_a_new_file_loads_back_to_exactly_the_account_and_plans_no_call(tmp_path
 
 
 def test_selection_by_cost_center_state_and_iccids():
-    sims = sims_of(device(1), device(2, "pending_activation", "B"), device(3, "suspended", "B"),
-                   device(4, cost_center=None))
+    sims = sims_of(
+        device(1), device(2, "pending_activation", "B"), device(3, "suspended", "B"), device(4, cost_center=None)
+    )
     chosen = lambda sel: [s.iccid[-1] for s in sims if sel.matches(s)]  # noqa: E731
     assert chosen(Selection()) == ["1", "2", "3", "4"]
     assert chosen(Selection(cost_centers=("B",))) == ["2", "3"]
@@ -175,7 +201,7 @@ def test_selection_by_cost_center_state_and_iccids():
 
 def test_iccid_file_takes_one_per_line_with_comments_and_refuses_a_bad_line(tmp_path):
     good = tmp_path / "iccids.txt"
-    good.write_text(f"# trucks\n{iccid(1)}\n\n  \"{iccid(2)}\"  # quoted is fine\n")
+    good.write_text(f'# trucks\n{iccid(1)}\n\n  "{iccid(2)}"  # quoted is fine\n')
     assert read_iccid_file(str(good)) == {iccid(1), iccid(2)}
     bad = tmp_path / "bad.txt"
     bad.write_text(f"{iccid(1)}\n8901abc\n")
@@ -219,8 +245,13 @@ def write_existing(tmp_path: Path, text: str = EXISTING) -> Path:
 
 def test_merge_adds_new_sims_keeps_comments_order_anchors_and_leaves_declared_values(tmp_path):
     path = write_existing(tmp_path)
-    sims = sims_of(device(1, note="east depot"), device(2), device(3, note="west depot"),
-                   device(4, cost_center="Lab"), device(5, cost_center="Lab", state="suspended"))
+    sims = sims_of(
+        device(1, note="east depot"),
+        device(2),
+        device(3, note="west depot"),
+        device(4, cost_center="Lab"),
+        device(5, cost_center="Lab", state="suspended"),
+    )
     merged = merge_into(EXISTING, path, load_fleet(path), sims)
     text = merged.text
     # The whole file as it was (comments, anchors, order, quotes), the new group added after the file's own.
@@ -249,7 +280,7 @@ def test_merge_with_overwrite_sets_the_sims_own_value_and_never_the_shared_ancho
     sims = sims_of(device(1, note="east depot"), device(3, note="west depot"))
     merged = merge_into(EXISTING, path, load_fleet(path), sims, overwrite=True)
     assert [(d.field, d.applied) for d in merged.differences] == [("state", True), ("notes.note", True)]
-    assert "x-notes: &depot {note: \"east depot\"}" in merged.text
+    assert 'x-notes: &depot {note: "east depot"}' in merged.text
     assert "    state: active\n" in merged.text
     spec = write_validated(path, merged.text)
     assert spec.by_iccid[iccid(3)].notes == {"note": "west depot"}
@@ -258,11 +289,11 @@ def test_merge_with_overwrite_sets_the_sims_own_value_and_never_the_shared_ancho
 
 
 def test_merge_fills_an_empty_sims_list_and_uses_the_files_defaults(tmp_path):
-    text = "version: 1  # empty so far\ndefaults: {cost_center: A, notes: {note2: \"\"}}\nsims:\n"
+    text = 'version: 1  # empty so far\ndefaults: {cost_center: A, notes: {note2: ""}}\nsims:\n'
     path = write_existing(tmp_path, text)
     sims = sims_of(device(1, cost_center="A"), device(2, cost_center="B", note2="x"))
     merged = merge_into(text, path, load_fleet(path), sims)
-    assert merged.text.startswith("version: 1  # empty so far\ndefaults: {cost_center: A, notes: {note2: \"\"}}\n")
+    assert merged.text.startswith('version: 1  # empty so far\ndefaults: {cost_center: A, notes: {note2: ""}}\n')
     spec = write_validated(path, merged.text)
     assert [(s.cost_center, s.notes) for s in spec.sims] == [("A", {"note2": ""}), ("B", {"note2": "x"})]
     assert calls_at_next_up(spec, sims) == {}
@@ -277,10 +308,11 @@ def test_write_validated_leaves_nothing_behind_for_an_invalid_file(tmp_path):
 
 
 def test_merge_sees_sims_and_groups_of_fleet_d(tmp_path):
-    path = write_existing(tmp_path, "version: 1\nsims:\n  - {iccid: \"" + iccid(1) + "\", cost_center: X}\n")
+    path = write_existing(tmp_path, 'version: 1\nsims:\n  - {iccid: "' + iccid(1) + '", cost_center: X}\n')
     (tmp_path / "fleet.d").mkdir()
     (tmp_path / "fleet.d" / "lab.yaml").write_text(
-        f"groups:\n  lab: {{cost_center: Lab}}\nsims:\n  - {{iccid: \"{iccid(2)}\", group: lab}}\n")
+        f'groups:\n  lab: {{cost_center: Lab}}\nsims:\n  - {{iccid: "{iccid(2)}", group: lab}}\n'
+    )
     sims = sims_of(device(1, cost_center="X"), device(2, cost_center="Lab"), device(3, cost_center="Lab"))
     merged = merge_into(path.read_text(), path, load_fleet(path), sims)
     assert merged.added == [iccid(3)] and merged.new_groups == {}
@@ -295,13 +327,24 @@ def test_merge_sees_sims_and_groups_of_fleet_d(tmp_path):
 
 @pytest.fixture
 def account(fresh_emulator):
-    fresh_emulator.add_sims([
-        {"iccid": iccid(i), "imei": imei(i), "state": "suspended" if i % 4 == 0 else "active",
-         "rate_plan": "ACME Co 5mb Rate Plan", "cost_center": ["Fleet-East", "Lab"][i % 2], "note": f"unit {i}"}
-        for i in range(1, 13)
-    ])
-    env = {"LATTIGO_ENDPOINT": fresh_emulator.base_url, "LATTIGO_KEY_NAME": EMULATOR_KEY_NAME,
-           "LATTIGO_API_KEY": EMULATOR_API_KEY}
+    fresh_emulator.add_sims(
+        [
+            {
+                "iccid": iccid(i),
+                "imei": imei(i),
+                "state": "suspended" if i % 4 == 0 else "active",
+                "rate_plan": "ACME Co 5mb Rate Plan",
+                "cost_center": ["Fleet-East", "Lab"][i % 2],
+                "note": f"unit {i}",
+            }
+            for i in range(1, 13)
+        ]
+    )
+    env = {
+        "LATTIGO_ENDPOINT": fresh_emulator.base_url,
+        "LATTIGO_KEY_NAME": EMULATOR_KEY_NAME,
+        "LATTIGO_API_KEY": EMULATOR_API_KEY,
+    }
     return fresh_emulator, env
 
 
@@ -316,8 +359,7 @@ def test_import_writes_the_selection_and_reports_it(account, tmp_path):
     target = tmp_path / "fleet.yaml"
     code, out, err = run_import(["-o", str(target), "--cost-center", "Lab"], env)
     assert code == 0, err
-    assert out.splitlines()[0] == f"wrote {target}: 6 SIM(s) (6 active) of 12 in the account, " \
-                                  "cost center 'Lab'"
+    assert out.splitlines()[0] == f"wrote {target}: 6 SIM(s) (6 active) of 12 in the account, cost center 'Lab'"
     assert "reading the account: 12 SIM(s) in 1 request(s)" in err
     assert {s.iccid for s in load_fleet(target).sims} == {iccid(i) for i in range(1, 13, 2)}
     assert [r for r in emulator.requests_log() if r["method"] != "GET"] == []
@@ -327,8 +369,9 @@ def test_import_json_output_and_state_selection(account, tmp_path):
     _, env = account
     ids = tmp_path / "ids.txt"
     ids.write_text(f"{iccid(4)}\n{iccid(5)}\n{iccid(8)}\n{iccid(99)}\n")
-    code, out, err = run_import(["-o", str(tmp_path / "f.yaml"), "--json", "--state", "suspended",
-                                 "--iccid-file", str(ids)], env)
+    code, out, err = run_import(
+        ["-o", str(tmp_path / "f.yaml"), "--json", "--state", "suspended", "--iccid-file", str(ids)], env
+    )
     assert code == 0, err
     report = json.loads(out)
     assert report["added"] == [iccid(4), iccid(8)]
@@ -354,8 +397,10 @@ def test_import_merge_reports_what_it_left_alone(account, tmp_path):
     path = write_existing(tmp_path)
     code, out, err = run_import(["-o", str(path), "--merge"], env)
     assert code == 0, err
-    assert out.splitlines()[0] == f"merged into {path}: 10 SIM(s) added, 2 already declared (every SIM of 12 in " \
-                                  "the account)"
+    assert (
+        out.splitlines()[0] == f"merged into {path}: 10 SIM(s) added, 2 already declared (every SIM of 12 in "
+        "the account)"
+    )
     assert f"    {path}:18:12: {iccid(1)} state: declared 'suspended', the account has 'active'" in out
     assert f"{iccid(3)} notes.note: declared 'east depot', the account has 'unit 3'" in out
     assert "`pulumi up` would still send calls for 2 SIM(s)" in out

@@ -25,11 +25,14 @@ def test_arguments():
     assert parse("--from", "-").from_file == "-"
 
 
-@pytest.mark.parametrize(("content", "says"), [
-    (None, "no such file"),
-    ("{oops", "is not JSON"),
-    ('{"name": "not a preview"}', "not the output of `pulumi preview --json`"),
-])
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (None, "no such file"),
+        ("{oops", "is not JSON"),
+        ('{"name": "not a preview"}', "not the output of `pulumi preview --json`"),
+    ],
+)
 def test_a_bad_file_is_one_line_and_exit_1(tmp_path, capsys, content, says):
     path = tmp_path / "preview.json"
     if content is not None:
@@ -44,8 +47,9 @@ def test_a_bad_file_is_one_line_and_exit_1(tmp_path, capsys, content, says):
 def test_pulumi_missing_is_one_line(monkeypatch, capsys):
     monkeypatch.setenv("PATH", "/nonexistent")
     assert plan.main(parse(), out=io.StringIO()) == 1
-    assert capsys.readouterr().err == ("lattigo-fleet plan: `pulumi` is not on PATH (run `eval \"$(make -s env)\"` "
-                                       "in the clone)\n")
+    assert capsys.readouterr().err == (
+        'lattigo-fleet plan: `pulumi` is not on PATH (run `eval "$(make -s env)"` in the clone)\n'
+    )
 
 
 def test_standard_input(capsys):

@@ -50,8 +50,7 @@ def test_one_of_each_change_is_counted_and_listed_with_old_and_new_values():
     code, text, _log = run_plan("changes", as_json=True)
     doc = json.loads(text)
     assert code == 0
-    assert doc["counts"] == {"suspend": 1, "restore": 1, "cost_center": 1, "notes": 1, "usage_limit": 1,
-                             "forget": 1}
+    assert doc["counts"] == {"suspend": 1, "restore": 1, "cost_center": 1, "notes": 1, "usage_limit": 1, "forget": 1}
     rows = {(c["sim"], c["field"]): (c["old"], c["new"], c["action"]) for c in doc["changes"]}
     assert rows == {
         ("truck-1", "cost_center"): ("ops", "Fleet-East", "cost_center"),
@@ -69,9 +68,11 @@ def test_new_sims_say_adopted_or_activated_with_the_rate_plan():
     assert doc["counts"] == {"activate": 1, "adopt": 8}
     activated = [c for c in doc["changes"] if c["action"] == "activate"]
     assert [(c["sim"], c["field"], c["new"]) for c in activated] == [
-        ("truck-9", "origin", "activated"), ("truck-9", "rate_plan", "ACME Co 5mb Rate Plan")]
+        ("truck-9", "origin", "activated"),
+        ("truck-9", "rate_plan", "ACME Co 5mb Rate Plan"),
+    ]
     _code, markdown, _log = run_plan("create", as_json=False)
-    table = markdown[markdown.index("### SIMs"):]
+    table = markdown[markdown.index("### SIMs") :]
     assert table.index("truck-9") < table.index("truck-1")  # activations first
 
 
@@ -79,8 +80,16 @@ def test_a_removal_under_on_remove_suspend_is_a_suspension():
     _code, text, _log = run_plan("remove_suspend", as_json=True)
     doc = json.loads(text)
     assert doc["counts"] == {"forget_suspend": 1}
-    assert doc["changes"] == [{"sim": "truck-7", "iccid": "89012600000000000007", "field": "state", "old": "active",
-                               "new": "suspended", "action": "forget_suspend"}]
+    assert doc["changes"] == [
+        {
+            "sim": "truck-7",
+            "iccid": "89012600000000000007",
+            "field": "state",
+            "old": "active",
+            "new": "suspended",
+            "action": "forget_suspend",
+        }
+    ]
 
 
 def test_a_refusal_by_the_guard_is_shown_first_and_fails_the_job():

@@ -68,16 +68,23 @@ def render(text: str) -> tuple[str, str, int]:
 
 
 def test_5000_sims_with_500_changes_stay_under_the_limit_and_name_what_was_cut():
-    text = synthetic_preview(5000, {"activate": 20, "suspend": 30, "restore": 10, "cost_center": 300, "notes": 100,
-                                    "usage_limit": 40})
+    text = synthetic_preview(
+        5000, {"activate": 20, "suspend": 30, "restore": 10, "cost_center": 300, "notes": 100, "usage_limit": 40}
+    )
     started = time.process_time()
     comment, log, code = render(text)
     assert time.process_time() - started < 5
     assert code == 0
     assert len(comment) < plan.COMMENT_LIMIT
     # Every change is counted, whatever was cut.
-    for label, count in (("activate", 20), ("suspend", 30), ("restore", 10), ("cost center", 300),
-                         ("notes", 100), ("usage limit", 40)):
+    for label, count in (
+        ("activate", 20),
+        ("suspend", 30),
+        ("restore", 10),
+        ("cost center", 300),
+        ("notes", 100),
+        ("usage limit", 40),
+    ):
         assert f"| {label} | {count} |" in comment
     # Activations and suspensions are never the ones cut.
     for i in range(1, 61):

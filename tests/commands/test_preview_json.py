@@ -31,13 +31,16 @@ def fixture(name: str):
     return parse_preview((FIXTURES / f"{name}.json").read_text(), name)
 
 
-@pytest.mark.parametrize(("path", "keys"), [
-    ("cost_center", ["cost_center"]),
-    ("notes.note1", ["notes", "note1"]),
-    ('notes["a.b"]', ["notes", "a.b"]),
-    ('a["x \\"y\\""][0].b', ["a", 'x "y"', 0, "b"]),
-    ("list[12]", ["list", 12]),
-])
+@pytest.mark.parametrize(
+    ("path", "keys"),
+    [
+        ("cost_center", ["cost_center"]),
+        ("notes.note1", ["notes", "note1"]),
+        ('notes["a.b"]', ["notes", "a.b"]),
+        ('a["x \\"y\\""][0].b', ["a", 'x "y"', 0, "b"]),
+        ("list[12]", ["list", 12]),
+    ],
+)
 def test_property_paths_split_as_pulumi_writes_them(path, keys):
     assert split_path(path) == keys
 
@@ -64,9 +67,14 @@ def test_a_change_preview_reads_ops_detailed_diffs_and_diagnostics():
     preview = fixture("changes")
     assert preview.stack == "ci"
     ops = {(s.op, s.name) for s in preview.planned() if is_sim(s) and s.op != "same"}
-    assert ops == {("update", "89012600000000000001"), ("update", "89012600000000000002"),
-                   ("update", "89012600000000000003"), ("update", "89012600000000000004"),
-                   ("update", "89012600000000000008"), ("delete", "89012600000000000006")}
+    assert ops == {
+        ("update", "89012600000000000001"),
+        ("update", "89012600000000000002"),
+        ("update", "89012600000000000003"),
+        ("update", "89012600000000000004"),
+        ("update", "89012600000000000008"),
+        ("delete", "89012600000000000006"),
+    }
     by_name = {s.name: s for s in preview.planned() if is_sim(s)}
     assert by_name["89012600000000000001"].detailed_diff == {"cost_center": "update"}
     assert by_name["89012600000000000002"].detailed_diff == {"notes.note1": "add"}
@@ -100,12 +108,15 @@ def test_the_first_error_skips_the_programs_problem_count():
     assert "problem(s) found" not in first_error(preview)
 
 
-@pytest.mark.parametrize(("text", "says"), [
-    ("", "is empty"),
-    ("not json", "is not JSON"),
-    ("[1, 2]", "not the output of `pulumi preview --json`"),
-    ('{"name": "x"}', "not the output of `pulumi preview --json`"),
-])
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("", "is empty"),
+        ("not json", "is not JSON"),
+        ("[1, 2]", "not the output of `pulumi preview --json`"),
+        ('{"name": "x"}', "not the output of `pulumi preview --json`"),
+    ],
+)
 def test_what_is_not_a_preview_is_refused_in_one_line(text, says):
     with pytest.raises(PreviewError) as err:
         parse_preview(text, "preview.json")

@@ -19,7 +19,7 @@ from lattigo_fleet.cli import main as cli_main
 from lattigo_fleet.commands import recover as rc
 from lattigo_fleet.engine_settings import ENGINE_ENV
 
-FAKE_PULUMI = r'''#!{python}
+FAKE_PULUMI = r"""#!{python}
 import json, os, sys
 from pathlib import Path
 state = Path(os.environ["FAKE_STATE"])
@@ -40,7 +40,7 @@ elif args[0] == "refresh":
     doc = json.loads(state.read_text())
     doc["deployment"]["pending_operations"] = []
     state.write_text(json.dumps(doc))
-'''
+"""
 
 
 def _state(pending: list[str]) -> str:
@@ -68,8 +68,13 @@ def fake(tmp_path, monkeypatch):
     state.write_text(_state([]))
     calls = tmp_path / "calls.jsonl"
     calls.touch()
-    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "FAKE_STATE": str(state), "FAKE_CALLS": str(calls),
-           "PULUMI_BACKEND_URL": backend.as_uri(), "HOME": str(tmp_path)}
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_STATE": str(state),
+        "FAKE_CALLS": str(calls),
+        "PULUMI_BACKEND_URL": backend.as_uri(),
+        "HOME": str(tmp_path),
+    }
     for key in list(os.environ):
         if key.startswith(("PULUMI_", "FAKE_")):
             monkeypatch.delenv(key)
@@ -105,14 +110,17 @@ def _mutating(calls: list[list[str]]) -> list[str]:
 
 
 def test_a_dead_run_lock_is_removed_and_nothing_else_is_done(fake):
-    (fake.lock_dir / "abc.json").write_text(json.dumps({"pid": 4242, "hostname": rc.socket.gethostname(),
-                                                        "timestamp": "2026-01-02T03:04:05.123Z"}))
+    (fake.lock_dir / "abc.json").write_text(
+        json.dumps({"pid": 4242, "hostname": rc.socket.gethostname(), "timestamp": "2026-01-02T03:04:05.123Z"})
+    )
     code, out = fake.run()
     assert code == 0, out
     lines = out.splitlines()
     assert lines[0].startswith("checked: no pulumi run on stack 'test'")
-    assert lines[1] == ("lock: removed the lock left by a dead run (pid 4242 on "
-                        f"{rc.socket.gethostname()} since 2026-01-02T03:04:05) with pulumi cancel --yes")
+    assert lines[1] == (
+        "lock: removed the lock left by a dead run (pid 4242 on "
+        f"{rc.socket.gethostname()} since 2026-01-02T03:04:05) with pulumi cancel --yes"
+    )
     assert lines[2] == "pending operations: none in the state, nothing to clear"
     assert lines[3].startswith("next: pulumi up --stack test")
     assert ["cancel", "--yes", "--stack", "test", "--non-interactive"] in fake.calls()
@@ -134,8 +142,9 @@ def test_pending_operations_are_cleared_with_refresh_clear_pending_creates(fake,
     code, out = fake.run()
     assert code == 0, out
     refresh = [c for c in fake.calls() if c[0] == "refresh"]
-    assert refresh == [["refresh", "--yes", "--skip-preview", "--clear-pending-creates", "--stack", "test",
-                        "--non-interactive"]]
+    assert refresh == [
+        ["refresh", "--yes", "--skip-preview", "--clear-pending-creates", "--stack", "test", "--non-interactive"]
+    ]
     assert f"pending operations: cleared {len(pending)} (" in out
     assert ("3 CREATE" in out) if pending == ["creating"] * 3 else ("1 CREATE, 1 DELETE, 1 UPDATE" in out)
     assert _mutating(fake.calls()) == ["cancel", "refresh"]  # the lock first: refresh takes it
@@ -150,17 +159,20 @@ def test_a_running_pulumi_up_on_the_stack_is_refused_and_named(fake, capsys):
     assert _mutating(fake.calls()) == []
 
 
-@pytest.mark.parametrize("argv, cwd_rel, refused", [
-    (["pulumi", "preview", "-s", "test"], ".", True),
-    (["pulumi", "--cwd", "PROJECT", "destroy", "--stack=test"], "/", True),
-    (["pulumi", "-C", "PROJECT", "refresh", "-stest"], "/", True),
-    (["pulumi", "up"], "sub", True),  # no --stack: the selected stack, which is 'test'; from a subdirectory
-    (["pulumi", "up", "--stack", "organization/lattigo-fleet/test"], ".", True),
-    (["pulumi", "up", "--stack", "prod"], ".", False),  # another stack
-    (["pulumi", "up", "--stack", "test"], "/", False),  # another project directory
-    (["pulumi", "stack", "ls"], ".", False),  # does not work on the stack
-    (["pulumi-language-python", "up", "--stack", "test"], ".", False),  # not the CLI
-])
+@pytest.mark.parametrize(
+    "argv, cwd_rel, refused",
+    [
+        (["pulumi", "preview", "-s", "test"], ".", True),
+        (["pulumi", "--cwd", "PROJECT", "destroy", "--stack=test"], "/", True),
+        (["pulumi", "-C", "PROJECT", "refresh", "-stest"], "/", True),
+        (["pulumi", "up"], "sub", True),  # no --stack: the selected stack, which is 'test'; from a subdirectory
+        (["pulumi", "up", "--stack", "organization/lattigo-fleet/test"], ".", True),
+        (["pulumi", "up", "--stack", "prod"], ".", False),  # another stack
+        (["pulumi", "up", "--stack", "test"], "/", False),  # another project directory
+        (["pulumi", "stack", "ls"], ".", False),  # does not work on the stack
+        (["pulumi-language-python", "up", "--stack", "test"], ".", False),  # not the CLI
+    ],
+)
 def test_which_processes_count(fake, argv, cwd_rel, refused):
     (fake.project / "sub").mkdir(exist_ok=True)
     argv = [str(fake.project) if a == "PROJECT" else a for a in argv]
@@ -186,8 +198,9 @@ def test_the_lock_holder_still_alive_is_refused(fake, tmp_path):
 
 def test_a_real_process_named_pulumi_is_found_in_the_real_proc(fake):
     """The /proc reading itself, on a live process whose argv[0] is `pulumi`."""
-    sleeper = subprocess.Popen(["pulumi", "-c", "sleep 30; true", "up", "--stack", "test"], executable="/bin/sh",
-                               cwd=fake.project)
+    sleeper = subprocess.Popen(
+        ["pulumi", "-c", "sleep 30; true", "up", "--stack", "test"], executable="/bin/sh", cwd=fake.project
+    )
     try:
         deadline = time.monotonic() + 10
         while not any(p.pid == sleeper.pid for p in rc.pulumi_processes()) and time.monotonic() < deadline:
@@ -217,8 +230,10 @@ def test_errors_are_one_line_without_traceback(fake, capsys, monkeypatch, tmp_pa
     monkeypatch.setenv("FAKE_REFRESH_ERROR", "passphrase must be set with PULUMI_CONFIG_PASSPHRASE")
     assert cli_main(["recover", "--yes", "--cwd", str(fake.project), "--stack", "test"]) == 1
     err = capsys.readouterr().err
-    assert err == ("lattigo-fleet recover: pulumi refresh --clear-pending-creates failed: passphrase must be "
-                   "set with PULUMI_CONFIG_PASSPHRASE\n")
+    assert err == (
+        "lattigo-fleet recover: pulumi refresh --clear-pending-creates failed: passphrase must be "
+        "set with PULUMI_CONFIG_PASSPHRASE\n"
+    )
 
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert cli_main(["recover", "--yes", "--cwd", str(fake.project)]) == 1

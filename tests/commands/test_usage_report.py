@@ -41,17 +41,20 @@ LATTIGO = {
 }
 
 
-@pytest.mark.parametrize(("lattigo", "thingspace", "differ"), [
-    (100_000, 104_999, False),   # 4.8% of the larger
-    (100_000, 105_263, False),   # 5,263 apart; 5% of 105,263 is 5,263.15
-    (100_000, 105_264, True),    # 5,264 apart; 5% of 105,264 is 5,263.2
-    (100_000, 106_000, True),
-    (106_000, 100_000, True),    # symmetric
-    (1_000, 2_000, False),       # 50% but only 1,000 bytes: under the floor
-    (0, 1_024, False),           # at the floor
-    (0, 1_025, True),
-    (5_000, 0, True),            # a day one side does not report
-])
+@pytest.mark.parametrize(
+    ("lattigo", "thingspace", "differ"),
+    [
+        (100_000, 104_999, False),  # 4.8% of the larger
+        (100_000, 105_263, False),  # 5,263 apart; 5% of 105,263 is 5,263.15
+        (100_000, 105_264, True),  # 5,264 apart; 5% of 105,264 is 5,263.2
+        (100_000, 106_000, True),
+        (106_000, 100_000, True),  # symmetric
+        (1_000, 2_000, False),  # 50% but only 1,000 bytes: under the floor
+        (0, 1_024, False),  # at the floor
+        (0, 1_025, True),
+        (5_000, 0, True),  # a day one side does not report
+    ],
+)
 def test_a_day_differs_beyond_the_tolerance_and_the_floor(lattigo, thingspace, differ):
     assert differs(lattigo, thingspace, 0.05, 1024) is differ
 
@@ -70,12 +73,10 @@ def test_totals_per_sim_cost_center_and_group():
     report = build_report(SIMS, LATTIGO, D1, D3, top=2)
     assert report.total.bytes_used == 600_000 and report.total.sms_used == 6
     assert report.total.daily == {D1: 250_000, D2: 50_000, D3: 300_000}
-    assert [(t.key, t.sims, t.bytes_used) for t in report.cost_centers] == [("West", 1, 500_000),
-                                                                          ("East", 2, 100_000)]
+    assert [(t.key, t.sims, t.bytes_used) for t in report.cost_centers] == [("West", 1, 500_000), ("East", 2, 100_000)]
     assert [(t.key, t.bytes_used) for t in report.groups] == [("kiosks", 500_000), ("trucks", 100_000)]
     assert [r.sim.name for r in report.top] == ["kiosk-1", "truck-1"]
-    assert {r.sim.name: r.bytes_used for r in report.sims} == {"kiosk-1": 500_000, "truck-1": 90_000,
-                                                               "truck-2": 10_000}
+    assert {r.sim.name: r.bytes_used for r in report.sims} == {"kiosk-1": 500_000, "truck-1": 90_000, "truck-2": 10_000}
 
 
 def test_days_outside_the_range_count_only_for_the_month():
@@ -96,14 +97,17 @@ def test_same_day_thingspace_records_are_summed_before_comparing():
 
     series = thingspace_source(FakeThingSpace(), "s").read("8901", D1, D1)
     assert series == {D1: DayFigure(170_332_858, 0, 2)}
-    report = build_report(SIMS[:1], {SIMS[0].iccid: {D1: DayFigure(170_332_858)}}, D1, D1,
-                          thingspace={SIMS[0].iccid: series})
+    report = build_report(
+        SIMS[:1], {SIMS[0].iccid: {D1: DayFigure(170_332_858)}}, D1, D1, thingspace={SIMS[0].iccid: series}
+    )
     assert report.comparison is not None and report.comparison.discrepancies == []
 
 
 def test_discrepancies_list_both_figures():
-    thingspace = {SIMS[0].iccid: {D1: DayFigure(50_000), D2: DayFigure(60_000)},
-                  SIMS[2].iccid: {D1: DayFigure(200_500), D3: DayFigure(300_000)}}
+    thingspace = {
+        SIMS[0].iccid: {D1: DayFigure(50_000), D2: DayFigure(60_000)},
+        SIMS[2].iccid: {D1: DayFigure(200_500), D3: DayFigure(300_000)},
+    }
     report = build_report(SIMS, LATTIGO, D1, D3, thingspace=thingspace)
     c = report.comparison
     assert [(d.sim.name, d.day, d.lattigo, d.thingspace) for d in c.discrepancies] == [
@@ -124,8 +128,10 @@ def test_lattigo_rows_are_read_with_a_limit_covering_the_window():
 
         def daily_data_usages(self, device, **kw):
             calls.append((device, kw))
-            return [{"id": 1, "date_for": "2024-05-03", "bytes_used": 7, "sms_used": 1},
-                    {"id": 2, "date_for": "2024-04-30", "bytes_used": 9, "sms_used": 0}]  # outside: dropped
+            return [
+                {"id": 1, "date_for": "2024-05-03", "bytes_used": 7, "sms_used": 1},
+                {"id": 2, "date_for": "2024-04-30", "bytes_used": 9, "sms_used": 0},
+            ]  # outside: dropped
 
     series = lattigo_source(FakeLattigo(), "s").read("8901", D1, D3)
     assert series == {D3: DayFigure(7, 1)}
@@ -187,8 +193,9 @@ def test_a_warm_cache_reads_only_the_days_it_lacks(tmp_path):
     today = date(2024, 5, 31)
     api = CountingSource()
     with UsageCache(tmp_path / "c.sqlite", today=today) as cache:
-        cold = fetch_usage([api.source()], iccids, date(2024, 5, 1), date(2024, 5, 30), cache, workers=4,
-                           progress=False)
+        cold = fetch_usage(
+            [api.source()], iccids, date(2024, 5, 1), date(2024, 5, 30), cache, workers=4, progress=False
+        )
     assert cold.requests == {"lattigo": 40} and cold.cached_days == 0 and api.peak <= 4
     assert cold.series["lattigo"][iccids[7]][date(2024, 5, 9)] == DayFigure(70)
     api.calls.clear()
@@ -208,22 +215,21 @@ def test_a_sim_that_fails_is_reported_and_not_cached(tmp_path):
         result = fetch_usage([api.source()], iccids, D1, D2, cache, progress=False)
         assert cache.load("lattigo", "scope", iccids, D1, D2).keys() == {iccids[0]}
     assert [(i, s) for i, s, _ in result.not_read] == [(iccids[1], "lattigo")]
-    report = build_report([SimInfo(i, i) for i in iccids], result.series["lattigo"], D1, D2,
-                          not_read=result.not_read)
+    report = build_report([SimInfo(i, i) for i in iccids], result.series["lattigo"], D1, D2, not_read=result.not_read)
     assert report.total.sims == 1 and "Not read (1)" in render_text(report)
 
 
 def test_a_refused_credential_stops_everything(tmp_path):
     api = CountingSource(refuse=True)
     with UsageCache(None, today=D3) as cache, pytest.raises(AuthenticationError):
-        fetch_usage([api.source()], [f"8901000000000000{i:03d}" for i in range(50)], D1, D2, cache, workers=2,
-                    progress=False)
+        fetch_usage(
+            [api.source()], [f"8901000000000000{i:03d}" for i in range(50)], D1, D2, cache, workers=2, progress=False
+        )
     assert len(api.calls) < 50
 
 
 def _report_with_compare():
-    thingspace = {s.iccid: {d: DayFigure(int(f.bytes_used * 1.1)) for d, f in LATTIGO[s.iccid].items()}
-                  for s in SIMS}
+    thingspace = {s.iccid: {d: DayFigure(int(f.bytes_used * 1.1)) for d, f in LATTIGO[s.iccid].items()} for s in SIMS}
     return build_report(SIMS, LATTIGO, D1, D3, over=0.5, thingspace=thingspace)
 
 
@@ -245,18 +251,34 @@ def test_the_chart_is_valid_html_and_svg_with_one_series_per_cost_center():
     root = ET.fromstring(html.split("\n", 1)[1])  # well-formed XML after the doctype
     charts = {svg.get("id"): svg for svg in root.iter(f"{SVG}svg")}
     assert set(charts) == {"daily-by-cost-center", "discrepancies"}
-    series = {g.get("data-cost-center"): int(g.get("data-total-bytes"))
-              for g in charts["daily-by-cost-center"].iter(f"{SVG}g") if g.get("class") == "series"}
+    series = {
+        g.get("data-cost-center"): int(g.get("data-total-bytes"))
+        for g in charts["daily-by-cost-center"].iter(f"{SVG}g")
+        if g.get("class") == "series"
+    }
     assert series == {"West": 500_000, "East": 100_000}
-    points = [c for g in charts["daily-by-cost-center"].iter(f"{SVG}g") if g.get("data-cost-center") == "West"
-              for c in g.iter(f"{SVG}circle")]
+    points = [
+        c
+        for g in charts["daily-by-cost-center"].iter(f"{SVG}g")
+        if g.get("data-cost-center") == "West"
+        for c in g.iter(f"{SVG}circle")
+    ]
     assert [(p.get("data-day"), int(p.get("data-bytes"))) for p in points] == [
-        ("2024-05-01", 200_000), ("2024-05-02", 0), ("2024-05-03", 300_000)]
-    sources = {g.get("data-source"): int(g.get("data-total-bytes"))
-               for g in charts["discrepancies"].iter(f"{SVG}g") if g.get("class") == "series"}
+        ("2024-05-01", 200_000),
+        ("2024-05-02", 0),
+        ("2024-05-03", 300_000),
+    ]
+    sources = {
+        g.get("data-source"): int(g.get("data-total-bytes"))
+        for g in charts["discrepancies"].iter(f"{SVG}g")
+        if g.get("class") == "series"
+    }
     assert sources == {"lattigo": 600_000, "thingspace": 660_000}
-    bands = {r.get("data-day"): int(r.get("data-sims")) for r in charts["discrepancies"].iter(f"{SVG}rect")
-             if r.get("class") == "discrepancy"}
+    bands = {
+        r.get("data-day"): int(r.get("data-sims"))
+        for r in charts["discrepancies"].iter(f"{SVG}rect")
+        if r.get("class") == "discrepancy"
+    }
     assert bands == {"2024-05-01": 2, "2024-05-02": 1, "2024-05-03": 1}
 
 
@@ -279,7 +301,8 @@ def test_json_and_csv_carry_every_sim_and_day():
     assert sum(int(r["bytes"]) for r in rows) == 600_000
     assert sum(int(r["thingspace_bytes"]) for r in rows) == 660_000
     assert {(r["iccid"], r["date"]) for r in rows if r["differs"] == "yes"} == {
-        (d["iccid"], d["day"]) for d in data["compare"]["discrepancies"]}
+        (d["iccid"], d["day"]) for d in data["compare"]["discrepancies"]
+    }
 
 
 def test_the_text_report_says_limits_cannot_be_read_back():

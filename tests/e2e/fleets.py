@@ -54,10 +54,9 @@ def device_names(req: dict) -> list[str]:
 
 
 def small_fleet(states: dict[int, str], policy: str = "") -> str:
-    rows = "".join(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", state: {s}}}\n" for i, s in states.items())
-    return f"version: 1\ndefaults: {{rate_plan: \"{PLAN_5MB}\"}}\n{policy}sims:\n{rows}"
+    rows = "".join(f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", state: {s}}}\n' for i, s in states.items())
+    return f'version: 1\ndefaults: {{rate_plan: "{PLAN_5MB}"}}\n{policy}sims:\n{rows}'
 
 
 def seed_active(admin: Admin, indices) -> None:
-    admin.add_sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "rate_plan": PLAN_5MB}
-                    for i in indices])
+    admin.add_sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "rate_plan": PLAN_5MB} for i in indices])

@@ -54,10 +54,13 @@ PR_NUMBER = "7"
 MR_IID = "7"
 FORGE_TOKEN = "fake-forge-token"
 GITLAB_API = "https://gitlab.example.com/api/v4"
-MAKE_ENV = {"PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-            "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true", **ENGINE_ENV}  # what `make -s env` exports
-SECRETS = ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "LATTIGO_ENDPOINT", "LATTIGO_KEY_NAME",
-           "LATTIGO_API_KEY")
+MAKE_ENV = {
+    "PULUMI_SKIP_UPDATE_CHECK": "true",
+    "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+    "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
+    **ENGINE_ENV,
+}  # what `make -s env` exports
+SECRETS = ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "LATTIGO_ENDPOINT", "LATTIGO_KEY_NAME", "LATTIGO_API_KEY")
 CACHE_VARIABLES = ("LATTIGO_FLEET_CACHE", "GOPATH", "GOCACHE", "GOMODCACHE")
 DRIFTED_SIM = ("truck-0009", "89014103000211118008")  # declared with cost center Fleet-East
 
@@ -65,6 +68,7 @@ DRIFTED_SIM = ("truck-0009", "89014103000211118008")  # declared with cost cente
 @dataclass
 class Account:
     """Where the jobs' secrets point: the emulator (seeded with the demo account) and a file backend."""
+
     endpoint: str
     key_name: str
     api_key: str
@@ -85,10 +89,16 @@ class Account:
 
     def gitlab_variables(self) -> dict[str, str]:
         return {
-            "PULUMI_BACKEND_URL": self.backend, "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-            "LATTIGO_ENDPOINT": self.endpoint, "LATTIGO_KEY_NAME": self.key_name, "LATTIGO_API_KEY": self.api_key,
-            "GITLAB_TOKEN": FORGE_TOKEN, "CI_API_V4_URL": GITLAB_API, "CI_PROJECT_ID": "42",
-            "CI_MERGE_REQUEST_IID": MR_IID, "CI_JOB_URL": "https://gitlab.example.com/acme/fleet/-/jobs/1",
+            "PULUMI_BACKEND_URL": self.backend,
+            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+            "LATTIGO_ENDPOINT": self.endpoint,
+            "LATTIGO_KEY_NAME": self.key_name,
+            "LATTIGO_API_KEY": self.api_key,
+            "GITLAB_TOKEN": FORGE_TOKEN,
+            "CI_API_V4_URL": GITLAB_API,
+            "CI_PROJECT_ID": "42",
+            "CI_MERGE_REQUEST_IID": MR_IID,
+            "CI_JOB_URL": "https://gitlab.example.com/acme/fleet/-/jobs/1",
         }
 
 
@@ -223,8 +233,11 @@ class Forge:
         self.state = root / "forge.json"
         self.state.write_text(json.dumps({"calls": [], "comments": {}, "issues": [], "notes": [], "gl_issues": []}))
         script = self.bin / "fake-forge"
-        script.write_text(FAKE_FORGE.format(python=sys.executable, state=str(self.state), token=FORGE_TOKEN,
-                                            api=GITLAB_API, mr=MR_IID))
+        script.write_text(
+            FAKE_FORGE.format(
+                python=sys.executable, state=str(self.state), token=FORGE_TOKEN, api=GITLAB_API, mr=MR_IID
+            )
+        )
         script.chmod(0o755)
         for tool in ("gh", "curl"):
             (self.bin / tool).symlink_to(script)
@@ -238,6 +251,7 @@ class Forge:
 
 
 # --- running a job -----------------------------------------------------------------------------------------
+
 
 def load(path: Path) -> Any:
     return YAML(typ="safe").load(path.read_text())
@@ -284,7 +298,7 @@ class Runner:
 
     def run_github(self, workflow: str) -> Job:
         doc = load(GITHUB_WORKFLOWS[workflow])
-        (name, job), = doc["jobs"].items()
+        ((name, job),) = doc["jobs"].items()
         shell = (doc.get("defaults") or {}).get("run", {}).get("shell", "bash")
         expressions = self.account.github_expressions()
 
@@ -292,6 +306,7 @@ class Runner:
             def one(m: re.Match[str]) -> str:
                 assert m.group(1) in expressions, f"{workflow}: no substitution for ${{{{ {m.group(1)} }}}}"
                 return expressions[m.group(1)]
+
             return re.sub(r"\$\{\{\s*(.*?)\s*\}\}", one, str(text))
 
         checkout = self.checkout()
@@ -308,11 +323,22 @@ class Runner:
                 f.write_text("")
             script = self.steps / f"job-{self.jobs}-step-{i}.sh"
             script.write_text(sub(step["run"]))
-            step_env = {**env, **{k: sub(v) for k, v in (step.get("env") or {}).items()},
-                        "GITHUB_ENV": str(files["env"]), "GITHUB_PATH": str(files["path"])}
-            proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)], cwd=checkout,
-                                  env=step_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True, timeout=1200)
+            step_env = {
+                **env,
+                **{k: sub(v) for k, v in (step.get("env") or {}).items()},
+                "GITHUB_ENV": str(files["env"]),
+                "GITHUB_PATH": str(files["path"]),
+            }
+            proc = subprocess.run(
+                ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+                cwd=checkout,
+                env=step_env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=1200,
+            )
             label = step.get("name") or step["run"].splitlines()[0]
             log.append(f"--- {workflow}: {label} (exit {proc.returncode})\n{proc.stdout}")
             if proc.returncode:
@@ -336,12 +362,20 @@ class Runner:
                 env[key] = re.sub(r"\$\{?(\w+)\}?", lambda m: env.get(m.group(1), ""), str(value))
         script = "\n".join(str(line) for line in flatten(job["script"]))
         since = len(self.forge.calls())
-        proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=checkout,
-                              env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, timeout=1200)
+        proc = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+            cwd=checkout,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=1200,
+        )
         log = f"--- {name} (exit {proc.returncode})\n{proc.stdout}"
-        return Job(name, proc.returncode == 0, log, checkout, None if proc.returncode == 0 else name,
-                   self.forge.calls(since))
+        return Job(
+            name, proc.returncode == 0, log, checkout, None if proc.returncode == 0 else name, self.forge.calls(since)
+        )
 
 
 def flatten(lines: Any) -> list[str]:
@@ -369,10 +403,18 @@ def ok(job: Job) -> Job:
 
 # --- the fleet repository and the account ------------------------------------------------------------------
 
+
 def shell(cwd: Path, env: dict[str, str], script: str) -> str:
-    proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=cwd, env=env,
-                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=1200)
+    proc = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=1200,
+    )
     assert proc.returncode == 0, f"{script}\n{proc.stdout[-6000:]}"
     return proc.stdout
 
@@ -382,28 +424,41 @@ def onboard(runner: Runner) -> None:
     stack, `lattigo-fleet import` of the account as it is, a first `pulumi up` (adopts, sends nothing). The
     pull request then declares the shipped fleet.yaml's changes, with the rest of the account merged in."""
     work = runner.checkout()
-    env = {**runner.base_env(), **{k: v for k, v in runner.account.gitlab_variables().items() if k in SECRETS},
-           "PULUMI_STACK": STACK}
-    shell(work, env, 'eval "$(make -s env)"\n'
-                     f"pulumi stack init {STACK} --non-interactive\n"
-                     "lattigo-fleet import --force\n"
-                     "pulumi up --yes --non-interactive\n"
-                     f"cp {REPO / 'fleet.yaml'} fleet.yaml\n"
-                     "lattigo-fleet import --merge\n")
-    runner.committed = {"fleet.yaml": (work / "fleet.yaml").read_text(),
-                        f"Pulumi.{STACK}.yaml": (work / f"Pulumi.{STACK}.yaml").read_text()}
+    env = {
+        **runner.base_env(),
+        **{k: v for k, v in runner.account.gitlab_variables().items() if k in SECRETS},
+        "PULUMI_STACK": STACK,
+    }
+    shell(
+        work,
+        env,
+        'eval "$(make -s env)"\n'
+        f"pulumi stack init {STACK} --non-interactive\n"
+        "lattigo-fleet import --force\n"
+        "pulumi up --yes --non-interactive\n"
+        f"cp {REPO / 'fleet.yaml'} fleet.yaml\n"
+        "lattigo-fleet import --merge\n",
+    )
+    runner.committed = {
+        "fleet.yaml": (work / "fleet.yaml").read_text(),
+        f"Pulumi.{STACK}.yaml": (work / f"Pulumi.{STACK}.yaml").read_text(),
+    }
 
 
 def expect_no_changes(runner: Runner) -> None:
     """The account matches fleet.yaml: the next `pulumi preview --expect-no-changes` passes."""
-    env = {**runner.base_env(), **{k: v for k, v in runner.account.gitlab_variables().items() if k in SECRETS},
-           "PULUMI_STACK": STACK}
+    env = {
+        **runner.base_env(),
+        **{k: v for k, v in runner.account.gitlab_variables().items() if k in SECRETS},
+        "PULUMI_STACK": STACK,
+    }
     shell(runner.checkout(), env, 'eval "$(make -s env)"\npulumi preview --expect-no-changes --non-interactive')
 
 
 def change_out_of_band(endpoint: str, cost_center: str) -> None:
-    requests.post(f"{endpoint}/_emulator/sims", timeout=30,
-                  json={"sims": [{"iccid": DRIFTED_SIM[1], "cost_center": cost_center}]}).raise_for_status()
+    requests.post(
+        f"{endpoint}/_emulator/sims", timeout=30, json={"sims": [{"iccid": DRIFTED_SIM[1], "cost_center": cost_center}]}
+    ).raise_for_status()
 
 
 @pytest.fixture
@@ -424,6 +479,7 @@ def demo_account(emulator, tmp_path, pulumi_bin):
 
 # --- the tests ---------------------------------------------------------------------------------------------
 
+
 def test_templates_declare_the_settings_and_serialize_applies():
     for name, path in GITHUB_WORKFLOWS.items():
         doc = load(path)
@@ -442,8 +498,9 @@ def test_templates_declare_the_settings_and_serialize_applies():
     gitlab = load(GITLAB_PIPELINE)
     assert {k: str(gitlab["variables"].get(k)) for k in MAKE_ENV} == MAKE_ENV
     assert gitlab["fleet-apply"]["resource_group"]
-    sources = {job: " ".join(r["if"] for r in gitlab[job]["rules"]) for job in ("fleet-plan", "fleet-apply",
-                                                                                  "fleet-drift")}
+    sources = {
+        job: " ".join(r["if"] for r in gitlab[job]["rules"]) for job in ("fleet-plan", "fleet-apply", "fleet-drift")
+    }
     assert '"merge_request_event"' in sources["fleet-plan"]
     assert '"push"' in sources["fleet-apply"] and "$CI_DEFAULT_BRANCH" in sources["fleet-apply"]
     assert '"schedule"' in sources["fleet-drift"] and '"schedule"' not in sources["fleet-apply"]
@@ -464,8 +521,10 @@ def test_github_workflows_pull_request_merge_nightly(tmp_path, demo_account):
     assert comments == [plan], "one comment, the plan's Markdown"
     for what in ("truck-0301", "activate", "truck-0005", "suspend", "Cold-Chain", "fw 3.4.0"):
         assert what in plan, f"the plan comment does not say {what!r}\n{plan}"
-    assert [c["args"][-3:] for c in first.calls] == [["--edit-last", "--body-file", "plan.md"],
-                                                      [PR_NUMBER, "--body-file", "plan.md"]]
+    assert [c["args"][-3:] for c in first.calls] == [
+        ["--edit-last", "--body-file", "plan.md"],
+        [PR_NUMBER, "--body-file", "plan.md"],
+    ]
     second = ok(runner.run_github("pull-request"))
     assert len(runner.forge.db["comments"][PR_NUMBER]) == 1, "the second push edits the comment"
     assert [c["args"][2:4] for c in second.calls] == [[PR_NUMBER, "--edit-last"]]
@@ -502,7 +561,8 @@ def test_github_workflows_pull_request_merge_nightly(tmp_path, demo_account):
     fleet = runner.committed["fleet.yaml"]
     assert fleet.count("max_changes: 25%") == 1
     runner.committed["fleet.yaml"] = fleet.replace("max_changes: 25%", "max_changes: 0").replace(
-        "name: truck-0001, group: trucks-east,", "name: truck-0001, group: trucks-east, state: suspended,")
+        "name: truck-0001, group: trucks-east,", "name: truck-0001, group: trucks-east, state: suspended,"
+    )
     failed = runner.run_github("pull-request")
     assert not failed.ok and failed.failed_at == "Fail if the preview failed", failed.log[-4000:]
     comment = runner.forge.db["comments"][PR_NUMBER]

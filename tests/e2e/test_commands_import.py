@@ -15,7 +15,11 @@ def test_import_of_the_demo_account_then_pulumi_up_sends_nothing(fleet_stack, fr
     project = fleet_stack.project_dir
     proc = subprocess.run(
         [str(REPO / ".venv" / "bin" / "lattigo-fleet"), "import", "--stack", fleet_stack.name, "--json"],
-        cwd=project, env=fleet_stack.env, capture_output=True, text=True, timeout=300,
+        cwd=project,
+        env=fleet_stack.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)

@@ -14,24 +14,31 @@ from tests.e2e.harness import REPO, PulumiStack
 
 
 def fleet_of(rows: list[str]) -> str:
-    return f"version: 1\ndefaults: {{rate_plan: \"{PLAN_5MB}\"}}\nsims:\n" + "".join(f"  - {r}\n" for r in rows)
+    return f'version: 1\ndefaults: {{rate_plan: "{PLAN_5MB}"}}\nsims:\n' + "".join(f"  - {r}\n" for r in rows)
 
 
 def row(i: int, extra: str = "") -> str:
-    return f"{{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", name: truck-{i}{', ' + extra if extra else ''}}}"
+    return f'{{iccid: "{iccid(i)}", imei: "{imei(i)}", name: truck-{i}{", " + extra if extra else ""}}}'
 
 
 def lattigo_fleet(stack: PulumiStack, *args: str) -> subprocess.CompletedProcess:
     env = {**stack.env, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "lattigo_fleet.cli", *args, "--stack", stack.name],
-                          cwd=stack.project_dir, env=env, capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "lattigo_fleet.cli", *args, "--stack", stack.name],
+        cwd=stack.project_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 DECLARED = "cost_center: ops, notes: {note1: depot}, usage_limit: {kb_limit: 100000000, action: suspend}"
 
 
 def test_drift_reports_each_out_of_band_change_and_unmanaged_sim_once_and_ignores_a_day_of_usage(
-        fleet_stack, admin, fresh_emulator):
+    fleet_stack, admin, fresh_emulator
+):
     seed_active(admin, range(1, 6))
     fleet_stack.write_fleet(fleet_of([row(i, DECLARED) for i in range(1, 6)]))
     fleet_stack.up().check()
@@ -41,8 +48,13 @@ def test_drift_reports_each_out_of_band_change_and_unmanaged_sim_once_and_ignore
     assert "In sync" in clean.stdout
 
     # Someone, in the portal: a cost center, a note, a state; and a SIM nobody declared.
-    admin.add_sims([{"iccid": iccid(1), "cost_center": "Warehouse"}, {"iccid": iccid(2), "note1": "west yard"},
-                    {"iccid": iccid(4), "state": "suspended"}])
+    admin.add_sims(
+        [
+            {"iccid": iccid(1), "cost_center": "Warehouse"},
+            {"iccid": iccid(2), "note1": "west yard"},
+            {"iccid": iccid(4), "state": "suspended"},
+        ]
+    )
     admin.add_sims([{"iccid": iccid(99), "imei": imei(99), "state": "active", "rate_plan": PLAN_5MB}])
 
     first = lattigo_fleet(fleet_stack, "drift", "--json")
@@ -67,8 +79,9 @@ def test_drift_reports_each_out_of_band_change_and_unmanaged_sim_once_and_ignore
     base = fresh_emulator.base_url
     day = requests.get(f"{base}/_emulator/clock", timeout=30).json()["now"][:10]
     for n, sim in enumerate(admin.sims(), start=1):
-        requests.post(f"{base}/_emulator/usage", json={"iccid": sim, "date": day, "bytes": 250_000 * n, "sms": n},
-                      timeout=30).raise_for_status()
+        requests.post(
+            f"{base}/_emulator/usage", json={"iccid": sim, "date": day, "bytes": 250_000 * n, "sms": n}, timeout=30
+        ).raise_for_status()
     requests.post(f"{base}/_emulator/tick", timeout=30).raise_for_status()
     after = lattigo_fleet(fleet_stack, "drift", "--json")
     assert after.returncode == 2
@@ -107,8 +120,16 @@ def test_plan_comments_on_a_real_preview(fleet_stack, admin):
     fleet_stack.up().check()
     admin.clear_log()
 
-    fleet_stack.write_fleet(fleet_of([row(1, "cost_center: Fleet-East"), row(2, "cost_center: ops, state: suspended"),
-                                      row(3, "cost_center: ops"), row(4)]))
+    fleet_stack.write_fleet(
+        fleet_of(
+            [
+                row(1, "cost_center: Fleet-East"),
+                row(2, "cost_center: ops, state: suspended"),
+                row(3, "cost_center: ops"),
+                row(4),
+            ]
+        )
+    )
     result = lattigo_fleet(fleet_stack, "plan", "--cwd", str(fleet_stack.project_dir), "--json")
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)

@@ -6,7 +6,7 @@ import re
 
 from tests.e2e.harness import REPO
 
-TRIVIAL_PROGRAM = '''
+TRIVIAL_PROGRAM = """
 import pulumi
 from pulumi.dynamic import CreateResult, Resource, ResourceProvider
 
@@ -21,7 +21,7 @@ class CounterResource(Resource):
 
 r = CounterResource("one", pulumi.Config().require("label"), 21)
 pulumi.export("doubled", r.doubled)
-'''
+"""
 
 
 def test_cli_reports_the_pinned_version(stack_factory):

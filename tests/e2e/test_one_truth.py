@@ -12,11 +12,11 @@ from tests.e2e.fleets import PLAN_5MB, by_endpoint, device_names, iccid, imei, s
 
 
 def fleet_of(rows: list[str], head: str = "") -> str:
-    return f"version: 1\ndefaults: {{rate_plan: \"{PLAN_5MB}\"}}\n{head}sims:\n" + "".join(f"  - {r}\n" for r in rows)
+    return f'version: 1\ndefaults: {{rate_plan: "{PLAN_5MB}"}}\n{head}sims:\n' + "".join(f"  - {r}\n" for r in rows)
 
 
 def row(i: int, extra: str = "") -> str:
-    return f"{{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", name: truck-{i}{', ' + extra if extra else ''}}}"
+    return f'{{iccid: "{iccid(i)}", imei: "{imei(i)}", name: truck-{i}{", " + extra if extra else ""}}}'
 
 
 def test_a_plain_up_heals_drift_that_the_preview_announced(fleet_stack, admin):
@@ -71,8 +71,10 @@ def test_destroy_with_on_remove_suspend_is_refused_before_the_first_suspension(f
 
     refused = fleet_stack.destroy()
     assert refused.returncode != 0
-    assert "take 3 SIMs out of service" in refused.output and "LATTIGO_ALLOW_LARGE_CHANGES=true pulumi destroy" \
-        in refused.output
+    assert (
+        "take 3 SIMs out of service" in refused.output
+        and "LATTIGO_ALLOW_LARGE_CHANGES=true pulumi destroy" in refused.output
+    )
     assert admin.mutating() == []
     assert all(s["state"] == "active" for s in admin.sims().values())
 
@@ -106,21 +108,26 @@ def test_a_config_key_typo_is_refused_with_a_did_you_mean(fleet_stack, admin):
     admin.clear_log()
     result = fleet_stack.preview()
     assert result.returncode != 0
-    assert "unknown stack config key `lattigo-fleet:fleetfile`; did you mean `lattigo-fleet:fleetFile`?" \
-        in result.output
+    assert (
+        "unknown stack config key `lattigo-fleet:fleetfile`; did you mean `lattigo-fleet:fleetFile`?" in result.output
+    )
     assert "`lattigo:endpiont`; did you mean `lattigo:endpoint`?" in result.output
     assert "Traceback" not in result.output
     assert admin.api_requests() == []
 
 
 def test_a_move_to_a_cost_center_nobody_uses_is_warned_with_a_did_you_mean(fleet_stack, admin):
-    admin.add_sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "Fleet-East"}
-                    for i in range(1, 4)])
+    admin.add_sims(
+        [{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "Fleet-East"} for i in range(1, 4)]
+    )
     fleet_stack.write_fleet(fleet_of([row(1), row(2), row(3, "cost_center: Fleet-Eastt")]))
     preview = fleet_stack.preview()
     preview.check()
-    assert re.search(r"fleet\.yaml:6:\d+: cost_center: 1 SIM\(s\) move to 'Fleet-Eastt', which no SIM in the "
-                     r"account uses yet; did you mean 'Fleet-East'\?", preview.output), preview.output
+    assert re.search(
+        r"fleet\.yaml:6:\d+: cost_center: 1 SIM\(s\) move to 'Fleet-Eastt', which no SIM in the "
+        r"account uses yet; did you mean 'Fleet-East'\?",
+        preview.output,
+    ), preview.output
     # An existing cost center is no warning.
     fleet_stack.write_fleet(fleet_of([row(1), row(2), row(3, "cost_center: Fleet-East")]))
     assert "no SIM in the account uses yet" not in fleet_stack.preview().check().output
@@ -131,12 +138,15 @@ def test_a_sim_of_another_account_is_refused_at_preview_with_its_position(fleet_
 
     other = OTHER_ACCOUNT_SIMS[0]
     seed_active(admin, [1])
-    fleet_stack.write_fleet(fleet_of([row(1), f"{{iccid: \"{other['iccid']}\", imei: \"{other['imei']}\"}}"]))
+    fleet_stack.write_fleet(fleet_of([row(1), f'{{iccid: "{other["iccid"]}", imei: "{other["imei"]}"}}']))
     admin.clear_log()
     result = fleet_stack.preview()
     assert result.returncode != 0
-    assert re.search(rf"fleet\.yaml:5:\d+: sims\[1\]\.iccid: SIM {other['iccid']}: this ICCID is not in this "
-                     r"account's inventory: the API answers 403 Forbidden", result.output), result.output
+    assert re.search(
+        rf"fleet\.yaml:5:\d+: sims\[1\]\.iccid: SIM {other['iccid']}: this ICCID is not in this "
+        r"account's inventory: the API answers 403 Forbidden",
+        result.output,
+    ), result.output
     assert admin.mutating() == []
 
 
@@ -184,8 +194,11 @@ def test_a_drift_report_after_a_day_of_usage_shows_only_the_drift(fleet_stack, a
     today = requests.get(f"{fresh_emulator.base_url}/_emulator/clock", timeout=30).json()
     day = str(today.get("now") or today.get("time") or "")[:10]
     for i in range(1, 11):
-        requests.post(f"{fresh_emulator.base_url}/_emulator/usage",
-                      json={"iccid": iccid(i), "date": day, "bytes": 1000 * i, "sms": i}, timeout=30).raise_for_status()
+        requests.post(
+            f"{fresh_emulator.base_url}/_emulator/usage",
+            json={"iccid": iccid(i), "date": day, "bytes": 1000 * i, "sms": i},
+            timeout=30,
+        ).raise_for_status()
     fresh_emulator.tick()
     admin.add_sims([{"iccid": iccid(7), "note": "moved to the north yard"}])  # the one real drift
 

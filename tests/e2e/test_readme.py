@@ -27,8 +27,17 @@ ENDPOINT_PLACEHOLDER = "https://api.lattigo.com"
 USER_PASSPHRASE = "a passphrase of the user's own"  # deliberately not the demo default
 # What a clone needs for the block: `make -s env` (Makefile, its venv stamp inputs, the pinning script and
 # the tools module it hashes) and the Pulumi project. Copied with their times, so the venv stamp stays fresh.
-CLONE_FILES = ("Makefile", "constraints.txt", "pyproject.toml", "scripts", "tools/engine", "Pulumi.yaml",
-               "__main__.py", "fleet.yaml", "fleet.d")
+CLONE_FILES = (
+    "Makefile",
+    "constraints.txt",
+    "pyproject.toml",
+    "scripts",
+    "tools/engine",
+    "Pulumi.yaml",
+    "__main__.py",
+    "fleet.yaml",
+    "fleet.d",
+)
 
 
 def readme_block() -> list[str]:
@@ -69,8 +78,11 @@ def plain_env(home: Path) -> dict[str, str]:
         if Path(d).resolve() == venv_bin:
             continue
         dirs.append(d)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PULUMI_", "LATTIGO_", "MAKE")) and k not in ("MFLAGS", "VIRTUAL_ENV")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PULUMI_", "LATTIGO_", "MAKE")) and k not in ("MFLAGS", "VIRTUAL_ENV")
+    }
     # Where the machine's caches really are, since HOME moves: the Pulumi CLI build (and, were a build ever
     # needed, Go's caches and pyenv's root), so the test never rebuilds anything.
     extra = {"LATTIGO_FLEET_CACHE": str(real_cache_dir())}
@@ -84,8 +96,15 @@ def plain_env(home: Path) -> dict[str, str]:
     env.update(extra)
     # A fresh ~/.pulumi. The CLI finds its home through the password database (Go's os/user), not $HOME,
     # so PULUMI_HOME says where it is: without it `pulumi login` would change the real user's login.
-    env.update({"PATH": os.pathsep.join(dirs), "HOME": str(home), "PULUMI_HOME": str(home / ".pulumi"),
-                "PULUMI_CONFIG_PASSPHRASE": USER_PASSPHRASE, "NO_COLOR": "1"})
+    env.update(
+        {
+            "PATH": os.pathsep.join(dirs),
+            "HOME": str(home),
+            "PULUMI_HOME": str(home / ".pulumi"),
+            "PULUMI_CONFIG_PASSPHRASE": USER_PASSPHRASE,
+            "NO_COLOR": "1",
+        }
+    )
     return env
 
 
@@ -120,9 +139,16 @@ def test_readme_account_section_runs_as_written(tmp_path, emulator, pulumi_bin):
     for i, line in enumerate(lines + checks):
         script += [line, f'__rc=$?; echo "@@ line {i} exit $__rc" >&2; [ "$__rc" -eq 0 ] || exit 100']
     try:
-        proc = subprocess.run(["bash", "--noprofile", "--norc", "-c", "\n".join(script)], cwd=clone, env=env,
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, timeout=1200)
+        proc = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-c", "\n".join(script)],
+            cwd=clone,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=1200,
+        )
         out = proc.stdout
         exits = [int(code) for code in re.findall(r"^@@ line \d+ exit (\d+)$", out, re.M)]
         failed = next((i for i, code in enumerate(exits) if code), None)
@@ -130,8 +156,9 @@ def test_readme_account_section_runs_as_written(tmp_path, emulator, pulumi_bin):
         assert proc.returncode == 0 and len(exits) == len(lines + checks), f"{where}\n{out[-8000:]}"
 
         # The block used the emulator it was given: the up changed the account...
-        mutating = [r for r in emulator.requests_log()
-                    if r["method"] != "GET" and not r["path"].startswith("/_emulator")]
+        mutating = [
+            r for r in emulator.requests_log() if r["method"] != "GET" and not r["path"].startswith("/_emulator")
+        ]
         assert mutating, out[-4000:]
         # ...the state went where the README said, and the API key is in the stack file only encrypted.
         assert (clone / ".state" / ".pulumi").is_dir()

@@ -28,14 +28,24 @@ sims:
 
 
 def seed_mixed(admin: Admin) -> None:
-    admin.add_sims([
-        {"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops", "rate_plan": PLAN_5MB}
-        for i in (1, 2, 3, 5, 7)
-    ] + [
-        {"iccid": iccid(4), "imei": imei(4), "state": "active", "cost_center": "ops", "note": "old",
-         "note2": "east", "rate_plan": PLAN_5MB},
-        {"iccid": iccid(6), "imei": imei(6)},  # in inventory: needs activation
-    ])
+    admin.add_sims(
+        [
+            {"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops", "rate_plan": PLAN_5MB}
+            for i in (1, 2, 3, 5, 7)
+        ]
+        + [
+            {
+                "iccid": iccid(4),
+                "imei": imei(4),
+                "state": "active",
+                "cost_center": "ops",
+                "note": "old",
+                "note2": "east",
+                "rate_plan": PLAN_5MB,
+            },
+            {"iccid": iccid(6), "imei": imei(6)},  # in inventory: needs activation
+        ]
+    )
 
 
 def test_first_up_makes_exactly_the_needed_calls_then_nothing(fleet_stack, admin):
@@ -57,7 +67,12 @@ def test_first_up_makes_exactly_the_needed_calls_then_nothing(fleet_stack, admin
     # How many requests carry them depends on which SIMs the engine has in flight together (timing), so it is
     # not asserted here; bench/ measures batching at fleet size.
     assert {r["path"].rsplit("/", 1)[-1] for r in calls} <= {
-        "activation_request", "change_simstate", "set_usage_limit", "note", "change_cost_center"}
+        "activation_request",
+        "change_simstate",
+        "set_usage_limit",
+        "note",
+        "change_cost_center",
+    }
     # Nothing for the SIM that was already in sync, and no limit sent where none was declared.
     assert counts["remove_usage_limit"] == 0
 
@@ -78,6 +93,7 @@ def test_first_up_makes_exactly_the_needed_calls_then_nothing(fleet_stack, admin
     # State holds what fleet.yaml declares and how the SIM came under management, nothing the platform changes
     # by itself (usage counters, connection times): a refresh then shows drift and nothing else.
     new_sim = sims[iccid(6)]
+
     def declared(props: dict) -> dict:
         return {k: v for k, v in props.items() if k != "__provider"}
 
@@ -119,8 +135,8 @@ def test_activation_batches_and_partial_rejection_fails_only_those_sims(fleet_st
     admin.add_sims([{"iccid": iccid(i), "imei": imei(i)} for i in new])
     rejected = [iccid(new[5]), iccid(new[17])]
     admin.faults(unprocessed_activations=rejected)
-    rows = "".join(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\"}}\n" for i in new)
-    fleet_stack.write_fleet(f"version: 1\ndefaults: {{rate_plan: \"{PLAN_5MB}\"}}\nsims:\n{rows}")
+    rows = "".join(f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}"}}\n' for i in new)
+    fleet_stack.write_fleet(f'version: 1\ndefaults: {{rate_plan: "{PLAN_5MB}"}}\nsims:\n{rows}')
     admin.clear_log()
 
     # --continue-on-error: one SIM's failure must not stop the other SIMs' creates.
@@ -147,15 +163,20 @@ def test_activation_batches_and_partial_rejection_fails_only_those_sims(fleet_st
 
 
 BAD_FLEETS = {
-    "schema": ("version: 1\nsims:\n  - {iccid: \"123\", imei: \"35\", state: flying}\n", ["fleet.yaml:3", "state"]),
+    "schema": ('version: 1\nsims:\n  - {iccid: "123", imei: "35", state: flying}\n', ["fleet.yaml:3", "state"]),
     "unknown rate plan": (
-        f"version: 1\nsims:\n  - {{iccid: \"{iccid(1)}\", imei: \"{imei(1)}\", rate_plan: Nope Plan}}\n",
-        ["fleet.yaml:3", "Nope Plan"]),
+        f'version: 1\nsims:\n  - {{iccid: "{iccid(1)}", imei: "{imei(1)}", rate_plan: Nope Plan}}\n',
+        ["fleet.yaml:3", "Nope Plan"],
+    ),
     "unknown username": (
-        f"version: 1\nsims:\n  - {{iccid: \"{iccid(1)}\", imei: \"{imei(1)}\", rate_plan: \"{PLAN_5MB}\",\n"
-        "      usage_limit: {kb_limit: 10, action: suspend, usernames: [nobody]}}\n", ["fleet.yaml:", "nobody"]),
+        f'version: 1\nsims:\n  - {{iccid: "{iccid(1)}", imei: "{imei(1)}", rate_plan: "{PLAN_5MB}",\n'
+        "      usage_limit: {kb_limit: 10, action: suspend, usernames: [nobody]}}\n",
+        ["fleet.yaml:", "nobody"],
+    ),
     "cannot activate without imei": (
-        f"version: 1\nsims:\n  - {{iccid: \"{iccid(9)}\", rate_plan: \"{PLAN_5MB}\"}}\n", ["fleet.yaml:3", "imei"]),
+        f'version: 1\nsims:\n  - {{iccid: "{iccid(9)}", rate_plan: "{PLAN_5MB}"}}\n',
+        ["fleet.yaml:3", "imei"],
+    ),
 }
 
 
@@ -200,8 +221,9 @@ def test_blast_radius_guard_stops_mass_suspension_unless_allowed(fleet_stack, ad
     fleet_stack.write_fleet(small_fleet({i: "active" for i in range(1, 5)}))
     fleet_stack.up().check()
 
-    fleet_stack.write_fleet(small_fleet({1: "suspended", 2: "suspended", 3: "suspended", 4: "active"},
-                                        "policy: {max_changes: 25%}\n"))
+    fleet_stack.write_fleet(
+        small_fleet({1: "suspended", 2: "suspended", 3: "suspended", 4: "active"}, "policy: {max_changes: 25%}\n")
+    )
     admin.clear_log()
     blocked = fleet_stack.preview()
     assert blocked.returncode != 0
@@ -223,8 +245,9 @@ def test_preview_diff_names_every_changed_field_and_frozen_fields_are_refused(fl
     fleet_stack.write_fleet(MIXED_FLEET)
     fleet_stack.up().check()
 
-    changed = MIXED_FLEET.replace('name: in-sync, cost_center: ops', 'name: in-sync, cost_center: finance, '
-                                  'notes: {note3: "audited"}')
+    changed = MIXED_FLEET.replace(
+        "name: in-sync, cost_center: ops", 'name: in-sync, cost_center: finance, notes: {note3: "audited"}'
+    )
     fleet_stack.write_fleet(changed)
     admin.clear_log()
     preview = fleet_stack.preview("--diff")
@@ -250,8 +273,9 @@ def test_apply_rides_out_rate_limiting(fleet_stack, admin):
 
     # The platform starts answering 429 with Retry-After: the apply waits and retries, nothing is lost.
     admin.faults(rate_limit_per_second=3, rate_limit_burst=2)
-    fleet_stack.write_fleet(small_fleet({i: ("suspended" if i % 2 else "active") for i in range(1, 9)},
-                                        "policy: {max_changes: 100%}\n"))
+    fleet_stack.write_fleet(
+        small_fleet({i: ("suspended" if i % 2 else "active") for i in range(1, 9)}, "policy: {max_changes: 100%}\n")
+    )
     admin.clear_log()
     fleet_stack.up().check()
 
@@ -269,7 +293,8 @@ def test_renaming_a_sim_is_not_a_removal(fleet_stack, admin):
 
     # Giving SIM 2 a name changes its Pulumi identity (delete old + create new): nothing may be suspended.
     renamed = small_fleet({1: "active", 2: "active"}, policy).replace(
-        f'iccid: "{iccid(2)}"', f'iccid: "{iccid(2)}", name: truck-2')
+        f'iccid: "{iccid(2)}"', f'iccid: "{iccid(2)}", name: truck-2'
+    )
     fleet_stack.write_fleet(renamed)
     admin.clear_log()
     fleet_stack.up().check()

@@ -32,15 +32,23 @@ def _fleet(changed: bool) -> str:
             continue
         cost_center = "logistics" if changed and i in MOVED else "ops"
         state = "suspended" if changed and i in SUSPENDED else "active"
-        rows.append(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", cost_center: {cost_center}, state: {state}}}")
-    return (f"version: 1\ndefaults: {{rate_plan: \"{PLAN_5MB}\"}}\npolicy: {{max_changes: 100%}}\nsims:\n"
-            + "\n".join(rows) + "\n")
+        rows.append(f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", cost_center: {cost_center}, state: {state}}}')
+    return (
+        f'version: 1\ndefaults: {{rate_plan: "{PLAN_5MB}"}}\npolicy: {{max_changes: 100%}}\nsims:\n'
+        + "\n".join(rows)
+        + "\n"
+    )
 
 
 def _start_up(stack) -> subprocess.Popen:
-    return subprocess.Popen(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack.name],
-                            cwd=stack.project_dir, env=stack.env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack.name],
+        cwd=stack.project_dir,
+        env=stack.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _wait_for_activation(run: subprocess.Popen, admin) -> None:
@@ -57,9 +65,21 @@ def _kill_group(run: subprocess.Popen) -> None:
 
 def recover(stack, *extra: str) -> subprocess.CompletedProcess[str]:
     """`lattigo-fleet recover` as a user runs it, in the stack's environment."""
-    return subprocess.run([str(REPO / ".venv" / "bin" / "lattigo-fleet"), "recover", "--stack", stack.name,
-                           "--cwd", str(stack.project_dir), *extra], env=stack.env, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [
+            str(REPO / ".venv" / "bin" / "lattigo-fleet"),
+            "recover",
+            "--stack",
+            stack.name,
+            "--cwd",
+            str(stack.project_dir),
+            *extra,
+        ],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _lock_files(stack) -> list[Path]:
@@ -72,14 +92,16 @@ def _pending(stack) -> list[str]:
 
 
 @pytest.mark.parametrize("skip_checkpoints", [True, False], ids=["skip-checkpoints", "checkpoints"])
-def test_kill_9_then_recover_then_up_converges_with_nothing_sent_twice(fleet_stack, admin, fresh_emulator,
-                                                                       skip_checkpoints):
+def test_kill_9_then_recover_then_up_converges_with_nothing_sent_twice(
+    fleet_stack, admin, fresh_emulator, skip_checkpoints
+):
     assert fleet_stack.env["PULUMI_SKIP_CHECKPOINTS"] == ENGINE_ENV["PULUMI_SKIP_CHECKPOINTS"]  # the harness's
     if not skip_checkpoints:
         fleet_stack.env.pop("PULUMI_SKIP_CHECKPOINTS")
     admin.add_sims([{"iccid": iccid(i), "imei": imei(i)} for i in NEW])
-    admin.add_sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"}
-                    for i in ALL if i not in NEW])
+    admin.add_sims(
+        [{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"} for i in ALL if i not in NEW]
+    )
     fleet_stack.write_fleet(_fleet(changed=False))
     fleet_stack.up().check()  # the SIMs already in the account, adopted: moves and suspensions are updates
 
@@ -119,8 +141,12 @@ def test_kill_9_then_recover_then_up_converges_with_nothing_sent_twice(fleet_sta
     assert "pending operations" not in up.output  # no warning left behind
     fleet_stack.preview("--expect-no-changes").check()
 
-    activated = Counter(row["iccid"] for r in admin.mutating() if r["path"].endswith("activation_request")
-                        for row in r["body"]["activation_requests"])
+    activated = Counter(
+        row["iccid"]
+        for r in admin.mutating()
+        if r["path"].endswith("activation_request")
+        for row in r["body"]["activation_requests"]
+    )
     assert set(activated) == {iccid(i) for i in NEW} and set(activated.values()) == {1}  # none twice
     live = admin.sims()
     assert all(live[iccid(i)]["state"] == "active" for i in NEW)
@@ -135,16 +161,18 @@ def test_kill_9_then_recover_then_up_converges_with_nothing_sent_twice(fleet_sta
 def test_recover_refuses_while_the_run_is_alive_and_names_its_pid(fleet_stack, admin, fresh_emulator):
     fresh_emulator.reset("empty", activation_delay=60.0)  # the run waits for its activations
     admin.add_sims([{"iccid": iccid(i), "imei": imei(i)} for i in range(1, 4)])
-    rows = "".join(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\"}}\n" for i in range(1, 4))
-    fleet_stack.write_fleet(f"version: 1\ndefaults: {{rate_plan: \"{PLAN_5MB}\"}}\nsims:\n{rows}")
+    rows = "".join(f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}"}}\n' for i in range(1, 4))
+    fleet_stack.write_fleet(f'version: 1\ndefaults: {{rate_plan: "{PLAN_5MB}"}}\nsims:\n{rows}')
     run = _start_up(fleet_stack)
     try:
         _wait_for_activation(run, admin)
         refused = recover(fleet_stack, "--yes")
         assert refused.returncode == 1
-        assert refused.stderr == (f"lattigo-fleet recover: pulumi up (pid {run.pid}) is still running on stack 'test' "
-                                  f"in {fleet_stack.project_dir}: let it finish or stop it, then run recover again; "
-                                  "nothing was changed\n")
+        assert refused.stderr == (
+            f"lattigo-fleet recover: pulumi up (pid {run.pid}) is still running on stack 'test' "
+            f"in {fleet_stack.project_dir}: let it finish or stop it, then run recover again; "
+            "nothing was changed\n"
+        )
         assert _lock_files(fleet_stack)  # the live run keeps its lock
         assert run.poll() is None
     finally:

@@ -21,14 +21,19 @@ def test_a_run_killed_mid_way_converges_on_the_next_with_nothing_sent_twice(flee
     fresh_emulator.reset("empty", activation_delay=3.0)  # activations take a while: time to kill the run
     new = range(1, 21)
     admin.add_sims([{"iccid": iccid(i), "imei": imei(i)} for i in new])
-    rows = "".join(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", cost_center: logistics}}\n" for i in new)
-    fleet_stack.write_fleet(f"version: 1\ndefaults: {{rate_plan: \"{PLAN_5MB}\"}}\nsims:\n{rows}")
+    rows = "".join(f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", cost_center: logistics}}\n' for i in new)
+    fleet_stack.write_fleet(f'version: 1\ndefaults: {{rate_plan: "{PLAN_5MB}"}}\nsims:\n{rows}')
     admin.clear_log()
 
     # The whole process group, as a CI runner's timeout does, once the activation request has gone.
-    run = subprocess.Popen(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack", "test"],
-                           cwd=fleet_stack.project_dir, env=fleet_stack.env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, start_new_session=True)
+    run = subprocess.Popen(
+        ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack", "test"],
+        cwd=fleet_stack.project_dir,
+        env=fleet_stack.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while not any(r["path"].endswith("activation_request") for r in admin.mutating()):
         assert run.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
@@ -40,8 +45,12 @@ def test_a_run_killed_mid_way_converges_on_the_next_with_nothing_sent_twice(flee
     fleet_stack.up().check()
     fleet_stack.preview("--expect-no-changes").check()
 
-    activated = Counter(row["iccid"] for r in admin.mutating() if r["path"].endswith("activation_request")
-                        for row in r["body"]["activation_requests"])
+    activated = Counter(
+        row["iccid"]
+        for r in admin.mutating()
+        if r["path"].endswith("activation_request")
+        for row in r["body"]["activation_requests"]
+    )
     assert set(activated) == {iccid(i) for i in new} and set(activated.values()) == {1}  # none twice
     live = admin.sims()
     assert all(live[iccid(i)]["state"] == "active" and live[iccid(i)]["cost_center"] == "logistics" for i in new)
@@ -51,18 +60,20 @@ def test_a_run_killed_mid_way_converges_on_the_next_with_nothing_sent_twice(flee
 def test_bulk_requests_hold_what_the_plan_foresaw(fleet_stack, admin):
     """40 SIMs move to one cost center and 10 are suspended: one request each, however the engine schedules
     them (the batcher sends when every SIM the plan expects has asked; no timing decides)."""
-    admin.add_sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"}
-                    for i in range(1, 51)])
-    rows = "".join(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", cost_center: ops}}\n" for i in range(1, 51))
+    admin.add_sims(
+        [{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"} for i in range(1, 51)]
+    )
+    rows = "".join(f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", cost_center: ops}}\n' for i in range(1, 51))
     fleet_stack.write_fleet(f"version: 1\npolicy: {{max_changes: 100%}}\nsims:\n{rows}")
     fleet_stack.up().check()
 
     changed = rows
     for i in range(1, 41):
-        changed = changed.replace(f"imei: \"{imei(i)}\", cost_center: ops", f"imei: \"{imei(i)}\", cost_center: cold")
+        changed = changed.replace(f'imei: "{imei(i)}", cost_center: ops', f'imei: "{imei(i)}", cost_center: cold')
     for i in range(41, 51):
-        changed = changed.replace(f"imei: \"{imei(i)}\", cost_center: ops", f"imei: \"{imei(i)}\", cost_center: ops, "
-                                  "state: suspended")
+        changed = changed.replace(
+            f'imei: "{imei(i)}", cost_center: ops', f'imei: "{imei(i)}", cost_center: ops, state: suspended'
+        )
     fleet_stack.write_fleet(f"version: 1\npolicy: {{max_changes: 100%}}\nsims:\n{changed}")
     fleet_stack.set_config("lattigo-fleet:batchWindowMs", "30000")  # the window must never be what decides
     admin.clear_log()
@@ -89,28 +100,41 @@ def _processes() -> dict[int, tuple[int, str]]:
     return found
 
 
-def test_the_provider_exits_when_the_engine_is_killed(fleet_stack, admin, fresh_emulator):
+def test_provider_program_and_language_host_exit_when_the_engine_is_killed(fleet_stack, admin, fresh_emulator):
     fresh_emulator.reset("empty", activation_delay=30.0)  # the apply would wait half a minute
     admin.add_sims([{"iccid": iccid(i), "imei": imei(i)} for i in range(1, 4)])
-    rows = "".join(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\"}}\n" for i in range(1, 4))
-    fleet_stack.write_fleet(f"version: 1\ndefaults: {{rate_plan: \"{PLAN_5MB}\"}}\nsims:\n{rows}")
-    run = subprocess.Popen(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack", "test"],
-                           cwd=fleet_stack.project_dir, env=fleet_stack.env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+    rows = "".join(f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}"}}\n' for i in range(1, 4))
+    fleet_stack.write_fleet(f'version: 1\ndefaults: {{rate_plan: "{PLAN_5MB}"}}\nsims:\n{rows}')
+    run = subprocess.Popen(
+        ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack", "test"],
+        cwd=fleet_stack.project_dir,
+        env=fleet_stack.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while not any(r["path"].endswith("activation_request") for r in admin.mutating()):
             assert run.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
-        providers = [pid for pid, (ppid, cmd) in _processes().items()
-                     if ppid == run.pid and "lattigo_fleet.provider_host" in cmd]
+        providers = [
+            pid for pid, (ppid, cmd) in _processes().items() if ppid == run.pid and "lattigo_fleet.provider_host" in cmd
+        ]
         assert len(providers) == 1, _processes()
+        processes = _processes()
+        hosts = {pid for pid, (ppid, _) in processes.items() if ppid == run.pid}
+        programs = [
+            pid for pid, (ppid, cmd) in processes.items() if ppid in hosts and "pulumi-language-python-exec" in cmd
+        ]
+        assert len(programs) == 1, processes
         run.kill()  # the engine alone, as a CI timeout does
         run.wait(timeout=30)
         deadline = time.monotonic() + 20
-        while providers[0] in _processes() and time.monotonic() < deadline:
+        while ({providers[0], programs[0]} | hosts) & set(_processes()) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert providers[0] not in _processes(), "the provider outlived its engine"
+        assert programs[0] not in _processes(), "the program outlived its engine"
+        assert not hosts & set(_processes()), "the language host outlived its engine"
     finally:
         if run.poll() is None:
             run.kill()
@@ -118,11 +142,18 @@ def test_the_provider_exits_when_the_engine_is_killed(fleet_stack, admin, fresh_
 
 
 def test_state_stays_under_one_and_a_half_kilobytes_per_sim(fleet_stack, admin):
-    admin.add_sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops", "note": "depot"}
-                    for i in range(1, 51)])
-    rows = "".join(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", name: truck-{i:04d}, cost_center: ops, "
-                   "notes: {note: depot}, usage_limit: {kb_limit: 51200, action: suspend}}\n" for i in range(1, 51))
-    fleet_stack.write_fleet(f"version: 1\ndefaults: {{rate_plan: \"{PLAN_5MB}\"}}\nsims:\n{rows}")
+    admin.add_sims(
+        [
+            {"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops", "note": "depot"}
+            for i in range(1, 51)
+        ]
+    )
+    rows = "".join(
+        f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", name: truck-{i:04d}, cost_center: ops, '
+        "notes: {note: depot}, usage_limit: {kb_limit: 51200, action: suspend}}\n"
+        for i in range(1, 51)
+    )
+    fleet_stack.write_fleet(f'version: 1\ndefaults: {{rate_plan: "{PLAN_5MB}"}}\nsims:\n{rows}')
     fleet_stack.up().check()
     import json
 
@@ -136,12 +167,15 @@ def test_state_stays_under_one_and_a_half_kilobytes_per_sim(fleet_stack, admin):
 def test_scattered_changes_still_share_one_request(fleet_stack, admin):
     """The SIMs that change are spread through the fleet, so they reach the provider apart; a batch that still
     expects some does not go on the (here 1 ms) idle window, and the unchanged SIMs' diffs strike nobody off."""
-    admin.add_sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"}
-                    for i in range(1, 61)])
+    admin.add_sims(
+        [{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"} for i in range(1, 61)]
+    )
 
     def fleet(moved) -> str:
-        rows = "".join(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", "
-                       f"cost_center: {'cold' if i in moved else 'ops'}}}\n" for i in range(1, 61))
+        rows = "".join(
+            f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", cost_center: {"cold" if i in moved else "ops"}}}\n'
+            for i in range(1, 61)
+        )
         return f"version: 1\nsims:\n{rows}"
 
     fleet_stack.write_fleet(fleet(set()))

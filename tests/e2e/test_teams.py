@@ -23,8 +23,12 @@ from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
 from tests.e2e.fleets import PLAN_5MB, Admin, device_names, iccid, imei
 from tests.e2e.harness import REPO, PulumiResult, PulumiStack, make_project
 
-AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
-           "AWS_EC2_METADATA_DISABLED": "true"}
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 
 
 class S3Server:
@@ -36,11 +40,16 @@ class S3Server:
         host, self.port = self.server.get_host_and_port()
         self.endpoint = f"http://{host}:{self.port}"
 
-    def client(self):  # noqa: ANN201 (boto3's client type)
+    def client(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def new_bucket(self) -> str:
         name = f"lattigo-state-{uuid.uuid4().hex[:12]}"
@@ -53,8 +62,7 @@ class S3Server:
 
     def readme_url(self, bucket: str) -> str:
         """The form the README documents (gocloud.dev s3blob's own parameters)."""
-        return (f"s3://{bucket}?endpoint={self.endpoint}&disable_https=true&use_path_style=true"
-                "&region=us-east-1")
+        return f"s3://{bucket}?endpoint={self.endpoint}&disable_https=true&use_path_style=true&region=us-east-1"
 
     def legacy_url(self, bucket: str) -> str:
         """The AWS SDK v1-era form, which Pulumi translates (disableSSL -> disable_https, scheme added)."""
@@ -88,11 +96,17 @@ class TeamStack(PulumiStack):
         self.env.update(self.backend_env)
         return subprocess.Popen(
             ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack", self.name],
-            cwd=self.project_dir, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            cwd=self.project_dir,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
 
-def team_stack(project: Path, root: Path, name: str, emulator_url: str, bin_dir: str, backend_url: str,
-               **config: str) -> TeamStack:
+def team_stack(
+    project: Path, root: Path, name: str, emulator_url: str, bin_dir: str, backend_url: str, **config: str
+) -> TeamStack:
     stack = TeamStack(project, root / f"home-{name}", name, bin_dir=bin_dir, backend_url=backend_url)
     stack.set_config("lattigo:endpoint", emulator_url)
     stack.set_config("lattigo:keyName", EMULATOR_KEY_NAME)
@@ -104,9 +118,8 @@ def team_stack(project: Path, root: Path, name: str, emulator_url: str, bin_dir:
 
 
 def fleet_text(indices, cost_center: str = "logistics") -> str:
-    rows = "".join(f"  - {{iccid: \"{iccid(i)}\", imei: \"{imei(i)}\", cost_center: {cost_center}}}\n"
-                   for i in indices)
-    return f"version: 1\ndefaults: {{rate_plan: \"{PLAN_5MB}\"}}\nsims:\n{rows}"
+    rows = "".join(f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", cost_center: {cost_center}}}\n' for i in indices)
+    return f'version: 1\ndefaults: {{rate_plan: "{PLAN_5MB}"}}\nsims:\n{rows}'
 
 
 def finish(run: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
@@ -120,8 +133,12 @@ def assert_no_device_changed_twice(calls: list[dict]) -> Counter:
     for endpoint in {r["path"].rsplit("/", 1)[-1] for r in calls if "/device_operations/" in r["path"]}:
         names = [n for r in calls if r["path"].endswith("/" + endpoint) for n in device_names(r)]
         if endpoint == "activation_request":
-            names = [row["iccid"] for r in calls if r["path"].endswith("/" + endpoint)
-                     for row in r["body"]["activation_requests"]]
+            names = [
+                row["iccid"]
+                for r in calls
+                if r["path"].endswith("/" + endpoint)
+                for row in r["body"]["activation_requests"]
+            ]
         assert len(names) == len(set(names)), f"{endpoint}: sent twice: {Counter(names).most_common(3)}"
         touched[endpoint] = len(names)
     return touched
@@ -137,8 +154,10 @@ def assert_refused_before_any_call(admin: Admin) -> None:
 
 # --- the shared backend and its lock ----------------------------------------------------------------------------
 
+
 def test_a_second_up_on_a_locked_stack_in_s3_is_refused_and_no_sim_changes_twice(
-        s3, tmp_path, pulumi_bin, fresh_emulator):
+    s3, tmp_path, pulumi_bin, fresh_emulator
+):
     admin = Admin(fresh_emulator.base_url)
     fresh_emulator.reset("empty", activation_delay=5.0)  # the first up holds the lock while SIMs activate
     bucket = s3.new_bucket()
@@ -166,8 +185,12 @@ def test_a_second_up_on_a_locked_stack_in_s3_is_refused_and_no_sim_changes_twice
     calls = admin.mutating()
     touched = assert_no_device_changed_twice(calls)
     assert touched["activation_request"] == len(new)
-    assert sorted(row["iccid"] for r in calls if r["path"].endswith("activation_request")
-                  for row in r["body"]["activation_requests"]) == [iccid(i) for i in new]
+    assert sorted(
+        row["iccid"]
+        for r in calls
+        if r["path"].endswith("activation_request")
+        for row in r["body"]["activation_requests"]
+    ) == [iccid(i) for i in new]
     assert {admin.sims()[iccid(i)]["state"] for i in new} == {"active"}
 
     keys = s3.keys(bucket)
@@ -180,24 +203,39 @@ def test_a_second_up_on_a_locked_stack_in_s3_is_refused_and_no_sim_changes_twice
 
 # --- one account, several stacks --------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def two_stacks(s3, tmp_path, pulumi_bin, fresh_emulator):
     """Stacks `east` and `west` of one project, in one S3 backend (the v1-era URL form), each with its own fleet
     file and the same sibling list."""
     bucket = s3.new_bucket()
     project = make_project(tmp_path / "project")
-    stacks = {name: team_stack(project, tmp_path, name, fresh_emulator.base_url, pulumi_bin,
-                               s3.legacy_url(bucket), fleetFile=f"fleet-{name}.yaml", siblingStacks="east,west",
-                               batchWindowMs="400")
-              for name in ("east", "west")}
+    stacks = {
+        name: team_stack(
+            project,
+            tmp_path,
+            name,
+            fresh_emulator.base_url,
+            pulumi_bin,
+            s3.legacy_url(bucket),
+            fleetFile=f"fleet-{name}.yaml",
+            siblingStacks="east,west",
+            batchWindowMs="400",
+        )
+        for name in ("east", "west")
+    }
     return project, stacks
 
 
 def test_two_stacks_apply_their_halves_at_once_and_the_account_converges_with_no_call_twice(two_stacks, admin):
     project, stacks = two_stacks
     halves = {"east": [1, 2, 3, 7, 8], "west": [4, 5, 6, 9, 10]}
-    admin.add_sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops",
-                     "rate_plan": PLAN_5MB} for i in (1, 2, 3, 4, 5, 6)])  # to adopt, moving cost center
+    admin.add_sims(
+        [
+            {"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops", "rate_plan": PLAN_5MB}
+            for i in (1, 2, 3, 4, 5, 6)
+        ]
+    )  # to adopt, moving cost center
     admin.add_sims([{"iccid": iccid(i), "imei": imei(i)} for i in (7, 8, 9, 10)])  # to activate
     for name, half in halves.items():
         (project / f"fleet-{name}.yaml").write_text(fleet_text(half))
@@ -229,8 +267,9 @@ def test_two_stacks_apply_their_halves_at_once_and_the_account_converges_with_no
 
 def test_an_iccid_of_a_sibling_stack_is_refused_before_any_call_naming_both_stacks(two_stacks, admin):
     project, stacks = two_stacks
-    admin.add_sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "rate_plan": PLAN_5MB}
-                    for i in range(1, 10)])
+    admin.add_sims(
+        [{"iccid": iccid(i), "imei": imei(i), "state": "active", "rate_plan": PLAN_5MB} for i in range(1, 10)]
+    )
     (project / "fleet-east.yaml").write_text(fleet_text([1, 2, 3]))
     (project / "fleet-west.yaml").write_text(fleet_text([4, 5]))
     for stack in stacks.values():
@@ -244,10 +283,14 @@ def test_an_iccid_of_a_sibling_stack_is_refused_before_any_call_naming_both_stac
         assert result.returncode != 0
         text = result.output
         assert "stack `west` and stack `east` both manage 2 ICCID(s)" in text
-        assert f"fleet-west.yaml:6:13: sims[2].iccid: SIM {iccid(3)}: also managed by stack `east` (held in its " \
-               "state and declared in its fleet-east.yaml)" in text
-        assert f"fleet-west.yaml:7:13: sims[3].iccid: SIM {iccid(9)}: also managed by stack `east` (declared in " \
-               "its fleet-east.yaml)" in text
+        assert (
+            f"fleet-west.yaml:6:13: sims[2].iccid: SIM {iccid(3)}: also managed by stack `east` (held in its "
+            "state and declared in its fleet-east.yaml)" in text
+        )
+        assert (
+            f"fleet-west.yaml:7:13: sims[3].iccid: SIM {iccid(9)}: also managed by stack `east` (declared in "
+            "its fleet-east.yaml)" in text
+        )
     assert_refused_before_any_call(admin)
 
     stacks["west"].set_config("lattigo-fleet:siblingStacks", "east,west,north")
@@ -263,13 +306,23 @@ def test_drift_counts_a_sibling_stacks_sims_as_managed(two_stacks, admin):
 
     project, stacks = two_stacks
     halves = {"east": [1, 2], "west": [3, 4]}
-    admin.add_sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "logistics",
-                     "rate_plan": PLAN_5MB} for i in (1, 2, 3, 4, 5)])
+    admin.add_sims(
+        [
+            {"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "logistics", "rate_plan": PLAN_5MB}
+            for i in (1, 2, 3, 4, 5)
+        ]
+    )
     for name, half in halves.items():
         (project / f"fleet-{name}.yaml").write_text(fleet_text(half))
         stacks[name].up().check()
-    drift = subprocess.run([str(REPO / ".venv" / "bin" / "lattigo-fleet"), "drift", "--stack", "east", "--json"],
-                           cwd=project, env=stacks["east"].env, capture_output=True, text=True, timeout=600)
+    drift = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "lattigo-fleet"), "drift", "--stack", "east", "--json"],
+        cwd=project,
+        env=stacks["east"].env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert drift.returncode == 2, drift.stdout + drift.stderr  # SIM 5 is unmanaged
     report = json.loads(drift.stdout)
     assert [sim["iccid"] for sim in report["unmanaged"]] == [iccid(5)]

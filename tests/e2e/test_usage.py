@@ -30,10 +30,14 @@ N = 9
 
 def env_for(emulator, **extra: str) -> dict[str, str]:
     return {
-        "LATTIGO_ENDPOINT": emulator.base_url, "LATTIGO_KEY_NAME": EMULATOR_KEY_NAME,
-        "LATTIGO_API_KEY": EMULATOR_API_KEY, "LATTIGO_THINGSPACE_ENDPOINT": emulator.base_url,
-        "LATTIGO_THINGSPACE_APP_KEY": EMULATOR_KEY_NAME, "LATTIGO_THINGSPACE_APP_SECRET": EMULATOR_API_KEY,
-        "LATTIGO_THINGSPACE_USERNAME": EMULATOR_KEY_NAME, "LATTIGO_THINGSPACE_PASSWORD": EMULATOR_API_KEY,
+        "LATTIGO_ENDPOINT": emulator.base_url,
+        "LATTIGO_KEY_NAME": EMULATOR_KEY_NAME,
+        "LATTIGO_API_KEY": EMULATOR_API_KEY,
+        "LATTIGO_THINGSPACE_ENDPOINT": emulator.base_url,
+        "LATTIGO_THINGSPACE_APP_KEY": EMULATOR_KEY_NAME,
+        "LATTIGO_THINGSPACE_APP_SECRET": EMULATOR_API_KEY,
+        "LATTIGO_THINGSPACE_USERNAME": EMULATOR_KEY_NAME,
+        "LATTIGO_THINGSPACE_PASSWORD": EMULATOR_API_KEY,
         **extra,
     }
 
@@ -57,8 +61,9 @@ def account(fresh_emulator, tmp_path):
     """N active SIMs over three cost centers, a fleet.yaml grouping (and limiting) some of them, and
     START..TODAY of usage recorded through the admin API."""
     base = fresh_emulator.base_url
-    sims = [{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": COST_CENTERS[i % 3]}
-            for i in range(N)]
+    sims = [
+        {"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": COST_CENTERS[i % 3]} for i in range(N)
+    ]
     requests.post(f"{base}/_emulator/sims", json={"sims": sims}, timeout=30).raise_for_status()
     for i in range(N):
         for k in range((TODAY - START).days + 1):
@@ -68,16 +73,16 @@ def account(fresh_emulator, tmp_path):
     fleet = tmp_path / "fleet.yaml"
     rows = "".join(
         f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", name: sim-{i}, group: {"east" if i % 3 == 0 else "rest"}'
-        + (", usage_limit: {kb_limit: 8000, action: suspend}" if i in (0, 1) else "") + "}\n"
+        + (", usage_limit: {kb_limit: 8000, action: suspend}" if i in (0, 1) else "")
+        + "}\n"
         for i in range(N - 1)  # the last SIM is not in fleet.yaml
     )
-    fleet.write_text('version: 1\ngroups:\n  east: {}\n  rest: {}\nsims:\n' + rows)
+    fleet.write_text("version: 1\ngroups:\n  east: {}\n  rest: {}\nsims:\n" + rows)
     return fresh_emulator, fleet, tmp_path / "cache.sqlite"
 
 
 def run(emulator, fleet, cache, *argv: str, env: dict[str, str] | None = None, capsys=None):
-    args = build_parser().parse_args(["usage", "--fleet", str(fleet), "--cache", str(cache), "--no-progress",
-                                      *argv])
+    args = build_parser().parse_args(["usage", "--fleet", str(fleet), "--cache", str(cache), "--no-progress", *argv])
     out, err = io.StringIO(), io.StringIO()
     code = usage_main(args, out=out, err=err, env=env or env_for(emulator))
     printed = capsys.readouterr().err if capsys else ""
@@ -88,7 +93,9 @@ def emulator_daily(emulator, start: date, end: date) -> dict[str, dict[str, int]
     """The emulator's own daily figures, read from its store (not through the API under test)."""
     rows = emulator.backend.store.conn.execute(
         "SELECT s.iccid, d.date_for, d.bytes_used FROM daily_usage d JOIN sims s ON s.id = d.sim_id "
-        "WHERE d.date_for >= ? AND d.date_for <= ?", (start.isoformat(), end.isoformat())).fetchall()
+        "WHERE d.date_for >= ? AND d.date_for <= ?",
+        (start.isoformat(), end.isoformat()),
+    ).fetchall()
     out: dict[str, dict[str, int]] = {}
     for sim, day, nbytes in rows:
         out.setdefault(sim, {})[day] = nbytes
@@ -102,19 +109,27 @@ def test_the_report_matches_the_emulators_figures(account):
     data = json.loads(out)
     truth = emulator_daily(emulator, START, END)
     assert {s["iccid"]: s["bytes"] for s in data["sims"]} == {
-        iccid(i): sum(truth.get(iccid(i), {}).values()) for i in range(N)}
+        iccid(i): sum(truth.get(iccid(i), {}).values()) for i in range(N)
+    }
     assert data["totals"]["bytes"] == sum(sum(d.values()) for d in truth.values())
     by_cc = {c["cost_center"]: c["bytes"] for c in data["cost_centers"]}
-    assert by_cc == {cc: sum(sum(truth.get(iccid(i), {}).values()) for i in range(N) if i % 3 == n)
-                     for n, cc in enumerate(COST_CENTERS)}
+    assert by_cc == {
+        cc: sum(sum(truth.get(iccid(i), {}).values()) for i in range(N) if i % 3 == n)
+        for n, cc in enumerate(COST_CENTERS)
+    }
     groups = {g["group"]: g["sims"] for g in data["groups"]}
     assert groups == {"east": 3, "rest": 5, "(not in fleet.yaml)": 1}
     totals = {iccid(i): sum(truth.get(iccid(i), {}).values()) for i in range(N)}
     assert [(t["bytes"], totals[t["iccid"]]) for t in data["top"]] == [
-        (b, b) for b in sorted((b for b in totals.values() if b), reverse=True)]
+        (b, b) for b in sorted((b for b in totals.values() if b), reverse=True)
+    ]
     for sim in data["sims"]:
-        assert sim["daily"] == {(START + timedelta(days=k)).isoformat(): truth.get(sim["iccid"], {}).get(
-            (START + timedelta(days=k)).isoformat(), 0) for k in range((END - START).days + 1)}
+        assert sim["daily"] == {
+            (START + timedelta(days=k)).isoformat(): truth.get(sim["iccid"], {}).get(
+                (START + timedelta(days=k)).isoformat(), 0
+            )
+            for k in range((END - START).days + 1)
+        }
 
 
 def test_month_to_date_matches_the_emulators_monthly_counter(account):
@@ -133,8 +148,10 @@ def test_sims_over_a_share_of_their_declared_limit(account):
     month = emulator_daily(emulator, TODAY.replace(day=1), TODAY)
     limit = 8000 * 1024
     expected = sorted(i for i in (0, 1) if sum(month.get(iccid(i), {}).values()) >= 0.8 * limit)
-    assert f"Over 80% of their usage limit this month ({TODAY.replace(day=1).isoformat()} .. {TODAY.isoformat()}): " \
-           f"{len(expected)} SIM(s)" in out
+    assert (
+        f"Over 80% of their usage limit this month ({TODAY.replace(day=1).isoformat()} .. {TODAY.isoformat()}): "
+        f"{len(expected)} SIM(s)" in out
+    )
     for i in expected:
         assert iccid(i) in out.split("Over 80%")[1]
     assert "the Lattigo API cannot read limits back" in out
@@ -145,8 +162,23 @@ def test_the_skew_fault_gives_exactly_the_planted_discrepancies(account):
     emulator, fleet, cache = account
     emulator.set_faults(thingspace_usage_skew=0.10, thingspace_duplicate_days=True, thingspace_page_days=4)
     chart = cache.parent / "usage.html"
-    code, out, _ = run(emulator, fleet, cache, "--from", START.isoformat(), "--to", END.isoformat(), "--compare",
-                       "--tolerance", "5%", "--min-bytes", "1024", "--json", "--chart", str(chart))
+    code, out, _ = run(
+        emulator,
+        fleet,
+        cache,
+        "--from",
+        START.isoformat(),
+        "--to",
+        END.isoformat(),
+        "--compare",
+        "--tolerance",
+        "5%",
+        "--min-bytes",
+        "1024",
+        "--json",
+        "--chart",
+        str(chart),
+    )
     assert code == 2
     data = json.loads(out)
     truth = emulator_daily(emulator, START, END)
@@ -155,15 +187,24 @@ def test_the_skew_fault_gives_exactly_the_planted_discrepancies(account):
         for day, nbytes in truth.get(iccid(i), {}).items():
             if differs(nbytes, round(nbytes * 1.1), 0.05, 1024):
                 planted.add((iccid(i), day, nbytes, round(nbytes * 1.1)))
-    found = {(d["iccid"], d["day"], d["lattigo_bytes"], d["thingspace_bytes"])
-             for d in data["compare"]["discrepancies"]}
+    found = {
+        (d["iccid"], d["day"], d["lattigo_bytes"], d["thingspace_bytes"]) for d in data["compare"]["discrepancies"]
+    }
     assert found == planted
     assert {i for i, *_ in planted} == {iccid(i) for i in range(N) if i % 3 != 2}  # the small SIMs stay under
     assert 'data-source="thingspace"' in chart.read_text()
 
     emulator.set_faults(thingspace_usage_skew=0.0)  # same figures, two records a day, several pages: no difference
-    code, out, _ = run(emulator, fleet, cache.with_name("other.sqlite"), "--from", START.isoformat(), "--to",
-                       END.isoformat(), "--compare")
+    code, out, _ = run(
+        emulator,
+        fleet,
+        cache.with_name("other.sqlite"),
+        "--from",
+        START.isoformat(),
+        "--to",
+        END.isoformat(),
+        "--compare",
+    )
     assert code == 0 and "no day differs" in out
 
 
@@ -194,8 +235,9 @@ def test_a_refused_thingspace_login_is_one_line_without_the_password(account, ca
     emulator, fleet, cache = account
     emulator.clear_requests()
     secret = "wrong-pa55word-xyz"
-    code, out, err = run(emulator, fleet, cache, "--compare", env=env_for(emulator, LATTIGO_THINGSPACE_PASSWORD=secret),
-                         capsys=capsys)
+    code, out, err = run(
+        emulator, fleet, cache, "--compare", env=env_for(emulator, LATTIGO_THINGSPACE_PASSWORD=secret), capsys=capsys
+    )
     assert code == 1 and out == ""
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("lattigo-fleet usage: the ThingSpace API at ")
@@ -216,8 +258,20 @@ def test_missing_thingspace_credentials_are_named(account, capsys):
 def test_the_cli_prints_tables_and_csv(account):
     emulator, fleet, cache = account
     env = {**os.environ, **env_for(emulator), "PYTHONPATH": str(REPO)}
-    base = [sys.executable, "-m", "lattigo_fleet.cli", "usage", "--fleet", str(fleet), "--cache", str(cache),
-            "--from", START.isoformat(), "--to", END.isoformat()]
+    base = [
+        sys.executable,
+        "-m",
+        "lattigo_fleet.cli",
+        "usage",
+        "--fleet",
+        str(fleet),
+        "--cache",
+        str(cache),
+        "--from",
+        START.isoformat(),
+        "--to",
+        END.isoformat(),
+    ]
     table = subprocess.run([*base, "--top", "3"], capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
     assert table.returncode == 0, table.stderr
     assert "By cost center" in table.stdout and "Top 3 SIM(s):" in table.stdout and "sim-7" in table.stdout
@@ -233,18 +287,40 @@ def test_credentials_from_the_stack_config(account, fleet_stack, capsys):
     emulator, fleet, cache = account
     stack = fleet_stack
     (stack.project_dir / "fleet.yaml").write_text(fleet.read_text())
-    for key, value, secret in (("lattigo:thingspaceEndpoint", emulator.base_url, False),
-                               ("lattigo:thingspaceAppKey", EMULATOR_KEY_NAME, False),
-                               ("lattigo:thingspaceAppSecret", EMULATOR_API_KEY, True),
-                               ("lattigo:thingspaceUsername", EMULATOR_KEY_NAME, False),
-                               ("lattigo:thingspacePassword", EMULATOR_API_KEY, True)):
+    for key, value, secret in (
+        ("lattigo:thingspaceEndpoint", emulator.base_url, False),
+        ("lattigo:thingspaceAppKey", EMULATOR_KEY_NAME, False),
+        ("lattigo:thingspaceAppSecret", EMULATOR_API_KEY, True),
+        ("lattigo:thingspaceUsername", EMULATOR_KEY_NAME, False),
+        ("lattigo:thingspacePassword", EMULATOR_API_KEY, True),
+    ):
         stack.set_config(key, value, secret=secret)
     assert EMULATOR_API_KEY not in (stack.project_dir / "Pulumi.test.yaml").read_text()
     env = {**stack.env, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
-        [sys.executable, "-m", "lattigo_fleet.cli", "usage", "--stack", stack.name, "--cwd", str(stack.project_dir),
-         "--cache", str(cache), "--from", START.isoformat(), "--to", END.isoformat(), "--compare", "--json"],
-        capture_output=True, text=True, env=env, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "lattigo_fleet.cli",
+            "usage",
+            "--stack",
+            stack.name,
+            "--cwd",
+            str(stack.project_dir),
+            "--cache",
+            str(cache),
+            "--from",
+            START.isoformat(),
+            "--to",
+            END.isoformat(),
+            "--compare",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["compare"]["discrepancies"] == [] and data["totals"]["sims"] == N

@@ -38,9 +38,17 @@ def test_request_log_records_both_encodings_without_credentials(api: Api, admin:
 
 
 def test_admin_sims_inventory_and_drift(api: Api, admin: Admin) -> None:
-    made = admin.add_sims({"iccid": iccid(1), "imei": imei(1)},
-                          {"iccid": iccid(2), "imei": imei(2), "state": "active", "cost_center": "East",
-                           "note1": "n1", "rate_plan": "ACME Co 10MB Plan"})
+    made = admin.add_sims(
+        {"iccid": iccid(1), "imei": imei(1)},
+        {
+            "iccid": iccid(2),
+            "imei": imei(2),
+            "state": "active",
+            "cost_center": "East",
+            "note1": "n1",
+            "rate_plan": "ACME Co 10MB Plan",
+        },
+    )
     assert made[0]["state"] == "inventory" and made[1]["state"] == "active"
     view = admin.sims()
     assert set(view) == {iccid(1), iccid(2)}
@@ -56,8 +64,7 @@ def test_admin_sims_inventory_and_drift(api: Api, admin: Admin) -> None:
     assert set(admin.sims(state="inventory")) == {iccid(1)}
     bad = requests.post(api.base + "/_emulator/sims", json={"sims": [{"iccid": "12"}]}, timeout=10)
     assert bad.status_code == 400
-    bad = requests.post(api.base + "/_emulator/sims", json={"sims": [{"iccid": iccid(3), "state": "gone"}]},
-                        timeout=10)
+    bad = requests.post(api.base + "/_emulator/sims", json={"sims": [{"iccid": iccid(3), "state": "gone"}]}, timeout=10)
     assert bad.status_code == 400
 
 
@@ -75,17 +82,22 @@ def test_faults_settings_roundtrip(admin: Admin) -> None:
 
 
 def test_fail_next_by_path_glob_and_method(api: Api, admin: Admin) -> None:
-    admin.faults(fail_next=[{"path": "/v2/devices/*", "status": 503, "count": 2},
-                            {"path": "v2/device_operations/change_simstate", "status": 500, "count": 1,
-                             "method": "PUT"}])
+    admin.faults(
+        fail_next=[
+            {"path": "/v2/devices/*", "status": 503, "count": 2},
+            {"path": "v2/device_operations/change_simstate", "status": 500, "count": 1, "method": "PUT"},
+        ]
+    )
     assert api.get("/v2/devices").status_code == 200  # not matched by the glob
     assert api.get("/v2/devices/123").status_code == 503
     assert api.get("/v2/devices/123/get_sms").status_code == 503
     assert api.get("/v2/devices/123").status_code == 404  # count used up
-    assert api.put("/v2/device_operations/change_simstate", {"device_names": ["1"], "state": "suspend"}
-                   ).status_code == 500
-    assert api.put("/v2/device_operations/change_simstate", {"device_names": ["1"], "state": "suspend"}
-                   ).status_code == 200
+    assert (
+        api.put("/v2/device_operations/change_simstate", {"device_names": ["1"], "state": "suspend"}).status_code == 500
+    )
+    assert (
+        api.put("/v2/device_operations/change_simstate", {"device_names": ["1"], "state": "suspend"}).status_code == 200
+    )
     assert admin.get("faults")["fail_next"] == []
     assert [e["status"] for e in admin.requests()] == [200, 503, 503, 404, 500, 200]
 
@@ -106,8 +118,9 @@ def test_error_rate_and_latency(api: Api, admin: Admin) -> None:
     assert time.monotonic() - t0 < 0.15
 
 
-def test_reset_wipes_state_faults_and_log(api: Api, admin: Admin,
-                                          make_sims: Callable[..., list[dict[str, Any]]]) -> None:
+def test_reset_wipes_state_faults_and_log(
+    api: Api, admin: Admin, make_sims: Callable[..., list[dict[str, Any]]]
+) -> None:
     make_sims(3)
     admin.faults(latency_ms=5)
     admin.post("clock", {"advance_seconds": 100})
@@ -130,10 +143,13 @@ def test_usage_endpoint_drives_totals(api: Api, admin: Admin, make_sims: Callabl
     assert view["bytes_used"] == 1500 and view["sms_used"] == 1  # a day's usage is replaced, not added
     device = api.get(f"/v2/devices/{sim['device_name']}").json()
     assert device["bytes_used"] == 1500 and device["last_connection_date"]
-    assert requests.post(admin.base + "/_emulator/usage", json={"iccid": iccid(99), "date": "2024-01-01",
-                                                                 "bytes": 1}, timeout=10).status_code == 404
-    assert requests.post(admin.base + "/_emulator/usage", json={"iccid": sim["iccid"]}, timeout=10
-                         ).status_code == 400
+    assert (
+        requests.post(
+            admin.base + "/_emulator/usage", json={"iccid": iccid(99), "date": "2024-01-01", "bytes": 1}, timeout=10
+        ).status_code
+        == 404
+    )
+    assert requests.post(admin.base + "/_emulator/usage", json={"iccid": sim["iccid"]}, timeout=10).status_code == 400
 
 
 def test_clock(admin: Admin) -> None:
@@ -159,13 +175,21 @@ def test_openapi_document_covers_every_route(fresh_emulator: EmulatorServer) -> 
                 assert "401" in op["responses"] and "429" in op["responses"], path
 
 
-def test_fail_after_the_work_was_done(api: Api, admin: Admin, make_sims: Callable[..., list[dict[str, Any]]]
-                                      ) -> None:
+def test_fail_after_the_work_was_done(api: Api, admin: Admin, make_sims: Callable[..., list[dict[str, Any]]]) -> None:
     sim = make_sims(1)[0]
-    admin.faults(fail_next=[{"path": "/v2/device_operations/change_cost_center", "status": 500, "after": True,
-                             "message": "upstream timeout"}])
-    resp = api.put("/v2/device_operations/change_cost_center",
-                   {"device_names": [sim["device_name"]], "cost_center": "Applied"})
+    admin.faults(
+        fail_next=[
+            {
+                "path": "/v2/device_operations/change_cost_center",
+                "status": 500,
+                "after": True,
+                "message": "upstream timeout",
+            }
+        ]
+    )
+    resp = api.put(
+        "/v2/device_operations/change_cost_center", {"device_names": [sim["device_name"]], "cost_center": "Applied"}
+    )
     assert resp.status_code == 500 and resp.json() == {"error": "upstream timeout"}
     assert admin.sims()[sim["iccid"]]["cost_center"] == "Applied"  # carried out all the same
     assert admin.requests()[-1]["status"] == 500
@@ -185,20 +209,31 @@ def test_activation_failing_after_part_of_it_was_applied(api: Api, admin: Admin)
     assert "already" in again.json()["unprocessed"][0]["error"]
 
 
-def test_fail_next_skip_and_expire_sessions(fresh_emulator: EmulatorServer, admin: Admin,
-                                            make_sims: Callable[..., list[dict[str, Any]]]) -> None:
+def test_fail_next_skip_and_expire_sessions(
+    fresh_emulator: EmulatorServer, admin: Admin, make_sims: Callable[..., list[dict[str, Any]]]
+) -> None:
     sim = make_sims(1)[0]
     ts = requests.Session()
     base = fresh_emulator.base_url
-    bearer = ts.post(base + "/api/ts/v1/oauth2/token", data={"grant_type": "client_credentials"},
-                     auth=fresh_emulator.auth, timeout=10).json()["access_token"]
-    session = ts.post(base + "/api/m2m/v1/session/login", headers={"Authorization": f"Bearer {bearer}"},
-                      json={"username": fresh_emulator.key_name, "password": fresh_emulator.api_key},
-                      timeout=10).json()["sessionToken"]
+    bearer = ts.post(
+        base + "/api/ts/v1/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=fresh_emulator.auth,
+        timeout=10,
+    ).json()["access_token"]
+    session = ts.post(
+        base + "/api/m2m/v1/session/login",
+        headers={"Authorization": f"Bearer {bearer}"},
+        json={"username": fresh_emulator.key_name, "password": fresh_emulator.api_key},
+        timeout=10,
+    ).json()["sessionToken"]
     path = "/api/m2m/v1/devices/usage/actions/list"
     admin.faults(fail_next=[{"path": path, "expire_sessions": True, "skip": 1}])
-    body = {"deviceId": {"id": sim["iccid"], "kind": "iccid"}, "earliest": "2024-01-01T00:00:00Z",
-            "latest": "2024-03-01T00:00:00Z"}
+    body = {
+        "deviceId": {"id": sim["iccid"], "kind": "iccid"},
+        "earliest": "2024-01-01T00:00:00Z",
+        "latest": "2024-03-01T00:00:00Z",
+    }
     headers = {"Authorization": f"Bearer {bearer}", "VZ-M2M-Token": session}
     assert ts.post(base + path, json=body, headers=headers, timeout=10).status_code == 200
     expired = ts.post(base + path, json=body, headers=headers, timeout=10)

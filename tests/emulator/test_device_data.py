@@ -49,16 +49,26 @@ def test_demo_seed_matches_demo_account(demo: Api) -> None:
 def test_get_sms(demo: Api) -> None:
     all_sms = demo.get("/v2/devices/36501/get_sms").json()
     assert all_sms
-    keys = {"event_id", "event_status", "event_timestamp", "event_type", "imsi", "message_body", "msisdn",
-            "report_timestamp", "failure_reason"}
+    keys = {
+        "event_id",
+        "event_status",
+        "event_timestamp",
+        "event_type",
+        "imsi",
+        "message_body",
+        "msisdn",
+        "report_timestamp",
+        "failure_reason",
+    }
     assert all(set(m) == keys for m in all_sms)
     sent = demo.get("/v2/devices/36501/get_sms", params={"direction": "sent"}).json()
     received = demo.get("/v2/devices/36501/get_sms", params={"direction": "received"}).json()
     assert len(sent) + len(received) == len(all_sms) and sent and received
     day = all_sms[0]["event_timestamp"][:10]
     # only the date is used; the time component is ignored
-    one_day = demo.get("/v2/devices/36501/get_sms", params={"start_date": day + "T23:59:59Z",
-                                                            "end_date": day + "T00:00:00"}).json()
+    one_day = demo.get(
+        "/v2/devices/36501/get_sms", params={"start_date": day + "T23:59:59Z", "end_date": day + "T00:00:00"}
+    ).json()
     assert one_day and all(m["event_timestamp"].startswith(day) for m in one_day)
     # the older edition's example query (a day with nothing)
     assert demo.get("/v2/devices/36501/get_sms", params=fixture("curl_examples.json")["get_sms_query"]).json() == []
@@ -68,19 +78,31 @@ def test_get_sms(demo: Api) -> None:
 def test_calamp_messages_range_event_code_and_paging(demo: Api) -> None:
     now = datetime.now(UTC)
     start = (now - timedelta(days=20)).date().isoformat()
-    resp = demo.get(f"/v2/devices/{DEMO_TRACKER}/calamp_messages",
-                    params={"start_date": start, "end_date": now.date().isoformat(), "per_page": 5})
+    resp = demo.get(
+        f"/v2/devices/{DEMO_TRACKER}/calamp_messages",
+        params={"start_date": start, "end_date": now.date().isoformat(), "per_page": 5},
+    )
     assert resp.status_code == 200
     msgs = resp.json()
     assert len(msgs) == 5 and int(resp.headers["X-Total"]) >= 20
     assert all(m["created_at"] >= start for m in msgs)
-    for field in ("message_id", "mobile_id", "latitude", "longitude", "event_code", "rssi", "accumulator15",
-                  "time_of_fix", "report_generated_at"):
+    for field in (
+        "message_id",
+        "mobile_id",
+        "latitude",
+        "longitude",
+        "event_code",
+        "rssi",
+        "accumulator15",
+        "time_of_fix",
+        "report_generated_at",
+    ):
         assert field in msgs[0]
     total = int(resp.headers["X-Total"])
     code = msgs[0]["event_code"]
-    only = demo.get(f"/v2/devices/{DEMO_TRACKER}/calamp_messages",
-                    params={"start_date": start, "event_code": code, "per_page": 100}).json()
+    only = demo.get(
+        f"/v2/devices/{DEMO_TRACKER}/calamp_messages", params={"start_date": start, "event_code": code, "per_page": 100}
+    ).json()
     assert only and all(m["event_code"] == code for m in only) and len(only) < total
     # defaults: the last month
     assert demo.get(f"/v2/devices/{DEMO_TRACKER}/calamp_messages").status_code == 200
@@ -89,26 +111,31 @@ def test_calamp_messages_range_event_code_and_paging(demo: Api) -> None:
 def test_last_calamp_message(demo: Api) -> None:
     last = demo.get(f"/v2/devices/{DEMO_TRACKER}/last_calamp_message").json()
     assert isinstance(last, dict) and last["message_id"]
-    everything = demo.get(f"/v2/devices/{DEMO_TRACKER}/calamp_messages",
-                          params={"start_date": "2000-01-01", "per_page": 1000}).json()
+    everything = demo.get(
+        f"/v2/devices/{DEMO_TRACKER}/calamp_messages", params={"start_date": "2000-01-01", "per_page": 1000}
+    ).json()
     assert last["message_id"] == max(everything, key=lambda m: (m["created_at"], m["message_id"]))["message_id"]
     # a device with no messages: an empty array
     assert demo.get("/v2/devices/36790/last_calamp_message").json() == []
 
 
 def test_calamp_events_across_devices(demo: Api) -> None:
-    resp = demo.get("/v2/device_operations/calamp_events",
-                    params={"event_code": 20, "start_date": (utc_today() - timedelta(days=10)).isoformat(),
-                            "per_page": 50})
+    resp = demo.get(
+        "/v2/device_operations/calamp_events",
+        params={"event_code": 20, "start_date": (utc_today() - timedelta(days=10)).isoformat(), "per_page": 50},
+    )
     events = resp.json()
     assert events and all(m["event_code"] == 20 for m in events)
     assert len({m["mobile_id"] for m in events}) > 1
-    suspended = demo.get("/v2/device_operations/calamp_events",
-                         params={"event_code": 20, "state": "suspended", "start_date": "2000-01-01",
-                                 "per_page": 1000}).json()
-    assert len(suspended) < int(demo.get("/v2/device_operations/calamp_events",
-                                          params={"event_code": 20, "start_date": "2000-01-01"}
-                                          ).headers["X-Total"])
+    suspended = demo.get(
+        "/v2/device_operations/calamp_events",
+        params={"event_code": 20, "state": "suspended", "start_date": "2000-01-01", "per_page": 1000},
+    ).json()
+    assert len(suspended) < int(
+        demo.get("/v2/device_operations/calamp_events", params={"event_code": 20, "start_date": "2000-01-01"}).headers[
+            "X-Total"
+        ]
+    )
 
 
 def test_device_reports_limit_default_and_window(demo: Api) -> None:
@@ -133,22 +160,35 @@ def test_daily_and_monthly_usages(demo: Api) -> None:
     assert len(days) == 10
     assert set(days[0]) == {"id", "date_for", "bytes_used", "sms_used"}
     assert days[0]["date_for"] == today.isoformat()
-    months = demo.get("/v2/devices/36501/monthly_data_usages",
-                      params={"start_date": (today - timedelta(days=80)).isoformat(), "limit": 12}).json()
+    months = demo.get(
+        "/v2/devices/36501/monthly_data_usages",
+        params={"start_date": (today - timedelta(days=80)).isoformat(), "limit": 12},
+    ).json()
     assert 3 <= len(months) <= 4 and months[0]["date_for"] == today.replace(day=1).isoformat()
     device = demo.get("/v2/devices/36501").json()
     assert device["bytes_used"] == months[0]["bytes_used"]  # bytes_used is this month's
-    month_days = demo.get("/v2/devices/36501/daily_data_usages",
-                          params={"start_date": today.replace(day=1).isoformat(), "limit": 40}).json()
+    month_days = demo.get(
+        "/v2/devices/36501/daily_data_usages", params={"start_date": today.replace(day=1).isoformat(), "limit": 40}
+    ).json()
     assert sum(d["bytes_used"] for d in month_days) == months[0]["bytes_used"]
     assert demo.get("/v2/devices/36501/daily_data_usages", params={"limit": 0}).status_code == 400
-    assert demo.get("/v2/devices/36501/daily_data_usages",
-                    params={"start_date": "2024-02-02", "end_date": "2024-01-01"}).status_code == 400
+    assert (
+        demo.get(
+            "/v2/devices/36501/daily_data_usages", params={"start_date": "2024-02-02", "end_date": "2024-01-01"}
+        ).status_code
+        == 400
+    )
 
 
 def test_time_formats_tolerated(demo: Api) -> None:
-    for start in ("2024-05-23", "2024-05-23T00:00:00Z", "2024-05-23T02:00:00+02:00", "2024-05-23 00:00:00",
-                  "20240523", "2024/05/23"):
+    for start in (
+        "2024-05-23",
+        "2024-05-23T00:00:00Z",
+        "2024-05-23T02:00:00+02:00",
+        "2024-05-23 00:00:00",
+        "20240523",
+        "2024/05/23",
+    ):
         resp = demo.get("/v2/devices/36501/daily_data_usages", params={"start_date": start})
         assert resp.status_code == 200, start
 
@@ -163,11 +203,13 @@ def test_note_put_and_post(demo: Api, encoding: str) -> None:
     assert resp.json() == {DEMO_TRACKER: "Success"}
     assert demo.get(f"/v2/devices/{DEMO_TRACKER}").json()["note2"] == "x" * 100  # truncated
     iccid = demo.get(f"/v2/devices/{DEMO_TRACKER}").json()["iccid"]
-    resp = demo.put(f"/v2/devices/{iccid}/note", {"field_name": "note3", "note": "by iccid", "id_type": "iccid"},
-                    encoding)
+    resp = demo.put(
+        f"/v2/devices/{iccid}/note", {"field_name": "note3", "note": "by iccid", "id_type": "iccid"}, encoding
+    )
     assert resp.json() == {DEMO_TRACKER: "Success"}  # answered by device_name
-    assert demo.put(f"/v2/devices/{DEMO_TRACKER}/note", {"field_name": "note9", "note": "x"}, encoding
-                    ).status_code == 400
+    assert (
+        demo.put(f"/v2/devices/{DEMO_TRACKER}/note", {"field_name": "note9", "note": "x"}, encoding).status_code == 400
+    )
     assert demo.put(f"/v2/devices/{DEMO_TRACKER}/note", {"field_name": "note"}, encoding).status_code == 400
 
 

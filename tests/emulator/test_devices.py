@@ -54,8 +54,15 @@ def test_pagination_headers(api: Api, make_sims: Callable[..., list[dict[str, An
     resp = api.get("/v2/devices", params={"page": 3, "per_page": 10})
     assert resp.json() == names[20:30]
     h = resp.headers
-    assert (h["X-Total"], h["X-Total-Pages"], h["X-Page"], h["X-Per-Page"], h["X-Next-Page"], h["X-Prev-Page"],
-            h["X-Offset"]) == ("42", "5", "3", "10", "4", "2", "0")
+    assert (
+        h["X-Total"],
+        h["X-Total-Pages"],
+        h["X-Page"],
+        h["X-Per-Page"],
+        h["X-Next-Page"],
+        h["X-Prev-Page"],
+        h["X-Offset"],
+    ) == ("42", "5", "3", "10", "4", "2", "0")
     last = api.get("/v2/devices", params={"page": 5, "per_page": 10})
     assert last.json() == names[40:] and last.headers["X-Next-Page"] == ""
     beyond = api.get("/v2/devices", params={"page": 9, "per_page": 10})
@@ -80,8 +87,13 @@ def test_single_device_by_name_and_id_types(api: Api, make_sims: Callable[..., l
     name = sim["device_name"]
     by_name = api.get(f"/v2/devices/{name}").json()
     assert by_name["iccid"] == sim["iccid"]
-    for id_type, value in [("iccid", sim["iccid"]), ("imei", sim["imei"]), ("msisdn", by_name["msisdn"]),
-                           ("device_name", name), ("ICCID", sim["iccid"])]:
+    for id_type, value in [
+        ("iccid", sim["iccid"]),
+        ("imei", sim["imei"]),
+        ("msisdn", by_name["msisdn"]),
+        ("device_name", name),
+        ("ICCID", sim["iccid"]),
+    ]:
         resp = api.get(f"/v2/devices/{value}", params={"id_type": id_type})
         assert resp.status_code == 200, id_type
         assert resp.json()["device_name"] == name

@@ -18,7 +18,8 @@ LOGOUT = "/api/m2m/v1/session/logout"
 
 
 def test_a_kb_limit_past_64_bits_is_a_400_like_other_bad_parameters(
-        api: Api, admin: Admin, encoding: str, make_sims: Callable[..., list[dict[str, Any]]]) -> None:
+    api: Api, admin: Admin, encoding: str, make_sims: Callable[..., list[dict[str, Any]]]
+) -> None:
     [sim] = make_sims(1)
     name = sim["device_name"]
     for kb_limit in (2**63, 2**63 + 1, 2**64, 10**30):
@@ -32,8 +33,9 @@ def test_a_kb_limit_past_64_bits_is_a_400_like_other_bad_parameters(
 
 
 def _bearer(base: str) -> str:
-    resp = requests.post(base + TOKEN, data={"grant_type": "client_credentials"},
-                         auth=(EMULATOR_KEY_NAME, EMULATOR_API_KEY), timeout=10)
+    resp = requests.post(
+        base + TOKEN, data={"grant_type": "client_credentials"}, auth=(EMULATOR_KEY_NAME, EMULATOR_API_KEY), timeout=10
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()["access_token"]
 
@@ -49,8 +51,9 @@ def test_logout_with_a_bogus_session_token_is_a_401(fresh_emulator: EmulatorServ
             assert resp.status_code == 401, (bogus, resp.status_code, resp.text)
             assert resp.json() == {"errorCode": "401", "errorMessage": "Invalid VZ-M2M session token"}
     # a real session logs out once; the same token again is unknown
-    session = requests.post(base + LOGIN, headers=auth, json={"username": EMULATOR_KEY_NAME,
-                                                              "password": EMULATOR_API_KEY}, timeout=10)
+    session = requests.post(
+        base + LOGIN, headers=auth, json={"username": EMULATOR_KEY_NAME, "password": EMULATOR_API_KEY}, timeout=10
+    )
     token = session.json()["sessionToken"]
     first = requests.post(base + LOGOUT, headers={**auth, "VZ-M2M-Token": token}, timeout=10)
     assert first.status_code == 200 and first.json() == {"sessionToken": token}

@@ -13,13 +13,17 @@ from emulator.timeutil import parse_time
 
 def test_rack_nested_fields() -> None:
     assert parse_nested_query("device_names[]=123&device_names[]=456&cost_center=Acme") == {
-        "device_names": ["123", "456"], "cost_center": "Acme"}
+        "device_names": ["123", "456"],
+        "cost_center": "Acme",
+    }
     rows = parse_nested_query(
         "rate_plan_name=P&activation_requests[][imei]=1&activation_requests[][iccid]=2"
         "&activation_requests[][imei]=3&activation_requests[][iccid]=4&activation_requests[][note3]=n"
     )
-    assert rows == {"rate_plan_name": "P", "activation_requests": [{"imei": "1", "iccid": "2"},
-                                                                  {"imei": "3", "iccid": "4", "note3": "n"}]}
+    assert rows == {
+        "rate_plan_name": "P",
+        "activation_requests": [{"imei": "1", "iccid": "2"}, {"imei": "3", "iccid": "4", "note3": "n"}],
+    }
     assert parse_nested_query("a[b][c]=1&a[b][d]=2") == {"a": {"b": {"c": "1", "d": "2"}}}
     assert parse_nested_query("note=") == {"note": ""}
 

@@ -61,8 +61,15 @@ def test_404_unknown_path(api: Api) -> None:
 
 
 def test_404_unknown_device_on_single_device_paths(api: Api) -> None:
-    for sub in ("", "/get_sms", "/calamp_messages", "/last_calamp_message", "/device_reports",
-                "/daily_data_usages", "/monthly_data_usages"):
+    for sub in (
+        "",
+        "/get_sms",
+        "/calamp_messages",
+        "/last_calamp_message",
+        "/device_reports",
+        "/daily_data_usages",
+        "/monthly_data_usages",
+    ):
         assert api.get(f"/v2/devices/99999999{sub}").status_code == 404, sub
     assert api.put("/v2/devices/99999999/note", {"field_name": "note", "note": "x"}).status_code == 404
     assert api.post("/v2/devices/99999999/cellular_locate").status_code == 404
@@ -107,12 +114,20 @@ def test_403_device_of_another_account(api: Api, encoding: str) -> None:
         ("/v2/device_operations/set_usage_limit", {"device_names": ["90001"], "kb_limit": 1, "action": "suspend"}),
         ("/v2/device_operations/remove_usage_limit", {"device_names": ["90001"]}),
         ("/v2/device_operations/send_sms", {"device_names": ["90001"], "sms_text": "hi"}),
-        ("/v2/device_operations/suspend_no_billing_request",
-         {"suspension_requests": [{"iccid": "89019900000000000017", "imei": "356938035643809"}]}),
+        (
+            "/v2/device_operations/suspend_no_billing_request",
+            {"suspension_requests": [{"iccid": "89019900000000000017", "imei": "356938035643809"}]},
+        ),
     ]:
         assert api.post(path, body, encoding).status_code == 403, path
-    for sub in ("get_sms", "calamp_messages", "last_calamp_message", "device_reports", "daily_data_usages",
-                "monthly_data_usages"):
+    for sub in (
+        "get_sms",
+        "calamp_messages",
+        "last_calamp_message",
+        "device_reports",
+        "daily_data_usages",
+        "monthly_data_usages",
+    ):
         assert api.get(f"/v2/devices/90001/{sub}").status_code == 403, sub
     assert api.post("/v2/devices/90001/cellular_locate").status_code == 403
     # and nothing changed on the other side
@@ -147,19 +162,30 @@ def test_400_missing_or_bad_parameters(api: Api, encoding: str) -> None:
 
 
 def test_400_bad_query_parameters(api: Api) -> None:
-    for params in ({"page": "0"}, {"page": "x"}, {"per_page": "0"}, {"per_page": "1001"}, {"offset": "-1"},
-                   {"state": "exploded"}, {"details": "maybe"}):
+    for params in (
+        {"page": "0"},
+        {"page": "x"},
+        {"per_page": "0"},
+        {"per_page": "1001"},
+        {"offset": "-1"},
+        {"state": "exploded"},
+        {"details": "maybe"},
+    ):
         assert api.get("/v2/devices", params=params).status_code == 400, params
     assert api.get("/v2/device_operations/calamp_events").status_code == 400  # event_code is required
-    assert api.get("/v2/device_operations/calamp_events", params={"event_code": 1, "start_date": "nonsense"}
-                   ).status_code == 400
+    assert (
+        api.get("/v2/device_operations/calamp_events", params={"event_code": 1, "start_date": "nonsense"}).status_code
+        == 400
+    )
     assert api.get("/v2/devices/1", params={"id_type": "passport"}).status_code == 400
 
 
 def test_400_malformed_json(api: Api) -> None:
     resp = api.session.put(
         api.url("/v2/device_operations/change_cost_center"),
-        data="{not json", headers={"Content-Type": "application/json"}, timeout=10,
+        data="{not json",
+        headers={"Content-Type": "application/json"},
+        timeout=10,
     )
     assert resp.status_code == 400
 

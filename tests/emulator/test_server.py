@@ -29,12 +29,15 @@ def test_restart_on_the_same_db_keeps_everything(tmp_path: Path) -> None:
         names = api.get("/v2/devices").json()
         api.put(f"/v2/devices/{names[0]}/note", {"field_name": "note1", "note": "kept"})
         api.put("/v2/device_operations/change_cost_center", {"device_names": names[:2], "cost_center": "Kept"})
-        api.post("/v2/device_operations/set_usage_limit",
-                 {"device_names": [names[1]], "kb_limit": 777, "action": "suspend", "usernames": ["ops-oncall"]})
+        api.post(
+            "/v2/device_operations/set_usage_limit",
+            {"device_names": [names[1]], "kb_limit": 777, "action": "suspend", "usernames": ["ops-oncall"]},
+        )
         api.put("/v2/device_operations/change_simstate", {"device_names": [names[2]], "state": "suspend"})
-        api.post("/v2/device_operations/activation_request",
-                 {"rate_plan_name": "ACME Co 5mb Rate Plan", "activation_requests": [{"iccid": iccid(9),
-                                                                                      "imei": imei(9)}]})
+        api.post(
+            "/v2/device_operations/activation_request",
+            {"rate_plan_name": "ACME Co 5mb Rate Plan", "activation_requests": [{"iccid": iccid(9), "imei": imei(9)}]},
+        )
         admin.post("usage", {"iccid": iccid(1), "date": utc_today().isoformat(), "bytes": 4242})
         admin.post("clock", {"advance_seconds": 600})
         before = admin.sims()
@@ -57,9 +60,26 @@ def test_cli_prints_its_url_and_stops_cleanly(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("lattigo-fleet")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "lattigo_fleet.cli"]
     proc = subprocess.Popen(
-        [*cmd, "emulator", "--port", "0", "--seed", "demo", "--key-name", "k", "--api-key", "s",
-         "--db", str(tmp_path / "cli.db"), "--activation-delay", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        [
+            *cmd,
+            "emulator",
+            "--port",
+            "0",
+            "--seed",
+            "demo",
+            "--key-name",
+            "k",
+            "--api-key",
+            "s",
+            "--db",
+            str(tmp_path / "cli.db"),
+            "--activation-delay",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
         line = proc.stdout.readline()
@@ -88,8 +108,24 @@ def test_command_line_arguments() -> None:
     args = parser.parse_args([])
     assert (args.host, args.port, args.db, args.seed) == ("127.0.0.1", 0, ":memory:", "empty")
     assert args.activation_delay == 2.0 and args.rate_limit_per_second is None
-    args = parser.parse_args(["--activation-delay", "0", "--rate-limit-per-second", "5", "--error-rate", "0.1",
-                              "--latency-ms", "20", "--seed", "demo", "--key-name", "k", "--api-key", "s"])
+    args = parser.parse_args(
+        [
+            "--activation-delay",
+            "0",
+            "--rate-limit-per-second",
+            "5",
+            "--error-rate",
+            "0.1",
+            "--latency-ms",
+            "20",
+            "--seed",
+            "demo",
+            "--key-name",
+            "k",
+            "--api-key",
+            "s",
+        ]
+    )
     assert (args.activation_delay, args.rate_limit_per_second, args.error_rate, args.latency_ms) == (0, 5, 0.1, 20)
     assert run_from_args(parser.parse_args(["--extra-key", "nocolon"])) == 2
     assert run_from_args(parser.parse_args(["--activation-delay", "-1"])) == 2
@@ -97,8 +133,7 @@ def test_command_line_arguments() -> None:
 
 def test_faults_given_at_start() -> None:
     with EmulatorServer(key_name="a", api_key="b", rate_limit_per_second=1, latency_ms=1) as srv:
-        statuses = [requests.get(srv.base_url + "/v2/users", auth=srv.auth, timeout=10).status_code
-                    for _ in range(3)]
+        statuses = [requests.get(srv.base_url + "/v2/users", auth=srv.auth, timeout=10).status_code for _ in range(3)]
         assert 429 in statuses
         assert srv.faults.settings()["latency_ms"] == 1
 
@@ -113,8 +148,10 @@ def test_concurrent_requests_are_safe(api: Api, admin: Admin) -> None:
         for n in range(10):
             name = names[(k * 10 + n) % len(names)]
             r1 = session.put(f"/v2/devices/{name}/note", {"field_name": "note", "note": f"w{k}"})
-            r2 = session.put("/v2/device_operations/change_simstate",
-                             {"device_names": [name], "state": "suspend" if n % 2 else "restore"})
+            r2 = session.put(
+                "/v2/device_operations/change_simstate",
+                {"device_names": [name], "state": "suspend" if n % 2 else "restore"},
+            )
             r3 = session.get("/v2/devices", params={"details": "true", "per_page": 100})
             for r in (r1, r2, r3):
                 if r.status_code != 200:

@@ -18,8 +18,12 @@ LOGIN = "/api/m2m/v1/session/login"
 LOGOUT = "/api/m2m/v1/session/logout"
 USAGE = "/api/m2m/v1/devices/usage/actions/list"
 SAMPLE_DAYS = {  # the sample's bytes per day (its two records of 2023-10-26 summed)
-    "2023-10-25": 105369575, "2023-10-26": 64963283 + 54895113, "2023-10-27": 816570, "2023-10-28": 792821,
-    "2023-10-29": 778568, "2023-10-30": 789846,
+    "2023-10-25": 105369575,
+    "2023-10-26": 64963283 + 54895113,
+    "2023-10-27": 816570,
+    "2023-10-28": 792821,
+    "2023-10-29": 778568,
+    "2023-10-30": 789846,
 }
 
 
@@ -36,10 +40,15 @@ class ThingSpace:
         assert resp.status_code == 200, resp.text
         return resp.json()["access_token"]
 
-    def login(self, bearer: str, username: str = EMULATOR_KEY_NAME, password: str = EMULATOR_API_KEY
-              ) -> requests.Response:
-        return self.http.post(self.base + LOGIN, json={"username": username, "password": password},
-                              headers={"Authorization": f"Bearer {bearer}"}, timeout=10)
+    def login(
+        self, bearer: str, username: str = EMULATOR_KEY_NAME, password: str = EMULATOR_API_KEY
+    ) -> requests.Response:
+        return self.http.post(
+            self.base + LOGIN,
+            json={"username": username, "password": password},
+            headers={"Authorization": f"Bearer {bearer}"},
+            timeout=10,
+        )
 
     def session(self) -> tuple[str, str]:
         bearer = self.bearer()
@@ -48,8 +57,12 @@ class ThingSpace:
         return bearer, resp.json()["sessionToken"]
 
     def usage(self, bearer: str, session: str, body: dict[str, Any]) -> requests.Response:
-        return self.http.post(self.base + USAGE, json=body, timeout=10,
-                              headers={"Authorization": f"Bearer {bearer}", "VZ-M2M-Token": session})
+        return self.http.post(
+            self.base + USAGE,
+            json=body,
+            timeout=10,
+            headers={"Authorization": f"Bearer {bearer}", "VZ-M2M-Token": session},
+        )
 
 
 @pytest.fixture
@@ -61,8 +74,9 @@ def ts(fresh_emulator: EmulatorServer) -> ThingSpace:
 def sample_sim(admin: Admin, make_sims: Callable[..., list[dict[str, Any]]]) -> dict[str, Any]:
     sim = make_sims(1, rate_plan="ACME Co 5mb Rate Plan")[0]
     for day, total in SAMPLE_DAYS.items():
-        admin.post("usage", {"iccid": sim["iccid"], "date": day, "bytes": total, "sms": 2 if day == "2023-10-26"
-                             else 0})
+        admin.post(
+            "usage", {"iccid": sim["iccid"], "date": day, "bytes": total, "sms": 2 if day == "2023-10-26" else 0}
+        )
     return sim
 
 
@@ -84,8 +98,9 @@ def test_token_errors(ts: ThingSpace) -> None:
     wrong = ts.token(auth=(EMULATOR_KEY_NAME, "nope"))
     assert wrong.status_code == 401 and set(wrong.json()) == {"errorCode", "errorMessage"}
     assert wrong.json()["errorCode"] == "401"
-    bad_grant = ts.http.post(ts.base + TOKEN, data={"grant_type": "password"},
-                             auth=(EMULATOR_KEY_NAME, EMULATOR_API_KEY), timeout=10)
+    bad_grant = ts.http.post(
+        ts.base + TOKEN, data={"grant_type": "password"}, auth=(EMULATOR_KEY_NAME, EMULATOR_API_KEY), timeout=10
+    )
     assert bad_grant.status_code == 400
 
 
@@ -108,8 +123,9 @@ def test_login_logout_and_session_idle_expiry(ts: ThingSpace, admin: Admin, samp
     admin.post("thingspace/expire-sessions")
     assert ts.usage(bearer, session, body).status_code == 401
     _, session = ts.session()
-    out = ts.http.post(ts.base + LOGOUT, headers={"Authorization": f"Bearer {bearer}", "VZ-M2M-Token": session},
-                       timeout=10)
+    out = ts.http.post(
+        ts.base + LOGOUT, headers={"Authorization": f"Bearer {bearer}", "VZ-M2M-Token": session}, timeout=10
+    )
     assert out.status_code == 200
     assert ts.usage(bearer, session, body).status_code == 401
 
@@ -169,8 +185,7 @@ def test_duplicate_day_records_like_the_sample(ts: ThingSpace, admin: Admin, sam
     assert totals == SAMPLE_DAYS
 
 
-def test_has_more_data_paging(ts: ThingSpace, admin: Admin, make_sims: Callable[..., list[dict[str, Any]]]
-                              ) -> None:
+def test_has_more_data_paging(ts: ThingSpace, admin: Admin, make_sims: Callable[..., list[dict[str, Any]]]) -> None:
     sim = make_sims(1)[0]
     start = date(2024, 1, 1)
     for k in range(70):
@@ -179,8 +194,7 @@ def test_has_more_data_paging(ts: ThingSpace, admin: Admin, make_sims: Callable[
     bearer, session = ts.session()
     cursor, seen, pages = "2024-01-01T00:00:00Z", {}, 0
     while True:
-        body = {"deviceId": {"id": sim["iccid"], "kind": "iccid"}, "earliest": cursor,
-                "latest": "2024-12-31T00:00:00Z"}
+        body = {"deviceId": {"id": sim["iccid"], "kind": "iccid"}, "earliest": cursor, "latest": "2024-12-31T00:00:00Z"}
         data = ts.usage(bearer, session, body).json()
         pages += 1
         for r in data["usageHistory"]:
@@ -191,30 +205,40 @@ def test_has_more_data_paging(ts: ThingSpace, admin: Admin, make_sims: Callable[
     assert pages == 3 and len(seen) == 70 and sum(seen.values()) == sum(range(1, 71))
 
 
-def test_usage_skew_fault_makes_cross_checks_disagree(ts: ThingSpace, admin: Admin, api,
-                                                      sample_sim: dict[str, Any]) -> None:
+def test_usage_skew_fault_makes_cross_checks_disagree(
+    ts: ThingSpace, admin: Admin, api, sample_sim: dict[str, Any]
+) -> None:
     admin.faults(thingspace_usage_skew=0.1)
     bearer, session = ts.session()
     body = fixture("thingspace_usage_request.json")
     body["deviceId"]["id"] = sample_sim["iccid"]
     got = {r["timestamp"][:10]: r["bytesUsed"] for r in ts.usage(bearer, session, body).json()["usageHistory"]}
     assert got == {d: round(b * 1.1) for d, b in SAMPLE_DAYS.items()}
-    lattigo = api.get(f"/v2/devices/{sample_sim['device_name']}/daily_data_usages",
-                      params={"start_date": "2023-10-25", "end_date": "2023-10-30", "limit": 10}).json()
+    lattigo = api.get(
+        f"/v2/devices/{sample_sim['device_name']}/daily_data_usages",
+        params={"start_date": "2023-10-25", "end_date": "2023-10-30", "limit": 10},
+    ).json()
     assert {u["date_for"]: u["bytes_used"] for u in lattigo} == SAMPLE_DAYS
 
 
 def test_usage_errors(ts: ThingSpace, sample_sim: dict[str, Any]) -> None:
     bearer, session = ts.session()
-    good = {"deviceId": {"id": sample_sim["iccid"], "kind": "iccid"}, "earliest": "2023-10-25T00:00:00Z",
-            "latest": "2023-10-30T00:00:00Z"}
+    good = {
+        "deviceId": {"id": sample_sim["iccid"], "kind": "iccid"},
+        "earliest": "2023-10-25T00:00:00Z",
+        "latest": "2023-10-30T00:00:00Z",
+    }
     no_bearer = ts.http.post(ts.base + USAGE, json=good, headers={"VZ-M2M-Token": session}, timeout=10)
     assert no_bearer.status_code == 401 and no_bearer.json()["errorCode"] == "401"
     assert ts.usage("not-a-token", session, good).status_code == 401
     assert ts.usage(bearer, "not-a-session", good).status_code == 401
-    for bad in ({**good, "deviceId": {"id": "123", "kind": "imei"}}, {**good, "earliest": None},
-                {**good, "latest": "whenever"}, {**good, "earliest": "2023-11-01T00:00:00Z"},
-                {"earliest": good["earliest"], "latest": good["latest"]}):
+    for bad in (
+        {**good, "deviceId": {"id": "123", "kind": "imei"}},
+        {**good, "earliest": None},
+        {**good, "latest": "whenever"},
+        {**good, "earliest": "2023-11-01T00:00:00Z"},
+        {"earliest": good["earliest"], "latest": good["latest"]},
+    ):
         resp = ts.usage(bearer, session, bad)
         assert resp.status_code == 400, bad
         assert set(resp.json()) == {"errorCode", "errorMessage"} and resp.json()["errorCode"] == "400"
@@ -222,8 +246,12 @@ def test_usage_errors(ts: ThingSpace, sample_sim: dict[str, Any]) -> None:
     assert unknown.status_code == 404
     other = ts.usage(bearer, session, {**good, "deviceId": {"id": "89019900000000000017", "kind": "iccid"}})
     assert other.status_code == 404  # another account's SIM is not ours to read
-    form = ts.http.post(ts.base + USAGE, data={"earliest": "x"}, timeout=10,
-                        headers={"Authorization": f"Bearer {bearer}", "VZ-M2M-Token": session})
+    form = ts.http.post(
+        ts.base + USAGE,
+        data={"earliest": "x"},
+        timeout=10,
+        headers={"Authorization": f"Bearer {bearer}", "VZ-M2M-Token": session},
+    )
     assert form.status_code == 400  # Content-Type must be application/json
 
 

@@ -125,8 +125,9 @@ def fleets(draw: st.DrawFn, max_sims: int = 8) -> Fleet:
         lines.append("groups:\n")
         for name, body in groups.items():
             key = _dump(name)  # quoted: a group may be called "null" or "true"
-            lines.append(f"  {key}: {_dump(body)}\n" if draw(st.booleans()) or not body else
-                         f"  {key}:\n" + _block(body, "    "))
+            lines.append(
+                f"  {key}: {_dump(body)}\n" if draw(st.booleans()) or not body else f"  {key}:\n" + _block(body, "    ")
+            )
     sims, expected, anchors = [], [], []
     for i in range(count):
         sim: dict[str, Any] = {"iccid": iccids[i], **draw(_settings())}
@@ -178,8 +179,18 @@ def mutations(draw: st.DrawFn, text: str) -> bytes:
     for _ in range(draw(st.integers(1, 3))):
         kind = draw(
             st.sampled_from(
-                ["bytes", "control", "truncate", "nesting", "bomb", "alias", "anchor", "number", "duplicate",
-                 "punctuation"]
+                [
+                    "bytes",
+                    "control",
+                    "truncate",
+                    "nesting",
+                    "bomb",
+                    "alias",
+                    "anchor",
+                    "number",
+                    "duplicate",
+                    "punctuation",
+                ]
             )
         )
         lines = text.splitlines(keepends=True) or [""]

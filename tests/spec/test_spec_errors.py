@@ -576,9 +576,7 @@ def test_never_a_traceback():
 
 
 def test_ignore_changes_names_only_fields_it_can_ignore(issues):
-    found = issues(
-        'version: 1\nsims:\n  - {iccid: "89014103211118510720", ignore_changes: [state, rate_plan]}\n'
-    )
+    found = issues('version: 1\nsims:\n  - {iccid: "89014103211118510720", ignore_changes: [state, rate_plan]}\n')
     [issue] = found
     assert (issue.line, issue.field) == (3, "sims[0].ignore_changes[1]")
     assert "rate_plan" in issue.message and "state" in issue.message
@@ -589,8 +587,12 @@ def test_every_entry_of_fleet_d_is_read_or_is_an_error(write_fleet, tmp_path, ma
     """An entry skipped in silence would make its SIMs look removed (and with on_remove: suspend, suspended)."""
     import os
 
-    path = write_fleet({"fleet.yaml": 'version: 1\nsims:\n  - {iccid: "89014103211118510720"}\n',
-                        "fleet.d/a.yaml": 'sims:\n  - {iccid: "89014103211118510721"}\n'})
+    path = write_fleet(
+        {
+            "fleet.yaml": 'version: 1\nsims:\n  - {iccid: "89014103211118510720"}\n',
+            "fleet.d/a.yaml": 'sims:\n  - {iccid: "89014103211118510721"}\n',
+        }
+    )
     fleet_d = tmp_path / "fleet.d"
     entry = fleet_d / ("b" if make == "subdirectory" else "b.yaml")
     if make == "dangling symlink":

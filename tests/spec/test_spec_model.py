@@ -91,7 +91,11 @@ def test_to_inputs_exact():
     }
     ignoring = DesiredSim(iccid=A, cost_center="ops", ignore_changes=("notes", "state"))
     assert ignoring.to_inputs() == {
-        "iccid": A, "name": A, "state": "active", "cost_center": "ops", "ignore_changes": ["state", "notes"],
+        "iccid": A,
+        "name": A,
+        "state": "active",
+        "cost_center": "ops",
+        "ignore_changes": ["state", "notes"],
     }
 
 
@@ -103,9 +107,17 @@ def test_from_inputs_without_managed_infers_it():
 
 def test_from_inputs_reads_the_inputs_of_earlier_versions():
     """State written before inputs were trimmed: a `managed` list, None values, None for "no limit"."""
-    legacy = {"iccid": A, "name": A, "state": "active", "imei": imei(0), "rate_plan": None, "cost_center": None,
-              "notes": {"note2": "x"}, "usage_limit": None,
-              "managed": ["imei", "notes.note2", "state", "usage_limit"]}
+    legacy = {
+        "iccid": A,
+        "name": A,
+        "state": "active",
+        "imei": imei(0),
+        "rate_plan": None,
+        "cost_center": None,
+        "notes": {"note2": "x"},
+        "usage_limit": None,
+        "managed": ["imei", "notes.note2", "state", "usage_limit"],
+    }
     assert DesiredSim.from_inputs(legacy) == DesiredSim(iccid=A, imei=imei(0), notes={"note2": "x"}, usage_limit=None)
 
 

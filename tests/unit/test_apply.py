@@ -39,8 +39,12 @@ class FakeAccount:
         with self.lock:
             self.calls.append(("activate", [r.iccid for r in rows]))
             for n, row in enumerate(rows):  # lands at once: the next poll sees it active
-                self.sims[row.iccid] = {"iccid": row.iccid, "state": "active", "device_name": f"9{n:04d}",
-                                        "cost_center": None}
+                self.sims[row.iccid] = {
+                    "iccid": row.iccid,
+                    "state": "active",
+                    "device_name": f"9{n:04d}",
+                    "cost_center": None,
+                }
         return ActivationResult(accepted=[r.iccid for r in rows])
 
     def change_simstate(self, iccids, action):
@@ -61,8 +65,13 @@ class FakeAccount:
 
 
 def account(n: int, **extra) -> FakeAccount:
-    return FakeAccount({iccid(i): {"iccid": iccid(i), "state": "active", "device_name": f"365{i:02d}",
-                                   "cost_center": "ops"} for i in range(n)}, **extra)
+    return FakeAccount(
+        {
+            iccid(i): {"iccid": iccid(i), "state": "active", "device_name": f"365{i:02d}", "cost_center": "ops"}
+            for i in range(n)
+        },
+        **extra,
+    )
 
 
 def converge_all(applier: Applier, sims: list[DesiredSim]) -> dict[str, str | None]:
@@ -87,8 +96,12 @@ def test_concurrent_sims_share_one_request_per_call_as_planned():
     fake = account(40)
     live = LiveFleet(fake, poll_interval=0.001)
     applier = Applier(fake, live, window=60.0)  # the window never decides here: the plan does
-    sims = [DesiredSim(iccid=iccid(i), cost_center="logistics" if i % 2 else "ops",
-                       state="suspended" if i < 4 else "active") for i in range(40)]
+    sims = [
+        DesiredSim(
+            iccid=iccid(i), cost_center="logistics" if i % 2 else "ops", state="suspended" if i < 4 else "active"
+        )
+        for i in range(40)
+    ]
     applier.expect(plan_sim(s, live.get(s.iccid)) for s in sims)
     assert set(converge_all(applier, sims).values()) == {None}
     by_call = {name: sorted(devices) for name, devices in fake.calls}

@@ -15,7 +15,7 @@ def run_callers(batcher: Batcher, items: list[int], key="k") -> tuple[dict, dict
     def worker(item):
         try:
             results[item] = batcher.call(key, item, member=item)
-        except Exception as exc:  # noqa: BLE001 - recorded per caller
+        except Exception as exc:
             errors[item] = str(exc)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in items]
@@ -63,8 +63,9 @@ def test_a_failed_bulk_call_is_retried_one_item_at_a_time():
 
 def test_different_keys_never_merge_and_full_batches_go_at_once():
     calls = []
-    batcher = Batcher(lambda key, items: calls.append((key, list(items))) or [None] * len(items),
-                      window=60.0, max_size=2)
+    batcher = Batcher(
+        lambda key, items: calls.append((key, list(items))) or [None] * len(items), window=60.0, max_size=2
+    )
     f1 = batcher.submit("a", 1)
     f2 = batcher.submit("a", 2)  # reaches max_size: sent without waiting for anything else
     assert f1.result(timeout=5) is None and f2.result(timeout=5) is None
@@ -76,8 +77,7 @@ def test_different_keys_never_merge_and_full_batches_go_at_once():
 
 def test_a_batch_goes_when_as_many_wait_as_can_be_served_at_once():
     calls = []
-    batcher = Batcher(lambda key, items: calls.append(sorted(items)) or [None] * len(items), window=60.0,
-                      capacity=3)
+    batcher = Batcher(lambda key, items: calls.append(sorted(items)) or [None] * len(items), window=60.0, capacity=3)
     batcher.expect("k", range(10))  # expects more than will come (say a --target run)
     run_callers(batcher, [0, 1, 2])
     assert calls == [[0, 1, 2]]
@@ -93,8 +93,9 @@ def test_without_expectations_an_idle_window_is_the_fallback():
 @pytest.mark.parametrize("late", [True, False])
 def test_members_sent_are_not_waited_for_again(late):
     calls = []
-    batcher = Batcher(lambda key, items: calls.append(sorted(items)) or [None] * len(items), window=0.05,
-                      expect_window=0.05)
+    batcher = Batcher(
+        lambda key, items: calls.append(sorted(items)) or [None] * len(items), window=0.05, expect_window=0.05
+    )
     batcher.expect("k", [1, 2])
     batcher.submit("k", 1, member=1).result(timeout=5)  # 2 never came in time: the idle window sent 1
     if late:

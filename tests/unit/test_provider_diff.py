@@ -9,26 +9,46 @@ from providers import runtime as rt
 from providers.sim import ACTIVATED, ADOPTED, SimProvider, declared_changes
 
 ICCID = "89010000000000000001"
-BASE = {"iccid": ICCID, "imei": "353000000000001", "name": "truck-1", "state": "active", "cost_center": "ops",
-        "notes": {"note": "a"}, "usage_limit": "none", "origin": "adopted"}
+BASE = {
+    "iccid": ICCID,
+    "imei": "353000000000001",
+    "name": "truck-1",
+    "state": "active",
+    "cost_center": "ops",
+    "notes": {"note": "a"},
+    "usage_limit": "none",
+    "origin": "adopted",
+}
 LIMIT = {"kb_limit": 5, "action": "suspend", "usernames": ["ops"]}
 
 
-@pytest.mark.parametrize(("stored", "declared", "expected"), [
-    (BASE, BASE, {}),
-    (BASE, {**BASE, "name": "renamed"}, {}),  # a rename is no change in the account
-    (BASE, {**BASE, "cost_center": "logistics"}, {"cost_center": "update"}),
-    (BASE, {**BASE, "state": "suspended"}, {"state": "update"}),
-    (BASE, {**BASE, "notes": {"note": "b", "note2": "c"}}, {"notes.note": "update", "notes.note2": "add"}),
-    (BASE, {**BASE, "usage_limit": LIMIT}, {"usage_limit": "update"}),
-    ({k: v for k, v in BASE.items() if k != "usage_limit"}, {**BASE, "usage_limit": LIMIT}, {"usage_limit": "add"}),
-    (BASE, {k: v for k, v in BASE.items() if k != "cost_center"}, {}),  # no longer declared: left alone
-    ({**BASE, "cost_center": "rogue"}, {**BASE, "ignore_changes": ["cost_center"]}, {}),
-    ({**BASE, "state": "suspended"}, {**BASE, "ignore_changes": ["state"]}, {}),
-    # State written by earlier versions: live telemetry and a `managed` list are not account changes.
-    ({**BASE, "device_name": "36500", "bytes_used": 5, "usage_limit": None,
-      "managed": ["cost_center", "imei", "notes.note", "state", "usage_limit"]}, BASE, {}),
-])
+@pytest.mark.parametrize(
+    ("stored", "declared", "expected"),
+    [
+        (BASE, BASE, {}),
+        (BASE, {**BASE, "name": "renamed"}, {}),  # a rename is no change in the account
+        (BASE, {**BASE, "cost_center": "logistics"}, {"cost_center": "update"}),
+        (BASE, {**BASE, "state": "suspended"}, {"state": "update"}),
+        (BASE, {**BASE, "notes": {"note": "b", "note2": "c"}}, {"notes.note": "update", "notes.note2": "add"}),
+        (BASE, {**BASE, "usage_limit": LIMIT}, {"usage_limit": "update"}),
+        ({k: v for k, v in BASE.items() if k != "usage_limit"}, {**BASE, "usage_limit": LIMIT}, {"usage_limit": "add"}),
+        (BASE, {k: v for k, v in BASE.items() if k != "cost_center"}, {}),  # no longer declared: left alone
+        ({**BASE, "cost_center": "rogue"}, {**BASE, "ignore_changes": ["cost_center"]}, {}),
+        ({**BASE, "state": "suspended"}, {**BASE, "ignore_changes": ["state"]}, {}),
+        # State written by earlier versions: live telemetry and a `managed` list are not account changes.
+        (
+            {
+                **BASE,
+                "device_name": "36500",
+                "bytes_used": 5,
+                "usage_limit": None,
+                "managed": ["cost_center", "imei", "notes.note", "state", "usage_limit"],
+            },
+            BASE,
+            {},
+        ),
+    ],
+)
 def test_declared_changes(stored, declared, expected):
     assert declared_changes(stored, declared) == expected
 
@@ -53,6 +73,7 @@ def account(monkeypatch):
         fake = FakeRuntime(sims)
         monkeypatch.setattr(rt, "_RUNTIME", fake)
         return fake
+
     return make
 
 

@@ -31,12 +31,15 @@ def test_the_readme_lists_every_key():
     assert listed == set(BY_KEY)
 
 
-@pytest.mark.parametrize(("key", "hint"), [
-    ("lattigo-fleet:fleetfile", "did you mean `lattigo-fleet:fleetFile`?"),
-    ("lattigo:endpiont", "did you mean `lattigo:endpoint`?"),
-    ("lattigo:api_key", "did you mean `lattigo:apiKey`?"),
-    ("lattigo-fleet:colour", "the known keys are"),
-])
+@pytest.mark.parametrize(
+    ("key", "hint"),
+    [
+        ("lattigo-fleet:fleetfile", "did you mean `lattigo-fleet:fleetFile`?"),
+        ("lattigo:endpiont", "did you mean `lattigo:endpoint`?"),
+        ("lattigo:api_key", "did you mean `lattigo:apiKey`?"),
+        ("lattigo-fleet:colour", "the known keys are"),
+    ],
+)
 def test_an_unknown_key_of_ours_is_named_with_a_hint(key, hint):
     [message] = unknown_keys([key, "aws:region", "lattigo-fleet:fleetFile"])
     assert f"`{key}`" in message and hint in message
@@ -44,10 +47,16 @@ def test_an_unknown_key_of_ours_is_named_with_a_hint(key, hint):
 
 def test_settings_come_from_config_then_environment_then_default():
     settings = read_settings(CREDENTIALS.get, env={})
-    assert (settings.fleet_file, settings.activation_timeout, settings.batch_window, settings.audit_log,
-            settings.allow_large_changes) == ("fleet.yaml", 300.0, 0.2, None, False)
-    from_env = read_settings(lambda k: None, env={"LATTIGO_ENDPOINT": "http://e", "LATTIGO_KEY_NAME": "k",
-                                                 "LATTIGO_API_KEY": "s"})
+    assert (
+        settings.fleet_file,
+        settings.activation_timeout,
+        settings.batch_window,
+        settings.audit_log,
+        settings.allow_large_changes,
+    ) == ("fleet.yaml", 300.0, 0.2, None, False)
+    from_env = read_settings(
+        lambda k: None, env={"LATTIGO_ENDPOINT": "http://e", "LATTIGO_KEY_NAME": "k", "LATTIGO_API_KEY": "s"}
+    )
     assert from_env.endpoint == "http://e"
 
 

@@ -21,32 +21,41 @@ from tests.e2e.fleets import iccid, imei
 CREDENTIALS = {"lattigo:endpoint": "http://x", "lattigo:keyName": "k", "lattigo:apiKey": "s"}
 
 
-@pytest.mark.parametrize(("raw", "names"), [
-    (None, ()),
-    ("", ()),
-    ("east", ("east",)),
-    ("east,west", ("east", "west")),
-    (" east , west  north", ("east", "west", "north")),
-    ('["east", "acme/lattigo-fleet/west"]', ("east", "acme/lattigo-fleet/west")),
-    ("east,east", ("east",)),
-])
+@pytest.mark.parametrize(
+    ("raw", "names"),
+    [
+        (None, ()),
+        ("", ()),
+        ("east", ("east",)),
+        ("east,west", ("east", "west")),
+        (" east , west  north", ("east", "west", "north")),
+        ('["east", "acme/lattigo-fleet/west"]', ("east", "acme/lattigo-fleet/west")),
+        ("east,east", ("east",)),
+    ],
+)
 def test_the_sibling_list_is_read_as_written(raw, names):
     assert parse_stacks(raw) == names
 
 
 def test_only_pulumi_stack_name_shapes_are_accepted():
     assert invalid_stack_names(["east", "acme/lattigo-fleet/west", "a/b", "we st", "x/y/z/w"]) == [
-        "a/b", "we st", "x/y/z/w"]
+        "a/b",
+        "we st",
+        "x/y/z/w",
+    ]
 
 
-@pytest.mark.parametrize(("name", "same"), [
-    ("east", True),
-    ("west", False),
-    ("organization/lattigo-fleet/east", True),
-    ("acme/lattigo-fleet/east", True),
-    ("acme/other-project/east", False),
-    ("acme/lattigo-fleet/west", False),
-])
+@pytest.mark.parametrize(
+    ("name", "same"),
+    [
+        ("east", True),
+        ("west", False),
+        ("organization/lattigo-fleet/east", True),
+        ("acme/lattigo-fleet/east", True),
+        ("acme/other-project/east", False),
+        ("acme/lattigo-fleet/west", False),
+    ],
+)
 def test_a_stack_skips_its_own_name_in_the_shared_list(name, same):
     assert is_same_stack(name, "east", "lattigo-fleet") is same
 
@@ -59,8 +68,12 @@ def test_a_sibling_holds_its_guard_record_its_sims_and_its_pending_creates():
             {"type": "pulumi-python:dynamic/lattigo:Sim", "id": iccid(2), "inputs": {"iccid": iccid(2)}},
             {"type": "pulumi-python:dynamic/lattigo:Sim", "id": iccid(3), "inputs": {"iccid": iccid(3)}},
         ],
-        "pending_operations": [{"type": "creating", "resource": {"type": "pulumi-python:dynamic/lattigo:Sim",
-                                                                 "inputs": {"iccid": iccid(4)}}}],
+        "pending_operations": [
+            {
+                "type": "creating",
+                "resource": {"type": "pulumi-python:dynamic/lattigo:Sim", "inputs": {"iccid": iccid(4)}},
+            }
+        ],
     }
     assert held_in_deployment(deployment) == {iccid(1), iccid(2), iccid(3), iccid(4)}
     assert held_in_deployment({}) == frozenset()  # a stack initialised, never applied
@@ -103,8 +116,10 @@ def test_an_overlap_names_both_stacks_the_first_ten_iccids_at_their_place_and_th
     located, summary = issues[:-1], issues[-1]
     assert len(located) == 10 and all(isinstance(i, Issue) for i in located)
     first = located[0]
-    assert str(first) == (f"{fleet.source_of(iccid(5), 'iccid')}: sims[4].iccid: SIM {iccid(5)}: also managed by "
-                          "stack `east` (held in its state and declared in its fleet-east.yaml)")
+    assert str(first) == (
+        f"{fleet.source_of(iccid(5), 'iccid')}: sims[4].iccid: SIM {iccid(5)}: also managed by "
+        "stack `east` (held in its state and declared in its fleet-east.yaml)"
+    )
     assert (first.file, first.line, first.column) == (str(tmp_path / "fleet-west.yaml"), 7, 13)
     assert [i.message.split(":")[0] for i in located] == [f"SIM {iccid(i)}" for i in range(5, 15)]
     assert "(held in its state)" in located[1].message

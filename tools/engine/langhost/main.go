@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/version"
@@ -39,6 +40,20 @@ type languageHost struct {
 	engineAddress string
 }
 
+// exitWithEngine ends the language host when the engine that started it is gone (a CI timeout kills `pulumi`
+// alone): this process is then adopted, and its parent pid changes. The program it runs does the same.
+func exitWithEngine() {
+	engine := os.Getppid()
+	go func() {
+		for {
+			time.Sleep(500 * time.Millisecond)
+			if os.Getppid() != engine {
+				os.Exit(3)
+			}
+		}
+	}()
+}
+
 func main() {
 	// The engine passes its own address as the last positional argument, and may add flags we ignore.
 	flag.String("tracing", "", "ignored: tracing endpoint")
@@ -54,6 +69,8 @@ func main() {
 	if _, err := os.Stat(execScript); err != nil {
 		fail("missing executor %s (re-run the project's setup): %v", execScript, err)
 	}
+
+	exitWithEngine()
 
 	host := &languageHost{execScript: execScript}
 	if args := flag.Args(); len(args) > 0 {

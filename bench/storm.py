@@ -1,0 +1,92 @@
+"""An apply under a 429 storm: the real pulumi CLI against the emulator limited to 2 requests/s (loopback only).
+
+1,000 SIMs, of which 900 exist (450 need a cost-center move) and 100 must be activated, in one `pulumi up`
+while the emulator answers 429 beyond 2 requests/s. Reports failed SIMs (the goal: 0 in one run), the share
+of requests answered 429, requests sent, SIMs that do not match fleet.yaml afterwards, and wall time.
+
+    .venv/bin/python -m bench.storm [--sims 1000] [--new 100] [--rate 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from bench.reconcile import API_KEY, KEY_NAME, RATE_PLAN, _admin, iccid, imei
+from emulator.server import EmulatorServer
+from tests.e2e.harness import PulumiStack, make_project, pulumi_bin_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sims", type=int, default=1000)
+    parser.add_argument("--new", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=2.0, help="requests per second the emulator allows")
+    args = parser.parse_args(argv)
+    existing = args.sims - args.new
+
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        EmulatorServer(db=":memory:", seed="empty", key_name=KEY_NAME, api_key=API_KEY, activation_delay=0.0) as emu,
+    ):
+        base = emu.base_url
+        _admin(
+            base,
+            "/_emulator/sims",
+            {
+                "sims": [
+                    {"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"}
+                    for i in range(existing)
+                ]
+                + [{"iccid": iccid(i), "imei": imei(i)} for i in range(existing, args.sims)]
+            },
+        )
+        project = make_project(Path(tmp) / "project")
+        rows = "".join(
+            f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", cost_center: {"ops" if i % 2 else "logistics"}}}\n'
+            for i in range(args.sims)
+        )
+        (project / "fleet.yaml").write_text(
+            f'version: 1\ndefaults: {{rate_plan: "{RATE_PLAN}"}}\npolicy: {{max_changes: 100%}}\nsims:\n{rows}'
+        )
+        stack = PulumiStack(project, Path(tmp), "storm", bin_dir=pulumi_bin_dir())
+        stack.set_config("lattigo:endpoint", base)
+        stack.set_config("lattigo:keyName", KEY_NAME)
+        stack.set_config("lattigo:apiKey", API_KEY, secret=True)
+
+        _admin(base, "/_emulator/requests", method="DELETE")
+        _admin(base, "/_emulator/faults", {"rate_limit_per_second": args.rate, "rate_limit_burst": 2})
+        start = time.perf_counter()
+        result = stack.up()
+        wall = time.perf_counter() - start
+        _admin(base, "/_emulator/faults", method="DELETE")
+
+        served = [r for r in _admin(base, "/_emulator/requests") if not r["path"].startswith("/_emulator")]
+        statuses = Counter(r["status"] for r in served)
+        failed = sum(1 for event in result.events if "resOpFailedEvent" in event)
+        live = {s["iccid"]: s for s in _admin(base, "/_emulator/sims")["sims"]}
+        mismatched = sum(
+            1
+            for i in range(args.sims)
+            if live[iccid(i)]["state"] != "active" or live[iccid(i)]["cost_center"] != ("ops" if i % 2 else "logistics")
+        )
+        figures = {
+            "sims": args.sims,
+            "rate_per_second": args.rate,
+            "exit": result.returncode,
+            "failed_sims": failed,
+            "requests": len(served),
+            "answered_429": statuses.get(429, 0),
+            "share_429": round(statuses.get(429, 0) / max(len(served), 1), 3),
+            "mismatched_after": mismatched,
+            "wall_seconds": round(wall, 1),
+        }
+        print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
