@@ -16,6 +16,9 @@ One :class:`LattigoTransport` owns one ``requests.Session`` and, for every reque
 
 What the answers mean is read by :mod:`lattigo_fleet.client.replies`; the endpoints are
 :class:`lattigo_fleet.client.lattigo.LattigoClient`.
+
+Over 400 lines: one retry loop with its bounds, pacing, streaming reads and error mapping, which only make sense
+together; the endpoints, shapes, pacing and errors are in modules of their own.
 """
 
 from __future__ import annotations

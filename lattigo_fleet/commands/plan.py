@@ -8,6 +8,9 @@ account fields that change, old -> new, activations and suspensions first.
 The comment always stays under :data:`COMMENT_LIMIT` characters (GitHub refuses a comment of 65,536): rows
 that do not fit are cut and counted by kind ("and 4,212 more cost-center moves: see the job log"), and the
 job log (standard error) then lists every SIM. `--json` gives bots the same content, uncut.
+
+Over 400 lines: the comment's size budget and its cutting rules are one algorithm with the rendering; the parsing
+of the preview is in preview_json.py.
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ file of the stack), so this command first makes sure that none is:
    --stack NAME` (Pulumi v3.259: the other pending kinds are dropped by any refresh; the CREATEs by the flag).
 
 It prints one line per step. Errors are one line (`lattigo-fleet recover: ...`), exit code 1.
+
+Over 400 lines: most of it is the /proc and lock-file reading that proves no run is alive, which belongs with the
+one command that needs it.
 """
 
 from __future__ import annotations

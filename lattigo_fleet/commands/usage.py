@@ -16,6 +16,9 @@ ThingSpace credentials (``--compare``) come from the stack (``lattigo:thingspace
 ``lattigo:thingspaceAppSecret``, ``lattigo:thingspaceUsername``, ``lattigo:thingspacePassword``, the two
 secrets set with ``--secret``; ``lattigo:thingspaceEndpoint``) or from ``LATTIGO_THINGSPACE_*``; they never
 appear in output or errors (the client scrubs them).
+
+Over 400 lines: the command's argument parsing, the rendering of its three outputs and its error paths are one unit
+for a reader; the report logic, fetching, cache and chart live in lattigo_fleet/usage/.
 """
 
 from __future__ import annotations

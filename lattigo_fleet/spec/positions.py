@@ -31,6 +31,9 @@ values it rejects) sees the expanded tree:
   above it, so a second ``&a`` silently changes what every later ``*a`` gives, SIM fields included.
 - ``_bad_characters``: what YAML refuses to read (control characters), each at its line and column
   (ruamel reports only a character index into "<unicode string>").
+
+Over 400 lines: the guarded parser parts (scanner, composer, constructor) must sit beside the position helpers that
+read their nodes.
 """
 
 from __future__ import annotations
