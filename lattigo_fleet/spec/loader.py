@@ -51,7 +51,7 @@ from lattigo_fleet.spec.positions import (
     _Refused,
     _yaml,
 )
-from lattigo_fleet.spec.schema import _validator
+from lattigo_fleet.spec.schema import _fast_validator, _validator
 
 
 def load_fleet(path: str | os.PathLike[str] = "fleet.yaml") -> FleetSpec:
@@ -404,6 +404,10 @@ class _Loader:
 
     # ---- schema
     def _validate_schema(self, doc: _Doc) -> None:
+        if self.fast:
+            if not _fast_validator(doc.kind).is_valid(doc.data):
+                raise _NotFast  # the slow path explains every error, with its position
+            return
         # Best-first (jsonschema's relevance) within one instance path, paths in document order.
         errors = sorted(_validator(doc.kind).iter_errors(doc.data), key=relevance, reverse=True)
         errors.sort(key=lambda e: [(isinstance(p, str), p) for p in e.absolute_path])

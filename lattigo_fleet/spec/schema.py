@@ -23,6 +23,28 @@ def fleet_schema() -> dict[str, Any]:
         return json.load(f)
 
 
+def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
+    """The schema with its local `$ref`s replaced by what they point at (the fleet schema has no cycles)."""
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/$defs/"):
+            target = _inline_refs(defs[node["$ref"].rsplit("/", 1)[1]], defs)
+            rest = {k: _inline_refs(v, defs) for k, v in node.items() if k != "$ref"}
+            return {"allOf": [target], **rest} if rest else target
+        return {k: _inline_refs(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline_refs(v, defs) for v in node]
+    return node
+
+
+@lru_cache(maxsize=2)
+def _fast_validator(kind: str) -> Draft202012Validator:
+    """For "is it valid?" only (the fast path of load_fleet): the same schema with its references inlined,
+    which jsonschema checks in half the time; the errors of an invalid file come from `_validator`."""
+    schema = fleet_schema()
+    root = {"$ref": "#/$defs/fleetDFile"} if kind == "fragment" else schema
+    return Draft202012Validator(_inline_refs(root, schema["$defs"]))
+
+
 @lru_cache(maxsize=2)
 def _validator(kind: str) -> Draft202012Validator:
     schema = fleet_schema()
