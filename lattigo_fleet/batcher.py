@@ -111,10 +111,11 @@ class Batcher(Generic[Item]):
     ) -> list[Any]:
         """Submit several items at once (they may join different batches) and wait for all of them.
         Returns each item's result, or its exception instance."""
+        # Counted as waiting only once its items are in: a stalled batch must hold every counted caller's items.
+        futures = [self.submit(key, item, member) for key, item, member in requests]
         with self._lock:
             self._waiting += 1
         try:
-            futures = [self.submit(key, item, member) for key, item, member in requests]
             self.flush_if_stalled()
             outcomes: list[Any] = []
             for future in futures:

@@ -24,6 +24,10 @@ from lattigo_fleet.spec import DesiredSim, Policy
 
 SERVING = (ACTIVE, PENDING_ACTIVATION)
 ALLOW_ENV = "LATTIGO_ALLOW_LARGE_CHANGES"
+# Set for the one run that takes over a stack written by an earlier version (Sims named by `name`): the program
+# then registers each Sim with an alias to its old name. Aliases cost about a quarter of a run's CPU, so they
+# are not registered otherwise, and FleetGuard refuses to run on such a stack until this is set.
+UPGRADE_ENV = "LATTIGO_FLEET_UPGRADE"
 
 
 def serving(live: Mapping[str, Any] | None) -> bool:

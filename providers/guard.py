@@ -16,6 +16,7 @@ whatever its size. It makes no API call but reads.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pulumi
@@ -83,6 +84,18 @@ class FleetGuardProvider(ResourceProvider):
         if fleet_digest(fleet) != news.get("fleet_digest"):
             # Not this run's program speaking: a refresh compares the refreshed state with the stored inputs.
             return DetailedDiffResult({})
+        if (
+            olds.get("iccids") is not None
+            and olds.get("fleet_digest") is None
+            and not os.environ.get(guard.UPGRADE_ENV)
+        ):
+            # Written by an earlier version: its Sims are named by `name`. Without the aliases that one upgrade
+            # run registers, Pulumi would see every named SIM as removed and added again.
+            raise ProviderError(
+                "this stack was last applied by an earlier lattigo-fleet, whose SIM resources are named by their "
+                f"`name`: run `{guard.UPGRADE_ENV}=1 pulumi up` once to take them over in place (nothing is sent to "
+                "Lattigo; see README, Upgrading a stack), then run as usual"
+            )
         held = [str(i) for i in olds.get("iccids") or []]
         live = {iccid: sim for iccid in held if (sim := runtime.live.get(iccid)) is not None}
         removed = guard.suspended_by_removal(fleet.policy, [i for i in held if i not in fleet.by_iccid], live)

@@ -107,3 +107,34 @@ def test_the_unapplied_rate_plan_is_said_once_per_run(account, monkeypatch):
         SimProvider().check({}, {"iccid": iccid, "state": "active", "rate_plan": "P"})
     [message] = said
     assert "rate_plan" in message and "not applied" in message and ICCID in message
+
+
+def test_a_stack_written_by_an_earlier_version_is_stopped_until_the_upgrade_run(monkeypatch):
+    """Earlier versions named Sims by `name`: without the aliases of the upgrade run, every named SIM would
+    look removed and added again, so FleetGuard stops the run and says what to do."""
+    from lattigo_fleet.provider_host import ProviderError
+    from lattigo_fleet.spec import DesiredSim, FleetSpec
+    from providers.guard import FleetGuardProvider, fleet_digest
+
+    fleet = FleetSpec(sims=[DesiredSim(iccid=ICCID, name="truck-1")])
+
+    class Runtime:
+        settings = type("S", (), {"allow_large_changes": False})()
+        live = FakeLive({ICCID: {"state": "active"}})
+
+        def fleet(self):
+            return fleet
+
+        def approve_removals(self, iccids):
+            pass
+
+    monkeypatch.setattr(rt, "_RUNTIME", Runtime())
+    monkeypatch.delenv("LATTIGO_FLEET_UPGRADE", raising=False)
+    legacy = {"iccids": [ICCID], "on_remove": "retain", "limit": 1}
+    news = {"sims": 1, "fleet_digest": fleet_digest(fleet)}
+    with pytest.raises(ProviderError, match="LATTIGO_FLEET_UPGRADE=1 pulumi up"):
+        FleetGuardProvider().diff("fleet", legacy, news)
+    monkeypatch.setenv("LATTIGO_FLEET_UPGRADE", "1")
+    assert FleetGuardProvider().diff("fleet", legacy, news).changes  # the upgrade run records the digest
+    monkeypatch.delenv("LATTIGO_FLEET_UPGRADE")
+    assert not FleetGuardProvider().diff("fleet", {**legacy, **news}, news).changes  # and later runs are plain
