@@ -1,4 +1,4 @@
-"""The `lattigo-fleet` command: what Pulumi does not do itself (the emulator, validation, the demo)."""
+"""The `lattigo-fleet` command: what Pulumi does not do itself (GitOps, reports, device operations, the emulator)."""
 
 from __future__ import annotations
 
