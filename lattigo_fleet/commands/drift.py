@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -35,8 +35,8 @@ from lattigo_fleet.commands.preview_json import (
     PreviewError,
     fail,
     first_error,
-    run_json,
     run_preview,
+    stack_config,
     value_at,
 )
 
@@ -326,19 +326,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_argument("--markdown", action="store_true", help="print Markdown (an issue or a chat message)")
 
 
-def stack_config(args: argparse.Namespace) -> Callable[[str], Any]:
-    """`pulumi config --json --show-secrets` of the stack, as a getter (None when unset)."""
-    config = run_json(["config", "--show-secrets"], stack=args.stack, cwd=args.cwd)
-    if not isinstance(config, Mapping):
-        raise PreviewError("pulumi config --json did not print an object")
-
-    def get(key: str) -> Any:
-        entry = config.get(key)
-        return entry.get("value") if isinstance(entry, Mapping) else None
-
-    return get
-
-
 def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from lattigo_fleet.client import LattigoClient, LattigoError
     from lattigo_fleet.settings import SettingsError, read_settings
@@ -346,7 +333,7 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     out = out or sys.stdout
     try:
-        settings = read_settings(stack_config(args))
+        settings = read_settings(stack_config(args.stack, args.cwd).get)
     except (PreviewError, SettingsError) as exc:
         return fail("drift", str(exc))
     fleet_path = Path(args.cwd or ".") / settings.fleet_file

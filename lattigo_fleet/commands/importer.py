@@ -38,7 +38,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -573,27 +572,12 @@ def calls_at_next_up(spec: FleetSpec, sims: Sequence[LiveSim]) -> dict[str, list
 
 
 def _pulumi_config(stack: str, cwd: str | None) -> dict[str, Any]:
+    from lattigo_fleet.commands.preview_json import PreviewError, stack_config
+
     try:
-        proc = subprocess.run(
-            ["pulumi", "config", "--json", "--show-secrets", "--stack", stack, "--non-interactive"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=cwd,
-        )
-    except FileNotFoundError:
-        raise ImportFailure('--stack needs the pulumi CLI on PATH (eval "$(make -s env)")') from None
-    except subprocess.TimeoutExpired:
-        raise ImportFailure(f"`pulumi config --stack {stack}` did not answer within 120 s") from None
-    if proc.returncode != 0:
-        lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
-        reason = lines[-1] if lines else f"exit status {proc.returncode}"
-        raise ImportFailure(f"cannot read the config of stack {stack!r}: {reason.removeprefix('error: ')}")
-    try:
-        raw = json.loads(proc.stdout or "{}")
-    except ValueError:
-        raise ImportFailure(f"`pulumi config --json --stack {stack}` did not print JSON") from None
-    return {k: (v.get("value") if isinstance(v, Mapping) else v) for k, v in raw.items()}
+        return stack_config(stack, cwd)
+    except PreviewError as exc:
+        raise ImportFailure(f"cannot read the config of stack {stack!r}: {exc}") from None
 
 
 def read_credentials(

@@ -342,6 +342,15 @@ def run_json(
         raise PreviewError(f"pulumi {' '.join(command)} did not print JSON") from None
 
 
+def stack_config(stack: str | None, cwd: str | None = None) -> dict[str, Any]:
+    """The stack's configuration, secrets in clear (`pulumi config --json --show-secrets`): key -> value. The
+    one reader of it for every command that takes `--stack`; raises PreviewError with a one-line reason."""
+    config = run_json(["config", "--show-secrets"], stack=stack, cwd=cwd)
+    if not isinstance(config, Mapping):
+        raise PreviewError("pulumi config --json did not print an object")
+    return {str(k): (v.get("value") if isinstance(v, Mapping) else v) for k, v in config.items()}
+
+
 def first_error(preview: Preview) -> str:
     """The one line that says why a preview failed (the program's "N problem(s) found" count aside)."""
     errors = [d.message for d in preview.errors]

@@ -33,7 +33,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
-from lattigo_fleet.commands.preview_json import PreviewError, fail, run_json
+from lattigo_fleet.commands.preview_json import PreviewError, fail, stack_config
 from lattigo_fleet.settings import BY_KEY, SettingsError, read_settings
 from lattigo_fleet.usage.cache import UsageCache, default_path, scope_of, utc_today
 from lattigo_fleet.usage.report import (
@@ -174,12 +174,9 @@ def _cache_hint() -> str:
 
 def _stack_config(stack: str, cwd: str | None) -> dict[str, Any]:
     try:
-        config = run_json(["config", "--show-secrets"], stack=stack, cwd=cwd)
+        return stack_config(stack, cwd)
     except PreviewError as exc:
         raise UsageFailure(f"cannot read the config of stack {stack!r}: {exc}") from None
-    if not isinstance(config, Mapping):
-        raise UsageFailure("pulumi config --json did not print an object")
-    return {k: (v.get("value") if isinstance(v, Mapping) else v) for k, v in config.items()}
 
 
 def read_credentials(config: Mapping[str, Any], env: Mapping[str, str]) -> tuple[Any, str | None]:
