@@ -175,6 +175,10 @@ def decode_error_hash(raw: Any) -> dict[str, list[str]]:
     if isinstance(raw, (bytes, bytearray)):
         value = raw.decode("utf-8", "replace")
     if isinstance(value, str):
+        from lattigo_fleet.client.shapes import nests_deeper_than
+
+        if nests_deeper_than(value):
+            return {"base": ["<an error nested too deeply to read>"]}
         try:
             value = json.loads(value)
         except (ValueError, RecursionError):

@@ -12,6 +12,7 @@ answers, pinned by a table test.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,6 +182,23 @@ ENDPOINT_SHAPES: dict[str, Shape] = {
     "GET v2/rate_plans": RATE_PLANS,
     "GET v2/users": USERS,
 }
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def nests_deeper_than(text: bytes | str, limit: int = MAX_NESTING) -> bool:
+    """Whether JSON text opens more than ``limit`` brackets at once, found without parsing it: `json.loads` of
+    a deep document recurses to the interpreter's limit, and a finalizer that the garbage collector runs down
+    there fails in turn ("Exception ignored ..."), even when the RecursionError itself is caught."""
+    raw = text.encode("utf-8", "replace") if isinstance(text, str) else bytes(text)
+    depth = 0
+    for match in _BRACKET.finditer(_JSON_STRING.sub(b'""', raw)):
+        depth += 1 if match.group() in (b"[", b"{") else -1
+        if depth > limit:
+            return True
+    return False
 
 
 def nesting_depth(value: Any, limit: int = MAX_NESTING) -> int:

@@ -67,7 +67,7 @@ from lattigo_fleet.client.errors import (
 )
 from lattigo_fleet.client.models import ActivationResult, Page
 from lattigo_fleet.client.pacing import AdaptiveRateLimiter
-from lattigo_fleet.client.shapes import MAX_NESTING, Shape, nesting_depth
+from lattigo_fleet.client.shapes import MAX_NESTING, Shape, nesting_depth, nests_deeper_than
 
 __all__ = ["LattigoTransport", "Answer", "Bounds", "DEVICE_OPERATIONS", "IDEMPOTENT_POSTS"]
 
@@ -718,6 +718,8 @@ def _clean(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 def _loads(content: bytes) -> Any:
     """JSON from a body, or ValueError (also for nesting deeper than :data:`MAX_NESTING`)."""
+    if nests_deeper_than(content, MAX_NESTING):
+        raise ValueError(f"the answer nests deeper than {MAX_NESTING} levels: it nests too deeply to decode")
     try:
         data = json.loads(content)
     except RecursionError:
