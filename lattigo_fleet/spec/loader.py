@@ -77,9 +77,10 @@ class _NotFast(Exception):
     """The fast path cannot be sure of this file: read it with positions."""
 
 
-# Where the fast path gives up: anchors/aliases (&, *), tags (!), merge keys (<<), directives (%), and
-# characters YAML forbids. Such text is read with positions; a character inside a quoted note only costs time.
-_SLOW_TEXT = re.compile(r"[&*!%\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff]|<<")
+# Where the fast path gives up: anchors/aliases (&, *), tags (!), merge keys (<<), directives (a line that
+# starts with %; a `%` elsewhere, as in `max_changes: 10%`, is plain text), and characters YAML forbids. Such
+# text is read with positions; a character inside a quoted note only costs time.
+_SLOW_TEXT = re.compile(r"[&*!\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff]|<<|^%", re.MULTILINE)
 _DECIMAL = re.compile(r"[-+]?[0-9]+")
 # Plain scalars that YAML 1.2 (ruamel) reads as something else than a string: numbers, booleans, null.
 _YAML12_NOT_STR = re.compile(
