@@ -13,17 +13,19 @@ either (aliases are not registered otherwise: they cost about a quarter of a run
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 import pulumi
 
 from lattigo_fleet import guard
 from lattigo_fleet.account_check import check_against_account, plan_summary
+from lattigo_fleet.planner import Plan
 from lattigo_fleet.settings import SettingsError, read_settings, unknown_keys
-from lattigo_fleet.spec import FleetError, FleetSpec, Issue, load_fleet
+from lattigo_fleet.spec import DesiredSim, FleetError, FleetSpec, Issue, load_fleet
 from providers.guard import FleetGuard
 from providers.sim import Sim
 
@@ -85,6 +87,65 @@ def _without_stack_traces() -> Iterator[None]:
         yield
     finally:
         sdk_resource._get_stack_trace = original
+
+
+# How many SIMs without planned calls may be registered and not yet answered by the engine. The Python SDK
+# holds about 70 kB per registration in flight (a dozen Outputs, each an asyncio task with its futures), and
+# the engine answers far slower than the program registers: 10,000 SIMs registered at once held 0.77 GB in
+# the program (bench/results/fleet.md). 512 keep the engine's 256 workers (PULUMI_PARALLEL) fed.
+IN_FLIGHT = 512
+
+
+def _needs_calls(plan: Plan | None) -> bool:
+    """Whether converging this SIM may reach a bulk request (or wait for the SIM to settle first)."""
+    return plan is None or bool(plan.ops or plan.problems or plan.wait_for_settle)
+
+
+def _register_sims(fleet: FleetSpec, plans: Mapping[str, Plan], fleet_guard: FleetGuard) -> pulumi.Output[int]:
+    """Register one Sim per declared SIM; the Output resolves to their count once the engine answered them all.
+
+    SIMs with planned calls go at once: a bulk request waits until every SIM it expects has asked the provider
+    (batcher.py), so none of them may queue behind another. The others, most of a fleet on most runs, go at
+    most IN_FLIGHT at a time, which bounds the program's memory without making anyone wait for them."""
+    upgrading = bool(os.environ.get(guard.UPGRADE_ENV))  # the one run that takes over an earlier stack
+
+    def register(sim: DesiredSim) -> Sim:
+        aliases = [pulumi.Alias(name=sim.name)] if upgrading and sim.name != sim.iccid else None
+        with _without_stack_traces():
+            return Sim(sim.iccid, sim.to_inputs(), pulumi.ResourceOptions(deleted_with=fleet_guard, aliases=aliases))
+
+    async def answered(sim: Sim) -> None:
+        try:
+            await sim.urn.future()
+        except Exception:  # the SDK reports a failed registration itself, once
+            pass
+
+    eager, quiet = [], []
+    for sim in fleet.sims:
+        if _needs_calls(plans.get(sim.name)):
+            eager.append(answered(register(sim)))
+        else:
+            quiet.append(sim)
+
+    async def register_all() -> int:
+        slots = asyncio.Semaphore(IN_FLIGHT)
+        running: set[asyncio.Future[None]] = set()
+
+        async def in_turn(sim: DesiredSim) -> None:
+            try:
+                await answered(register(sim))
+            finally:
+                slots.release()
+
+        for sim in quiet:
+            await slots.acquire()
+            task = asyncio.ensure_future(in_turn(sim))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        await asyncio.gather(*running, *eager)
+        return len(fleet.sims)
+
+    return pulumi.Output.from_input(register_all())
 
 
 def _check_siblings(fleet: FleetSpec, siblings: tuple[str, ...]) -> None:
@@ -174,9 +235,4 @@ def main() -> None:
 
     # Registered first: its diff sees the whole run (removals included) before any change is made.
     fleet_guard = FleetGuard("fleet-guard", fleet)
-    upgrading = bool(os.environ.get(guard.UPGRADE_ENV))  # the one run that takes over an earlier stack
-    with _without_stack_traces():
-        for sim in fleet.sims:
-            aliases = [pulumi.Alias(name=sim.name)] if upgrading and sim.name != sim.iccid else None
-            Sim(sim.iccid, sim.to_inputs(), pulumi.ResourceOptions(deleted_with=fleet_guard, aliases=aliases))
-    pulumi.export("sim_count", len(fleet.sims))
+    pulumi.export("sim_count", _register_sims(fleet, checked.plans, fleet_guard))

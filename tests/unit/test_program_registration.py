@@ -1,0 +1,97 @@
+"""How the program registers its Sims (program._register_sims): SIMs with planned calls first and all at once
+(a bulk request waits for every SIM it expects), the others at most IN_FLIGHT at a time (the SDK holds tens of
+kB per registration in flight), and the exported count once all are answered. The engine is played by the
+test: a registration is answered when the test says so, and the event loop is stepped, never timed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from lattigo_fleet import program
+from lattigo_fleet.planner import plan_sim
+from lattigo_fleet.spec import DesiredSim, FleetSpec
+
+SIMS = 40
+CHANGED = {3, 17, 31}  # their cost center differs from the live account's
+BOUND = 4
+
+
+def iccid(i: int) -> str:
+    return f"890100000000000000{i:02d}"
+
+
+class Engine:
+    """Stands in for Sim: records each registration; its URN resolves when the test answers it."""
+
+    def __init__(self) -> None:
+        self.order: list[str] = []
+        self.unanswered: dict[str, asyncio.Future[str]] = {}
+
+    def sim(self, name: str, inputs: dict[str, Any], opts: Any) -> Any:
+        self.order.append(name)
+        urn = asyncio.get_running_loop().create_future()
+        self.unanswered[name] = urn
+
+        class Registered:
+            class urn:
+                @staticmethod
+                def future() -> asyncio.Future[str]:
+                    return urn
+
+        return Registered()
+
+    def answer(self, name: str) -> None:
+        self.unanswered.pop(name).set_result(f"urn:{name}")
+
+
+async def settle() -> None:
+    for _ in range(50):  # let every ready task run; no clock involved
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def fleet_and_plans():
+    sims = [DesiredSim(iccid=iccid(i), name=iccid(i), state="active", cost_center="ops") for i in range(SIMS)]
+    live = {s.iccid: {"iccid": s.iccid, "state": "active", "cost_center": "ops"} for s in sims}
+    for i in CHANGED:
+        live[iccid(i)]["cost_center"] = "finance"
+    plans = {s.name: plan_sim(s, live[s.iccid]) for s in sims}
+    assert {name for name, plan in plans.items() if plan.ops} == {iccid(i) for i in CHANGED}
+    return FleetSpec(sims=sims), plans
+
+
+def test_sims_with_planned_calls_go_first_and_the_rest_at_most_in_flight_at_once(monkeypatch, fleet_and_plans):
+    fleet, plans = fleet_and_plans
+    engine = Engine()
+    monkeypatch.setattr(program, "IN_FLIGHT", BOUND)
+    monkeypatch.setattr(program, "Sim", engine.sim)
+    changed = {iccid(i) for i in CHANGED}
+
+    async def run() -> list[int]:
+        counted: list[int] = []
+        program._register_sims(fleet, plans, fleet_guard=None).apply(counted.append)  # type: ignore[arg-type]
+        await settle()
+        # every SIM with planned calls at once, before any other; then the bound
+        assert set(engine.order[: len(CHANGED)]) == changed
+        assert len(engine.order) == len(CHANGED) + BOUND
+        most_quiet_unanswered = 0
+        while True:
+            quiet = [name for name in engine.unanswered if name not in changed]
+            most_quiet_unanswered = max(most_quiet_unanswered, len(quiet))
+            if not quiet:
+                break
+            engine.answer(quiet[0])  # one answer lets exactly one more in
+            await settle()
+        assert most_quiet_unanswered == BOUND
+        assert counted == []  # the SIMs with planned calls are still unanswered
+        for name in list(engine.unanswered):
+            engine.answer(name)
+        await settle()
+        return counted
+
+    counted = asyncio.run(run())
+    assert sorted(engine.order) == sorted(s.name for s in fleet.sims)
+    assert counted == [SIMS]
