@@ -23,6 +23,7 @@ import pulumi
 
 from lattigo_fleet import guard
 from lattigo_fleet.account_check import check_against_account, plan_summary
+from lattigo_fleet.engine_settings import ENGINE_ENV
 from lattigo_fleet.planner import Plan
 from lattigo_fleet.settings import SettingsError, read_settings, unknown_keys
 from lattigo_fleet.spec import DesiredSim, FleetError, FleetSpec, Issue, load_fleet
@@ -92,8 +93,8 @@ def _without_stack_traces() -> Iterator[None]:
 # How many SIMs without planned calls may be registered and not yet answered by the engine. The Python SDK
 # holds about 70 kB per registration in flight (a dozen Outputs, each an asyncio task with its futures), and
 # the engine answers far slower than the program registers: 10,000 SIMs registered at once held 0.77 GB in
-# the program (bench/results/fleet.md). 512 keep the engine's 256 workers (PULUMI_PARALLEL) fed.
-IN_FLIGHT = 512
+# the program. As many as the engine works on at once keep it fed (more only wait, and cost memory there too).
+IN_FLIGHT = int(ENGINE_ENV["PULUMI_PARALLEL"])
 
 
 def _needs_calls(plan: Plan | None) -> bool:
@@ -224,6 +225,7 @@ def main() -> None:
             fleet,
             LattigoClient(settings.endpoint, settings.key_name, settings.api_key),
             settings.allow_large_changes,
+            probe_new_sims=pulumi.runtime.is_dry_run(),  # a preview refuses another account's SIM by position
         )
     except LattigoError as exc:
         _fail([f"cannot read the Lattigo account at {settings.endpoint}: {exc}"])

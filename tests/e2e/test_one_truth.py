@@ -234,3 +234,27 @@ def test_a_reviewer_can_tell_adoptions_from_activations(fleet_stack, admin):
     assert 'origin: "adopted"' in adopted and "rate_plan" not in adopted
     assert 'origin: "activated"' in activated and f'rate_plan: "{PLAN_5MB}"' in activated
     assert "activate on 'ACME Co 5mb Rate Plan': 1 SIM(s): truck-2" in preview.output
+
+
+def test_an_apply_does_not_probe_new_sims_and_the_api_refuses_another_accounts_by_name(
+    fleet_stack, admin, fresh_emulator
+):
+    """The preview asks about each SIM the account does not list (the test above); the apply does not ask again
+    (100 new SIMs were 100 more reads per `up`). Without a preview, another account's SIM costs only its row of
+    the activation request: rejected by name, while the SIM beside it is activated."""
+    from tests.conftest import OTHER_ACCOUNT_SIMS
+
+    other = OTHER_ACCOUNT_SIMS[0]
+    seed_active(admin, [1])
+    admin.add_sims([{"iccid": iccid(2), "imei": imei(2)}])  # in inventory: to activate
+    fleet_stack.write_fleet(fleet_of([row(1), row(2), f'{{iccid: "{other["iccid"]}", imei: "{other["imei"]}"}}']))
+    admin.clear_log()
+    result = fleet_stack.up()  # --skip-preview: the program runs once, as an apply
+    assert result.returncode != 0
+    assert other["iccid"] in result.output and "not found in this account's inventory" in result.output
+    log = admin.api_requests()
+    activation = next(i for i, r in enumerate(log) if r["path"].endswith("/activation_request"))
+    one_sim_reads = [i for i, r in enumerate(log) if re.fullmatch(r"/v2/devices/\d+", r["path"])]
+    assert all(i > activation for i in one_sim_reads), log  # only the check that an activation landed
+    assert not any(log[i]["path"].endswith(other["iccid"]) for i in one_sim_reads)
+    assert admin.sims()[iccid(2)]["state"] == "active"
