@@ -10,7 +10,9 @@ When a batch goes, in order of preference:
    planned. Then the batch is complete as soon as they are all in: deterministic, whatever the timing.
 2. **It is full** (`max_size`, the API's bulk limit).
 3. **Nothing else can arrive**: as many callers wait here as the provider can serve at once (`capacity`:
-   the engine hands out no more work until one of them returns), so waiting longer only wastes time.
+   the engine hands out no more work until one of them returns). Then the largest batch goes, with every
+   other batch its callers also wait on (so that each of them is freed): that frees the most places, and
+   the other batches keep filling instead of each going out in pieces at every stall.
 4. **It has been idle** for `window` seconds (no new item), when nothing more is expected under its key; or,
    while expected members are still to come, for `expect_window` seconds: the fallback when expectations are
    wrong (`--target`, a run cut short, a SIM still activating). A member the engine will not send after all
@@ -19,6 +21,7 @@ When a batch goes, in order of preference:
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Collection, Hashable, Sequence
 from concurrent.futures import Future
@@ -37,6 +40,7 @@ class _Pending(Generic[Item]):
     items: list[Item] = field(default_factory=list)
     members: set[Hashable] = field(default_factory=set)
     futures: list[Future] = field(default_factory=list)
+    callers: set[int] = field(default_factory=set)  # the call_many calls waiting on this batch
     timer: threading.Timer | None = None
 
 
@@ -59,6 +63,7 @@ class Batcher(Generic[Item]):
         self._pending: dict[Hashable, _Pending[Item]] = {}
         self._expected: dict[Hashable, set[Hashable]] = {}
         self._waiting = 0  # callers blocked in call/call_many
+        self._callers = itertools.count()
         self.flushes: list[tuple[Hashable, int, str]] = []  # (key, size, why): what happened, for tests and logs
 
     def expect(self, key: Hashable, members: Collection[Hashable]) -> None:
@@ -81,7 +86,7 @@ class Batcher(Generic[Item]):
             if pending is not None:
                 self._run(key, pending, "complete")
 
-    def submit(self, key: Hashable, item: Item, member: Hashable | None = None) -> Future:
+    def submit(self, key: Hashable, item: Item, member: Hashable | None = None, caller: int | None = None) -> Future:
         future: Future = Future()
         with self._lock:
             pending = self._pending.get(key)
@@ -91,6 +96,8 @@ class Batcher(Generic[Item]):
             pending.futures.append(future)
             if member is not None:
                 pending.members.add(member)
+            if caller is not None:
+                pending.callers.add(caller)
             why = self._ready(key, pending)
             taken = self._take(key) if why else None
             if taken is None:
@@ -112,7 +119,8 @@ class Batcher(Generic[Item]):
         """Submit several items at once (they may join different batches) and wait for all of them.
         Returns each item's result, or its exception instance."""
         # Counted as waiting only once its items are in: a stalled batch must hold every counted caller's items.
-        futures = [self.submit(key, item, member) for key, item, member in requests]
+        caller = next(self._callers)
+        futures = [self.submit(key, item, member, caller) for key, item, member in requests]
         with self._lock:
             self._waiting += 1
         try:
@@ -129,11 +137,15 @@ class Batcher(Generic[Item]):
                 self._waiting -= 1
 
     def flush_if_stalled(self) -> None:
-        """Send every pending batch if as many callers wait here as can be served at once."""
+        """If as many callers wait here as can be served at once: send the largest batch, and every other batch
+        that one of its callers also waits on."""
         with self._lock:
             if self._capacity is None or self._waiting < self._capacity or not self._pending:
                 return
-            taken = [(key, self._take(key)) for key in list(self._pending)]
+            largest = max(self._pending, key=lambda key: len(self._pending[key].items))
+            freed = self._pending[largest].callers
+            keys = [largest, *(k for k, p in self._pending.items() if k != largest and p.callers & freed)]
+            taken = [(key, self._take(key)) for key in keys]
         for key, pending in taken:
             if pending is not None:
                 self._run(key, pending, "stalled")

@@ -84,6 +84,57 @@ def test_a_batch_goes_when_as_many_wait_as_can_be_served_at_once():
     assert batcher.flushes == [("k", 3, "stalled")]
 
 
+def test_a_stalled_batcher_sends_the_largest_batch_and_lets_the_others_fill():
+    """Capacity 4: three callers wait under "big", one under "small", and more are expected under both. Sending
+    only "big" frees three places; "small" keeps filling and goes complete, one request instead of two
+    (sending every batch at each stall split the 1,000-SIM change into 6 requests against a floor of 3)."""
+    calls = []
+    batcher = Batcher(
+        lambda key, items: calls.append((key, sorted(items))) or [None] * len(items), window=60.0, capacity=4
+    )
+    batcher.expect("big", [1, 2, 3, 9])
+    batcher.expect("small", [10, 11])
+    done = {}
+
+    def caller(key, item):
+        done[item] = batcher.call(key, item, member=item)
+
+    first = [threading.Thread(target=caller, args=(k, i)) for k, i in (("small", 10), ("big", 1), ("big", 2))]
+    for t in first:
+        t.start()
+    while batcher._waiting < 3:  # the three are in (a condition, not a clock)
+        threading.Event().wait(0.001)
+    caller("big", 3)  # the fourth caller: stalled; "big" (3 items) goes, "small" (1) waits
+    assert calls == [("big", [1, 2, 3])]
+    caller("small", 11)  # "small" is now complete
+    for t in first:
+        t.join(timeout=10)
+    assert calls == [("big", [1, 2, 3]), ("small", [10, 11])]
+    assert [why for _, _, why in batcher.flushes] == ["stalled", "complete"]
+
+
+def test_a_stall_also_sends_the_other_batches_its_callers_wait_on():
+    """A caller with items in two batches is freed only when both go: a stall that sent one of them would free
+    nobody, and the batcher would wait for its 30 s fallback."""
+    calls = []
+    batcher = Batcher(
+        lambda key, items: calls.append((key, sorted(items))) or [None] * len(items), window=60.0, capacity=2
+    )
+    batcher.expect("a", [1, 2, 3, 4])
+    batcher.expect("b", [5, 6])
+    batcher.expect("c", [7, 8])
+    other = threading.Thread(target=lambda: batcher.call("c", 7, member=7))
+    other.start()
+    while batcher._waiting < 1:
+        threading.Event().wait(0.001)
+    outcomes = batcher.call_many([("a", 1, 1), ("a", 2, 2), ("b", 5, 5)])  # the second caller: stalled
+    assert outcomes == [None, None, None]
+    assert sorted(calls) == [("a", [1, 2]), ("b", [5])]  # "c" keeps waiting for 8
+    batcher.flush_all()
+    other.join(timeout=10)
+    assert sorted(calls) == [("a", [1, 2]), ("b", [5]), ("c", [7])]
+
+
 def test_without_expectations_an_idle_window_is_the_fallback():
     batcher = Batcher(lambda key, items: [None] * len(items), window=0.05)
     assert batcher.submit("k", 1).result(timeout=5) is None
