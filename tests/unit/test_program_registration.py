@@ -95,3 +95,22 @@ def test_sims_with_planned_calls_go_first_and_the_rest_at_most_in_flight_at_once
     counted = asyncio.run(run())
     assert sorted(engine.order) == sorted(s.name for s in fleet.sims)
     assert counted == [SIMS]
+
+
+def test_activations_register_first_and_members_of_one_bulk_request_together():
+    """The engine works on PULUMI_PARALLEL SIMs at a time: an activated SIM must reach the cost-center requests
+    of the others before they go, and a batch whose members arrive together goes out whole."""
+    live_sim = {"state": "active", "cost_center": "ops"}
+    moves = ["finance", "logistics", "finance", "logistics"]
+    plans = {
+        f"move-{i}": plan_sim(DesiredSim(iccid=iccid(i), name=f"move-{i}", cost_center=cc), live_sim)
+        for i, cc in enumerate(moves)
+    }
+    plans["new"] = plan_sim(
+        DesiredSim(iccid=iccid(9), name="new", imei="356938035643809", rate_plan="ACME Co 5mb Rate Plan"), None
+    )
+    plans["nothing"] = plan_sim(DesiredSim(iccid=iccid(8), name="nothing", cost_center="ops"), live_sim)
+    order = sorted(plans, key=lambda name: program._registration_order(plans[name]))
+    assert order[0] == "new" and order[-1] == "nothing"
+    ccs = [moves[int(name[-1])] for name in order[1:-1]]
+    assert ccs in (["finance", "finance", "logistics", "logistics"], ["logistics", "logistics", "finance", "finance"])
