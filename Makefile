@@ -12,7 +12,7 @@ export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK := true
 # Engine settings for fleets (lattigo_fleet/engine_settings.py says why; a test pins these equal to it).
 export PULUMI_SKIP_CHECKPOINTS := true
-export PULUMI_PARALLEL := 256
+export PULUMI_PARALLEL := 512
 export PULUMI_PARALLEL_DIFF := true
 # Documented default passphrase for the demo and test stacks (never for real credentials).
 export PULUMI_CONFIG_PASSPHRASE ?= lattigo-fleet-demo
