@@ -68,10 +68,15 @@ class LiveFleet:
     def reload_pending(self, if_older_than: int | None = None) -> None:
         """Read again only what is in flight: the SIMs the platform lists as pending (one filtered list per
         pending state), and each SIM we knew as pending that is no longer listed (one GET each, or one full
-        reload if that is cheaper). A poll then costs what is pending, not the whole fleet."""
+        reload if that is cheaper). A poll then costs what is pending, not the whole fleet; a fleet of no more
+        pages than there are pending lists is read whole, in fewer requests."""
         from lattigo_fleet.client import NotFound
 
         if self._sims is None:
+            self.reload(if_older_than=if_older_than)
+            return
+        per_page = getattr(self._client, "per_page", 1000)
+        if -(-len(self._sims) // per_page) <= len(PENDING_STATES):  # the whole fleet costs no more requests
             self.reload(if_older_than=if_older_than)
             return
         with self._loading:
@@ -82,7 +87,7 @@ class LiveFleet:
                 listed.update({i: dict(sim) for i, sim in self._client.snapshot(state=state).items()})
             with self._lock:
                 landed = [i for i, sim in self._sims.items() if sim.get("state") in PENDING_STATES and i not in listed]
-            pages = -(-len(self._sims) // getattr(self._client, "per_page", 1000))  # of a full reload
+            pages = -(-len(self._sims) // per_page)  # of a full reload
             if len(landed) > pages:  # a full reload costs fewer requests than one GET per landed SIM
                 fresh = {i: dict(sim) for i, sim in self._client.snapshot().items()}
                 updates = {i: fresh.get(i) for i in landed}

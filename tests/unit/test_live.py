@@ -82,6 +82,7 @@ def test_a_poll_reads_what_is_pending_not_the_whole_fleet():
     data["new1"] = {"iccid": "new1", "state": "pending_activation"}
     data["new2"] = {"iccid": "new2", "state": "pending_activation"}
     client = PendingClient(data)
+    client.per_page = 10  # the fleet is 6 pages: more than the pending lists
     live = LiveFleet(client, poll_interval=0.001, max_poll_interval=0.001)
     assert live.get("new1")["state"] == "pending_activation"
     client.reads.clear()
@@ -94,3 +95,18 @@ def test_a_poll_reads_what_is_pending_not_the_whole_fleet():
     data["new2"]["state"] = "active"
     assert live.wait_settled(["new1", "new2"], timeout=5) == {"new1": "active", "new2": "active"}
     assert "list:all" not in client.reads
+
+
+def test_a_fleet_of_fewer_pages_than_pending_lists_is_polled_with_one_full_read():
+    """1,000 SIMs are one page: reading it whole costs one request, the pending lists two (plus the landed SIMs).
+    The issue's 1,000-SIM change read 7 times against a floor of 3."""
+    data = {f"s{i}": {"iccid": f"s{i}", "state": "active"} for i in range(50)}
+    data["new1"] = {"iccid": "new1", "state": "pending_activation"}
+    client = PendingClient(data)
+    live = LiveFleet(client, poll_interval=0.001, max_poll_interval=0.001)
+    assert live.get("new1")["state"] == "pending_activation"
+    client.reads.clear()
+    data["new1"]["state"] = "active"
+    live.reload_pending()
+    assert client.reads == ["list:all"]
+    assert live.get("new1")["state"] == "active"
