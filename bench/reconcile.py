@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
+from typing import cast
 
 from emulator.server import EmulatorServer
 from tests.e2e.harness import PulumiStack, make_project, pulumi_bin_dir
@@ -108,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
             stack.set_config("lattigo-fleet:batchWindowMs", str(args.window_ms))
 
         print(
-            f"PULUMI_SKIP_CHECKPOINTS={'true' if args.skip_checkpoints else 'unset'}, "
+            f"PULUMI_SKIP_CHECKPOINTS={stack.env.get('PULUMI_SKIP_CHECKPOINTS', 'unset')}, "
+            f"PULUMI_PARALLEL={stack.env.get('PULUMI_PARALLEL', 'unset')}, "
             f"batch window {args.window_ms if args.window_ms is not None else 'default'} ms"
         )
         print(
@@ -117,8 +119,16 @@ def main(argv: list[str] | None = None) -> None:
         )
         _admin(base, "/_emulator/requests", method="DELETE")
         timed("first pulumi up", stack, "up", "--yes", "--skip-preview")
-        served = _admin(base, "/_emulator/requests")
+        served = cast(list[dict], _admin(base, "/_emulator/requests"))
         print(f"  requests: {len(served)}; by endpoint: {dict(mutating(served))}")
+        api = [r for r in served if not r["path"].startswith("/_emulator")]
+        writes, reads = sum(r["method"] != "GET" for r in api), sum(r["method"] == "GET" for r in api)
+        # The floor: bulk requests of at most 500 per call and parameters; one page of 1,000 per listing.
+        to_logistics = sum(1 for i in range(args.sims) if i % 2 == 0)  # every even SIM; the odd existing are ops
+        to_ops = sum(1 for i in range(existing, args.sims) if i % 2)  # new SIMs have no cost center yet
+        floor_writes = sum(-(-n // 500) for n in (args.new, to_logistics, to_ops))
+        floor_reads = -(-args.sims // 1000) + 2  # the listing, the rate plans, the users
+        print(f"  writes: {writes} (floor {floor_writes}); reads: {reads} (floor {floor_reads})")
 
         for label, cmd in (
             ("no-change pulumi preview", ("preview", "--expect-no-changes")),
@@ -126,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         ):
             _admin(base, "/_emulator/requests", method="DELETE")
             timed(label, stack, *cmd)
-            served = _admin(base, "/_emulator/requests")
+            served = cast(list[dict], _admin(base, "/_emulator/requests"))
             print(f"  requests: {len(served)}; by endpoint: {dict(mutating(served))}")
 
 

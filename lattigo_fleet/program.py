@@ -23,7 +23,6 @@ import pulumi
 
 from lattigo_fleet import guard
 from lattigo_fleet.account_check import check_against_account, plan_summary
-from lattigo_fleet.engine_settings import ENGINE_ENV
 from lattigo_fleet.planner import Plan
 from lattigo_fleet.settings import SettingsError, read_settings, unknown_keys
 from lattigo_fleet.spec import DesiredSim, FleetError, FleetSpec, Issue, load_fleet
@@ -93,8 +92,10 @@ def _without_stack_traces() -> Iterator[None]:
 # How many SIMs without planned calls may be registered and not yet answered by the engine. The Python SDK
 # holds about 70 kB per registration in flight (a dozen Outputs, each an asyncio task with its futures), and
 # the engine answers far slower than the program registers: 10,000 SIMs registered at once held 0.77 GB in
-# the program. As many as the engine works on at once keep it fed (more only wait, and cost memory there too).
-IN_FLIGHT = int(ENGINE_ENV["PULUMI_PARALLEL"])
+# the program. Their steps change nothing, so the engine needs no more of them at once than this to stay busy:
+# a no-change preview of 10,000 SIMs took 52 s with 256 in flight and 56 s with 512, and less memory in the
+# program and in the engine.
+IN_FLIGHT = 256
 
 
 def _needs_calls(plan: Plan | None) -> bool:
