@@ -4,7 +4,7 @@ Measures, for a fleet of N SIMs (default 1,000) of which most already exist in t
 new: the first `pulumi up` (requests by endpoint, wall time), a no-change `pulumi preview`, and a
 `pulumi preview --refresh`; then the activation of 100 new SIMs in one `up` (activation requests).
 
-    .venv/bin/python -m bench.reconcile [--sims 1000] [--new 100]
+    .venv/bin/python -m bench.reconcile [--sims 1000] [--new 100] [--no-skip-checkpoints]
 """
 
 from __future__ import annotations
@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sims", type=int, default=1000)
     parser.add_argument("--new", type=int, default=100)
     parser.add_argument(
-        "--skip-checkpoints",
+        "--no-skip-checkpoints",
         action="store_true",
-        help="PULUMI_SKIP_CHECKPOINTS=true: the engine writes state once at the end, not per step",
+        help="drop PULUMI_SKIP_CHECKPOINTS (set by the engine settings): the engine then writes state per step",
     )
     parser.add_argument("--window-ms", type=int, default=None, help="lattigo-fleet:batchWindowMs for the stack")
     args = parser.parse_args(argv)
@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> None:
         project = make_project(Path(tmp) / "project")
         (project / "fleet.yaml").write_text(fleet_yaml(range(args.sims), lambda i: "ops" if i % 2 else "logistics"))
         stack = PulumiStack(project, Path(tmp), "bench", bin_dir=bin_dir)
-        if args.skip_checkpoints:
-            stack.env["PULUMI_SKIP_CHECKPOINTS"] = "true"
+        if args.no_skip_checkpoints:
+            stack.env.pop("PULUMI_SKIP_CHECKPOINTS", None)
         stack.set_config("lattigo:endpoint", base)
         stack.set_config("lattigo:keyName", KEY_NAME)
         stack.set_config("lattigo:apiKey", API_KEY, secret=True)
@@ -123,12 +123,17 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  requests: {len(served)}; by endpoint: {dict(mutating(served))}")
         api = [r for r in served if not r["path"].startswith("/_emulator")]
         writes, reads = sum(r["method"] != "GET" for r in api), sum(r["method"] == "GET" for r in api)
-        # The floor: bulk requests of at most 500 per call and parameters; one page of 1,000 per listing.
-        to_logistics = sum(1 for i in range(args.sims) if i % 2 == 0)  # every even SIM; the odd existing are ops
-        to_ops = sum(1 for i in range(existing, args.sims) if i % 2)  # new SIMs have no cost center yet
-        floor_writes = sum(-(-n // 500) for n in (args.new, to_logistics, to_ops))
-        floor_reads = -(-args.sims // 1000) + 2  # the listing, the rate plans, the users
-        print(f"  writes: {writes} (floor {floor_writes}); reads: {reads} (floor {floor_reads})")
+        # The floor, as the fleet table counts it: one bulk request per call and parameters (at most 500 each).
+        from bench.fleet import floor_reads, floor_writes
+
+        known = Counter(
+            {
+                ("activation_request", RATE_PLAN): args.new,
+                ("change_cost_center", "logistics"): sum(1 for i in range(args.sims) if i % 2 == 0),
+                ("change_cost_center", "ops"): sum(1 for i in range(existing, args.sims) if i % 2),  # new SIMs
+            }
+        )
+        print(f"  writes: {writes} (floor {floor_writes(known)}); reads: {reads} (floor {floor_reads(args.sims)})")
 
         for label, cmd in (
             ("no-change pulumi preview", ("preview", "--expect-no-changes")),

@@ -133,8 +133,10 @@ def _register_sims(fleet: FleetSpec, plans: Mapping[str, Plan], fleet_guard: Fle
         except Exception:  # the SDK reports a failed registration itself, once
             pass
 
-    calling = [sim for sim in fleet.sims if _needs_calls(plans.get(sim.name))]
-    quiet = [sim for sim in fleet.sims if not _needs_calls(plans.get(sim.name))]
+    calling: list[DesiredSim] = []
+    quiet: list[DesiredSim] = []
+    for sim in fleet.sims:
+        (calling if _needs_calls(plans.get(sim.name)) else quiet).append(sim)
     calling.sort(key=lambda sim: _registration_order(plans.get(sim.name)))
     eager = [answered(register(sim)) for sim in calling]
 

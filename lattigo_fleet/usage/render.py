@@ -7,7 +7,7 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
-from lattigo_fleet.usage.report import SimInfo, UsageReport
+from lattigo_fleet.usage.report import SimInfo, Total, UsageReport
 
 UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 DAILY_COLUMNS = 6  # cost centers shown side by side in the daily table; the rest are summed as "other"
@@ -40,6 +40,25 @@ def _share(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
 
 
+def _totals_table(column: str, totals: Sequence[Total], whole: int) -> list[str]:
+    """One line per cost center or group: SIMs, data, SMS and its share of the fleet's bytes."""
+    return table(
+        [column, "SIMs", "data", "bytes", "SMS", "share"],
+        [
+            [
+                t.key,
+                f"{t.sims:,}",
+                human_bytes(t.bytes_used),
+                f"{t.bytes_used:,}",
+                f"{t.sms_used:,}",
+                _share(t.bytes_used, whole),
+            ]
+            for t in totals
+        ],
+        right=(1, 2, 3, 4, 5),
+    )
+
+
 def _pct(value: float) -> str:
     return f"{100 * value:g}%"
 
@@ -54,37 +73,9 @@ def render_text(report: UsageReport, requests: dict[str, Any] | None = None) -> 
         "",
     ]
     lines.append("By cost center (as the account has them now):")
-    lines += table(
-        ["cost center", "SIMs", "data", "bytes", "SMS", "share"],
-        [
-            [
-                t.key,
-                f"{t.sims:,}",
-                human_bytes(t.bytes_used),
-                f"{t.bytes_used:,}",
-                f"{t.sms_used:,}",
-                _share(t.bytes_used, total.bytes_used),
-            ]
-            for t in r.cost_centers
-        ],
-        right=(1, 2, 3, 4, 5),
-    )
+    lines += _totals_table("cost center", r.cost_centers, total.bytes_used)
     lines += ["", "By group (fleet.yaml):"]
-    lines += table(
-        ["group", "SIMs", "data", "bytes", "SMS", "share"],
-        [
-            [
-                t.key,
-                f"{t.sims:,}",
-                human_bytes(t.bytes_used),
-                f"{t.bytes_used:,}",
-                f"{t.sms_used:,}",
-                _share(t.bytes_used, total.bytes_used),
-            ]
-            for t in r.groups
-        ],
-        right=(1, 2, 3, 4, 5),
-    )
+    lines += _totals_table("group", r.groups, total.bytes_used)
     lines += ["", f"Top {len(r.top)} SIM(s):" if r.top else "Top SIMs: none used any data."]
     if r.top:
         lines += table(
