@@ -24,9 +24,11 @@ from typing import Any
 
 from lattigo_fleet import guard
 from lattigo_fleet.client.protocols import LattigoApi
+from lattigo_fleet.live import month_bytes
 from lattigo_fleet.operations import RemoveUsageLimit, SetCostCenter, SetUsageLimit
-from lattigo_fleet.planner import Plan, plan_sim
+from lattigo_fleet.planner import NOT_READ, Plan, limit_suspension_candidate, plan_sim
 from lattigo_fleet.spec import FleetSpec, Issue, validate_against_account
+from lattigo_fleet.stack_state import StackState
 
 PROBE_CONCURRENCY = 8
 
@@ -37,13 +39,15 @@ class AccountCheck:
     warnings: list[str] = field(default_factory=list)
     plans: dict[str, Plan] = field(default_factory=dict)  # by SIM name, against the live account
     live: dict[str, dict[str, Any]] = field(default_factory=dict)  # the snapshot the plans were made on
+    month_bytes: dict[str, int | None] = field(default_factory=dict)  # of the SIMs a usage limit may have suspended
+    removed: list[str] = field(default_factory=list)  # ICCIDs the stack holds and fleet.yaml no longer declares
+    blast: guard.BlastRadius | None = None  # the blast-radius guard's verdict on this run
 
 
 def _issue(fleet: FleetSpec, iccid: str, field_name: str | None, message: str) -> Issue:
     loc = fleet.source_of(iccid, field_name)
     sim = fleet.by_iccid[iccid]
-    index = fleet.sims.index(sim)
-    path = f"sims[{index}]" + (f".{field_name}" if field_name else "")
+    path = fleet.sim_path(iccid, field_name)
     who = iccid if sim.name == iccid else f"{sim.name} ({iccid})"
     return Issue(loc.file, loc.line, loc.column, path, f"SIM {who}: {message}")
 
@@ -98,8 +102,17 @@ def new_cost_center_warnings(
 
 
 def check_against_account(
-    fleet: FleetSpec, client: LattigoApi, allow_large_changes: bool, *, probe_new_sims: bool = True
+    fleet: FleetSpec,
+    client: LattigoApi,
+    allow_large_changes: bool,
+    *,
+    state: StackState | None = None,
+    probe_new_sims: bool = True,
 ) -> AccountCheck:
+    """`state` is the stack as last applied (stack_state.py): the SIMs it holds (removals, the guard's fleet
+    size) and the usage limit last set on each (the API cannot read them back). None: a stack that holds
+    nothing yet."""
+    state = state or StackState()
     rate_plans = _names(client.rate_plans(), "name")
     usernames = {str(u) for u in client.users() if isinstance(u, str)}
     result = AccountCheck(issues=list(validate_against_account(fleet, rate_plans, usernames)))
@@ -127,6 +140,9 @@ def check_against_account(
             except LattigoError:
                 pass
 
+    result.month_bytes = month_bytes(
+        client, [sim.iccid for sim in fleet.sims if limit_suspension_candidate(sim, live.get(sim.iccid))]
+    )
     for sim in fleet.sims:
         current = live.get(sim.iccid)
         if probed.get(sim.iccid) == "other_account":
@@ -141,7 +157,9 @@ def check_against_account(
                     "the Lattigo API cannot change the IMEI of an activated SIM",
                 )
             )
-        plan = plan_sim(sim, current)
+        plan = plan_sim(
+            sim, current, state.last_limit(sim.iccid), month_bytes=result.month_bytes.get(sim.iccid, NOT_READ)
+        )
         for problem in plan.problems:
             if current is None:
                 problem = problem.replace(
@@ -152,11 +170,18 @@ def check_against_account(
         result.plans[sim.name] = plan
 
     suspended = guard.suspended_by_fleet(fleet.sims, live)
-    refusal = guard.refusal(
-        fleet.policy, len(fleet.sims), suspended=[s.name for s in suspended], allow=allow_large_changes
+    result.removed = sorted(state.held - set(fleet.by_iccid))
+    blast = result.blast = guard.assess(
+        fleet.policy,
+        held=len(state.held),
+        declared=len(fleet.sims),
+        suspended=[s.name for s in suspended],
+        removed=guard.suspended_by_removal(fleet.policy, result.removed, live),
+        allow=allow_large_changes,
     )
-    if refusal:
-        issues.append(f"{fleet.source_of(suspended[0].iccid, 'state')}: {refusal}")
+    if blast.refusal:
+        where = f"{fleet.source_of(suspended[0].iccid, 'state')}: " if suspended else f"{fleet.path}: "
+        issues.append(f"{where}{blast.refusal}")
     result.warnings = new_cost_center_warnings(fleet, result.plans, live)
     return result
 

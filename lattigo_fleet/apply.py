@@ -8,7 +8,7 @@ API's own message.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
 from lattigo_fleet.batcher import Batcher
@@ -29,7 +29,7 @@ from lattigo_fleet.operations import (
     Suspend,
     SuspendNoBilling,
 )
-from lattigo_fleet.planner import Plan, plan_sim
+from lattigo_fleet.planner import NOT_READ, Plan, limit_suspension_candidate, plan_sim
 from lattigo_fleet.spec import UNMANAGED, DesiredSim, UsageLimit
 
 __all__ = ["Applier", "SimOperationError"]
@@ -55,6 +55,9 @@ class Applier:
         self.activation_timeout = activation_timeout
         self.max_rounds = max_rounds
         self.batcher: Batcher[Op] = Batcher(self._flush, window=window, max_size=client.chunk_size, capacity=capacity)
+        # Asked right before every call with the SIMs it carries (an approved plan's check): ICCID -> why that SIM
+        # must not be sent; the others go.
+        self.precondition: Callable[[Sequence[Op]], dict[str, str]] | None = None
 
     def expect(self, plans: Iterable[Plan]) -> None:
         """What this run will ask for, as the preview planned it (fleet.yaml against the live account): each
@@ -73,7 +76,9 @@ class Applier:
         sent: list[Op] = []
         ignore = None  # the SIM's ignore_changes, until this apply activates it: then every declared value
         for _ in range(self.max_rounds):
-            plan = plan_sim(desired, self.live.get(desired.iccid), last_limit, ignore=ignore)
+            live = self.live.get(desired.iccid)
+            month = self.live.month_bytes(desired.iccid) if limit_suspension_candidate(desired, live) else NOT_READ
+            plan = plan_sim(desired, live, last_limit, ignore=ignore, month_bytes=month)
             if plan.problems:
                 raise SimOperationError("; ".join(plan.problems))
             if not plan.ops and not plan.wait_for_settle:
@@ -96,6 +101,10 @@ class Applier:
             if any(isinstance(op, Activate | SuspendNoBilling) for op in ops):
                 self._wait(desired.iccid)
         raise SimOperationError(f"{desired.iccid}: still not converged after {self.max_rounds} rounds")
+
+    def wait_settled(self, iccid: str) -> None:
+        """Wait until the SIM is no longer in flight (an activation landing); raise if it does not land."""
+        self._wait(iccid)
 
     def suspend(self, iccid: str) -> None:
         """Suspend one SIM (a removal under on_remove: suspend), sharing a bulk request with concurrent ones."""
@@ -129,7 +138,7 @@ class Applier:
             # Field changes are independent: queue them all so they share one merge window, and send the
             # per-device note calls meanwhile (nothing can merge with them).
             notes = [op for op in ops if isinstance(op, SetNote)]
-            for outcome in SetNote.send(notes, self) if notes else []:
+            for outcome in self._send_checked(notes) if notes else []:
                 if outcome is not None:
                     errors.append(str(outcome))
             batched = [(op.batch_key, op, op.iccid) for op in ops if not isinstance(op, SetNote)]
@@ -151,4 +160,11 @@ class Applier:
 
     # -- many SIMs: one bulk request per batch key ------------------------------------------------------
     def _flush(self, key: Hashable, ops: Sequence[Op]) -> list[Any]:
-        return list(type(ops[0]).send(ops, self))
+        return self._send_checked(ops)
+
+    def _send_checked(self, ops: Sequence[Op]) -> list[Any]:
+        """One call for `ops` (of one kind), less the SIMs the precondition refuses: those fail alone, unsent."""
+        refused = self.precondition(ops) if self.precondition else {}
+        sendable = [op for op in ops if op.iccid not in refused]
+        sent = iter(type(ops[0]).send(sendable, self) if sendable else [])
+        return [SimOperationError(refused[op.iccid]) if op.iccid in refused else next(sent) for op in ops]

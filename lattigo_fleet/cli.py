@@ -38,6 +38,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return plan_main(args)
 
 
+def _cmd_apply(args: argparse.Namespace) -> int:
+    from lattigo_fleet.commands.apply import main as apply_main
+
+    return apply_main(args)
+
+
 def _cmd_drift(args: argparse.Namespace) -> int:
     from lattigo_fleet.commands.drift import main as drift_main
 
@@ -88,6 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="the pull-request comment (Markdown, or --json) from `pulumi preview --json`")
     plan_command.add_arguments(plan)
     plan.set_defaults(func=_cmd_plan)
+
+    from lattigo_fleet.commands import apply as apply_command
+
+    apply = sub.add_parser(
+        "apply",
+        help="the merge: apply the approved plan (--plan FILE), or send nothing and list what moved "
+        "(exit 0 applied, 3 stale, 1 error)",
+    )
+    apply_command.add_arguments(apply)
+    apply.set_defaults(func=_cmd_apply)
 
     drift = sub.add_parser(
         "drift",

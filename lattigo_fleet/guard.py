@@ -17,6 +17,7 @@ nothing out of service, and with `on_remove: retain` a removal sends nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from lattigo_fleet.planner import ACTIVE, PENDING_ACTIVATION, SUSPENDED, SUSPENDED_NO_BILLING
@@ -52,6 +53,65 @@ def suspended_by_removal(policy: Policy, removed: Iterable[str], live: Mapping[s
     return [iccid for iccid in removed if serving(live.get(iccid))]
 
 
+def fleet_size(held: int, declared: int) -> int:
+    """The fleet a percentage limit is a share of: the larger of the fleet before the run (the SIMs the stack
+    holds) and the fleet after it (the SIMs fleet.yaml declares). One rule for every path: a run that forgets
+    half the fleet under `retain` does not shrink the budget of its own suspensions, and a first run (the stack
+    holds nothing yet) is measured against what it declares."""
+    return max(held, declared)
+
+
+@dataclass(frozen=True)
+class BlastRadius:
+    """What one run takes out of service, against the limit: the guard's answer as data (the plan document and
+    the PR comment read this, never the refusal's words)."""
+
+    suspended: tuple[str, ...]  # names of declared SIMs that the run suspends
+    removed: tuple[str, ...]  # ICCIDs removed from fleet.yaml that the run suspends (on_remove: suspend)
+    fleet_size: int
+    limit: int
+    allowed_by_setting: bool
+    refusal: str | None
+
+    @property
+    def total(self) -> int:
+        return len(self.suspended) + len(self.removed)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "out_of_service": self.total,
+            "suspended": list(self.suspended),
+            "removed": list(self.removed),
+            "fleet_size": self.fleet_size,
+            "limit": self.limit,
+            "allowed_by_setting": self.allowed_by_setting,
+            "refused": self.refusal is not None,
+            "message": self.refusal,
+        }
+
+
+def assess(
+    policy: Policy,
+    *,
+    held: int,
+    declared: int,
+    suspended: Sequence[str] = (),
+    removed: Sequence[str] = (),
+    allow: bool = False,
+    command: str = "pulumi up",
+) -> BlastRadius:
+    """The guard's verdict for a run, with every number it rests on (see `fleet_size` and `refusal`)."""
+    size = fleet_size(held, declared)
+    return BlastRadius(
+        tuple(suspended),
+        tuple(removed),
+        size,
+        policy.limit_for(size),
+        allow,
+        refusal(policy, size, suspended=suspended, removed=removed, allow=allow, command=command),
+    )
+
+
 def _shown(names: Sequence[str], limit: int = 10) -> str:
     more = f" and {len(names) - limit} more" if len(names) > limit else ""
     return ", ".join(names[:limit]) + more
@@ -68,7 +128,7 @@ def refusal(
 ) -> str | None:
     """None if the run may go ahead; otherwise the message that refuses it.
 
-    `fleet_size` is the fleet before the run (for a percentage); `suspended` and `removed` name the SIMs
+    `fleet_size` is the fleet the limit is a share of (`fleet_size()`); `suspended` and `removed` name the SIMs
     counted above; `allow` is the escape hatch; `command` is what the user runs again to allow it once."""
     total = len(suspended) + len(removed)
     limit = policy.limit_for(fleet_size)

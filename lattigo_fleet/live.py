@@ -16,6 +16,37 @@ from lattigo_fleet.client.protocols import LattigoApi
 from lattigo_fleet.planner import PENDING_ACTIVATION, PENDING_SUSPEND_NO_BILLING
 
 PENDING_STATES = (PENDING_ACTIVATION, PENDING_SUSPEND_NO_BILLING)
+MONTH_USAGE_CONCURRENCY = 8
+
+
+def month_bytes(client: LattigoApi, iccids: Iterable[str]) -> dict[str, int | None]:
+    """This month's bytes (UTC) of each SIM, from the account's `monthly_data_usages` (None: not readable).
+    Asked only for SIMs that their own usage limit may have suspended (planner.limit_suspension_candidate):
+    one GET each, a few per run."""
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import UTC, datetime
+
+    from lattigo_fleet.client import LattigoError
+
+    today = datetime.now(UTC).date()
+    month = today.replace(day=1)
+
+    def one(iccid: str) -> tuple[str, int | None]:
+        try:
+            rows = client.monthly_data_usages(iccid, start_date=month, end_date=today, limit=1)
+        except LattigoError:
+            return iccid, None
+        this_month = [r for r in rows if str(r.get("date_for") or "").startswith(month.isoformat()[:7])]
+        try:
+            return iccid, sum(int(r.get("bytes_used") or 0) for r in this_month)
+        except (TypeError, ValueError):
+            return iccid, None
+
+    wanted = list(dict.fromkeys(iccids))
+    if not wanted:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(MONTH_USAGE_CONCURRENCY, len(wanted))) as pool:
+        return dict(pool.map(one, wanted))
 
 
 class LiveFleet:
@@ -31,6 +62,29 @@ class LiveFleet:
         # show it, so writes newer than the read's start are applied again on top of what it returned.
         self._writes: list[tuple[int, str, dict[str, Any]]] = []
         self._write_seq = 0
+        self._month_bytes: dict[str, int | None] = {}
+        self._ours: set[tuple[str, str]] = set()  # (ICCID, field) this run wrote
+
+    @property
+    def generation(self) -> int:
+        """How many reads of the account this snapshot has had (a reader passes it to `reload(if_older_than=)`)."""
+        return self._generation
+
+    def written_here(self, iccid: str, field_name: str) -> bool:
+        """Whether this run changed this field of this SIM (`state`, `cost_center`, `notes.note1`, ...)."""
+        key = field_name.split(".", 1)[1] if field_name.startswith("notes.") else field_name
+        with self._lock:
+            return (iccid, key) in self._ours
+
+    def month_bytes(self, iccid: str) -> int | None:
+        """This month's bytes of one SIM (see `month_bytes`), read once per run."""
+        with self._lock:
+            if iccid in self._month_bytes:
+                return self._month_bytes[iccid]
+        value = month_bytes(self._client, [iccid])[iccid]
+        with self._lock:
+            self._month_bytes[iccid] = value
+        return value
 
     def get(self, iccid: str) -> dict | None:
         sims = self._loaded()
@@ -114,6 +168,7 @@ class LiveFleet:
         with self._lock:
             self._write_seq += 1
             self._writes.append((self._write_seq, iccid, dict(fields)))
+            self._ours.update((iccid, key) for key in fields)
             sims.setdefault(iccid, {"iccid": iccid}).update(fields)
 
     def wait_settled(self, iccids: Iterable[str], timeout: float) -> dict[str, str | None]:

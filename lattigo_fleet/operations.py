@@ -12,7 +12,7 @@ it records each success in the shared live snapshot (`ctx.live`), so the rest of
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from lattigo_fleet.spec import UsageLimit
@@ -64,6 +64,27 @@ class Op:
         """What it does to the account, for the summary a reviewer reads."""
         return self.kind.replace("_", " ")
 
+    @property
+    def touches(self) -> str:
+        """The account field it sets, in fleet.yaml's terms (`state`, `cost_center`, `notes.note1`, ...)."""
+        return self.field_name
+
+    field_name: ClassVar[str] = "state"
+
+    def to_record(self) -> dict[str, Any]:
+        """The operation as plain JSON data (the plan document): its kind and its parameters."""
+        record: dict[str, Any] = {"kind": self.kind}
+        for item in fields(self):
+            if item.name == "iccid":
+                continue
+            value = getattr(self, item.name)
+            if isinstance(value, UsageLimit):
+                value = value.to_dict()
+            elif isinstance(value, tuple):
+                value = [list(v) if isinstance(v, tuple) else v for v in value]
+            record[item.name] = value
+        return record
+
     @classmethod
     def send(cls, ops: Sequence[Op], ctx: SendContext) -> list[Outcome]:
         raise NotImplementedError
@@ -110,6 +131,7 @@ class Activate(Op):
     notes: tuple[tuple[str, str], ...]
     kind: ClassVar[str] = "activate"
     phase: ClassVar[int] = PHASE_ACTIVATE
+    field_name: ClassVar[str] = "origin"
 
     @property
     def batch_key(self) -> Hashable:
@@ -190,6 +212,7 @@ class SetCostCenter(Op):
     cost_center: str
     kind: ClassVar[str] = "cost_center"
     phase: ClassVar[int] = PHASE_FIELDS
+    field_name: ClassVar[str] = "cost_center"
 
     @property
     def batch_key(self) -> Hashable:
@@ -219,6 +242,10 @@ class SetNote(Op):
     def batch_key(self) -> Hashable:
         return (self.kind, self.iccid, self.field, self.value)
 
+    @property
+    def touches(self) -> str:
+        return f"notes.{self.field}"
+
     def describe(self) -> str:
         return f"{self.field} -> {self.value!r}"
 
@@ -241,6 +268,7 @@ class SetUsageLimit(Op):
     limit: UsageLimit
     kind: ClassVar[str] = "set_limit"
     phase: ClassVar[int] = PHASE_FIELDS
+    field_name: ClassVar[str] = "usage_limit"
 
     @property
     def batch_key(self) -> Hashable:
@@ -263,6 +291,7 @@ class SetUsageLimit(Op):
 class RemoveUsageLimit(Op):
     kind: ClassVar[str] = "remove_limit"
     phase: ClassVar[int] = PHASE_FIELDS
+    field_name: ClassVar[str] = "usage_limit"
 
     @classmethod
     def send(cls, ops: Sequence[Op], ctx: SendContext) -> list[Outcome]:

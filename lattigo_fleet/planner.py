@@ -46,6 +46,8 @@ __all__ = [
     "SUSPENDED_NO_BILLING",
     "Op",
     "Plan",
+    "limit_suspension",
+    "limit_suspension_candidate",
     "observe",
     "plan_sim",
 ]
@@ -66,11 +68,47 @@ STATE_TRANSITIONS: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 
+# Why a SIM declared active is suspended in the account, as far as the account's own figures tell.
+BY_USAGE_LIMIT = "by_usage_limit"  # its declared limit (action suspend) is in force and this month reached it
+NOT_BY_USAGE_LIMIT = "not_by_usage_limit"  # this month's usage is under the limit: someone suspended it
+CANNOT_TELL = "cannot_tell"  # the limit in force or the month's usage is not known
+NOT_READ = object()  # the month's usage was not asked for
+
+
+def limit_suspension_candidate(desired: DesiredSim, live: Mapping[str, Any] | None) -> bool:
+    """A SIM declared active that the account shows suspended, whose declared usage limit suspends: the
+    platform may have suspended it for that limit, which is not drift. Only then is the month's usage read."""
+    limit = desired.usage_limit
+    return (
+        live is not None
+        and live.get("state") == SUSPENDED
+        and desired.state == ACTIVE
+        and "state" not in desired.ignore_changes
+        and isinstance(limit, UsageLimit)
+        and limit.action == "suspend"
+    )
+
+
+def limit_suspension(
+    desired: DesiredSim, live: Mapping[str, Any] | None, last_limit: Any, month_bytes: Any = NOT_READ
+) -> str | None:
+    """None if the SIM is no candidate (above); else BY_USAGE_LIMIT, NOT_BY_USAGE_LIMIT or CANNOT_TELL, from
+    the limit this tool last set (the API cannot read limits back) and this month's bytes in the account."""
+    if not limit_suspension_candidate(desired, live):
+        return None
+    limit = desired.usage_limit
+    assert isinstance(limit, UsageLimit)
+    if last_limit != limit or month_bytes is NOT_READ or month_bytes is None:
+        return CANNOT_TELL
+    return BY_USAGE_LIMIT if int(month_bytes) >= limit.kb_limit * 1024 else NOT_BY_USAGE_LIMIT
+
+
 @dataclass
 class Plan:
     ops: list[Op] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # what cannot be done, in words
     wait_for_settle: bool = False  # the SIM is mid-transition; wait, then plan again
+    limit_suspension: str | None = None  # see limit_suspension(): BY_USAGE_LIMIT leaves the suspension alone
 
     @property
     def kinds(self) -> list[str]:
@@ -83,6 +121,7 @@ def plan_sim(
     last_limit: UsageLimit | None | object = UNMANAGED,
     *,
     ignore: Collection[str] | None = None,
+    month_bytes: Any = NOT_READ,
 ) -> Plan:
     """The minimal operations that take `live` to `desired`.
 
@@ -91,6 +130,8 @@ def plan_sim(
     limits are write-only in the API, so they are compared against what we last set, never against live.
     `ignore` names the fields whose live value is left alone (default: the SIM's `ignore_changes`, which
     apply once the SIM is in the account; an apply that has just activated the SIM passes `()`).
+    `month_bytes` is this month's usage in the account, asked for a `limit_suspension_candidate` only: a SIM that
+    its own declared usage limit suspended is left suspended (BY_USAGE_LIMIT), whatever fleet.yaml's state says.
     """
     plan = Plan()
     iccid = desired.iccid
@@ -114,6 +155,9 @@ def plan_sim(
     in_flight = state in SETTLES_TO
     if in_flight:
         state = SETTLES_TO[state]  # plan from where it lands
+    plan.limit_suspension = limit_suspension(desired, live, last_limit, month_bytes)
+    if plan.limit_suspension == BY_USAGE_LIMIT:
+        ignored.add("state")  # the platform did what the declared limit asks: not drift, never restored
 
     if state != desired.state and "state" not in ignored:
         steps = STATE_TRANSITIONS.get((state, desired.state))
@@ -149,14 +193,17 @@ def plan_sim(
     return plan
 
 
-def observe(declared: DesiredSim, live: Mapping[str, Any]) -> DesiredSim:
+def observe(declared: DesiredSim, live: Mapping[str, Any], month_bytes: Any = NOT_READ) -> DesiredSim:
     """The SIM as the live account shows it, in fleet.yaml's terms: what a refresh records, so that drift
     shows as a difference from fleet.yaml in exactly the declared fields.
 
     Only declared fields are read back. The API cannot read usage limits, rate plans, region codes or SKUs,
     so those keep their declared values; so do the fields of `ignore_changes` (a difference there is not
-    drift), and a state on its way to exactly what was declared (a pending activation is not drift)."""
+    drift), a state on its way to exactly what was declared (a pending activation is not drift), and a
+    suspension by the SIM's own usage limit (`declared` is the SIM as last applied: its limit is the one set)."""
     ignored = set(declared.ignore_changes)
+    if limit_suspension(declared, live, declared.usage_limit, month_bytes) == BY_USAGE_LIMIT:
+        ignored.add("state")
     state = live.get("state") or declared.state
     state = SETTLES_TO.get(state, state)  # in flight: shown where it lands (not drift if that is declared)
     if "state" in ignored:

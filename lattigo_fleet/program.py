@@ -22,10 +22,11 @@ from contextlib import contextmanager
 import pulumi
 
 from lattigo_fleet import guard
-from lattigo_fleet.account_check import check_against_account, plan_summary
+from lattigo_fleet.account_check import AccountCheck, check_against_account, plan_summary
 from lattigo_fleet.planner import Plan
-from lattigo_fleet.settings import SettingsError, read_settings, unknown_keys
+from lattigo_fleet.settings import Settings, SettingsError, read_settings, unknown_keys
 from lattigo_fleet.spec import DesiredSim, FleetError, FleetSpec, Issue, load_fleet
+from lattigo_fleet.stack_state import StackState, StackStateError, read_stack_state
 from providers.guard import FleetGuard
 from providers.sim import Sim
 
@@ -211,6 +212,62 @@ def _exit_with_engine(interval: float = 0.5) -> None:
     threading.Thread(target=watch, name="exit-with-engine", daemon=True).start()
 
 
+def _write_and_check_plan(
+    fleet: FleetSpec, checked: AccountCheck, state: StackState, settings: Settings, stack: str
+) -> None:
+    """The plan document of this run (plan_document.py): written where `lattigo-fleet plan`, `drift` or `apply`
+    asked (LATTIGO_FLEET_PLAN_OUT), and, when `lattigo-fleet apply` hands over the approved plan
+    (LATTIGO_FLEET_APPROVED_PLAN), compared with it before anything is registered: in the strict mode a plan
+    that moved stops the run here, with nothing sent; in the heal mode the run goes on and says what it heals."""
+    from datetime import UTC, datetime
+
+    from lattigo_fleet import plan_document
+
+    doc = plan_document.build(
+        fleet,
+        checked,
+        state,
+        stack=stack,
+        mode=settings.merge_mode,
+        allow_large_changes=settings.allow_large_changes,
+        commit=plan_document.commit_of(os.getcwd()),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        source=plan_document.source_of_run(),
+    )
+    if out := os.environ.get(plan_document.PLAN_OUT_ENV):
+        try:
+            plan_document.write(doc, out)
+        except OSError as exc:
+            _fail([f"cannot write the plan document to {out}: {exc.strerror or exc}"])
+    approved_path = os.environ.get(plan_document.APPROVED_ENV)
+    if not approved_path:
+        return
+    try:
+        approved = plan_document.read(approved_path)
+    except plan_document.PlanDocumentError as exc:
+        _fail([str(exc)])
+    staleness = plan_document.compare(approved, doc)
+    if not staleness:
+        pulumi.log.info(f"the approved plan {plan_document.short(approved['digest'])} is the plan now: applying it")
+        return
+    lines = "\n".join(plan_document.stale_lines(staleness))
+    if settings.merge_mode == plan_document.HEAL:
+        pulumi.log.warn(
+            f"merge mode heal: the account or the fleet files moved since the plan "
+            f"{plan_document.short(approved['digest'])} was approved; this run applies the plan as it is now "
+            f"({plan_document.short(doc['digest'])}), which heals:\n{lines}"
+        )
+        return
+    _fail(
+        [
+            f"the approved plan {plan_document.short(approved['digest'])} is stale: the plan now is "
+            f"{plan_document.short(doc['digest'])}, and nothing was sent (merge mode strict). What moved since the "
+            f"review (before at review / now):\n{lines}\nReview the new plan and approve it (run the pull "
+            "request's plan again), or set lattigo-fleet:mergeMode to heal to apply whatever is needed at merge time"
+        ]
+    )
+
+
 def main() -> None:
     from pulumi.runtime import get_config
 
@@ -232,15 +289,22 @@ def main() -> None:
 
     from lattigo_fleet.client import LattigoClient, LattigoError
 
+    stack = pulumi.get_stack()
+    try:
+        state = read_stack_state(stack, cwd=os.getcwd())
+    except StackStateError as exc:
+        _fail([f"{exc}: the plan needs the SIMs this stack holds and the usage limits it last set"])
     try:
         checked = check_against_account(
             fleet,
             LattigoClient(settings.endpoint, settings.key_name, settings.api_key),
             settings.allow_large_changes,
+            state=state,
             probe_new_sims=pulumi.runtime.is_dry_run(),  # a preview refuses another account's SIM by position
         )
     except LattigoError as exc:
         _fail([f"cannot read the Lattigo account at {settings.endpoint}: {exc}"])
+    _write_and_check_plan(fleet, checked, state, settings, stack)
     if checked.issues:
         _fail(checked.issues)
     for warning in [*checked.warnings, *_engine_warnings(len(fleet.sims))]:

@@ -19,6 +19,7 @@ from typing import Any
 
 NAMESPACES = ("lattigo", "lattigo-fleet")
 TRUE_WORDS = ("1", "true", "yes")
+MERGE_MODES = ("strict", "heal")  # lattigo-fleet:mergeMode (plan_document.py says what each does)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,14 @@ SETTINGS: tuple[Setting, ...] = (
         "`org/project/stack`; this stack's own name is skipped): a SIM one of them owns is refused here",
     ),
     Setting(
+        "lattigo-fleet:mergeMode",
+        None,
+        "string",
+        "strict",
+        "what the merge applies: `strict` (the default) exactly the approved plan, or nothing when the account or "
+        "the fleet files moved since the review; `heal` whatever fleet.yaml needs at merge time (level-based)",
+    ),
+    Setting(
         "lattigo:thingspaceEndpoint",
         "LATTIGO_THINGSPACE_ENDPOINT",
         "string",
@@ -142,6 +151,7 @@ class Settings:
     batch_window: float = 0.2  # seconds
     audit_log: str | None = None
     sibling_stacks: tuple[str, ...] = ()
+    merge_mode: str = "strict"
 
 
 def unknown_keys(keys: Iterable[str]) -> list[str]:
@@ -201,6 +211,9 @@ def read_settings(config_get: Callable[[str], Any], env: Mapping[str, str] | Non
             f"lattigo-fleet:siblingStacks: {', '.join(map(repr, bad))} is not a stack name (`stack` or "
             "`org/project/stack`, comma-separated)"
         )
+    merge_mode = raw["lattigo-fleet:mergeMode"] or "strict"
+    if merge_mode not in MERGE_MODES:
+        problems.append(f"lattigo-fleet:mergeMode must be strict or heal, not {merge_mode!r}")
     if problems:
         raise SettingsError("; ".join(problems))
     return Settings(
@@ -213,4 +226,5 @@ def read_settings(config_get: Callable[[str], Any], env: Mapping[str, str] | Non
         batch_window=window / 1000,
         audit_log=raw["lattigo-fleet:auditLog"] or None,
         sibling_stacks=siblings,
+        merge_mode=merge_mode,
     )

@@ -42,8 +42,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,22 +49,9 @@ from pathlib import Path
 from typing import Any
 
 from lattigo_fleet.spec import FleetSpec, Issue
+from lattigo_fleet.stack_state import StackStateError, export, from_deployment
 
-GUARD_TYPE_SUFFIX = "lattigo:FleetGuard"
-SIM_TYPE_SUFFIX = ":Sim"
 SHOWN = 10
-# What the language host sets for the program's own process: not for a CLI started from it.
-_PROGRAM_ONLY_ENV = (
-    "PULUMI_MONITOR",
-    "PULUMI_ENGINE",
-    "PULUMI_CONFIG",
-    "PULUMI_CONFIG_SECRET_KEYS",
-    "PULUMI_DRY_RUN",
-    "PULUMI_PROJECT",
-    "PULUMI_STACK",
-    "PULUMI_ORGANIZATION",
-    "PULUMI_ROOT_DIRECTORY",
-)
 
 
 class SiblingError(Exception):
@@ -132,28 +117,8 @@ def is_same_stack(name: str, stack: str, project: str, organization: str | None 
 
 
 def held_in_deployment(deployment: Mapping[str, Any]) -> frozenset[str]:
-    """The ICCIDs a stack's state holds: its FleetGuard's record of the last applied fleet, every Sim resource,
-    and Sims still being created (a run that died mid-way)."""
-    held: set[str] = set()
-    resources = list(deployment.get("resources") or [])
-    resources += [op.get("resource") or {} for op in deployment.get("pending_operations") or []]
-    for resource in resources:
-        kind = str(resource.get("type") or "")
-        outputs = resource.get("outputs") or {}
-        if kind.endswith(GUARD_TYPE_SUFFIX):
-            held.update(str(i) for i in outputs.get("iccids") or [])
-        elif kind.endswith(SIM_TYPE_SUFFIX):
-            iccid = (resource.get("inputs") or {}).get("iccid") or outputs.get("iccid") or resource.get("id")
-            if iccid:
-                held.add(str(iccid))
-    return frozenset(held)
-
-
-def _cli_env(env: Mapping[str, str] | None) -> dict[str, str]:
-    base = dict(os.environ if env is None else env)
-    for name in _PROGRAM_ONLY_ENV:
-        base.pop(name, None)
-    return base
+    """The ICCIDs a stack's state holds (stack_state.from_deployment)."""
+    return from_deployment(deployment).held
 
 
 def held_iccids(
@@ -161,29 +126,13 @@ def held_iccids(
 ) -> frozenset[str]:
     """`pulumi stack export --stack STACK` of the backend this project uses: the ICCIDs its state holds.
     Raises SiblingError when the stack cannot be read (it does not exist, the backend is unreachable)."""
-    pulumi = shutil.which("pulumi", path=(env or os.environ).get("PATH"))
-    if pulumi is None:
-        raise SiblingError(f"cannot read stack {stack!r}: no `pulumi` on PATH")
-    proc = subprocess.run(
-        [pulumi, "stack", "export", "--stack", stack, "--non-interactive"],
-        cwd=cwd,
-        env=_cli_env(env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if proc.returncode != 0:
-        why = (proc.stderr.strip() or proc.stdout.strip() or f"exit code {proc.returncode}").splitlines()[-1]
-        raise SiblingError(
-            f"cannot read sibling stack {stack!r} from the backend: {why} (every stack named "
-            "in lattigo-fleet:siblingStacks must exist: `pulumi stack init` it, or remove it from "
-            "the list)"
-        )
     try:
-        exported = json.loads(proc.stdout)
-    except ValueError as exc:
-        raise SiblingError(f"`pulumi stack export --stack {stack}` did not print JSON: {exc}") from None
-    return held_in_deployment(exported.get("deployment") or {})
+        return from_deployment(export(stack, cwd=cwd, env=env, timeout=timeout)).held
+    except StackStateError as exc:
+        raise SiblingError(
+            f"{str(exc).replace('cannot read stack', 'cannot read sibling stack', 1)} (every stack named "
+            "in lattigo-fleet:siblingStacks must exist: `pulumi stack init` it, or remove it from the list)"
+        ) from None
 
 
 # --- what a sibling declares: its fleet file in this checkout -------------------------------------------------
@@ -306,13 +255,12 @@ def overlap_issues(fleet: FleetSpec, this_stack: str, claims: Iterable[Claim]) -
                 where.append(f"declared in its {claim.fleet_file}")
             who = sim.iccid if sim.name == sim.iccid else f"{sim.name} ({sim.iccid})"
             loc = fleet.source_of(sim.iccid, "iccid")
-            index = fleet.sims.index(sim)
             issues.append(
                 Issue(
                     loc.file,
                     loc.line,
                     loc.column,
-                    f"sims[{index}].iccid",
+                    fleet.sim_path(sim.iccid, "iccid"),
                     f"SIM {who}: also managed by stack `{claim.stack}` ({' and '.join(where)})",
                 )
             )

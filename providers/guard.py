@@ -101,13 +101,15 @@ class FleetGuardProvider(ResourceProvider):
         removed = guard.suspended_by_removal(fleet.policy, [i for i in held if i not in fleet.by_iccid], live)
         declared_live = {sim.iccid: s for sim in fleet.sims if (s := runtime.live.get(sim.iccid)) is not None}
         suspended = [sim.name for sim in guard.suspended_by_fleet(fleet.sims, declared_live)]
-        refusal = guard.refusal(
+        runtime.held_count = len(held)
+        refusal = guard.assess(
             fleet.policy,
-            max(len(held), len(fleet.sims)),
+            held=len(held),
+            declared=len(fleet.sims),
             suspended=suspended,
             removed=removed,
             allow=runtime.settings.allow_large_changes,
-        )
+        ).refusal
         if refusal:
             raise ProviderError(refusal)
         runtime.approve_removals(removed)
@@ -135,9 +137,14 @@ class FleetGuardProvider(ResourceProvider):
         held = [str(i) for i in props.get("iccids") or []]
         live = {iccid: sim for iccid in held if (sim := runtime.live.get(iccid)) is not None}
         removed = guard.suspended_by_removal(policy, held, live)
-        refusal = guard.refusal(
-            policy, len(held), removed=removed, allow=runtime.settings.allow_large_changes, command="pulumi destroy"
-        )
+        refusal = guard.assess(
+            policy,
+            held=len(held),
+            declared=0,
+            removed=removed,
+            allow=runtime.settings.allow_large_changes,
+            command="pulumi destroy",
+        ).refusal
         if refusal:
             raise ProviderError(refusal)
         failed = runtime.applier.suspend_all(removed) if removed else {}

@@ -10,13 +10,16 @@ that the blast-radius guard approved in this run.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from lattigo_fleet import guard, provider_host
 from lattigo_fleet.provider_host import ProviderError
 from lattigo_fleet.settings import Settings, SettingsError, read_settings
 from lattigo_fleet.spec import FleetError, FleetSpec
+
+if TYPE_CHECKING:
+    from lattigo_fleet.operations import Op
 
 
 class Runtime:
@@ -43,7 +46,11 @@ class Runtime:
         self._fleet: FleetSpec | None = None
         self._approved: set[str] = set()  # removals the guard counted in this run
         self._unapproved: list[str] = []  # removals it did not see (its record was behind): the backstop's count
+        self.held_count = 0  # SIMs the stack held before this run (the guard's record), for the backstop
         self.warned: set[str] = set()  # one warning of each kind per run
+        self.approved_plan = _approved_plan(settings)
+        if self.approved_plan is not None:
+            self.applier.precondition = self.still_as_approved
 
     def fleet(self) -> FleetSpec:
         """The fleet file, read once per process (the program read the same file in this run)."""
@@ -69,6 +76,39 @@ class Runtime:
             self.applier.expect(plan_sim(sim, self.live.get(sim.iccid)) for sim in fleet.sims)
             self._expected = True
 
+    def approved_entry(self, iccid: str) -> Mapping[str, Any] | None:
+        assert self.approved_plan is not None
+        return self.approved_plan.get(iccid)
+
+    def still_as_approved(self, ops: Sequence[Op]) -> dict[str, str]:
+        """Right before a bulk request (or a note call) goes out under an approved strict plan: read the account
+        again and fail each SIM whose field this call sets no longer holds the value the plan was computed from
+        (its "before"). The Lattigo API has no conditional write, so this read is as close to the write as the
+        check can be; a field this run already wrote is not checked again (its before is our own write)."""
+        from lattigo_fleet.plan_document import live_value, shown
+
+        self.live.reload(if_older_than=self.live.generation)
+        failed: dict[str, str] = {}
+        for op in ops:
+            entry = self.approved_entry(op.iccid)
+            current = self.live.get(op.iccid)
+            field_name = op.touches
+            if entry is None:
+                failed[op.iccid] = f"{op.iccid}: {op.kind} is not in the approved plan; nothing sent for this SIM"
+                continue
+            if field_name == "usage_limit" or self.live.written_here(op.iccid, field_name):
+                continue  # limits cannot be read back; our own write is not a change by someone else
+            if field_name == "origin":
+                now, was = ("in the account" if current is not None else None), None
+            else:
+                now, was = live_value(current, field_name), (entry.get("before") or {}).get(field_name)
+            if now != was:
+                failed[op.iccid] = (
+                    f"{op.iccid}: {field_name} is {shown(now)} in the account now, {shown(was)} when the plan was "
+                    "approved: the account moved since the review, so nothing was sent for this SIM (plan again)"
+                )
+        return failed
+
     def approve_removals(self, iccids: Iterable[str]) -> None:
         with self._lock:
             self._approved.update(iccids)
@@ -81,11 +121,30 @@ class Runtime:
                 return
             counted = [*self._unapproved, iccid]
             message = guard.refusal(
-                fleet.policy, len(fleet.sims) + len(counted), removed=counted, allow=self.settings.allow_large_changes
+                fleet.policy,
+                guard.fleet_size(max(self.held_count, len(fleet.sims) + len(counted)), len(fleet.sims)),
+                removed=counted,
+                allow=self.settings.allow_large_changes,
             )
             if message:
                 raise ProviderError(message)
             self._unapproved = counted
+
+
+def _approved_plan(settings: Settings) -> dict[str, Mapping[str, Any]] | None:
+    """The approved plan that `lattigo-fleet apply` hands to a strict run (by ICCID), or None."""
+    import os
+
+    from lattigo_fleet import plan_document
+
+    path = os.environ.get(plan_document.APPROVED_ENV)
+    if not path or settings.merge_mode != plan_document.STRICT:
+        return None
+    try:
+        doc = plan_document.read(path)
+    except plan_document.PlanDocumentError as exc:
+        raise ProviderError(str(exc)) from None
+    return {str(e["iccid"]): e for e in doc.get("sims") or []}
 
 
 _RUNTIME: Runtime | None = None

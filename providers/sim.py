@@ -100,6 +100,24 @@ def _settle_if_planned_here(news: dict[str, Any]) -> None:
         runtime.applier.batcher.settle(declared.iccid)
 
 
+def _check_approved(runtime: rt.Runtime, desired: DesiredSim, last_limit: Any) -> None:
+    """Under an approved strict plan, a SIM sends exactly the calls the plan lists for it, or nothing."""
+    from lattigo_fleet.planner import NOT_READ, limit_suspension_candidate, plan_sim
+
+    live = runtime.live.get(desired.iccid)
+    month = runtime.live.month_bytes(desired.iccid) if limit_suspension_candidate(desired, live) else NOT_READ
+    planned = [op.to_record() for op in plan_sim(desired, live, last_limit, month_bytes=month).ops]
+    entry = runtime.approved_entry(desired.iccid)
+    approved = list(entry["operations"]) if entry else []
+    if planned != approved:
+        calls = ", ".join(op["kind"] for op in planned) or "no call"
+        was = ", ".join(op["kind"] for op in approved) or "no call"
+        raise ProviderError(
+            f"{desired.name} ({desired.iccid}): the plan for this SIM is now {calls}, the approved plan says "
+            f"{was}: the account moved since the review, so nothing was sent for this SIM (plan again)"
+        )
+
+
 def _last_limit(stored: dict[str, Any]) -> Any:
     return DesiredSim.from_inputs(stored).usage_limit if stored.get("iccid") else UNMANAGED
 
@@ -146,8 +164,11 @@ class SimProvider(ResourceProvider):
 
         runtime = rt.runtime()
         runtime.expect_this_run()
+        desired = DesiredSim.from_inputs(news)
+        if runtime.approved_plan is not None:
+            _check_approved(runtime, desired, last_limit)
         try:
-            runtime.applier.converge(DesiredSim.from_inputs(news), last_limit)
+            runtime.applier.converge(desired, last_limit)
         except SimOperationError as exc:
             raise ProviderError(str(exc)) from None
         return dict(news)
@@ -161,12 +182,15 @@ class SimProvider(ResourceProvider):
         return UpdateResult(outs=self._converge(news, _last_limit(olds)))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        from lattigo_fleet.planner import observe
+        from lattigo_fleet.planner import NOT_READ, limit_suspension_candidate, observe
 
-        live = rt.runtime().live.get(id_)
+        runtime = rt.runtime()
+        live = runtime.live.get(id_)
         if live is None:
             return ReadResult(id_=None, outs={})
-        observed = observe(DesiredSim.from_inputs(props), live).to_inputs()
+        stored = DesiredSim.from_inputs(props)
+        month = runtime.live.month_bytes(id_) if limit_suspension_candidate(stored, live) else NOT_READ
+        observed = observe(stored, live, month).to_inputs()
         observed["origin"] = props.get("origin") or ADOPTED
         for key in ACTIVATION_FIELDS:  # not readable: what was recorded stays
             if props.get(key) is not None:
@@ -177,13 +201,19 @@ class SimProvider(ResourceProvider):
         runtime = rt.runtime()
         if runtime.fleet().policy.on_remove != "suspend":
             return  # retain: forget the SIM, send nothing
+        from lattigo_fleet.guard import serving
+
         live = runtime.live.get(id_)
-        if live is None or live.get("state") != "active":
+        if not serving(live):  # already out of service, or gone: nothing to send
             return
         runtime.check_removal(id_)
+        if runtime.approved_plan is not None and (runtime.approved_entry(id_) or {}).get("action") != "forget_suspend":
+            raise ProviderError(f"{id_}: its suspension is not in the approved plan; nothing sent (plan again)")
         from lattigo_fleet.apply import SimOperationError
 
         try:
+            if live is not None and live.get("state") != "active":  # still activating: suspend where it lands
+                runtime.applier.wait_settled(id_)
             runtime.applier.suspend(id_)
         except SimOperationError as exc:
             raise ProviderError(str(exc)) from None

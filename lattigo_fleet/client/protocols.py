@@ -8,11 +8,14 @@ it, and so can a test fake, with no inheritance.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from lattigo_fleet.client.models import ActivationResult, ActivationRow, BulkResult
 
 __all__ = ["LattigoApi"]
+
+DateLike = date | datetime | str  # as lattigo.DateLike
 
 
 class LattigoApi(Protocol):
@@ -32,6 +35,15 @@ class LattigoApi(Protocol):
     def rate_plans(self) -> list[dict[str, Any]]: ...
 
     def users(self) -> list[str]: ...
+
+    def monthly_data_usages(
+        self,
+        device: str,
+        start_date: DateLike | None = None,
+        end_date: DateLike | None = None,
+        limit: int | None = None,
+        id_type: str | None = "iccid",
+    ) -> list[dict[str, Any]]: ...
 
     # --- writes ---------------------------------------------------------------------------------------
 

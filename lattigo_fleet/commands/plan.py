@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from lattigo_fleet.commands.preview_json import (
     value_at,
 )
 
+DEFAULT_PLAN_FILE = "fleet-plan.json"
 COMMENT_LIMIT = 60_000  # characters; GitHub's own limit is 65,536
 FOLD_ROWS = 20  # a table longer than this folds into <details>
 SHOWN_DIAGNOSTICS = 30  # of each severity
@@ -72,9 +72,16 @@ ACTIONS: tuple[Action, ...] = (
 BY_KEY = {a.key: a for a in ACTIONS}
 # Detailed-diff path (its first part) -> action; `state` is decided by its values.
 FIELD_ACTIONS = {"cost_center": "cost_center", "notes": "notes", "usage_limit": "usage_limit"}
-SERVING_STATES = ("active", "pending_activation")  # as lattigo_fleet.guard.SERVING
-_SUSPENDED_WARNING = re.compile(r"SIM\(s\) removed from fleet\.yaml will be suspended \(policy\.on_remove: suspend\)")
-_REFUSED_COUNT = re.compile(r"would take (\d+) SIMs? out of service")
+# Lattigo call (planner operation kind) -> what happens in the account, as the comment counts it.
+CALL_ACTIONS = {
+    "suspend": "suspend",
+    "suspend_no_billing": "suspend",
+    "restore": "restore",
+    "cost_center": "cost_center",
+    "note": "notes",
+    "set_limit": "usage_limit",
+    "remove_limit": "usage_limit",
+}
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,7 @@ class PlanReport:
     refused_sims: int | None = None
     failed: bool = False  # the preview reported errors
     names: dict[str, str] = field(default_factory=dict)  # ICCID -> SIM name
+    document: Mapping[str, Any] | None = None  # the plan document the rows were read from (plan_document.py)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -170,26 +178,16 @@ def state_action(old: Any, new: Any) -> str:
 
 
 def removal_policy(preview: Preview) -> RemovalPolicy:
-    """What a Sim's delete does in this run. The FleetGuard's diff runs in every preview and, under
-    `on_remove: suspend`, warns with the SIMs it will suspend: that warning is this run's answer. Without it,
-    a guard that returned a detailed diff (our provider host) means nothing is suspended; otherwise the policy
-    last applied, kept in the guard's outputs; otherwise unknown."""
-    warnings = [d for d in preview.warnings if _SUSPENDED_WARNING.search(d.message)]
-    if warnings:
-        named = set(re.findall(r"\b\d{19,20}\b", warnings[0].message))
-        return RemovalPolicy("suspend", "this run", named)
-    guards = [s for s in preview.steps if is_guard(s)]
+    """What a Sim's delete does, for a saved preview without its plan document (`--from`): the policy last
+    applied, kept in the FleetGuard's outputs; otherwise unknown. With the plan document, its removal entries
+    say it (`rows_from_document`)."""
     stored = None
-    for step in guards:
-        policy = (step.old_outputs or {}).get("policy")
-        if isinstance(policy, Mapping) and policy.get("on_remove"):
-            stored = str(policy["on_remove"])
-    planned = [s for s in guards if s.op != "refresh"]
-    if planned and planned[0].detailed_diff:
-        return RemovalPolicy(stored if stored == "retain" else "retain", "this run")
-    if stored:
-        return RemovalPolicy(stored, "last applied")
-    return RemovalPolicy(None, "")
+    for step in preview.steps:
+        if is_guard(step):
+            policy = (step.old_outputs or {}).get("policy")
+            if isinstance(policy, Mapping) and policy.get("on_remove"):
+                stored = str(policy["on_remove"])
+    return RemovalPolicy(stored, "last applied") if stored else RemovalPolicy(None, "")
 
 
 def _removal(step: Step, sim: str, iccid: str, policy: RemovalPolicy) -> SimRow:
@@ -201,10 +199,7 @@ def _removal(step: Step, sim: str, iccid: str, policy: RemovalPolicy) -> SimRow:
             [Change(sim, iccid, None, MISSING, MISSING, "removed")],
             "removed from fleet.yaml (policy.on_remove unknown)",
         )
-    serving = live_state in SERVING_STATES
-    if policy.on_remove == "suspend" and (
-        iccid in policy.suspended or (serving and policy.source != "this run") or (serving and not policy.suspended)
-    ):
+    if policy.on_remove == "suspend" and serving(live_state):
         return SimRow(
             sim,
             iccid,
@@ -253,9 +248,79 @@ def sim_row(step: Step, policy: RemovalPolicy) -> SimRow | None:
     return None  # same, read, refresh, delete-replaced, ...
 
 
-def build_report(preview: Preview) -> PlanReport:
-    policy = removal_policy(preview)
-    rows = [row for step in preview.planned() if is_sim(step) if (row := sim_row(step, policy)) is not None]
+def serving(state: Any) -> bool:
+    from lattigo_fleet.guard import SERVING
+
+    return state in SERVING
+
+
+def _entry_changes(entry: Mapping[str, Any]) -> list[Change]:
+    """One SIM of the plan document as the comment's changes, old -> new."""
+    from lattigo_fleet.plan_document import NO_LIMIT, UNKNOWN_LIMIT
+
+    sim, iccid = str(entry.get("name") or entry["iccid"]), str(entry["iccid"])
+    before, after = entry.get("before") or {}, entry.get("after") or {}
+    action = str(entry["action"])
+
+    def value(v: Any, field_name: str) -> Any:
+        if (field_name == "usage_limit" and v == UNKNOWN_LIMIT) or v in ("", None):
+            return MISSING  # not set in the account (an empty note or cost center), or not known
+        return "none" if field_name == "usage_limit" and v == NO_LIMIT else v
+
+    if action == "activate":
+        changes = [Change(sim, iccid, "origin", MISSING, "activated", "activate")]
+        if after.get("rate_plan"):
+            changes.append(Change(sim, iccid, "rate_plan", MISSING, after["rate_plan"], "activate"))
+    elif action == "adopt":
+        changes = [Change(sim, iccid, "origin", MISSING, "adopted", "adopt")]
+    elif action == "forget_suspend":
+        return [Change(sim, iccid, "state", before.get("state"), "suspended", "forget_suspend")]
+    elif action == "forget":
+        return [Change(sim, iccid, None, MISSING, MISSING, "forget")]
+    else:
+        changes = []
+    seen: set[str] = set()
+    for op in entry.get("operations") or []:
+        kind = str(op["kind"])
+        field_name = {"cost_center": "cost_center", "set_limit": "usage_limit", "remove_limit": "usage_limit"}.get(
+            kind, f"notes.{op.get('field')}" if kind == "note" else "state"
+        )
+        if kind == "activate" or field_name in seen:
+            continue
+        seen.add(field_name)
+        changes.append(
+            Change(
+                sim,
+                iccid,
+                field_name,
+                value(before.get(field_name, MISSING), field_name),
+                value(after.get(field_name, MISSING), field_name),
+                CALL_ACTIONS.get(kind, "other"),
+            )
+        )
+    return changes
+
+
+def rows_from_document(doc: Mapping[str, Any]) -> list[SimRow]:
+    rows = []
+    for entry in doc.get("sims") or []:
+        changes = _entry_changes(entry)
+        note = str(entry.get("note") or "")
+        if entry["action"] == "forget_suspend":
+            note = "removed from fleet.yaml: suspended, then forgotten"
+        if changes:
+            rows.append(SimRow(changes[0].sim, changes[0].iccid, changes, note))
+    return rows
+
+
+def build_report(preview: Preview, doc: Mapping[str, Any] | None = None) -> PlanReport:
+    """The comment's content: with the run's plan document, its rows and the guard's verdict come from it (the
+    planner's own data); without (a saved preview read with `--from`), from the preview's steps."""
+    if doc is not None:
+        rows = rows_from_document(doc)
+    else:
+        policy = removal_policy(preview)
+        rows = [row for step in preview.planned() if is_sim(step) if (row := sim_row(step, policy)) is not None]
     rows.sort(key=lambda r: (BY_KEY[r.primary].rank, r.sim, r.iccid))
     names = {}
     for step in preview.steps:
@@ -263,17 +328,20 @@ def build_report(preview: Preview) -> PlanReport:
             sim, iccid = _sim_ids(step)
             names[step.name] = sim
             names[iccid] = sim
+    for entry in (doc or {}).get("sims") or []:
+        names.setdefault(str(entry["iccid"]), str(entry.get("name") or entry["iccid"]))
     refusal = preview.refusal
-    refused = _REFUSED_COUNT.search(refusal.message) if refusal else None
+    verdict = (doc or {}).get("guard") or {}
     shown = [d for d in preview.diagnostics if d.severity in ("error", "warning") and d is not refusal]
     return PlanReport(
-        stack=preview.stack,
+        stack=preview.stack or str((doc or {}).get("stack") or ""),
         rows=rows,
         diagnostics=shown,
-        refusal=refusal.message if refusal else None,
-        refused_sims=int(refused.group(1)) if refused else None,
+        refusal=verdict.get("message") if verdict.get("refused") else (refusal.message if refusal else None),
+        refused_sims=verdict.get("out_of_service") if verdict.get("refused") else None,
         failed=bool(preview.errors),
         names=names,
+        document=doc,
     )
 
 
@@ -346,6 +414,42 @@ def _fold(summary: str, body: list[str], fold: bool, open_: bool = False) -> lis
     return [f"<details{' open' if open_ else ''}><summary>{summary}</summary>", "", *body, "", "</details>"]
 
 
+def document_section(report: PlanReport) -> list[str]:
+    """The plan's identity and what the merge will do with it, and the SIMs left alone on purpose."""
+    from lattigo_fleet import plan_document
+
+    doc = report.document
+    if doc is None:
+        return []
+    lines = [
+        "",
+        f"Plan `{plan_document.short(doc['digest'])}` (`{doc['digest']}`) · "
+        f"{plan_document.mode_sentence(str(doc.get('mode')))}.",
+    ]
+    alone = doc.get("left_alone") or []
+    if alone:
+        lines += ["", f"**Left suspended: {len(alone)} SIM(s) suspended by their own usage limit** (not drift):", ""]
+        for item in alone[:SHOWN_DIAGNOSTICS]:
+            used = "?" if item.get("month_kb") is None else f"{item['month_kb']:,}"
+            lines.append(
+                f"- {_cell(str(item['name']))} `{item['iccid']}`: {used} KB used this month, limit "
+                f"{item['kb_limit']:,} KB (action suspend)"
+            )
+        if len(alone) > SHOWN_DIAGNOSTICS:
+            lines.append(f"- … and {len(alone) - SHOWN_DIAGNOSTICS:,} more: see the plan document")
+    unsure = [e for e in doc.get("sims") or [] if e.get("limit_suspension")]
+    for entry in unsure[:SHOWN_DIAGNOSTICS]:
+        verdict = entry["limit_suspension"]
+        why = (
+            "cannot tell whether its usage limit suspended it (the limit in force or this month's usage is not "
+            "known): it is restored as declared"
+            if verdict["verdict"] == plan_document.CANNOT_TELL
+            else f"suspended under its usage limit ({verdict['month_kb']:,} of {verdict['kb_limit']:,} KB): restored"
+        )
+        lines.append(f"- :warning: {_cell(str(entry['name']))} `{entry['iccid']}`: {why}")
+    return lines
+
+
 def diagnostics_section(report: PlanReport) -> list[str]:
     if not report.diagnostics:
         return []
@@ -384,7 +488,9 @@ def render_markdown(report: PlanReport, limit: int = COMMENT_LIMIT) -> tuple[str
     elif report.failed:
         head += ["> [!CAUTION]", "> **The preview failed: nothing will be applied.** The errors are listed below.", ""]
     counts = report.counts
-    if report.rows:
+    if report.rows and report.refusal and report.document is not None:
+        head += [f"**{len(report.rows):,} SIM(s) would change in the Lattigo account if the guard allowed it.**", ""]
+    elif report.rows:
         stopped = " (the preview stopped early: the list may be incomplete)" if report.failed else ""
         head += [f"**{len(report.rows):,} SIM(s) change in the Lattigo account{stopped}.**", ""]
     elif not report.failed:
@@ -397,6 +503,7 @@ def render_markdown(report: PlanReport, limit: int = COMMENT_LIMIT) -> tuple[str
             head.append(f"| **refused by the guard** (policy.max_changes) | **{refused}** |")
     while head and head[-1] == "":
         head.pop()
+    head += document_section(report)
     head += diagnostics_section(report)
     text = "\n".join(head) + "\n"
     if not report.rows:
@@ -449,8 +556,12 @@ def log_line(row: SimRow) -> str:
 
 
 def render_json(report: PlanReport) -> dict[str, Any]:
+    doc = report.document
     return {
         "stack": report.stack,
+        "plan": {"digest": doc["digest"], "mode": doc.get("mode"), "left_alone": doc.get("left_alone")}
+        if doc
+        else None,
         "failed": report.failed,
         "refused": {"message": report.refusal, "sims": report.refused_sims} if report.refusal else None,
         "sims_changing": len(report.rows),
@@ -481,13 +592,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="read the output of `pulumi preview --json` from FILE (`-`: standard input) instead of running it",
     )
     parser.add_argument("--json", action="store_true", help="print JSON for bots instead of Markdown")
+    parser.add_argument(
+        "--out",
+        metavar="FILE",
+        default=DEFAULT_PLAN_FILE,
+        help=f"write the plan document (canonical JSON: what the merge applies) to FILE (default: {DEFAULT_PLAN_FILE})",
+    )
+    parser.add_argument(
+        "--plan-file",
+        metavar="FILE",
+        help="with --from: the plan document of that preview (as --out wrote it)",
+    )
 
 
-def load(args: argparse.Namespace, stdin: TextIO | None = None) -> Preview:
+def load(args: argparse.Namespace, stdin: TextIO | None = None) -> tuple[Preview, dict[str, Any] | None]:
+    """The preview and its plan document: `--from` a saved preview (and `--plan-file`), or a preview run now
+    that writes the document (the program writes it where LATTIGO_FLEET_PLAN_OUT says)."""
+    from lattigo_fleet import plan_document
+
     if args.from_file:
-        return read_preview_file(args.from_file, stdin)
-    preview, _code = run_preview(stack=args.stack, cwd=args.cwd)
-    return preview
+        doc = None
+        if getattr(args, "plan_file", None):
+            try:
+                doc = plan_document.read(args.plan_file)
+            except plan_document.PlanDocumentError as exc:
+                raise PreviewError(str(exc)) from None
+        return read_preview_file(args.from_file, stdin), doc
+    return preview_with_document(stack=args.stack, cwd=args.cwd)
+
+
+def preview_with_document(
+    extra: tuple[str, ...] = (), *, stack: str | None = None, cwd: str | None = None
+) -> tuple[Preview, dict[str, Any] | None]:
+    """`pulumi preview --json` with the program writing its plan document: both, or the preview alone when the
+    program stopped before it had a plan (a fleet file or settings error)."""
+    import os
+    import tempfile
+
+    from lattigo_fleet import plan_document
+
+    with tempfile.TemporaryDirectory(prefix="lattigo-fleet-plan-") as scratch:
+        out = os.path.join(scratch, "plan.json")
+        env = {**os.environ, plan_document.PLAN_OUT_ENV: out}
+        env.pop(plan_document.APPROVED_ENV, None)
+        preview, _code = run_preview(extra, stack=stack, cwd=cwd, env=env)
+        doc = None
+        if os.path.exists(out):
+            try:
+                doc = plan_document.read(out)
+            except plan_document.PlanDocumentError as exc:
+                raise PreviewError(f"the program's plan document: {exc}") from None
+        return preview, doc
 
 
 def main(
@@ -497,9 +652,20 @@ def main(
     or with a one-line error alone if there is no preview to read."""
     out, log = out or sys.stdout, log or sys.stderr
     try:
-        report = build_report(load(args, stdin))
+        preview, doc = load(args, stdin)
     except PreviewError as exc:
         return fail("plan", str(exc))
+    report = build_report(preview, doc)
+    if doc is not None and not args.from_file and getattr(args, "out", None):
+        from lattigo_fleet import plan_document
+
+        try:
+            plan_document.write(doc, args.out)
+        except OSError as exc:
+            return fail("plan", f"cannot write the plan document to {args.out}: {exc.strerror or exc}")
+        print(
+            f"lattigo-fleet plan: wrote the plan document {args.out} ({plan_document.short(doc['digest'])})", file=log
+        )
     if args.json:
         out.write(json.dumps(render_json(report), indent=2, ensure_ascii=False) + "\n")
     else:

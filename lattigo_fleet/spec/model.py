@@ -351,6 +351,7 @@ class FleetSpec:
     _reload: Callable[[], FleetSpec] | None = field(default=None, repr=False, compare=False)
     by_iccid: dict[str, DesiredSim] = field(init=False, repr=False, compare=False)
     by_name: dict[str, DesiredSim] = field(init=False, repr=False, compare=False)
+    _file_index: dict[str, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.by_iccid = {sim.iccid: sim for sim in self.sims}
@@ -365,6 +366,19 @@ class FleetSpec:
             positioned = self._reload()
             self._locations, self._written, self._reload = positioned._locations, positioned._written, None
         return self
+
+    def sim_path(self, iccid: str, field: str | None = None) -> str:
+        """The SIM's path in its own file, for messages: `sims[0].cost_center` for the first SIM of a fleet.d
+        file, whatever fleet.yaml and earlier files hold (the index counts the SIMs of that file only)."""
+        if self._file_index is None:
+            counts: dict[str, int] = {}
+            index: dict[str, int] = {}
+            for sim in self.sims:
+                file = self.source_of(sim.iccid).file
+                index[sim.iccid] = counts.get(file, 0)
+                counts[file] = index[sim.iccid] + 1
+            self._file_index = index
+        return f"sims[{self._file_index[iccid]}]" + (f".{field}" if field else "")
 
     def source_of(self, iccid: str, field: str | None = None) -> Location:
         """Where the SIM (``field=None``) or one of its fields is written: the value's position, in

@@ -21,6 +21,7 @@ def test_protocol_lists_what_the_reconciler_uses():
         "change_cost_center",
         "change_simstate",
         "device",
+        "monthly_data_usages",
         "rate_plans",
         "remove_usage_limit",
         "set_note",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.server import EmulatorServer
+from lattigo_fleet.plan_document import PLAN_OUT_ENV
 from tests.e2e.fleets import PLAN_5MB, Admin, iccid, imei
 from tests.e2e.harness import PulumiResult, PulumiStack, make_project, pulumi_bin_dir
 
@@ -42,11 +43,19 @@ def normalise(doc: Any, endpoint: str) -> Any:
     return doc
 
 
-def save(name: str, result: PulumiResult, endpoint: str) -> None:
+def save(name: str, result: PulumiResult, endpoint: str, plan_out: Path) -> None:
+    """The preview, and beside it the plan document its program wrote (`NAME.plan.json`), if it wrote one."""
     doc = normalise(json.loads(result.stdout), endpoint)
     doc["duration"] = 0
     text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
     (FIXTURES / f"{name}.json").write_text(text)
+    written = FIXTURES / f"{name}.plan.json"
+    written.unlink(missing_ok=True)
+    if plan_out.exists():
+        plan = json.loads(plan_out.read_text())
+        plan.pop("created_at", None)  # not part of its digest; the commit is None outside a checkout
+        written.write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n")
+        plan_out.unlink()
     print(f"{name}: pulumi exited {result.returncode}, {len(text)} characters")
 
 
@@ -63,6 +72,8 @@ def main() -> None:
         stack.set_config("lattigo:endpoint", srv.base_url)
         stack.set_config("lattigo:keyName", "k")
         stack.set_config("lattigo:apiKey", "s", secret=True)
+        plan_out = root / "plan.json"
+        stack.env[PLAN_OUT_ENV] = str(plan_out)
 
         def write(text: str) -> None:
             (stack.project_dir / "fleet.yaml").write_text(text)
@@ -81,7 +92,7 @@ def main() -> None:
 
         # 1. A new stack: eight SIMs adopted, one activated.
         write(fleet_of(list(base.values())))
-        save("create", stack.preview_json(), srv.base_url)
+        save("create", stack.preview_json(), srv.base_url, plan_out)
         stack.up().check()
 
         # 2. One of each change; truck-6 removed under on_remove: retain.
@@ -93,13 +104,13 @@ def main() -> None:
         changed[8] = row(8, "cost_center: ops, state: active")
         del changed[6]
         write(fleet_of(list(changed.values()), "policy: {on_remove: retain, max_changes: 5}\n"))
-        save("changes", stack.preview_json(), srv.base_url)
+        save("changes", stack.preview_json(), srv.base_url, plan_out)
         stack.up().check()
 
         # 3. truck-7 removed under on_remove: suspend.
         suspend_policy = "policy: {on_remove: suspend, max_changes: 5}\n"
         write(fleet_of([r for i, r in changed.items() if i != 7], suspend_policy))
-        save("remove_suspend", stack.preview_json(), srv.base_url)
+        save("remove_suspend", stack.preview_json(), srv.base_url, plan_out)
 
         # 4. Four SIMs removed under on_remove: suspend with max_changes 1: refused by the guard.
         write(
@@ -107,7 +118,7 @@ def main() -> None:
                 [r for i, r in changed.items() if i in (1, 2, 3)], "policy: {on_remove: suspend, max_changes: 1}\n"
             )
         )
-        save("refused", stack.preview_json(), srv.base_url)
+        save("refused", stack.preview_json(), srv.base_url, plan_out)
 
         # 5. Drift: three changes out of band, and one SIM nobody declared.
         write(fleet_of(list(changed.values()), "policy: {on_remove: retain, max_changes: 5}\n"))
@@ -120,11 +131,11 @@ def main() -> None:
             ]
         )
         admin.add_sims([{"iccid": iccid(99), "imei": imei(99), "state": "active", "rate_plan": PLAN_5MB}])
-        save("drift", stack.preview_json("--expect-no-changes"), srv.base_url)
+        save("drift", stack.preview_json("--expect-no-changes"), srv.base_url, plan_out)
 
         # 6. The endpoint cannot be reached: the program's error.
         stack.set_config("lattigo:endpoint", "http://127.0.0.1:9")
-        save("unreachable", stack.preview_json(), srv.base_url)
+        save("unreachable", stack.preview_json(), srv.base_url, plan_out)
     finally:
         srv.stop()
         shutil.rmtree(root, ignore_errors=True)

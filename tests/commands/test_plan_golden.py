@@ -21,7 +21,14 @@ CASES = ["create", "changes", "remove_suspend", "refused", "drift", "unreachable
 
 def run_plan(name: str, *, as_json: bool) -> tuple[int, str, str]:
     out, log = io.StringIO(), io.StringIO()
-    args = argparse.Namespace(from_file=str(FIXTURES / f"{name}.json"), json=as_json, stack=None, cwd=None)
+    plan_file = FIXTURES / f"{name}.plan.json"
+    args = argparse.Namespace(
+        from_file=str(FIXTURES / f"{name}.json"),
+        plan_file=str(plan_file) if plan_file.exists() else None,
+        json=as_json,
+        stack=None,
+        cwd=None,
+    )
     code = plan.main(args, out=out, log=log)
     return code, out.getvalue(), log.getvalue()
 

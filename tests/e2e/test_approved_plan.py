@@ -1,0 +1,161 @@
+"""The approved plan is the applied plan: `lattigo-fleet plan` writes the plan document a reviewer approves, and
+`lattigo-fleet apply --plan` applies exactly it, or sends nothing and names each stale SIM and field. End to
+end: the real `pulumi`, the real program, the emulator's request log as the witness."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.e2e.fleets import PLAN_5MB, by_endpoint, iccid, imei, seed_active
+from tests.e2e.harness import REPO, PulumiStack
+
+
+def fleet_of(rows: list[str], head: str = "") -> str:
+    return f'version: 1\ndefaults: {{rate_plan: "{PLAN_5MB}"}}\n{head}sims:\n' + "".join(f"  - {r}\n" for r in rows)
+
+
+def row(i: int, extra: str = "") -> str:
+    return f'{{iccid: "{iccid(i)}", imei: "{imei(i)}", name: truck-{i}{", " + extra if extra else ""}}}'
+
+
+def lattigo_fleet(stack: PulumiStack, *args: str) -> subprocess.CompletedProcess:
+    env = {**stack.env, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "lattigo_fleet.cli", *args, "--stack", stack.name],
+        cwd=stack.project_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def plan(stack: PulumiStack, name: str = "plan.json") -> tuple[subprocess.CompletedProcess, dict, Path]:
+    path = stack.project_dir / name
+    result = lattigo_fleet(stack, "plan", "--out", str(path))
+    assert path.exists(), result.stderr
+    return result, json.loads(path.read_text()), path
+
+
+def three_sims_applied(fleet_stack, admin, extra: str = "cost_center: Fleet-East") -> None:
+    seed_active(admin, range(1, 4))
+    fleet_stack.write_fleet(fleet_of([row(i, extra) for i in range(1, 4)]))
+    fleet_stack.up().check()
+
+
+def test_the_plan_document_names_each_call_with_its_before_and_after_and_the_comment_its_digest(fleet_stack, admin):
+    three_sims_applied(fleet_stack, admin)
+    fleet_stack.write_fleet(fleet_of([row(1, "cost_center: Cold-Chain"), row(2, "cost_center: Fleet-East"), row(3)]))
+    result, doc, _path = plan(fleet_stack)
+    assert result.returncode == 0, result.stderr
+    assert doc["stack"] == fleet_stack.name and doc["mode"] == "strict"
+    [entry] = doc["sims"]
+    assert entry["iccid"] == iccid(1) and entry["action"] == "update"
+    assert entry["operations"] == [{"kind": "cost_center", "cost_center": "Cold-Chain"}]
+    assert entry["before"] == {"state": "active", "cost_center": "Fleet-East"}
+    assert entry["after"] == {"cost_center": "Cold-Chain"}
+    assert doc["digest"].startswith("sha256:") and doc["digest"][7:19] in result.stdout
+    assert "merge mode **strict**" in result.stdout
+
+
+def test_a_out_of_band_change_to_a_sim_the_plan_touches_is_refused_with_nothing_sent(fleet_stack, admin):
+    three_sims_applied(fleet_stack, admin)
+    fleet_stack.write_fleet(
+        fleet_of([row(1, "cost_center: Cold-Chain"), *(row(i, "cost_center: Fleet-East") for i in (2, 3))])
+    )
+    _result, approved, path = plan(fleet_stack)
+
+    admin.add_sims([{"iccid": iccid(1), "cost_center": "Warehouse"}])  # someone, in the portal, after the review
+    admin.clear_log()
+    applied = lattigo_fleet(fleet_stack, "apply", "--plan", str(path))
+    assert applied.returncode == 3, applied.stdout + applied.stderr
+    assert admin.mutating() == []
+    assert f"truck-1 ({iccid(1)})" in applied.stdout
+    assert "cost_center: 'Fleet-East' at review / 'Warehouse' now" in applied.stdout
+    assert "The plan now, for a new review" in applied.stdout and "Cold-Chain" in applied.stdout
+    assert admin.sims()[iccid(1)]["cost_center"] == "Warehouse"
+
+
+def test_b_out_of_band_change_elsewhere_is_refused_in_strict_mode_and_healed_in_heal_mode(fleet_stack, admin):
+    three_sims_applied(fleet_stack, admin)
+    fleet_stack.write_fleet(
+        fleet_of([row(1, "cost_center: Cold-Chain"), *(row(i, "cost_center: Fleet-East") for i in (2, 3))])
+    )
+    _result, approved, path = plan(fleet_stack)
+    admin.add_sims([{"iccid": iccid(3), "state": "suspended"}])  # a SIM the pull request does not touch
+
+    admin.clear_log()
+    strict = lattigo_fleet(fleet_stack, "apply", "--plan", str(path))
+    assert strict.returncode == 3, strict.stdout + strict.stderr
+    assert admin.mutating() == []
+    assert f"truck-3 ({iccid(3)}): not in the approved plan; now: update (restore)" in strict.stdout
+    assert "state: 'active' at review / 'suspended' now" in strict.stdout
+
+    fleet_stack.set_config("lattigo-fleet:mergeMode", "heal")
+    _result, approved, path = plan(fleet_stack)  # the plan says what heal mode does
+    assert approved["mode"] == "heal"
+    admin.add_sims([{"iccid": iccid(2), "cost_center": "Warehouse"}])  # and one more after this review
+    admin.clear_log()
+    healed = lattigo_fleet(fleet_stack, "apply", "--plan", str(path))
+    assert healed.returncode == 0, healed.stdout + healed.stderr
+    assert "healed what moved since" in healed.stderr
+    sims = admin.sims()
+    assert sims[iccid(1)]["cost_center"] == "Cold-Chain" and sims[iccid(2)]["cost_center"] == "Fleet-East"
+    assert sims[iccid(3)]["state"] == "active"
+
+
+def test_c_no_change_in_between_sends_exactly_the_approved_plans_writes(fleet_stack, admin):
+    three_sims_applied(fleet_stack, admin)
+    fleet_stack.write_fleet(
+        fleet_of([row(1, "cost_center: Cold-Chain"), row(2, "cost_center: Cold-Chain"), row(3, "state: suspended")])
+    )
+    _result, approved, path = plan(fleet_stack)
+    assert [e["operations"] for e in approved["sims"]] == [
+        [{"kind": "cost_center", "cost_center": "Cold-Chain"}],
+        [{"kind": "cost_center", "cost_center": "Cold-Chain"}],
+        [{"kind": "suspend"}],
+    ]
+    admin.clear_log()
+    applied = lattigo_fleet(fleet_stack, "apply", "--plan", str(path), "--expect-digest", approved["digest"][7:19])
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert by_endpoint(admin.mutating()) == {"change_cost_center": 1, "change_simstate": 1}
+    assert fleet_stack.preview("--expect-no-changes").returncode == 0
+
+
+def test_d_a_plan_made_before_main_moved_is_refused(fleet_stack, admin):
+    three_sims_applied(fleet_stack, admin)
+    base = [row(i, "cost_center: Fleet-East") for i in (1, 2, 3)]
+    # Pull request 2 is planned on the base of that time ...
+    fleet_stack.write_fleet(fleet_of([base[0], base[1], row(3, "cost_center: Retail")]))
+    _result, second, second_path = plan(fleet_stack, "second.json")
+    # ... then pull request 1 merges first: main (and the account) move.
+    fleet_stack.write_fleet(fleet_of([row(1, "cost_center: Cold-Chain"), base[1], base[2]]))
+    _result, first, first_path = plan(fleet_stack, "first.json")
+    assert lattigo_fleet(fleet_stack, "apply", "--plan", str(first_path)).returncode == 0
+    # The merge of pull request 2: main now holds both changes.
+    fleet_stack.write_fleet(fleet_of([row(1, "cost_center: Cold-Chain"), base[1], row(3, "cost_center: Retail")]))
+    admin.clear_log()
+    refused = lattigo_fleet(fleet_stack, "apply", "--plan", str(second_path))
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert admin.mutating() == []
+    assert "the fleet files differ from the ones the plan was made on (fleet.yaml)" in refused.stdout
+
+
+def test_a_strict_merge_without_a_plan_or_with_another_digest_sends_nothing(fleet_stack, admin):
+    three_sims_applied(fleet_stack, admin)
+    fleet_stack.write_fleet(fleet_of([row(1, "cost_center: Cold-Chain"), row(2), row(3)]))
+    _result, approved, path = plan(fleet_stack)
+    admin.clear_log()
+    no_plan = lattigo_fleet(fleet_stack, "apply")
+    assert no_plan.returncode == 1 and "no approved plan" in no_plan.stderr
+    other = lattigo_fleet(fleet_stack, "apply", "--plan", str(path), "--expect-digest", "0123456789ab")
+    assert other.returncode == 1 and "not the plan 0123456789ab that the reviewer read" in other.stderr
+    edited = json.loads(path.read_text())
+    edited["sims"][0]["operations"][0]["cost_center"] = "Elsewhere"
+    path.write_text(json.dumps(edited))
+    tampered = lattigo_fleet(fleet_stack, "apply", "--plan", str(path))
+    assert tampered.returncode == 1 and "digest does not match its content" in tampered.stderr
+    assert admin.mutating() == []
