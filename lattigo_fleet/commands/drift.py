@@ -35,7 +35,6 @@ from lattigo_fleet.commands.preview_json import (
     PreviewError,
     fail,
     first_error,
-    run_preview,
     stack_config,
     value_at,
 )
@@ -89,6 +88,11 @@ class DriftReport:
     unmanaged: list[UnmanagedSim]
     not_checked: list[str]
     warnings: list[Diagnostic] = field(default_factory=list)
+    # SIMs their own usage limit suspended (not drift: left alone), from the run's plan document.
+    left_alone: list[dict[str, Any]] = field(default_factory=list)
+    # Open pull requests' plans (--plans): label -> the SIMs whose live values moved since the plan was made.
+    # None: no plan was given, so which open plans this drift makes stale cannot be told.
+    stale_plans: dict[str, list[str]] | None = None
 
     @property
     def drifted(self) -> bool:
@@ -259,6 +263,7 @@ def render_text(report: DriftReport) -> str:
                 f"  {sim.iccid}  device {sim.device_name or '-'}  {sim.state or '-'}  "
                 f"cost center {sim.cost_center or '-'}"
             )
+    lines += [line.replace("- ", "  ", 1) if line.startswith("- ") else line for line in _extra_sections(report, "")]
     if report.warnings:
         lines += ["", "Warnings of the preview:"] + [f"  {w.message.splitlines()[0]}" for w in report.warnings]
     lines += ["", "Not checked: " + "; ".join(report.not_checked) + "."]
@@ -269,6 +274,51 @@ def render_text(report: DriftReport) -> str:
 
 def _md(value: str) -> str:
     return value.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _extra_sections(report: DriftReport, bold: str) -> list[str]:
+    """SIMs left suspended by their own usage limit, and the open plans this drift makes stale."""
+    lines: list[str] = []
+    if report.left_alone:
+        lines += [
+            "",
+            f"{bold}Suspended by their own usage limit{bold} (not drift, left alone): {len(report.left_alone)}",
+        ]
+        for item in report.left_alone:
+            used = "?" if item.get("month_kb") is None else f"{item['month_kb']:,}"
+            lines.append(
+                f"- {_md(str(item['name']))} `{item['iccid']}`: {used} KB this month, limit {item['kb_limit']:,} KB"
+            )
+    if report.stale_plans is None:
+        lines += ["", "Open pull requests whose plan this makes stale: cannot tell (no plan documents were given)."]
+    elif any(report.stale_plans.values()):
+        lines += ["", f"{bold}Open pull requests whose approved plan is now stale{bold} (their merge will refuse):"]
+        for label, sims in report.stale_plans.items():
+            if sims:
+                lines.append(f"- {_md(label)}: {len(sims)} SIM(s) moved: {_md(', '.join(sims[:10]))}")
+    else:
+        lines += ["", f"Open pull requests' plans checked ({len(report.stale_plans)}): none is made stale."]
+    return lines
+
+
+def stale_plans(paths: list[str], report: DriftReport, live: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+    """For each plan document of an open pull request: the SIMs that moved since it was made. A SIM of the plan
+    whose live values moved, and, in the strict mode, any SIM that drifted (its merge would find a new call)."""
+    from lattigo_fleet import plan_document
+
+    found: dict[str, list[str]] = {}
+    drifted = sorted({i.sim for i in report.items if i.kind == "drift"})
+    for path in paths:
+        doc = plan_document.read(path)
+        source = doc.get("source") or {}
+        number = source.get("pull_request") or source.get("merge_request")
+        label = f"#{number}" if number else path
+        label += f" (plan {plan_document.short(doc['digest'])})"
+        moved = [s.name for s in plan_document.stale_against_live(doc, live)]
+        if doc.get("mode") == plan_document.STRICT:
+            moved += [name for name in drifted if name not in moved]
+        found[label] = moved
+    return found
 
 
 def render_markdown(report: DriftReport) -> str:
@@ -297,6 +347,7 @@ def render_markdown(report: DriftReport) -> str:
             f"| `{s.iccid}` | {s.device_name or '—'} | {s.state or '—'} | {_md(s.cost_center or '—')} |"
             for s in report.unmanaged
         ]
+    lines += _extra_sections(report, "**")
     if report.warnings:
         lines += ["", "Warnings of the preview:", ""] + [f"- {_md(w.message.splitlines()[0])}" for w in report.warnings]
     lines += ["", "_Not checked: " + "; ".join(report.not_checked) + "._"]
@@ -312,6 +363,8 @@ def render_json(report: DriftReport) -> dict[str, Any]:
         "unmanaged": [s.to_json() for s in report.unmanaged],
         "not_checked": report.not_checked,
         "warnings": [w.message for w in report.warnings],
+        "left_alone": report.left_alone,
+        "stale_plans": report.stale_plans,
     }
 
 
@@ -324,6 +377,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print JSON for machines")
     output.add_argument("--markdown", action="store_true", help="print Markdown (an issue or a chat message)")
+    parser.add_argument(
+        "--plans",
+        nargs="*",
+        default=None,
+        metavar="FILE",
+        help="plan documents of open pull requests (their CI artifacts): name those this drift makes stale",
+    )
 
 
 def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -346,7 +406,9 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except OSError as exc:
         return fail("drift", f"{fleet_path}: cannot read it: {exc.strerror or exc}")
     try:
-        preview, _code = run_preview(["--refresh", "--expect-no-changes"], stack=args.stack, cwd=args.cwd)
+        from lattigo_fleet.commands.plan import preview_with_document
+
+        preview, doc = preview_with_document(("--refresh", "--expect-no-changes"), stack=args.stack, cwd=args.cwd)
     except PreviewError as exc:
         return fail("drift", str(exc))
     if preview.errors:
@@ -368,6 +430,14 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except SiblingError as exc:
         return fail("drift", str(exc))
     report = build_report(preview, snapshot, set(fleet.by_iccid) | set(owned), ignoring, args.stack or "")
+    report.left_alone = list((doc or {}).get("left_alone") or [])
+    if getattr(args, "plans", None) is not None:
+        from lattigo_fleet.plan_document import PlanDocumentError
+
+        try:
+            report.stale_plans = stale_plans(list(args.plans), report, snapshot)
+        except PlanDocumentError as exc:
+            return fail("drift", str(exc))
     if args.json:
         out.write(json.dumps(render_json(report), indent=2, ensure_ascii=False) + "\n")
     elif args.markdown:

@@ -159,3 +159,64 @@ def test_a_strict_merge_without_a_plan_or_with_another_digest_sends_nothing(flee
     tampered = lattigo_fleet(fleet_stack, "apply", "--plan", str(path))
     assert tampered.returncode == 1 and "digest does not match its content" in tampered.stderr
     assert admin.mutating() == []
+
+
+def test_e_the_blast_radius_is_a_share_of_the_larger_fleet_on_every_path(fleet_stack, admin):
+    # 20 held; the pull request forgets 10 (on_remove: retain) and suspends 2, at max_changes 10%. Of the 20 held
+    # that is 2 allowed; the program used to count 10% of the 10 left (1) and refuse what the guard allowed.
+    seed_active(admin, range(1, 21))
+    policy = "policy: {on_remove: retain, max_changes: 10%}\n"
+    fleet_stack.write_fleet(fleet_of([row(i) for i in range(1, 21)], policy))
+    fleet_stack.up().check()
+    kept = [row(i, "state: suspended") if i in (1, 2) else row(i) for i in range(1, 11)]
+    fleet_stack.write_fleet(fleet_of(kept, policy))
+    result, doc, path = plan(fleet_stack)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert doc["guard"] | {"suspended": None} == {
+        "out_of_service": 2,
+        "suspended": None,
+        "removed": [],
+        "fleet_size": 20,
+        "limit": 2,
+        "allowed_by_setting": False,
+        "refused": False,
+        "message": None,
+    }
+    assert doc["counts"]["sims_forget"] == 10 and doc["counts"]["calls_suspend"] == 2
+    admin.clear_log()
+    applied = lattigo_fleet(fleet_stack, "apply", "--plan", str(path))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert by_endpoint(admin.mutating()) == {"change_simstate": 1}
+
+
+def test_f_a_sim_its_own_usage_limit_suspended_is_left_alone_and_said_so(fleet_stack, admin, fresh_emulator):
+    from datetime import UTC, datetime
+
+    seed_active(admin, range(1, 3))
+    limit = "usage_limit: {kb_limit: 100, action: suspend}"
+    fleet_stack.write_fleet(fleet_of([row(1, limit), row(2, limit)]))
+    fleet_stack.up().check()  # sets both limits
+    today = datetime.now(UTC).date().isoformat()
+    fresh_emulator.record_usage(iccid(1), today, 200 * 1024)  # over its limit: the platform suspends it
+    assert admin.sims()[iccid(1)]["state"] == "suspended"
+    admin.add_sims([{"iccid": iccid(2), "state": "suspended"}])  # under its limit: someone suspended it
+
+    result, doc, path = plan(fleet_stack)
+    assert [(e["iccid"], e["verdict"], e["month_kb"]) for e in doc["left_alone"]] == [(iccid(1), "by_usage_limit", 200)]
+    assert [e["iccid"] for e in doc["sims"]] == [iccid(2)]  # restored: drift
+    assert doc["sims"][0]["limit_suspension"]["verdict"] == "not_by_usage_limit"
+    assert "suspended by their own usage limit" in result.stdout and "truck-1" in result.stdout
+
+    drift = lattigo_fleet(fleet_stack, "drift", "--json")
+    report = json.loads(drift.stdout)
+    assert [i["iccid"] for i in report["drift"]] == [iccid(2)]
+    assert [s["iccid"] for s in report["left_alone"]] == [iccid(1)]
+
+    admin.clear_log()
+    assert lattigo_fleet(fleet_stack, "apply", "--plan", str(path)).returncode == 0
+    calls = admin.mutating()
+    assert by_endpoint(calls) == {"change_simstate": 1}
+    assert calls[0]["body"]["device_names"] == [iccid(2)]
+    assert admin.sims()[iccid(1)]["state"] == "suspended"
+    fleet_stack.up().check()  # a plain run leaves it alone too
+    assert admin.sims()[iccid(1)]["state"] == "suspended"
