@@ -98,6 +98,9 @@ class Runtime:
                 continue
             if field_name == "usage_limit" or self.live.written_here(op.iccid, field_name):
                 continue  # limits cannot be read back; our own write is not a change by someone else
+            activated_here = "state" not in (entry.get("before") or {}) and self.live.written_here(op.iccid, "state")
+            if field_name != "origin" and activated_here:
+                continue  # not in the account at review, activated by this run: its fields are no one else's
             if field_name == "origin":
                 now, was = ("in the account" if current is not None else None), None
             else:

@@ -9,7 +9,12 @@ run applies exactly that plan, and each bulk request is checked once more, right
 fresh read of the account (providers/runtime.py `still_as_approved`).
 
 In the heal mode (`lattigo-fleet:mergeMode: heal`) the merge is level-based: it applies whatever fleet.yaml
-needs at merge time and says what it healed beyond the approved plan; `--plan` is then optional.
+needs at merge time and says what it healed beyond the approved plan; `--plan` is then optional. `--heal`
+asks for that one run without a plan, on purpose (a person who read the drift report, never a merge).
+
+Standard output carries only the report (the stale SIMs and the new plan, Markdown, for the job summary);
+pulumi's own output goes to standard error. `--out FILE` keeps the plan at merge time (stale or not): the
+document a person reviews and approves when the merge refused (`apply --plan FILE --expect-digest D`).
 
 Exit codes: 0 applied; 3 the approved plan is stale (nothing sent); 1 any other failure (one line).
 """
@@ -39,6 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIGEST",
         help="refuse unless the plan's digest is this one (or starts with it): the digest the reviewer read in the "
         "pull request's comment",
+    )
+    parser.add_argument(
+        "--heal",
+        action="store_true",
+        help="without --plan: apply whatever fleet.yaml needs now, unreviewed, for this run only (strict mode)",
+    )
+    parser.add_argument(
+        "--out", metavar="FILE", help="write the plan at merge time here (to review and approve when it refused)"
     )
     parser.add_argument("--stack", help="the stack (default: the plan's stack)")
     parser.add_argument("--cwd", help="the project directory (default: the current directory)")
@@ -74,6 +87,14 @@ def stale_report(approved: dict[str, Any], now: dict[str, Any], staleness: plan_
     return "\n".join(lines) + "\n" + text
 
 
+def _has_fd(stream: TextIO) -> bool:
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    return True
+
+
 def main(args: argparse.Namespace, out: TextIO | None = None, log: TextIO | None = None) -> int:
     out, log = out or sys.stdout, log or sys.stderr
     approved: dict[str, Any] | None = None
@@ -93,12 +114,15 @@ def main(args: argparse.Namespace, out: TextIO | None = None, log: TextIO | None
             )
         if args.stack and args.stack != approved["stack"]:
             return fail("apply", f"{args.plan} is a plan for stack {approved['stack']!r}, not {args.stack!r}")
+    if approved is not None and args.heal:
+        return fail("apply", "--heal applies fleet.yaml without a plan: give it or --plan, not both")
     stack = args.stack or (approved or {}).get("stack")
-    if approved is None and _mode_of(stack, args.cwd) != plan_document.HEAL:
+    if approved is None and not args.heal and _mode_of(stack, args.cwd) != plan_document.HEAL:
         return fail(
             "apply",
             "no approved plan: in the strict merge mode the merge applies only a reviewed plan (`--plan FILE`, the "
-            "pull request's plan document); set lattigo-fleet:mergeMode to heal to apply whatever is needed",
+            "pull request's plan document); `--heal` applies whatever fleet.yaml needs for one run, and "
+            "lattigo-fleet:mergeMode heal for every run",
         )
     argv = ["pulumi", *UP_ARGS]
     if stack:
@@ -112,8 +136,10 @@ def main(args: argparse.Namespace, out: TextIO | None = None, log: TextIO | None
         if args.plan:
             env[plan_document.APPROVED_ENV] = os.path.abspath(args.plan)
         out.flush()
+        log.flush()
         try:
-            code = subprocess.run(argv, env=env).returncode
+            # pulumi's progress goes to our standard error: standard output is the report alone.
+            code = subprocess.run(argv, env=env, stdout=log.fileno() if _has_fd(log) else None).returncode
         except FileNotFoundError:
             return fail("apply", '`pulumi` is not on PATH (run `eval "$(make -s env)"` in the clone)')
         now = None
@@ -122,6 +148,11 @@ def main(args: argparse.Namespace, out: TextIO | None = None, log: TextIO | None
                 now = plan_document.read(now_path)
             except plan_document.PlanDocumentError:
                 now = None
+        if now is not None and args.out:
+            try:
+                plan_document.write(now, args.out)
+            except OSError as exc:
+                return fail("apply", f"cannot write the plan at merge time to {args.out}: {exc.strerror or exc}")
     staleness = plan_document.compare(approved, now) if approved and now else None
     if code != 0 and staleness and now is not None and now.get("mode") == plan_document.STRICT:
         assert approved is not None
@@ -129,7 +160,10 @@ def main(args: argparse.Namespace, out: TextIO | None = None, log: TextIO | None
         return STALE
     if code != 0:
         return fail("apply", f"pulumi up failed (exit code {code}): see its output above")
-    what = f"the approved plan {plan_document.short(approved['digest'])}" if approved else "fleet.yaml (heal mode)"
+    if approved:
+        what = f"the approved plan {plan_document.short(approved['digest'])}"
+    else:
+        what = "fleet.yaml, unreviewed (--heal)" if args.heal else "fleet.yaml (heal mode)"
     if staleness and now is not None:
         what += f", and healed what moved since (the plan at merge time was {plan_document.short(now['digest'])})"
     print(f"lattigo-fleet apply: applied {what}", file=log)

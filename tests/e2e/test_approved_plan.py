@@ -125,6 +125,24 @@ def test_c_no_change_in_between_sends_exactly_the_approved_plans_writes(fleet_st
     assert fleet_stack.preview("--expect-no-changes").returncode == 0
 
 
+def test_c_an_approved_activation_then_sets_the_fields_of_the_sim_it_activated(fleet_stack, admin):
+    # A SIM in inventory is unknown to the API at review (no "before"); once this run activated it, its cost
+    # center and notes are set on a SIM that is ours: no re-read may call that a change by someone else.
+    three_sims_applied(fleet_stack, admin)
+    admin.add_sims([{"iccid": iccid(4), "imei": imei(4)}])
+    fleet_stack.write_fleet(
+        fleet_of([*(row(i, "cost_center: Fleet-East") for i in (1, 2, 3)), row(4, "cost_center: Cold-Chain")])
+    )
+    _result, approved, path = plan(fleet_stack)
+    [entry] = approved["sims"]
+    assert entry["action"] == "activate" and "state" not in entry["before"], entry
+    admin.clear_log()
+    applied = lattigo_fleet(fleet_stack, "apply", "--plan", str(path), "--expect-digest", approved["digest"][7:19])
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert by_endpoint(admin.mutating()) == {"activation_request": 1, "change_cost_center": 1}, admin.mutating()
+    assert fleet_stack.preview("--expect-no-changes").returncode == 0
+
+
 def test_d_a_plan_made_before_main_moved_is_refused(fleet_stack, admin):
     three_sims_applied(fleet_stack, admin)
     base = [row(i, "cost_center: Fleet-East") for i in (1, 2, 3)]
@@ -138,10 +156,19 @@ def test_d_a_plan_made_before_main_moved_is_refused(fleet_stack, admin):
     # The merge of pull request 2: main now holds both changes.
     fleet_stack.write_fleet(fleet_of([row(1, "cost_center: Cold-Chain"), base[1], row(3, "cost_center: Retail")]))
     admin.clear_log()
-    refused = lattigo_fleet(fleet_stack, "apply", "--plan", str(second_path))
+    now_path = fleet_stack.project_dir / "plan-now.json"
+    refused = lattigo_fleet(fleet_stack, "apply", "--plan", str(second_path), "--out", str(now_path))
     assert refused.returncode == 3, refused.stdout + refused.stderr
     assert admin.mutating() == []
     assert "the fleet files differ from the ones the plan was made on (fleet.yaml)" in refused.stdout
+    assert "Updating" not in refused.stdout, "standard output is the report alone; pulumi's goes to stderr"
+    # The plan at merge time, reviewed from the refusal, is approved by its digest and applied as it is.
+    now = json.loads(now_path.read_text())
+    assert now["digest"][7:19] in refused.stdout and [e["name"] for e in now["sims"]] == ["truck-3"]
+    approved = lattigo_fleet(fleet_stack, "apply", "--plan", str(now_path), "--expect-digest", now["digest"][7:19])
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    writes = admin.mutating()
+    assert by_endpoint(writes) == {"change_cost_center": 1} and writes[0]["body"]["cost_center"] == "Retail", writes
 
 
 def test_a_strict_merge_without_a_plan_or_with_another_digest_sends_nothing(fleet_stack, admin):
@@ -151,6 +178,8 @@ def test_a_strict_merge_without_a_plan_or_with_another_digest_sends_nothing(flee
     admin.clear_log()
     no_plan = lattigo_fleet(fleet_stack, "apply")
     assert no_plan.returncode == 1 and "no approved plan" in no_plan.stderr
+    both = lattigo_fleet(fleet_stack, "apply", "--plan", str(path), "--heal")
+    assert both.returncode == 1 and "not both" in both.stderr
     other = lattigo_fleet(fleet_stack, "apply", "--plan", str(path), "--expect-digest", "0123456789ab")
     assert other.returncode == 1 and "not the plan 0123456789ab that the reviewer read" in other.stderr
     edited = json.loads(path.read_text())

@@ -97,7 +97,6 @@ class Account:
             "GITLAB_TOKEN": FORGE_TOKEN,
             "CI_API_V4_URL": GITLAB_API,
             "CI_PROJECT_ID": "42",
-            "CI_MERGE_REQUEST_IID": MR_IID,
             "CI_JOB_URL": "https://gitlab.example.com/acme/fleet/-/jobs/1",
         }
 
@@ -129,9 +128,49 @@ def body_file(name="--body-file"):
         call["body"] = f.read()
     return call["body"]
 
+def jq(value):
+    text = json.dumps(value)
+    if "--jq" in args:
+        text = subprocess.run(["jq", "-r", opt("--jq")], input=text, capture_output=True, text=True,
+                              check=True).stdout
+    return text
+
+def comment_rows(pr):
+    return [{{"id": int(pr) * 1000 + i, "user": {{"login": "github-actions[bot]"}}, "body": body}}
+            for i, body in enumerate(db["comments"].get(pr, []), 1)]
+
+def gh_api(path):
+    parts = path.split("?")[0].strip("/").split("/")
+    if parts[3:4] == ["commits"] and parts[5:] == ["pulls"]:
+        pull = db["pulls"].get(parts[4])
+        done(jq([pull] if pull else []))
+    if parts[3:4] == ["pulls"]:
+        done(jq(next(p for p in db["pulls"].values() if str(p["number"]) == parts[4])))
+    if parts[3:4] == ["issues"] and parts[5:] == ["comments"]:
+        done(jq(comment_rows(parts[4])))
+    if parts[3:5] == ["issues", "comments"]:
+        rows = [c for pr in db["comments"] for c in comment_rows(pr) if c["id"] == int(parts[5])]
+        done(jq(rows[0])) if rows else done(code=1, err="gh: Not Found (HTTP 404)\n")
+    done(code=1, err=f"gh: Not Found (HTTP 404): {{path}}\n")
+
 def gh():
     if os.environ.get("GH_TOKEN") != TOKEN:
         done(code=4, err="gh: not authenticated\n")
+    if args[0] == "api":
+        gh_api(next(a for a in args[1:] if a.startswith("repos/")))
+    if args[:2] == ["run", "list"]:
+        runs = [r for r in reversed(db["runs"]) if r["workflow"] == opt("--workflow")
+                and r["headSha"] == opt("--commit") and r["conclusion"] == opt("--status", r["conclusion"])]
+        done(jq([{{"databaseId": r["databaseId"]}} for r in runs][: int(opt("--limit", "20"))]))
+    if args[:2] == ["run", "download"]:
+        run = next((r for r in db["runs"] if str(r["databaseId"]) == args[2]), None)
+        if not run or opt("--name") not in run["artifacts"]:
+            done(code=1, err=f"no artifact matches {{opt('--name')}}\n")
+        import shutil
+        shutil.copytree(run["artifacts"][opt("--name")], opt("--dir", "."), dirs_exist_ok=True)
+        done()
+    if args[:2] == ["pr", "list"]:
+        done(jq(db["open_pulls"]))
     if args[:2] == ["pr", "comment"]:
         comments = db["comments"].setdefault(args[2], [])
         text = body_file()
@@ -144,12 +183,7 @@ def gh():
         done(f"https://github.com/acme/fleet/pull/{{args[2]}}#issuecomment-{{len(comments)}}\n")
     if args[:2] == ["issue", "list"]:
         fields = opt("--json").split(",")
-        found = [{{k: i[k] for k in fields}} for i in db["issues"] if i["state"] == opt("--state", "open")]
-        text = json.dumps(found)
-        if "--jq" in args:
-            text = subprocess.run(["jq", "-r", opt("--jq")], input=text, capture_output=True, text=True,
-                                  check=True).stdout
-        done(text)
+        done(jq([{{k: i[k] for k in fields}} for i in db["issues"] if i["state"] == opt("--state", "open")]))
     if args[:2] == ["issue", "create"]:
         db["issues"].append({{"number": len(db["issues"]) + 1, "title": opt("--title"), "body": body_file(),
                              "state": "open"}})
@@ -164,7 +198,7 @@ def gh():
     done(code=2, err=f"fake gh: not supported: {{args}}\n")
 
 def curl():
-    method, headers, data, url, query = "GET", [], {{}}, None, False
+    method, headers, data, url, query, output = "GET", [], {{}}, None, False, None
     it = iter(args)
     for a in it:
         if a in ("-X", "--request"):
@@ -182,6 +216,8 @@ def curl():
             data[name] = value
         elif a in ("-G", "--get"):
             query = True
+        elif a in ("-o", "--output"):
+            output = next(it)
         elif a.startswith("-"):
             continue  # -f -s -S
         else:
@@ -192,8 +228,26 @@ def curl():
         done(code=22, err="curl: (22) The requested URL returned error: 401\n")
     if method == "GET" and data and not query:
         method = "POST"
-    path = urllib.parse.urlsplit(url).path[len(urllib.parse.urlsplit(API).path):].strip("/").split("/")
+    split = urllib.parse.urlsplit(url)
+    path = split.path[len(urllib.parse.urlsplit(API).path):].strip("/").split("/")
+    params = dict(urllib.parse.parse_qsl(split.query))
     call["method"], call["path"], call["data"] = method, "/".join(path), data
+    if path[2:3] == ["repository"] and path[5:] == ["merge_requests"]:
+        done(json.dumps([m for m in db["gl_mrs"] if m["merge_commit_sha"] == path[4]]))
+    if path[2:] == ["merge_requests"]:
+        done(json.dumps([m for m in db["gl_mrs"] if m["state"] == params.get("state", m["state"])]))
+    if path[2:3] == ["merge_requests"] and path[4:] == ["pipelines"]:
+        done(json.dumps([p for p in reversed(db["gl_pipelines"]) if p["mr"] == int(path[3])]))
+    if path[2:3] == ["pipelines"] and path[4:] == ["jobs"]:
+        done(json.dumps([j for j in db["gl_jobs"] if j["pipeline"] == int(path[3])]))
+    if path[2:3] == ["jobs"] and path[4:5] == ["artifacts"]:
+        job = next((j for j in db["gl_jobs"] if j["id"] == int(path[3])), None)
+        kept = job and job["artifacts"].get("/".join(path[5:]))
+        if not kept:
+            done(code=22, err="curl: (22) The requested URL returned error: 404\n")
+        import shutil
+        shutil.copyfile(kept, output)
+        done()
     if path[2:4] == ["merge_requests", {mr!r}] and path[4] == "notes":
         notes = db["notes"]
         if method == "GET":
@@ -231,7 +285,25 @@ class Forge:
         self.bin = root / "forge-bin"
         self.bin.mkdir(parents=True)
         self.state = root / "forge.json"
-        self.state.write_text(json.dumps({"calls": [], "comments": {}, "issues": [], "notes": [], "gl_issues": []}))
+        self.state.write_text(
+            json.dumps(
+                {
+                    "calls": [],
+                    "comments": {},
+                    "issues": [],
+                    "notes": [],
+                    "gl_issues": [],
+                    # GitHub: merge commit -> its pull request; open pull requests; workflow runs and artifacts.
+                    "pulls": {},
+                    "open_pulls": [],
+                    "runs": [],
+                    # GitLab: merge requests, pipelines, jobs and their artifacts.
+                    "gl_mrs": [],
+                    "gl_pipelines": [],
+                    "gl_jobs": [],
+                }
+            )
+        )
         script = self.bin / "fake-forge"
         script.write_text(
             FAKE_FORGE.format(
@@ -245,6 +317,17 @@ class Forge:
     @property
     def db(self) -> dict[str, Any]:
         return json.loads(self.state.read_text())
+
+    def update(self, **values: Any) -> None:
+        """What the forge knows besides the calls (pull requests, runs), as the test's story sets it."""
+        db = self.db
+        db.update(values)
+        self.state.write_text(json.dumps(db, indent=1))
+
+    def append(self, key: str, row: dict[str, Any]) -> None:
+        db = self.db
+        db[key].append(row)
+        self.state.write_text(json.dumps(db, indent=1))
 
     def calls(self, since: int = 0) -> list[dict[str, Any]]:
         return self.db["calls"][since:]
@@ -265,6 +348,8 @@ class Job:
     checkout: Path
     failed_at: str | None = None
     calls: list[dict[str, Any]] = field(default_factory=list)
+    run_id: int = 0  # GitHub: the run's id; GitLab: the job's
+    summary: Path | None = None  # GitHub: $GITHUB_STEP_SUMMARY
 
 
 class Runner:
@@ -277,6 +362,7 @@ class Runner:
         self.home.mkdir()
         self.steps = root / "steps"  # each GitHub step's script, $GITHUB_ENV and $GITHUB_PATH
         self.steps.mkdir()
+        (root / "artifacts").mkdir()
         self.jobs = 0
 
     def base_env(self) -> dict[str, str]:
@@ -296,11 +382,38 @@ class Runner:
             (clone / name).write_text(text)
         return clone
 
-    def run_github(self, workflow: str) -> Job:
+    def run_github(
+        self,
+        workflow: str,
+        *,
+        event: str | None = None,
+        sha: str = "0" * 40,
+        head: str | None = None,
+        pr: str = PR_NUMBER,
+        inputs: dict[str, str] | None = None,
+    ) -> Job:
+        """One run of a workflow's job, as the runner would for `event` on commit `sha` (a pull request's:
+        `head`). `uses:` steps are skipped but for actions/upload-artifact, which keeps the files as the run's
+        artifact in the fake forge (for `gh run download`). A failed step skips the rest but `if: failure()`."""
         doc = load(GITHUB_WORKFLOWS[workflow])
         ((name, job),) = doc["jobs"].items()
         shell = (doc.get("defaults") or {}).get("run", {}).get("shell", "bash")
-        expressions = self.account.github_expressions()
+        triggers = doc[True if True in doc else "on"]
+        event = event or next(iter(triggers))
+        assert event in triggers, f"{workflow} does not run on {event}"
+        declared = (triggers.get("workflow_dispatch") or {}).get("inputs") or {}
+        if event != "workflow_dispatch":
+            declared = {}
+        assert set(inputs or {}) <= set(declared), f"{workflow}: inputs {set(inputs or {}) - set(declared)}"
+        given = {k: json.dumps(v["default"]) if "default" in v else "" for k, v in declared.items()}
+        given.update(inputs or {})
+        expressions = {
+            **self.account.github_expressions(),
+            "github.event.pull_request.number": pr,
+            **{f"inputs.{k}": v for k, v in given.items()},
+        }
+        if event != "workflow_dispatch":
+            expressions.update({f"inputs.{k}": "" for k in ("plan_run", "digest", "heal")})
 
         def sub(text: Any) -> str:
             def one(m: re.Match[str]) -> str:
@@ -310,12 +423,40 @@ class Runner:
             return re.sub(r"\$\{\{\s*(.*?)\s*\}\}", one, str(text))
 
         checkout = self.checkout()
+        run_id = 9000 + self.jobs
+        summary = self.steps / f"job-{self.jobs}-summary.md"
+        summary.write_text("")
         env = self.base_env()
+        env.update(
+            {
+                "GITHUB_EVENT_NAME": event,
+                "GITHUB_SHA": sha,
+                "GITHUB_REF": f"refs/pull/{pr}/merge" if event == "pull_request" else "refs/heads/main",
+                "GITHUB_RUN_ID": str(run_id),
+                "GITHUB_REPOSITORY": "acme/fleet",
+                "GITHUB_STEP_SUMMARY": str(summary),
+            }
+        )
         env.update({k: sub(v) for k, v in {**(doc.get("env") or {}), **(job.get("env") or {})}.items()})
-        since, log = len(self.forge.calls()), []
+        since, log, failed_at = len(self.forge.calls()), [], None
+        artifacts: dict[str, str] = {}
         for i, step in enumerate(job["steps"]):
+            label = step.get("name") or step.get("uses") or step["run"].splitlines()[0]
+            condition = step.get("if")
+            runs = {None: failed_at is None, "failure()": failed_at is not None, "always()": True}
+            assert condition in runs, f"{workflow}: step if {condition!r}"
+            if not runs[condition]:
+                continue
             if "uses" in step:
                 assert str(step["uses"]).startswith("actions/"), step
+                if str(step["uses"]).startswith("actions/upload-artifact@"):
+                    found = checkout / step["with"]["path"]
+                    assert found.exists() or step["with"].get("if-no-files-found") == "ignore", step
+                    if found.exists():
+                        kept = self.root / "artifacts" / str(run_id) / step["with"]["name"]
+                        kept.mkdir(parents=True)
+                        shutil.copy(found, kept / found.name)
+                        artifacts[step["with"]["name"]] = str(kept)
                 continue
             assert step.get("shell", shell) == "bash", step
             files = {kind: self.steps / f"job-{self.jobs}-step-{i}.{kind}" for kind in ("env", "path")}
@@ -339,27 +480,63 @@ class Runner:
                 text=True,
                 timeout=1200,
             )
-            label = step.get("name") or step["run"].splitlines()[0]
             log.append(f"--- {workflow}: {label} (exit {proc.returncode})\n{proc.stdout}")
             if proc.returncode:
-                return Job(name, False, "".join(log), checkout, label, self.forge.calls(since))
+                failed_at = failed_at or label
+                continue
             env.update(read_github_env(files["env"].read_text()))
             for line in files["path"].read_text().splitlines():
                 env["PATH"] = f"{line}{os.pathsep}{env['PATH']}"
-        return Job(name, True, "".join(log), checkout, None, self.forge.calls(since))
+        self.forge.append(
+            "runs",
+            {
+                "databaseId": run_id,
+                "workflow": doc["name"],
+                "headSha": head or sha,
+                "conclusion": "failure" if failed_at else "success",
+                "artifacts": artifacts,
+            },
+        )
+        return Job(name, failed_at is None, "".join(log), checkout, failed_at, self.forge.calls(since), run_id, summary)
 
-    def run_gitlab(self, name: str) -> Job:
+    def run_gitlab(
+        self,
+        name: str,
+        *,
+        source: str | None = None,
+        sha: str = "0" * 40,
+        mr: str | None = None,
+        variables: dict[str, str] | None = None,
+    ) -> Job:
+        """One job in a pipeline of its own (`source`, commit `sha`, merge request `mr`), with the pipeline's
+        `variables` (Run pipeline). Its `artifacts:` are kept in the fake forge as GitLab keeps them."""
         doc = load(GITLAB_PIPELINE)
         job = {**doc[doc[name]["extends"]], **doc[name]} if "extends" in doc[name] else doc[name]
         for line in job.get("before_script") or []:
             assert line.startswith("apt-get "), f"{name}: before_script is for the image's packages only: {line}"
         checkout = self.checkout()
+        job_id = 500 + self.jobs
         env = self.base_env()
         env.update(self.account.gitlab_variables())
-        env["CI_PROJECT_DIR"] = str(checkout)
+        source = source or {"fleet-plan": "merge_request_event", "fleet-apply": "push", "fleet-drift": "schedule"}[name]
+        env.update(
+            {
+                "CI_PROJECT_DIR": str(checkout),
+                "CI_PIPELINE_SOURCE": source,
+                "CI_COMMIT_SHA": sha,
+                "CI_JOB_ID": str(job_id),
+                "CI_COMMIT_BRANCH": "main",
+                "CI_DEFAULT_BRANCH": "main",
+            }
+        )
+        if mr:
+            env["CI_MERGE_REQUEST_IID"] = mr
+        else:
+            env.pop("CI_MERGE_REQUEST_IID", None)
         for key, value in {**(doc.get("variables") or {}), **(job.get("variables") or {})}.items():
             if key not in CACHE_VARIABLES:
                 env[key] = re.sub(r"\$\{?(\w+)\}?", lambda m: env.get(m.group(1), ""), str(value))
+        env.update(variables or {})
         script = "\n".join(str(line) for line in flatten(job["script"]))
         since = len(self.forge.calls())
         proc = subprocess.run(
@@ -372,10 +549,31 @@ class Runner:
             text=True,
             timeout=1200,
         )
-        log = f"--- {name} (exit {proc.returncode})\n{proc.stdout}"
-        return Job(
-            name, proc.returncode == 0, log, checkout, None if proc.returncode == 0 else name, self.forge.calls(since)
+        passed = proc.returncode == 0
+        artifacts = job.get("artifacts") or {}
+        kept: dict[str, str] = {}
+        if {"on_success": passed, "on_failure": not passed, "always": True}[artifacts.get("when", "on_success")]:
+            for path in artifacts.get("paths") or []:
+                if (checkout / path).exists():
+                    kept[path] = str(self.root / "artifacts" / f"job-{job_id}-{path}")
+                    shutil.copy(checkout / path, kept[path])
+        pipeline = 100 + self.jobs
+        self.forge.append(
+            "gl_pipelines",
+            {"id": pipeline, "mr": int(mr) if mr else None, "status": "success" if passed else "failed", "sha": sha},
         )
+        self.forge.append(
+            "gl_jobs",
+            {
+                "id": job_id,
+                "name": name,
+                "pipeline": pipeline,
+                "status": "success" if passed else "failed",
+                "artifacts": kept,
+            },
+        )
+        log = f"--- {name} (exit {proc.returncode})\n{proc.stdout}"
+        return Job(name, passed, log, checkout, None if passed else name, self.forge.calls(since), job_id)
 
 
 def flatten(lines: Any) -> list[str]:
@@ -485,12 +683,22 @@ def test_templates_declare_the_settings_and_serialize_applies():
         doc = load(path)
         env = doc["env"]
         assert {k: str(env.get(k)) for k in MAKE_ENV} == MAKE_ENV, f"{name}: the engine settings of `make env`"
-        for secret in SECRETS:
-            assert env[secret] == f"${{{{ secrets.{secret} }}}}", f"{name}: {secret} from a secret"
         assert env["PULUMI_STACK"] == "${{ vars.PULUMI_STACK }}"
+        # The secrets reach only the step that runs pulumi, and the checkout keeps no token.
+        ((_job, job),) = doc["jobs"].items()
+        assert not set(SECRETS) & set(env) and not set(SECRETS) & set(job.get("env") or {}), name
+        with_secrets = [step["name"] for step in job["steps"] if set(SECRETS) & set(step.get("env") or {})]
+        assert len(with_secrets) == 1, f"{name}: {with_secrets}"
+        for step in job["steps"]:
+            for secret in SECRETS:
+                if secret in (step.get("env") or {}):
+                    assert step["env"][secret] == f"${{{{ secrets.{secret} }}}}", f"{name}: {secret} from a secret"
+        checkout = next(step for step in job["steps"] if str(step.get("uses", "")).startswith("actions/checkout@"))
+        assert checkout["with"]["persist-credentials"] is False, name
     triggers = {name: load(path)[True if True in load(path) else "on"] for name, path in GITHUB_WORKFLOWS.items()}
     assert "pull_request" in triggers["pull-request"]
     assert triggers["merge"]["push"]["branches"] == ["main"]
+    assert set(triggers["merge"]["workflow_dispatch"]["inputs"]) == {"plan_run", "digest", "heal"}
     assert "schedule" in triggers["nightly-drift"]
     merge = load(GITHUB_WORKFLOWS["merge"])["concurrency"]
     assert merge["cancel-in-progress"] is False and "fleet-apply" in merge["group"]
@@ -504,56 +712,121 @@ def test_templates_declare_the_settings_and_serialize_applies():
     assert '"merge_request_event"' in sources["fleet-plan"]
     assert '"push"' in sources["fleet-apply"] and "$CI_DEFAULT_BRANCH" in sources["fleet-apply"]
     assert '"schedule"' in sources["fleet-drift"] and '"schedule"' not in sources["fleet-apply"]
+    assert gitlab["fleet-plan"]["artifacts"]["paths"] == ["fleet-plan.json"]
+    assert gitlab["fleet-apply"]["artifacts"] == {
+        "when": "on_failure",
+        "paths": ["fleet-plan-now.json"],
+        "expire_in": "30 days",
+    }
     text = GITLAB_PIPELINE.read_text()
     for secret in (*SECRETS, "GITLAB_TOKEN"):
         assert f"${secret}" in text or secret in text, secret
+
+
+def plan_digest(text: str) -> str:
+    """The digest a reviewer reads in the plan comment."""
+    found = re.findall(r"\(`(sha256:[0-9a-f]{64})`\)", text)
+    assert len(found) == 1, text
+    return found[0]
+
+
+def mutating(endpoint: str) -> list[dict[str, Any]]:
+    log = requests.get(f"{endpoint}/_emulator/requests", timeout=30).json()
+    rows = log.get("requests", log) if isinstance(log, dict) else log
+    return [r for r in rows if r["method"] != "GET" and not r["path"].startswith("/_emulator")]
+
+
+def clear_requests(endpoint: str) -> None:
+    requests.delete(f"{endpoint}/_emulator/requests", timeout=30).raise_for_status()
 
 
 def test_github_workflows_pull_request_merge_nightly(tmp_path, demo_account):
     runner = Runner(tmp_path, demo_account, {})
     onboard(runner)
 
-    # The pull request: the plan comment, then a second push edits it.
-    first = ok(runner.run_github("pull-request"))
+    # The pull request: the plan comment (with the plan's digest) and the plan document kept as the run's
+    # artifact; a second push edits the comment and keeps a new document.
+    first = ok(runner.run_github("pull-request", sha="a1" * 20, head="b1" * 20))
     plan = (first.checkout / "plan.md").read_text()
     assert "## lattigo-fleet plan" in plan
     comments = runner.forge.db["comments"][PR_NUMBER]
     assert comments == [plan], "one comment, the plan's Markdown"
-    for what in ("truck-0301", "activate", "truck-0005", "suspend", "Cold-Chain", "fw 3.4.0"):
+    for what in ("truck-0301", "activate", "truck-0005", "suspend", "Cold-Chain", "fw 3.4.0", "merge mode **strict**"):
         assert what in plan, f"the plan comment does not say {what!r}\n{plan}"
     assert [c["args"][-3:] for c in first.calls] == [
         ["--edit-last", "--body-file", "plan.md"],
         [PR_NUMBER, "--body-file", "plan.md"],
     ]
-    second = ok(runner.run_github("pull-request"))
+    second = ok(runner.run_github("pull-request", sha="a2" * 20, head="b2" * 20))
     assert len(runner.forge.db["comments"][PR_NUMBER]) == 1, "the second push edits the comment"
     assert [c["args"][2:4] for c in second.calls] == [[PR_NUMBER, "--edit-last"]]
+    approved = json.loads((second.checkout / "fleet-plan.json").read_text())
+    assert plan_digest(runner.forge.db["comments"][PR_NUMBER][0]) == approved["digest"]
+    assert approved["source"]["pull_request"] == int(PR_NUMBER)
 
-    # The merge applies it: the account matches fleet.yaml.
-    ok(runner.run_github("merge"))
+    # The merge applies the approved plan, found from the commit's pull request, its comment and its last run.
+    runner.forge.update(pulls={"c1" * 20: {"number": int(PR_NUMBER), "head": {"sha": "b2" * 20}}})
+    clear_requests(demo_account.endpoint)
+    merged = ok(runner.run_github("merge", sha="c1" * 20))
+    assert f"applied the approved plan {approved['digest'][7:19]}" in merged.log, merged.log[-4000:]
+    assert ["run", "download", str(second.run_id), "--name", "fleet-plan", "--dir", "approved"] in [
+        c["args"] for c in merged.calls
+    ]
+    assert mutating(demo_account.endpoint), "the merge sent the plan's calls"
     expect_no_changes(runner)
 
-    # Nightly, in sync: no issue.
+    # Nightly, in sync: no issue; no open pull request whose plan to check.
     nightly = ok(runner.run_github("nightly-drift"))
-    assert "In sync" in (nightly.checkout / "drift.md").read_text()
-    assert [c["args"][:2] for c in nightly.calls] == [["issue", "list"]] and not runner.forge.db["issues"]
+    drift = (nightly.checkout / "drift.md").read_text()
+    assert "In sync" in drift and "plans checked (0)" in drift, drift
+    assert [c["args"][:2] for c in nightly.calls] == [["pr", "list"], ["issue", "list"]]
+    assert not runner.forge.db["issues"]
 
-    # Someone moves a SIM to another cost center in the portal: the nightly report opens ONE issue...
+    # A second pull request (#8) is planned; then someone moves a SIM to another cost center in the portal.
+    fleet = runner.committed["fleet.yaml"]
+    assert fleet.count("note: Truck 0003,") == 1
+    runner.committed["fleet.yaml"] = fleet.replace("note: Truck 0003,", "note: Truck 0003 east,")
+    ok(runner.run_github("pull-request", sha="a3" * 20, head="b3" * 20, pr="8"))
+    eight_digest = plan_digest(runner.forge.db["comments"]["8"][0])
+    runner.forge.update(open_pulls=[{"number": 8, "headRefOid": "b3" * 20}])
     change_out_of_band(demo_account.endpoint, "Warehouse")
+
+    # The nightly report opens ONE issue, naming the drift and the open pull request whose plan it makes stale...
     ok(runner.run_github("nightly-drift"))
     issues = runner.forge.db["issues"]
     assert [(i["title"], i["state"]) for i in issues] == [("Fleet drift", "open")]
-    for what in (*DRIFTED_SIM, "cost_center", "Fleet-East", "Warehouse"):
+    for what in (*DRIFTED_SIM, "cost_center", "Fleet-East", "Warehouse", f"#8 (plan {eight_digest[7:19]})"):
         assert what in issues[0]["body"], f"the drift issue does not name {what!r}\n{issues[0]['body']}"
     # ...which the next night updates rather than opening another.
     change_out_of_band(demo_account.endpoint, "Field-Service")
     again = ok(runner.run_github("nightly-drift"))
     issues = runner.forge.db["issues"]
     assert len(issues) == 1 and "Field-Service" in issues[0]["body"]
-    assert [c["args"][:3] for c in again.calls][1:] == [["issue", "edit", "1"]]
+    assert [c["args"][:3] for c in again.calls][-1] == ["issue", "edit", "1"]
 
-    # A re-run of the apply workflow heals it; the next night closes the issue.
-    ok(runner.run_github("merge"))
+    # Pull request #8 merges: its plan is stale (truck-0009 moved since its review). Nothing is sent; the job
+    # fails, lists the SIM and field, and keeps the plan at merge time for a new review.
+    runner.forge.update(pulls={"c2" * 20: {"number": 8, "head": {"sha": "b3" * 20}}}, open_pulls=[])
+    clear_requests(demo_account.endpoint)
+    refused = runner.run_github("merge", sha="c2" * 20)
+    assert not refused.ok and refused.failed_at == "Apply the approved plan", refused.log[-4000:]
+    assert mutating(demo_account.endpoint) == [], "a stale plan sends nothing"
+    summary = refused.summary.read_text()
+    assert f"the approved plan {eight_digest[7:19]} is stale" in summary, summary
+    assert "truck-0009" in summary and "cost_center: 'Fleet-East' at review / 'Field-Service' now" in summary
+    assert f"plan_run {refused.run_id}" in summary
+    now = json.loads((refused.checkout / "fleet-plan-now.json").read_text())
+    runs = runner.forge.db["runs"]
+    assert any(r["databaseId"] == refused.run_id and "fleet-plan-now" in r["artifacts"] for r in runs)
+
+    # A reviewer reads the plan at merge time and runs the workflow with it: it applies exactly that plan.
+    rerun = ok(
+        runner.run_github(
+            "merge", event="workflow_dispatch", inputs={"plan_run": str(refused.run_id), "digest": now["digest"][7:19]}
+        )
+    )
+    assert f"applied the approved plan {now['digest'][7:19]}" in rerun.log, rerun.log[-4000:]
+    expect_no_changes(runner)
     ok(runner.run_github("nightly-drift"))
     assert runner.forge.db["issues"][0]["state"] == "closed"
 
@@ -563,26 +836,39 @@ def test_github_workflows_pull_request_merge_nightly(tmp_path, demo_account):
     runner.committed["fleet.yaml"] = fleet.replace("max_changes: 25%", "max_changes: 0").replace(
         "name: truck-0001, group: trucks-east,", "name: truck-0001, group: trucks-east, state: suspended,"
     )
-    failed = runner.run_github("pull-request")
+    failed = runner.run_github("pull-request", sha="a4" * 20, head="b4" * 20)
     assert not failed.ok and failed.failed_at == "Fail if the preview failed", failed.log[-4000:]
     comment = runner.forge.db["comments"][PR_NUMBER]
     assert len(comment) == 1 and "blast-radius guard" in comment[0], comment
+
+    # Its merge (had it been merged anyway) finds no successful plan run: nothing is sent, and it says why.
+    runner.forge.update(pulls={"c3" * 20: {"number": int(PR_NUMBER), "head": {"sha": "b4" * 20}}})
+    clear_requests(demo_account.endpoint)
+    no_plan = runner.run_github("merge", sha="c3" * 20)
+    assert not no_plan.ok and f"no successful plan run for the head {'b4' * 20}" in no_plan.summary.read_text()
+    assert mutating(demo_account.endpoint) == []
 
 
 def test_gitlab_pipeline_merge_request_apply_schedule(tmp_path, demo_account):
     runner = Runner(tmp_path, demo_account, {})
     onboard(runner)
 
-    plan_job = ok(runner.run_gitlab("fleet-plan"))
+    plan_job = ok(runner.run_gitlab("fleet-plan", sha="a1" * 20, mr=MR_IID))
     plan = (plan_job.checkout / "plan.md").read_text()
     notes = runner.forge.db["notes"]
     assert len(notes) == 1 and notes[0]["body"].startswith("<!-- lattigo-fleet plan -->") and plan in notes[0]["body"]
     assert "truck-0301" in plan and "Cold-Chain" in plan
-    ok(runner.run_gitlab("fleet-plan"))
+    second = ok(runner.run_gitlab("fleet-plan", sha="a2" * 20, mr=MR_IID))
     assert len(runner.forge.db["notes"]) == 1, "the second push edits the note"
     assert [c["method"] for c in runner.forge.calls()[-2:]] == ["GET", "PUT"]
+    approved = json.loads((second.checkout / "fleet-plan.json").read_text())
+    assert plan_digest(runner.forge.db["notes"][0]["body"]) == approved["digest"]
 
-    ok(runner.run_gitlab("fleet-apply"))
+    # The merge: the commit's merge request, the digest in its note, its last successful plan job's artifact.
+    runner.forge.update(gl_mrs=[{"iid": int(MR_IID), "state": "merged", "merge_commit_sha": "c1" * 20}])
+    merged = ok(runner.run_gitlab("fleet-apply", sha="c1" * 20))
+    assert f"applied the approved plan {approved['digest'][7:19]}" in merged.log, merged.log[-4000:]
+    assert f"jobs/{second.run_id}/artifacts/fleet-plan.json" in " ".join(c.get("path", "") for c in merged.calls)
     expect_no_changes(runner)
 
     ok(runner.run_gitlab("fleet-drift"))
@@ -591,8 +877,17 @@ def test_gitlab_pipeline_merge_request_apply_schedule(tmp_path, demo_account):
     ok(runner.run_gitlab("fleet-drift"))
     issues = runner.forge.db["gl_issues"]
     assert [(i["title"], i["state"]) for i in issues] == [("Fleet drift", "opened")]
-    for what in (*DRIFTED_SIM, "cost_center", "Warehouse"):
+    for what in (*DRIFTED_SIM, "cost_center", "Warehouse", "plans checked (0)"):
         assert what in issues[0]["description"], what
-    ok(runner.run_gitlab("fleet-apply"))
+
+    # A merge without a merge request (a push to main): no reviewed plan, nothing sent; the plan now is kept.
+    clear_requests(demo_account.endpoint)
+    pushed = runner.run_gitlab("fleet-apply", sha="c9" * 20)
+    assert not pushed.ok and "is not the merge of a merge request" in pushed.log, pushed.log[-3000:]
+    assert mutating(demo_account.endpoint) == []
+    assert next(j for j in runner.forge.db["gl_jobs"] if j["id"] == pushed.run_id)["artifacts"]
+
+    # A person who read the drift report heals the account on purpose (Run pipeline, FLEET_HEAL=true).
+    ok(runner.run_gitlab("fleet-apply", source="web", sha="c9" * 20, variables={"FLEET_HEAL": "true"}))
     ok(runner.run_gitlab("fleet-drift"))
     assert runner.forge.db["gl_issues"][0]["state"] == "closed"
