@@ -168,6 +168,14 @@ def unknown_keys(keys: Iterable[str]) -> list[str]:
     return problems
 
 
+def leaves_the_project(path: str) -> bool:
+    """An absolute path, or one whose `..` climbs out of the project directory."""
+    import posixpath
+
+    normal = posixpath.normpath(path.replace("\\", "/"))
+    return posixpath.isabs(normal) or os.path.isabs(path) or normal == ".." or normal.startswith("../")
+
+
 def read_settings(config_get: Callable[[str], Any], env: Mapping[str, str] | None = None) -> Settings:
     """Settings from the stack config (`config_get(key)`: None when unset), else the environment, else the
     default. Raises SettingsError naming every missing credential or badly typed value."""
@@ -214,13 +222,25 @@ def read_settings(config_get: Callable[[str], Any], env: Mapping[str, str] | Non
     merge_mode = raw["lattigo-fleet:mergeMode"] or "strict"
     if merge_mode not in MERGE_MODES:
         problems.append(f"lattigo-fleet:mergeMode must be strict or heal, not {merge_mode!r}")
+    from lattigo_fleet.client._http import insecure_endpoint
+
+    for key in ("lattigo:endpoint", "lattigo:thingspaceEndpoint"):
+        if raw[key] and (why := insecure_endpoint(str(raw[key]))):
+            problems.append(f"{key}: {why}")
+    fleet_file = raw["lattigo-fleet:fleetFile"] or "fleet.yaml"
+    if leaves_the_project(fleet_file):
+        # The stack file is in the pull request: it must not point the program at the runner's own files.
+        problems.append(
+            f"lattigo-fleet:fleetFile must be a path inside the project (relative, no `..` out of it), not "
+            f"{fleet_file[:80]!r}"
+        )
     if problems:
         raise SettingsError("; ".join(problems))
     return Settings(
         endpoint=str(raw["lattigo:endpoint"]),
         key_name=str(raw["lattigo:keyName"]),
         api_key=str(raw["lattigo:apiKey"]),
-        fleet_file=raw["lattigo-fleet:fleetFile"] or "fleet.yaml",
+        fleet_file=fleet_file,
         allow_large_changes=allow in TRUE_WORDS,
         activation_timeout=timeout,
         batch_window=window / 1000,

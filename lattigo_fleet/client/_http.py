@@ -36,6 +36,34 @@ from urllib3.util.retry import Retry
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT"})
 
+
+def insecure_endpoint(url: str) -> str | None:
+    """Why the clients refuse to send credentials to `url`, or None: HTTPS anywhere, plain HTTP only on this
+    machine (the emulator on loopback), where nothing travels over a network."""
+    import ipaddress
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return f"{url!r} is not a URL"
+    scheme = parts.scheme.lower()
+    if scheme == "https" and host:
+        return None
+    if scheme == "http" and host:
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if loopback:
+            return None
+        return (
+            f"http://{host} is clear text off this machine: the API credentials would travel unencrypted; use an "
+            "https:// endpoint (plain http:// is accepted on loopback only, for the emulator)"
+        )
+    return f"{url!r} is not an https:// endpoint"
+
+
 _DEVICE_PATH = re.compile(r"(?P<prefix>(?:^|/)v2/devices/)(?P<name>[^/]+)(?P<rest>/.*)?$")
 
 

@@ -165,6 +165,11 @@ class UnsafeRedirect(LattigoError):
     method of a write, or too many in a row."""
 
 
+class InsecureEndpoint(LattigoError):
+    """An endpoint the client will not send credentials to: `http://` (clear text) on another machine than
+    this one, or a scheme that is not HTTP. Nothing was sent."""
+
+
 def decode_error_hash(raw: Any) -> dict[str, list[str]]:
     """The ``error`` of an ``unprocessed`` row: a JSON-encoded hash of arrays, per the API document.
 
@@ -270,6 +275,10 @@ class ThingSpaceError(LattigoError):
     def __init__(self, *args: Any, code: str | None = None, **kwargs: Any) -> None:
         self.code = code
         super().__init__(*args, **kwargs)
+
+
+class ThingSpaceInsecureEndpoint(ThingSpaceError, InsecureEndpoint):
+    """The ThingSpace endpoint is clear text off this machine (see :class:`InsecureEndpoint`)."""
 
 
 class ThingSpaceAuthError(ThingSpaceError, AuthenticationError):

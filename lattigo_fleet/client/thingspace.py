@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -35,12 +36,14 @@ from lattigo_fleet.client._http import (
     RequestStats,
     RetryHooks,
     endpoint_of,
+    insecure_endpoint,
     iso,
     short_body,
 )
 from lattigo_fleet.client.errors import (
     ThingSpaceAuthError,
     ThingSpaceError,
+    ThingSpaceInsecureEndpoint,
     ThingSpaceLoginLocked,
     ThingSpaceSessionExpired,
     scrub,
@@ -253,13 +256,29 @@ class ThingSpaceClient:
         return scrub(text, self._secrets())
 
     def _post(self, path: str, **kwargs: Any) -> requests.Response:
+        if refused := insecure_endpoint(self.base_url):
+            raise ThingSpaceInsecureEndpoint(method="POST", endpoint=path, detail=refused)
         self.stats.count_request("POST", endpoint_of(path))
         try:
-            return self._session.post(f"{self.base_url}/{path}", timeout=self.timeout, **kwargs)
+            # Never a redirect: every request carries a credential (the app secret, the password, a token),
+            # and requests would send most of them on to wherever the Location points.
+            resp = self._session.post(f"{self.base_url}/{path}", timeout=self.timeout, allow_redirects=False, **kwargs)
         except requests.RequestException as exc:
             raise ThingSpaceError(
                 method="POST", endpoint=path, detail=self._scrub(f"{exc.__class__.__name__}: {exc}")
             ) from None
+        if 300 <= resp.status_code < 400:
+            where = urlsplit(urljoin(resp.url, resp.headers.get("Location", "")))
+            raise ThingSpaceError(
+                method="POST",
+                endpoint=path,
+                status=resp.status_code,
+                detail=self._scrub(
+                    f"a redirect to {short_body(f'{where.scheme}://{where.netloc}', 120)}: not followed (it would "
+                    "carry the credentials)"
+                ),
+            )
+        return resp
 
     def _error(
         self, resp: requests.Response, path: str, devices: list[str] | None = None, *, login: bool = False

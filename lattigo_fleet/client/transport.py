@@ -47,6 +47,7 @@ from lattigo_fleet.client._http import (
     AuditLog,
     RequestStats,
     endpoint_of,
+    insecure_endpoint,
     parse_retry_after,
     short_body,
 )
@@ -54,6 +55,7 @@ from lattigo_fleet.client.errors import (
     AuthenticationError,
     BadRequest,
     DeadlineExceeded,
+    InsecureEndpoint,
     LattigoConnectionError,
     LattigoError,
     NotFound,
@@ -221,6 +223,8 @@ class LattigoTransport:
         The answer's body has been read whole (``resp.content``) within ``response_timeout`` and
         ``max_body_bytes``.
         """
+        if refused := insecure_endpoint(self.base_url):
+            raise InsecureEndpoint(method=method, endpoint=path, devices=devices, detail=refused)
         call = _Call(method, path, devices, self._clock())
         operation = path.rsplit("/", 1)[-1] if path.startswith(f"{DEVICE_OPERATIONS}/") else None
         repeatable = method in SAFE_METHODS or (method == "POST" and operation in IDEMPOTENT_POSTS)

@@ -540,7 +540,8 @@ def write_validated(target: Path, text: str) -> FleetSpec:
         if fleet_d.exists():
             os.symlink(fleet_d.resolve(), tmpdir / fleet_d.name)
         try:
-            spec = load_fleet(tmp)
+            # The fleet.d link leads to the target's own directory: its files are inside the fleet's.
+            spec = load_fleet(tmp, root=parent)
         except FleetError as e:
             first = str(e.issues[0]).replace(str(tmp), str(target)) if e.issues else str(e)
             more = f" (and {len(e.issues) - 1} more)" if len(e.issues) > 1 else ""

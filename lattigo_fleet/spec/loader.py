@@ -54,7 +54,9 @@ from lattigo_fleet.spec.positions import (
 from lattigo_fleet.spec.schema import _fast_validator, _validator
 
 
-def load_fleet(path: str | os.PathLike[str] = "fleet.yaml") -> FleetSpec:
+def load_fleet(
+    path: str | os.PathLike[str] = "fleet.yaml", *, root: str | os.PathLike[str] | None = None
+) -> FleetSpec:
     """Read, validate and normalise fleet.yaml and its fleet.d files.  Raises :class:`FleetError`
     listing every problem found (and never anything else for bad input).
 
@@ -63,13 +65,16 @@ def load_fleet(path: str | os.PathLike[str] = "fleet.yaml") -> FleetSpec:
     faster than the position-keeping parser, which matters at 10,000 SIMs (a pre-commit hook, and twice per
     `pulumi` run). Its FleetSpec has no positions until one is asked for (`source_of`, an account check
     that finds something to report): then the files are read again the slow way. Anything else, and every
-    file with a problem, is read the slow way from the start, so every error keeps its file:line:column."""
+    file with a problem, is read the slow way from the start, so every error keeps its file:line:column.
+
+    Every file read, links followed, must be inside `root` (default: the fleet file's directory)."""
     path = os.fspath(path)
+    inside = os.fspath(root) if root is not None else None
     try:
-        fleet = _Loader(path, fast=True).load()
+        fleet = _Loader(path, fast=True, root=inside).load()
     except _NotFast:
-        return _Loader(path).load()
-    fleet._reload = lambda: _Loader(path).load()
+        return _Loader(path, root=inside).load()
+    fleet._reload = lambda: _Loader(path, root=inside).load()
     return fleet
 
 
@@ -132,7 +137,7 @@ def _fast_data(text: str) -> Any:
 
 
 class _Loader:
-    def __init__(self, path: str, fast: bool = False) -> None:
+    def __init__(self, path: str, fast: bool = False, root: str | None = None) -> None:
         self.path = path
         self.fast = fast
         self.issues: list[tuple[int, Issue]] = []  # (file order, issue)
@@ -140,6 +145,13 @@ class _Loader:
         self.file_order: dict[str, int] = {}
         self.unreadable = False  # fleet.yaml itself could not be read: nothing else is worth checking
         self.unread: list[str] = []  # files not read or not parsed: what they declare is unknown
+        # Every file read must be inside the fleet's directory once links are followed: a pull request that
+        # adds `fleet.d/p.yaml -> /etc/passwd` must not get the runner's files read (or quoted back to it).
+        self.root = os.path.realpath(root if root is not None else os.path.dirname(os.path.abspath(path)))
+
+    def _leaves_the_fleet_directory(self, display: str) -> bool:
+        real = os.path.realpath(display)
+        return os.path.commonpath([real, self.root]) != self.root
 
     # ---- issues
     def _add(self, doc: _Doc | str, location: Location, fieldpath: str, message: str) -> None:
@@ -187,6 +199,10 @@ class _Loader:
         display_dir = os.path.join(os.path.dirname(self.path), f"{stem}.d")
         directory = Path(display_dir)
         if not directory.exists():
+            return
+        if self._leaves_the_fleet_directory(display_dir):
+            self._add(display_dir, Location(display_dir, 1, 1), "", LEAVES_THE_FLEET_DIRECTORY)
+            self.unread.append(display_dir)
             return
         if not directory.is_dir():
             self._add(
@@ -301,6 +317,8 @@ class _Loader:
     def _read_text(self, display: str, kind: str) -> str | None:
         here = Location(display, 1, 1)
         problem = _not_a_regular_file(Path(display)) if os.path.lexists(display) else None
+        if os.path.lexists(display) and self._leaves_the_fleet_directory(display):
+            problem = LEAVES_THE_FLEET_DIRECTORY
         try:
             if problem is not None:
                 raise _Unreadable(problem)
@@ -612,6 +630,10 @@ class _Loader:
             _written=written,
         )
 
+
+LEAVES_THE_FLEET_DIRECTORY = (
+    "not read: a link that leaves the fleet's directory (only files inside the directory of the fleet file are read)"
+)
 
 # A fleet of 100,000 SIMs is about 10 MiB of YAML; a larger file is a mistake (or /dev/zero).
 MAX_FILE_BYTES = 64 << 20

@@ -34,6 +34,19 @@ _TYPE_OVERRIDES = {
 _TOP_LEVEL_FIELDS = ("version", "defaults", "groups", "sims", "policy")
 
 
+EXCERPT_CHARS = 40  # a message quotes at most this much of a value: it may be posted in a pull request
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """A value as a message quotes it: in double quotes, at most `limit` characters (then "…"), anything not
+    printable escaped (control and bidi characters, lone surrogates), so no message carries a file's text or
+    moves a terminal's cursor."""
+    clipped = text[:limit]
+    body = "".join(ch if ch.isprintable() and ch not in '"\\' else json.dumps(ch)[1:-1] for ch in clipped)
+    body = body.encode("utf-8", "backslashreplace").decode("utf-8")
+    return f'"{body}{"…" if len(text) > limit else ""}"'
+
+
 def _show(value: Any) -> str:
     if value is None:
         return "empty (null)"
@@ -44,7 +57,7 @@ def _show(value: Any) -> str:
     if isinstance(value, (int, float)):
         return f"the number {value!r}"
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return excerpt(value)
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):

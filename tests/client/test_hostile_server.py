@@ -412,3 +412,66 @@ def test_a_303_after_a_post_is_not_turned_into_a_get(hostile):
     with pytest.raises(UnsafeRedirect, match="into a GET"):
         client(hostile).activate([ActivationRow(ICCID, IMEI)], "plan")
     assert len(hostile.seen) == 1
+
+
+# --- the ThingSpace client: redirects and clear-text endpoints (as the Lattigo client) ---------------------
+
+
+def thingspace(h: Hostile) -> Any:
+    from lattigo_fleet.client.thingspace import ThingSpaceClient
+
+    return ThingSpaceClient(h.base_url, "app-key", "app-secret", "uws-user", "uws-password", max_retries=0, timeout=5)
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+@pytest.mark.parametrize("step", ["token", "login", "usage"])
+def test_the_thingspace_client_never_follows_a_redirect_to_another_host(hostile, elsewhere, status, step):
+    from lattigo_fleet.client import ThingSpaceError
+
+    target = elsewhere.base_url.replace("127.0.0.1", "localhost") + "/steal"
+
+    def answer(h, seen):
+        if step in seen.path or (step == "token" and seen.path.endswith("/oauth2/token")):
+            reply(h, status, {}, {"Location": target})
+        elif seen.path.endswith("/oauth2/token"):
+            reply(h, 200, {"access_token": "api-token", "expires_in": 3600})
+        elif "session/login" in seen.path:
+            reply(h, 200, {"sessionToken": "session-token"})
+        else:
+            reply(h, 200, {"usageHistory": [], "hasMoreData": False})
+
+    hostile.answer = answer
+    with pytest.raises(ThingSpaceError) as info:
+        thingspace(hostile).daily_usage(ICCID, "2026-11-01", "2026-11-02")
+    assert elsewhere.seen == [], "nothing, and no credential, went to the other host"
+    assert "redirect" in str(info.value) and "not followed" in str(info.value)
+    for secret in ("app-secret", "uws-password", "session-token", "api-token"):
+        assert secret not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url, refused",
+    [
+        ("http://api.example.com", True),
+        ("http://10.0.0.5:8080", True),
+        ("HTTP://api.example.com", True),
+        ("ftp://api.example.com", True),
+        # Accepted (then nothing listens there: a connection error, not a refusal).
+        ("https://127.0.0.1:9", False),
+        ("http://127.0.0.1:9", False),
+        ("http://localhost:9", False),
+        ("http://[::1]:9", False),
+    ],
+)
+def test_a_clear_text_endpoint_off_this_machine_is_refused_for_both_apis(url, refused):
+    from lattigo_fleet.client import InsecureEndpoint, LattigoClient, ThingSpaceError
+    from lattigo_fleet.client.thingspace import ThingSpaceClient
+
+    lattigo = LattigoClient(url, KEY, SECRET, max_retries=0, timeout=0.5)
+    ts = ThingSpaceClient(url, "k", "s", "u", "p", max_retries=0, timeout=0.5)
+    for call in (lambda: lattigo.users(), lambda: ts.api_token()):
+        with pytest.raises((InsecureEndpoint, ThingSpaceError, Exception)) as info:
+            call()
+        assert isinstance(info.value, InsecureEndpoint) == refused, info.value
+        if refused:
+            assert "https" in str(info.value) and SECRET not in str(info.value)

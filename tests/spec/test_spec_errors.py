@@ -617,3 +617,56 @@ def test_a_fleet_file_that_is_not_a_regular_file_is_an_error_not_a_hang(tmp_path
     with pytest.raises(FleetError) as caught:
         load_fleet(tmp_path / "fleet.yaml")
     assert "not a regular file" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "where", ["fleet.d/p.yaml", "fleet.d (the directory)", "fleet.yaml itself", "a link inside that points out"]
+)
+def test_links_that_leave_the_fleets_directory_are_refused_and_never_read(tmp_path, where):
+    """A pull request may add `fleet.d/p.yaml -> /etc/passwd`: the file must not be read, and its text never
+    reaches a message (which `lattigo-fleet plan` would post in the pull request)."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.yaml"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\nTOKEN=very-secret-value\n")
+    fleet_dir = tmp_path / "repo"
+    fleet_dir.mkdir()
+    fleet = fleet_dir / "fleet.yaml"
+    fleet.write_text('version: 1\nsims:\n  - {iccid: "89014103211118510720"}\n')
+    if where == "fleet.d/p.yaml":
+        (fleet_dir / "fleet.d").mkdir()
+        (fleet_dir / "fleet.d" / "p.yaml").symlink_to(secret)
+    elif where == "fleet.d (the directory)":
+        (fleet_dir / "fleet.d").symlink_to(outside)
+    elif where == "fleet.yaml itself":
+        fleet.unlink()
+        fleet.symlink_to(secret)
+    else:
+        (fleet_dir / "fleet.d").mkdir()
+        (fleet_dir / "fleet.d" / "inner").symlink_to(outside)
+        (fleet_dir / "fleet.d" / "p.yaml").symlink_to(fleet_dir / "fleet.d" / "inner" / "secret.yaml")
+    with pytest.raises(FleetError) as caught:
+        load_fleet(fleet)
+    text = str(caught.value) + "".join(i.message for i in caught.value.issues)
+    assert "root:x" not in text and "very-secret" not in text and "secret.yaml" not in text, text
+    [issue] = [i for i in caught.value.issues if "leaves the fleet's directory" in i.message]
+    assert (issue.line, issue.column) == (1, 1) and "not read" in issue.message
+    assert issue.file.endswith("p.yaml" if "p.yaml" in where or "inside" in where else where.split(" ")[0])
+
+
+def test_a_link_within_the_fleets_directory_is_read(tmp_path):
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "east.yaml").write_text('sims:\n  - {iccid: "89014103211118510721"}\n')
+    (tmp_path / "fleet.d").mkdir()
+    (tmp_path / "fleet.d" / "east.yaml").symlink_to(tmp_path / "shared" / "east.yaml")
+    (tmp_path / "fleet.yaml").write_text('version: 1\nsims:\n  - {iccid: "89014103211118510720"}\n')
+    assert len(load_fleet(tmp_path / "fleet.yaml").sims) == 2
+
+
+def test_a_message_quotes_only_a_short_escaped_excerpt_of_a_value(tmp_path):
+    long_value = "A" * 300 + "\x1b[31m"
+    (tmp_path / "fleet.yaml").write_text(f'version: 1\nsims: "{long_value}"\n'.replace("\x1b", "\\e"))
+    with pytest.raises(FleetError) as caught:
+        load_fleet(tmp_path / "fleet.yaml")
+    [issue] = caught.value.issues
+    assert "A" * 60 not in issue.message and "\x1b" not in issue.message and "…" in issue.message, issue.message

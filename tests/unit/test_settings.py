@@ -10,7 +10,7 @@ from ruamel.yaml import YAML
 from lattigo_fleet.settings import BY_KEY, SETTINGS, SettingsError, read_settings, unknown_keys
 from tests.e2e.harness import REPO
 
-CREDENTIALS = {"lattigo:endpoint": "http://x", "lattigo:keyName": "k", "lattigo:apiKey": "s"}
+CREDENTIALS = {"lattigo:endpoint": "https://x", "lattigo:keyName": "k", "lattigo:apiKey": "s"}
 
 
 def test_pulumi_yaml_declares_the_project_keys_with_the_same_types_and_defaults():
@@ -55,9 +55,9 @@ def test_settings_come_from_config_then_environment_then_default():
         settings.allow_large_changes,
     ) == ("fleet.yaml", 300.0, 0.2, None, False)
     from_env = read_settings(
-        lambda k: None, env={"LATTIGO_ENDPOINT": "http://e", "LATTIGO_KEY_NAME": "k", "LATTIGO_API_KEY": "s"}
+        lambda k: None, env={"LATTIGO_ENDPOINT": "https://e", "LATTIGO_KEY_NAME": "k", "LATTIGO_API_KEY": "s"}
     )
-    assert from_env.endpoint == "http://e"
+    assert from_env.endpoint == "https://e"
 
 
 def test_the_per_run_escape_hatch_wins_over_the_stack_setting_either_way():
@@ -70,7 +70,7 @@ def test_the_per_run_escape_hatch_wins_over_the_stack_setting_either_way():
 
 def test_missing_credentials_and_bad_values_are_all_named():
     with pytest.raises(SettingsError) as caught:
-        read_settings({"lattigo:endpoint": "http://x", "lattigo-fleet:batchWindowMs": "soon"}.get, env={})
+        read_settings({"lattigo:endpoint": "https://x", "lattigo-fleet:batchWindowMs": "soon"}.get, env={})
     message = str(caught.value)
     assert "lattigo:keyName, lattigo:apiKey" in message and "LATTIGO_KEY_NAME" in message
     assert "batchWindowMs must be a number" in message
@@ -95,3 +95,27 @@ def test_a_large_fleet_without_the_engine_settings_is_warned():
     assert advice(5000, env=ENGINE_ENV) is None
     message = advice(5000, env={**ENGINE_ENV, "PULUMI_SKIP_CHECKPOINTS": "false"})
     assert message and "PULUMI_SKIP_CHECKPOINTS=true" in message and "square" in message
+
+
+@pytest.mark.parametrize(
+    "key, value, says",
+    [
+        ("lattigo:endpoint", "http://api.lattigo.example", "clear text"),
+        ("lattigo:thingspaceEndpoint", "http://thingspace.example", "clear text"),
+        ("lattigo-fleet:fleetFile", "/etc/passwd", "inside the project"),
+        ("lattigo-fleet:fleetFile", "../other/fleet.yaml", "inside the project"),
+        ("lattigo-fleet:fleetFile", "fleets/../../x.yaml", "inside the project"),
+    ],
+)
+def test_settings_a_pull_request_could_turn_against_the_runner_are_refused(key, value, says):
+    with pytest.raises(SettingsError) as caught:
+        read_settings({**CREDENTIALS, key: value}.get, env={})
+    assert key in str(caught.value) and says in str(caught.value)
+
+
+def test_loopback_http_and_a_fleet_file_in_a_subdirectory_are_fine():
+    settings = read_settings(
+        {**CREDENTIALS, "lattigo:endpoint": "http://127.0.0.1:5000", "lattigo-fleet:fleetFile": "fleets/prod.yaml"}.get,
+        env={},
+    )
+    assert settings.endpoint == "http://127.0.0.1:5000" and settings.fleet_file == "fleets/prod.yaml"

@@ -18,7 +18,7 @@ from lattigo_fleet.sharding import (
 from lattigo_fleet.spec import Issue, load_fleet
 from tests.e2e.fleets import iccid, imei
 
-CREDENTIALS = {"lattigo:endpoint": "http://x", "lattigo:keyName": "k", "lattigo:apiKey": "s"}
+CREDENTIALS = {"lattigo:endpoint": "https://x", "lattigo:keyName": "k", "lattigo:apiKey": "s"}
 
 
 @pytest.mark.parametrize(
