@@ -54,9 +54,7 @@ from lattigo_fleet.spec.positions import (
 from lattigo_fleet.spec.schema import _fast_validator, _validator
 
 
-def load_fleet(
-    path: str | os.PathLike[str] = "fleet.yaml", *, root: str | os.PathLike[str] | None = None
-) -> FleetSpec:
+def load_fleet(path: str | os.PathLike[str] = "fleet.yaml", *, root: str | os.PathLike[str] | None = None) -> FleetSpec:
     """Read, validate and normalise fleet.yaml and its fleet.d files.  Raises :class:`FleetError`
     listing every problem found (and never anything else for bad input).
 
