@@ -129,8 +129,9 @@ def files_digest(files: Sequence[Mapping[str, str]]) -> str:
 
 
 def commit_of(cwd: str | os.PathLike[str] | None = None) -> str | None:
-    """The commit the plan was made on: CI's own variable, else `git rev-parse HEAD`, else unknown."""
-    for var in ("GITHUB_SHA", "CI_COMMIT_SHA"):
+    """The commit the plan was made on: what the CI job says (LATTIGO_FLEET_COMMIT: a pull request's head, when
+    the job runs the base branch's code on it), else CI's own variable, else `git rev-parse HEAD`."""
+    for var in ("LATTIGO_FLEET_COMMIT", "GITHUB_SHA", "CI_COMMIT_SHA"):
         if os.environ.get(var):
             return os.environ[var]
     import subprocess
@@ -145,10 +146,12 @@ def commit_of(cwd: str | os.PathLike[str] | None = None) -> str | None:
 def source_of_run() -> dict[str, Any]:
     """Where the plan was made, when CI says: the pull (merge) request and the job. Information only."""
     source: dict[str, Any] = {}
+    if os.environ.get("LATTIGO_FLEET_PULL_REQUEST", "").isdigit():  # pull_request_target runs on the base ref
+        source["pull_request"] = int(os.environ["LATTIGO_FLEET_PULL_REQUEST"])
     if os.environ.get("CI_MERGE_REQUEST_IID"):
         source["merge_request"] = int(os.environ["CI_MERGE_REQUEST_IID"])
     ref = os.environ.get("GITHUB_REF", "")
-    if ref.startswith("refs/pull/"):
+    if ref.startswith("refs/pull/") and "pull_request" not in source:
         number = ref.split("/")[2]
         if number.isdigit():
             source["pull_request"] = int(number)

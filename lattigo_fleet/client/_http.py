@@ -357,3 +357,45 @@ def unique(items: Iterator[Any] | Sequence[Any]) -> list[Any]:
 def short_body(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class BodyBound(Exception):
+    """An answer's body went past a bound while it was read: `bound` is ``response_time`` or ``body_size``."""
+
+    def __init__(self, bound: str, detail: str) -> None:
+        self.bound, self.detail = bound, detail
+        super().__init__(detail)
+
+
+_BODY_CHUNK = 64 * 1024
+
+
+def read_bounded_body(resp: Any, deadline: float, max_bytes: int) -> None:
+    """Read a streamed answer's body (requests, `stream=True`) in chunks into `resp`, failing with BodyBound
+    once it takes longer than `deadline` (time.monotonic) or grows past `max_bytes`: the socket timeout only
+    bounds the gap between two bytes, so a server trickling one byte at a time would hold a call forever.
+    Read errors come out as requests' own exceptions."""
+    import requests
+    from urllib3.exceptions import HTTPError as Urllib3Error
+    from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeout
+
+    declared = resp.headers.get("Content-Length", "")
+    if declared.strip().isdigit() and int(declared) > max_bytes:
+        raise BodyBound("body_size", f"Content-Length {int(declared)}")
+    body = bytearray()
+    try:
+        while True:
+            if time.monotonic() > deadline:
+                raise BodyBound("response_time", f"{len(body)} bytes of the body read")
+            chunk = resp.raw.read1(_BODY_CHUNK, decode_content=True)
+            if not chunk:
+                break
+            body += chunk
+            if len(body) > max_bytes:
+                raise BodyBound("body_size", f"over {max_bytes} bytes read")
+    except Urllib3ReadTimeout as exc:
+        raise requests.ReadTimeout(exc) from None
+    except (Urllib3Error, OSError) as exc:
+        raise requests.ConnectionError(exc) from None
+    resp._content = bytes(body)
+    resp._content_consumed = True

@@ -68,7 +68,8 @@ class LattigoClient:
       the longest single wait: a ``Retry-After`` above either fails at once [``retry_budget``];
     * ``response_timeout`` (120 s): wall-clock time for one answer to arrive whole (``timeout``, 30 s,
       bounds the gap between two bytes) [``response_time``];
-    * ``max_body_bytes`` (64 MiB): the largest answer read [``body_size``].
+    * ``max_body_bytes`` (64 MiB): the largest answer read [``body_size``];
+    * ``listing_timeout`` (600 s): wall-clock time for one whole listing, all pages [``listing_time``].
 
     Every 2xx answer is checked against its endpoint's documented shape (:mod:`lattigo_fleet.client.shapes`);
     any other is an :class:`~lattigo_fleet.client.errors.UnexpectedAnswer`. Redirects are followed only to
@@ -99,6 +100,7 @@ class LattigoClient:
         retry_budget: float = Bounds.retry_budget,
         response_timeout: float = Bounds.response_timeout,
         max_body_bytes: int = Bounds.max_body_bytes,
+        listing_timeout: float = Bounds.listing_timeout,
     ) -> None:
         if not base_url:
             raise ValueError("base_url is required")
@@ -122,6 +124,7 @@ class LattigoClient:
                 max_wait=max_wait,
                 response_timeout=response_timeout,
                 max_body_bytes=max_body_bytes,
+                listing_timeout=listing_timeout,
             ),
         )
         self.base_url = self._http.base_url

@@ -53,6 +53,15 @@ def page_of(items: list[Any], headers: Mapping[str, str]) -> Page:
     )
 
 
+class ForeignRows(ValueError):
+    """A row answer about SIMs that were not in the request: nothing in it can be trusted."""
+
+    def __init__(self, iccids: Sequence[str]) -> None:
+        self.iccids = list(iccids)
+        shown = ", ".join(self.iccids[:5]) + (f" and {len(self.iccids) - 5} more" if len(self.iccids) > 5 else "")
+        super().__init__(f"the answer is about SIMs that were not in the request ({shown})")
+
+
 def row_results(
     status: int,
     data: Any,
@@ -68,6 +77,13 @@ def row_results(
     """
     result = ActivationResult()
     unprocessed_raw = _list(data.get("unprocessed")) if isinstance(data, Mapping) else []
+    processed_raw = _list(data.get("processed")) if isinstance(data, Mapping) else []
+    foreign = sorted(
+        {str(row["iccid"]) for row in processed_raw if isinstance(row, Mapping) and row.get("iccid") is not None}
+        - set(keys)
+    )
+    if foreign:
+        raise ForeignRows(foreign)
     if status == 422 and not unprocessed_raw:
         reason = refusal() or "Unprocessable Entity"
         result.rejected = {k: reason for k in keys}
@@ -84,8 +100,9 @@ def row_results(
                 if value is not None and str(value) in keys:
                     key = str(value)
                     break
-        if key is not None:
-            result.rejected[key] = scrub(row.message)
+        if key is None:
+            raise ForeignRows([str(row.input.get("iccid") or row.input.get("imei") or f"row {row.device_index}")])
+        result.rejected[key] = scrub(row.message)
     result.accepted = [k for k in keys if k not in result.rejected]
     return result
 

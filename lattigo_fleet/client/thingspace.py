@@ -32,12 +32,14 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from lattigo_fleet.client._http import (
+    BodyBound,
     PolicyRetry,
     RequestStats,
     RetryHooks,
     endpoint_of,
     insecure_endpoint,
     iso,
+    read_bounded_body,
     short_body,
 )
 from lattigo_fleet.client.errors import (
@@ -197,9 +199,15 @@ class ThingSpaceClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         max_pages: int = 10_000,
+        response_timeout: float = 120.0,
+        max_body_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        # The Lattigo client's bounds (transport.Bounds): one answer whole within response_timeout seconds
+        # (the socket timeout only bounds the gap between two bytes), and no larger than max_body_bytes.
+        self.response_timeout = response_timeout
+        self.max_body_bytes = max_body_bytes
         self.max_pages = max_pages
         self._app = (app_key, app_secret)
         self._login = {"username": username, "password": password}
@@ -262,7 +270,23 @@ class ThingSpaceClient:
         try:
             # Never a redirect: every request carries a credential (the app secret, the password, a token),
             # and requests would send most of them on to wherever the Location points.
-            resp = self._session.post(f"{self.base_url}/{path}", timeout=self.timeout, allow_redirects=False, **kwargs)
+            deadline = time.monotonic() + self.response_timeout
+            resp = self._session.post(
+                f"{self.base_url}/{path}", timeout=self.timeout, allow_redirects=False, stream=True, **kwargs
+            )
+            try:
+                read_bounded_body(resp, deadline, self.max_body_bytes)
+            except BodyBound as exc:
+                resp.close()
+                limit = (
+                    f"{self.response_timeout:g} s" if exc.bound == "response_time" else f"{self.max_body_bytes} bytes"
+                )
+                raise ThingSpaceError(
+                    method="POST",
+                    endpoint=path,
+                    status=resp.status_code,
+                    detail=f"the answer went past its bound [{exc.bound}: {limit}]: {exc.detail}",
+                ) from None
         except requests.RequestException as exc:
             raise ThingSpaceError(
                 method="POST", endpoint=path, detail=self._scrub(f"{exc.__class__.__name__}: {exc}")

@@ -38,17 +38,17 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
-from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeout
 
 from lattigo_fleet.client import replies
 from lattigo_fleet.client._http import (
     SAFE_METHODS,
     AuditLog,
+    BodyBound,
     RequestStats,
     endpoint_of,
     insecure_endpoint,
     parse_retry_after,
+    read_bounded_body,
     short_body,
 )
 from lattigo_fleet.client.errors import (
@@ -102,6 +102,8 @@ class Bounds:
     ``response_timeout`` [response_time]: wall-clock seconds for one answer to arrive whole, from sending
     the request to the last byte of the body (the socket ``timeout`` only bounds the gap between bytes).
     ``max_body_bytes`` [body_size]: the largest answer body read (after decompression).
+    ``listing_timeout`` [listing_time]: wall-clock seconds for one whole listing (all its pages), so that a
+    server paging slowly without a total cannot keep a run going for hours.
     """
 
     max_pages: int = 10_000
@@ -109,12 +111,15 @@ class Bounds:
     max_wait: float = 120.0
     response_timeout: float = 120.0
     max_body_bytes: int = 64 * 1024 * 1024
+    listing_timeout: float = 600.0
 
     def __post_init__(self) -> None:
         if self.max_pages < 1 or self.max_body_bytes < 1:
             raise ValueError("max_pages and max_body_bytes must be positive")
         if not (self.retry_budget >= 0 and self.max_wait >= 0 and self.response_timeout > 0):
             raise ValueError("retry_budget and max_wait must be >= 0, response_timeout > 0")
+        if not self.listing_timeout > 0:
+            raise ValueError("listing_timeout must be > 0")
 
 
 class Answer:
@@ -398,39 +403,20 @@ class LattigoTransport:
         raise UnsafeRedirect(detail=f"a {resp.status_code} would turn this {method} into a GET: not followed", **fail)
 
     def _read_body(self, resp: requests.Response, deadline: float, call: _Call) -> None:
-        """Read the body in chunks, failing once it takes longer than the deadline or grows past the cap."""
-        cap = self.bounds.max_body_bytes
-        fail: dict[str, Any] = {
-            "method": call.method,
-            "endpoint": call.path,
-            "devices": call.devices,
-            "status": resp.status_code,
-        }
-        declared = resp.headers.get("Content-Length", "")
-        if declared.strip().isdigit() and int(declared) > cap:
-            raise DeadlineExceeded(bound="body_size", limit=cap, detail=f"Content-Length {int(declared)}", **fail)
-        body = bytearray()
+        """Read the body within the response deadline and the body cap (_http.read_bounded_body)."""
         try:
-            while True:
-                if time.monotonic() > deadline:
-                    raise DeadlineExceeded(
-                        bound="response_time",
-                        limit=self.bounds.response_timeout,
-                        detail=f"{len(body)} bytes of the body read",
-                        **fail,
-                    )
-                chunk = resp.raw.read1(_CHUNK, decode_content=True)
-                if not chunk:
-                    break
-                body += chunk
-                if len(body) > cap:
-                    raise DeadlineExceeded(bound="body_size", limit=cap, detail=f"over {cap} bytes read", **fail)
-        except Urllib3ReadTimeout as exc:
-            raise requests.ReadTimeout(exc) from None
-        except (Urllib3Error, OSError) as exc:
-            raise requests.ConnectionError(exc) from None
-        resp._content = bytes(body)
-        resp._content_consumed = True  # type: ignore[attr-defined]
+            read_bounded_body(resp, deadline, self.bounds.max_body_bytes)
+        except BodyBound as exc:
+            limit = self.bounds.response_timeout if exc.bound == "response_time" else self.bounds.max_body_bytes
+            raise DeadlineExceeded(
+                method=call.method,
+                endpoint=call.path,
+                devices=call.devices,
+                status=resp.status_code,
+                bound=exc.bound,
+                limit=limit,
+                detail=exc.detail,
+            ) from None
 
     def detail(self, resp: requests.Response) -> str:
         """What the server said in this answer, short and scrubbed."""
@@ -529,7 +515,16 @@ class LattigoTransport:
         page_no = 1
         pages = items = 0
         digests: dict[str, int] = {}
+        started = self._clock()
         while True:
+            if self._clock() - started > self.bounds.listing_timeout:
+                raise DeadlineExceeded(
+                    method="GET",
+                    endpoint=path,
+                    bound="listing_time",
+                    limit=self.bounds.listing_timeout,
+                    detail=f"{items} items in {pages} pages read and the server still announces page {page_no}",
+                )
             if pages >= self.bounds.max_pages:
                 raise DeadlineExceeded(
                     method="GET",
@@ -618,7 +613,14 @@ class LattigoTransport:
                 rec.failures = {str(d): rec.detail for d in devices}
                 return contain(dict(rec.failures))
             answer = Answer(resp.status_code, data, lambda: self.detail(resp), self.scrub)
-            value, failures = read(answer)
+            try:
+                value, failures = read(answer)
+            except replies.ForeignRows as exc:
+                # Taken as success it would report SIMs activated that were not asked for (and hide ours).
+                rec.outcome, rec.detail = "failed", f"UnexpectedAnswer: {exc}"
+                raise UnexpectedAnswer(
+                    method=method, endpoint=path, devices=devices, status=resp.status_code, detail=str(exc)
+                ) from None
             rec.failures = dict(failures)
             if failures:
                 rec.outcome = "partial" if any(str(d) not in failures for d in devices) else refused

@@ -475,3 +475,69 @@ def test_a_clear_text_endpoint_off_this_machine_is_refused_for_both_apis(url, re
         assert isinstance(info.value, InsecureEndpoint) == refused, info.value
         if refused:
             assert "https" in str(info.value) and SECRET not in str(info.value)
+
+
+OTHER_ICCID = "89014103211118510799"
+FOREIGN_ROWS = [
+    {"processed": [{"iccid": OTHER_ICCID, "imei": IMEI}], "unprocessed": []},
+    {"processed": [{"iccid": ICCID, "imei": IMEI}, {"iccid": OTHER_ICCID}], "unprocessed": []},
+    {"processed": [], "unprocessed": [{"device_index": 7, "error": "{}", "input": {"iccid": OTHER_ICCID}}]},
+]
+
+
+@pytest.mark.parametrize("body", FOREIGN_ROWS, ids=["other", "ours and another", "refusal of another"])
+def test_an_activation_answer_about_sims_not_in_the_request_is_unexpected(hostile, body):
+    hostile.answer = lambda h, seen: reply(h, 422 if body["unprocessed"] else 200, body)
+    with pytest.raises(UnexpectedAnswer) as info:
+        client(hostile).activate([ActivationRow(ICCID, IMEI)], "plan")
+    assert "not in the request" in str(info.value) and OTHER_ICCID in str(info.value)
+
+
+def test_a_slow_endless_listing_stops_at_the_listing_budget(hostile):
+    """Without totals, pages that keep coming (slowly) end at the listing's wall-clock budget, not 10,000
+    pages later. The server's answers advance the test's clock by 5 s each."""
+    clock = Clock()
+
+    def answer(h, seen):
+        clock.now += 5.0
+        page = int(seen.query["page"])
+        reply(h, 200, [f"device-{page}"], {"X-Page": str(page), "X-Next-Page": str(page + 1)})
+
+    hostile.answer = answer
+    with pytest.raises(DeadlineExceeded) as info:
+        list(client(hostile, clock=clock, listing_timeout=60.0).devices(details=False))
+    assert info.value.bound == "listing_time" and len(hostile.seen) <= 14, len(hostile.seen)
+
+
+def test_a_trickling_thingspace_answer_ends_at_the_response_deadline(hostile):
+    from lattigo_fleet.client import ThingSpaceError
+    from lattigo_fleet.client.thingspace import ThingSpaceClient
+
+    hostile.answer = trickle(10_000, 0.02)
+    ts = ThingSpaceClient(hostile.base_url, "k", "s", "u", "p", max_retries=0, timeout=5, response_timeout=0.5)
+    with pytest.raises(ThingSpaceError) as info:
+        ts.api_token()
+    assert "response_time" in str(info.value)
+
+
+@pytest.mark.parametrize("announced", [True, False])
+def test_a_huge_thingspace_answer_is_refused_past_the_body_cap(hostile, announced):
+    from lattigo_fleet.client import ThingSpaceError
+    from lattigo_fleet.client.thingspace import ThingSpaceClient
+
+    big = b"[" + b" " * (2 << 20) + b"]"
+
+    def answer(h, seen):
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        if announced:
+            h.send_header("Content-Length", str(len(big)))
+        h.end_headers()
+        h.wfile.write(big)
+        h.close_connection = True
+
+    hostile.answer = answer
+    ts = ThingSpaceClient(hostile.base_url, "k", "s", "u", "p", max_retries=0, timeout=5, max_body_bytes=1 << 20)
+    with pytest.raises(ThingSpaceError) as info:
+        ts.api_token()
+    assert "body_size" in str(info.value)

@@ -141,6 +141,11 @@ def comment_rows(pr):
 
 def gh_api(path):
     parts = path.split("?")[0].strip("/").split("/")
+    query = dict(urllib.parse.parse_qsl(path.partition("?")[2]))
+    if parts[3:5] == ["actions", "artifacts"]:
+        found = [{{"name": name, "expired": False, "workflow_run": {{"id": r["databaseId"]}}}}
+                 for r in reversed(db["runs"]) for name in r["artifacts"] if name == query.get("name", name)]
+        done(jq({{"total_count": len(found), "artifacts": found}}))
     if parts[3:4] == ["commits"] and parts[5:] == ["pulls"]:
         pull = db["pulls"].get(parts[4])
         done(jq([pull] if pull else []))
@@ -163,10 +168,14 @@ def gh():
                 and r["headSha"] == opt("--commit") and r["conclusion"] == opt("--status", r["conclusion"])]
         done(jq([{{"databaseId": r["databaseId"]}} for r in runs][: int(opt("--limit", "20"))]))
     if args[:2] == ["run", "download"]:
+        import shutil
         run = next((r for r in db["runs"] if str(r["databaseId"]) == args[2]), None)
+        if run and "--name" not in args and run["artifacts"]:  # all of them, each in a directory of its name
+            for name, kept in run["artifacts"].items():
+                shutil.copytree(kept, os.path.join(opt("--dir", "."), name), dirs_exist_ok=True)
+            done()
         if not run or opt("--name") not in run["artifacts"]:
             done(code=1, err=f"no artifact matches {{opt('--name')}}\n")
-        import shutil
         shutil.copytree(run["artifacts"][opt("--name")], opt("--dir", "."), dirs_exist_ok=True)
         done()
     if args[:2] == ["pr", "list"]:
@@ -391,10 +400,13 @@ class Runner:
         head: str | None = None,
         pr: str = PR_NUMBER,
         inputs: dict[str, str] | None = None,
+        pr_files: dict[str, str] | None = None,
     ) -> Job:
         """One run of a workflow's job, as the runner would for `event` on commit `sha` (a pull request's:
-        `head`). `uses:` steps are skipped but for actions/upload-artifact, which keeps the files as the run's
-        artifact in the fake forge (for `gh run download`). A failed step skips the rest but `if: failure()`."""
+        `head`). The checkout is main's files (`committed`); a checkout with a `path:` is the pull request's
+        (`pr_files`, default the same), as far as its sparse-checkout lists. Other `uses:` steps are skipped but
+        actions/upload-artifact, which keeps the files as the run's artifact in the fake forge (for `gh run
+        download`). A failed step skips the rest but `if: failure()`."""
         doc = load(GITHUB_WORKFLOWS[workflow])
         ((name, job),) = doc["jobs"].items()
         shell = (doc.get("defaults") or {}).get("run", {}).get("shell", "bash")
@@ -410,6 +422,7 @@ class Runner:
         expressions = {
             **self.account.github_expressions(),
             "github.event.pull_request.number": pr,
+            "github.event.pull_request.head.sha": head or sha,
             **{f"inputs.{k}": v for k, v in given.items()},
         }
         if event != "workflow_dispatch":
@@ -448,15 +461,26 @@ class Runner:
             if not runs[condition]:
                 continue
             if "uses" in step:
-                assert str(step["uses"]).startswith("actions/"), step
-                if str(step["uses"]).startswith("actions/upload-artifact@"):
-                    found = checkout / step["with"]["path"]
-                    assert found.exists() or step["with"].get("if-no-files-found") == "ignore", step
+                uses = str(step["uses"])
+                assert uses.startswith("actions/"), step
+                if not uses.startswith(("actions/checkout@", "actions/upload-artifact@")):
+                    continue  # setup-python, setup-go, cache: this machine's
+                given_with = {k: sub(v) for k, v in (step.get("with") or {}).items()}
+                if uses.startswith("actions/checkout@") and "path" in given_with:
+                    assert given_with["persist-credentials"] == "False", step
+                    wanted = given_with["sparse-checkout"].split()
+                    for name, text in (self.committed if pr_files is None else pr_files).items():
+                        if any(name == w or name.startswith(w + "/") for w in wanted):
+                            (checkout / given_with["path"] / name).parent.mkdir(parents=True, exist_ok=True)
+                            (checkout / given_with["path"] / name).write_text(text)
+                if uses.startswith("actions/upload-artifact@"):
+                    found = checkout / given_with["path"]
+                    assert found.exists() or given_with.get("if-no-files-found") == "ignore", step
                     if found.exists():
-                        kept = self.root / "artifacts" / str(run_id) / step["with"]["name"]
+                        kept = self.root / "artifacts" / str(run_id) / given_with["name"]
                         kept.mkdir(parents=True)
                         shutil.copy(found, kept / found.name)
-                        artifacts[step["with"]["name"]] = str(kept)
+                        artifacts[given_with["name"]] = str(kept)
                 continue
             assert step.get("shell", shell) == "bash", step
             files = {kind: self.steps / f"job-{self.jobs}-step-{i}.{kind}" for kind in ("env", "path")}
@@ -507,14 +531,19 @@ class Runner:
         sha: str = "0" * 40,
         mr: str | None = None,
         variables: dict[str, str] | None = None,
+        mr_files: dict[str, str] | None = None,
     ) -> Job:
         """One job in a pipeline of its own (`source`, commit `sha`, merge request `mr`), with the pipeline's
-        `variables` (Run pipeline). Its `artifacts:` are kept in the fake forge as GitLab keeps them."""
+        `variables` (Run pipeline). Its `artifacts:` are kept in the fake forge as GitLab keeps them. A merge
+        request's job checks out a git repository as the runner does: its `origin` has main (`committed`), and
+        the checkout is the merge request's commit (`mr_files` on top of main), whose sha is CI_COMMIT_SHA."""
         doc = load(GITLAB_PIPELINE)
         job = {**doc[doc[name]["extends"]], **doc[name]} if "extends" in doc[name] else doc[name]
         for line in job.get("before_script") or []:
             assert line.startswith("apt-get "), f"{name}: before_script is for the image's packages only: {line}"
         checkout = self.checkout()
+        if mr:
+            sha = git_merge_request(checkout, mr_files or {})
         job_id = 500 + self.jobs
         env = self.base_env()
         env.update(self.account.gitlab_variables())
@@ -531,6 +560,7 @@ class Runner:
         )
         if mr:
             env["CI_MERGE_REQUEST_IID"] = mr
+            env["CI_MERGE_REQUEST_TARGET_BRANCH_NAME"] = "main"
         else:
             env.pop("CI_MERGE_REQUEST_IID", None)
         for key, value in {**(doc.get("variables") or {}), **(job.get("variables") or {})}.items():
@@ -574,6 +604,36 @@ class Runner:
         )
         log = f"--- {name} (exit {proc.returncode})\n{proc.stdout}"
         return Job(name, passed, log, checkout, None if passed else name, self.forge.calls(since), job_id)
+
+
+def git_merge_request(checkout: Path, mr_files: dict[str, str]) -> str:
+    """Make `checkout` (main's files) a git repository whose `origin` holds main, then commit the merge
+    request's files on top of it, as the runner's checkout of a merge request is; return that commit."""
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "ci",
+        "GIT_AUTHOR_EMAIL": "ci@example.com",
+        "GIT_COMMITTER_NAME": "ci",
+        "GIT_COMMITTER_EMAIL": "ci@example.com",
+    }
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=checkout, env=env, check=True, capture_output=True, text=True
+        ).stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    (checkout / ".git" / "info" / "exclude").write_text(".venv\n.cache/\n")
+    git("add", "-A")
+    git("commit", "-q", "-m", "main")
+    git("clone", "-q", "--bare", ".", str(checkout.parent / f"{checkout.name}-origin.git"))
+    git("remote", "add", "origin", str(checkout.parent / f"{checkout.name}-origin.git"))
+    for name, text in mr_files.items():
+        (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+        (checkout / name).write_text(text)
+    git("add", "-A")
+    git("commit", "-q", "--allow-empty", "-m", "merge request")
+    return git("rev-parse", "HEAD")
 
 
 def flatten(lines: Any) -> list[str]:
@@ -696,7 +756,13 @@ def test_templates_declare_the_settings_and_serialize_applies():
         checkout = next(step for step in job["steps"] if str(step.get("uses", "")).startswith("actions/checkout@"))
         assert checkout["with"]["persist-credentials"] is False, name
     triggers = {name: load(path)[True if True in load(path) else "on"] for name, path in GITHUB_WORKFLOWS.items()}
-    assert "pull_request" in triggers["pull-request"]
+    # The plan runs main's workflow and code (pull_request_target); the pull request is checked out as data.
+    assert set(triggers["pull-request"]) == {"pull_request_target"}
+    plan_steps = load(GITHUB_WORKFLOWS["pull-request"])["jobs"]["plan"]["steps"]
+    checkouts = [s.get("with") or {} for s in plan_steps if str(s.get("uses", "")).startswith("actions/checkout@")]
+    assert "ref" not in checkouts[0] and checkouts[1]["path"] == ".pull-request"
+    assert checkouts[1]["sparse-checkout"].split() == ["fleet.yaml", "fleet.d"]
+    assert load(GITHUB_WORKFLOWS["merge"])["jobs"]["apply"]["environment"] == "lattigo-fleet-apply"
     assert triggers["merge"]["push"]["branches"] == ["main"]
     assert set(triggers["merge"]["workflow_dispatch"]["inputs"]) == {"plan_run", "digest", "heal"}
     assert "schedule" in triggers["nightly-drift"]
@@ -721,6 +787,13 @@ def test_templates_declare_the_settings_and_serialize_applies():
     text = GITLAB_PIPELINE.read_text()
     for secret in (*SECRETS, "GITLAB_TOKEN"):
         assert f"${secret}" in text or secret in text, secret
+
+
+def hijacked(stack_file: str) -> str:
+    """A pull request's stack file that would send the API key to another host."""
+    text = stack_file.rstrip("\n") + "\n"
+    line = "  lattigo:endpoint: https://attacker.invalid\n"
+    return text.replace("config:\n", "config:\n" + line, 1) if "config:\n" in text else text + "config:\n" + line
 
 
 def plan_digest(text: str) -> str:
@@ -769,7 +842,8 @@ def test_github_workflows_pull_request_merge_nightly(tmp_path, demo_account):
     clear_requests(demo_account.endpoint)
     merged = ok(runner.run_github("merge", sha="c1" * 20))
     assert f"applied the approved plan {approved['digest'][7:19]}" in merged.log, merged.log[-4000:]
-    assert ["run", "download", str(second.run_id), "--name", "fleet-plan", "--dir", "approved"] in [
+    name = f"fleet-plan-{PR_NUMBER}-{'b2' * 20}"
+    assert ["run", "download", str(second.run_id), "--name", name, "--dir", "approved"] in [
         c["args"] for c in merged.calls
     ]
     assert mutating(demo_account.endpoint), "the merge sent the plan's calls"
@@ -783,10 +857,19 @@ def test_github_workflows_pull_request_merge_nightly(tmp_path, demo_account):
     assert not runner.forge.db["issues"]
 
     # A second pull request (#8) is planned; then someone moves a SIM to another cost center in the portal.
+    # It also points the stack's endpoint elsewhere: the plan runs with main's stack config, never the PR's.
     fleet = runner.committed["fleet.yaml"]
     assert fleet.count("note: Truck 0003,") == 1
-    runner.committed["fleet.yaml"] = fleet.replace("note: Truck 0003,", "note: Truck 0003 east,")
-    ok(runner.run_github("pull-request", sha="a3" * 20, head="b3" * 20, pr="8"))
+    eight_fleet = fleet.replace("note: Truck 0003,", "note: Truck 0003 east,")
+    stack_file = f"Pulumi.{STACK}.yaml"
+    eight_files = {
+        **runner.committed,
+        "fleet.yaml": eight_fleet,
+        stack_file: hijacked(runner.committed[stack_file]),
+        "__main__.py": 'raise SystemExit("the pull request\'s own code ran")\n',
+    }
+    ok(runner.run_github("pull-request", sha="a3" * 20, head="b3" * 20, pr="8", pr_files=eight_files))
+    assert "Truck 0003 east" in runner.forge.db["comments"]["8"][0], "the plan is of the pull request's fleet"
     eight_digest = plan_digest(runner.forge.db["comments"]["8"][0])
     runner.forge.update(open_pulls=[{"number": 8, "headRefOid": "b3" * 20}])
     change_out_of_band(demo_account.endpoint, "Warehouse")
@@ -806,6 +889,7 @@ def test_github_workflows_pull_request_merge_nightly(tmp_path, demo_account):
 
     # Pull request #8 merges: its plan is stale (truck-0009 moved since its review). Nothing is sent; the job
     # fails, lists the SIM and field, and keeps the plan at merge time for a new review.
+    runner.committed["fleet.yaml"] = eight_fleet  # merged: main holds it now (and main's stack config)
     runner.forge.update(pulls={"c2" * 20: {"number": 8, "head": {"sha": "b3" * 20}}}, open_pulls=[])
     clear_requests(demo_account.endpoint)
     refused = runner.run_github("merge", sha="c2" * 20)
@@ -841,11 +925,11 @@ def test_github_workflows_pull_request_merge_nightly(tmp_path, demo_account):
     comment = runner.forge.db["comments"][PR_NUMBER]
     assert len(comment) == 1 and "blast-radius guard" in comment[0], comment
 
-    # Its merge (had it been merged anyway) finds no successful plan run: nothing is sent, and it says why.
+    # Its merge (had it been merged anyway) is refused by the same guard: nothing is sent.
     runner.forge.update(pulls={"c3" * 20: {"number": int(PR_NUMBER), "head": {"sha": "b4" * 20}}})
     clear_requests(demo_account.endpoint)
-    no_plan = runner.run_github("merge", sha="c3" * 20)
-    assert not no_plan.ok and f"no successful plan run for the head {'b4' * 20}" in no_plan.summary.read_text()
+    refused_by_guard = runner.run_github("merge", sha="c3" * 20)
+    assert not refused_by_guard.ok and "policy.max_changes" in refused_by_guard.log, refused_by_guard.log[-3000:]
     assert mutating(demo_account.endpoint) == []
 
 
@@ -853,7 +937,19 @@ def test_gitlab_pipeline_merge_request_apply_schedule(tmp_path, demo_account):
     runner = Runner(tmp_path, demo_account, {})
     onboard(runner)
 
-    plan_job = ok(runner.run_gitlab("fleet-plan", sha="a1" * 20, mr=MR_IID))
+    # The merge request also changes the program and points the stack at another endpoint: the plan job runs
+    # the target branch's code and config, and takes only the fleet files from the merge request.
+    stack_file = f"Pulumi.{STACK}.yaml"
+    hostile = {
+        "__main__.py": 'raise SystemExit("the merge request\'s own code ran")\n',
+        stack_file: hijacked(runner.committed[stack_file]),
+        "fleet.yaml": runner.committed["fleet.yaml"].replace("note: Truck 0003,", "note: Truck 0003 east,"),
+    }
+    plan_job = ok(runner.run_gitlab("fleet-plan", sha="a1" * 20, mr=MR_IID, mr_files=hostile))
+    assert "Truck 0003 east" in (plan_job.checkout / "plan.md").read_text(), "the merge request's fleet is planned"
+    assert "own code ran" not in plan_job.log
+    assert (plan_job.checkout / "__main__.py").read_text() == (REPO / "__main__.py").read_text()
+    assert "attacker" not in (plan_job.checkout / stack_file).read_text()
     plan = (plan_job.checkout / "plan.md").read_text()
     notes = runner.forge.db["notes"]
     assert len(notes) == 1 and notes[0]["body"].startswith("<!-- lattigo-fleet plan -->") and plan in notes[0]["body"]
