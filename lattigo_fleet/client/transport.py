@@ -231,6 +231,7 @@ class LattigoTransport:
         if refused := insecure_endpoint(self.base_url):
             raise InsecureEndpoint(method=method, endpoint=path, devices=devices, detail=refused)
         call = _Call(method, path, devices, self._clock())
+        began = time.monotonic()  # real time: the waits for an answer are the socket's, not the injected clock's
         operation = path.rsplit("/", 1)[-1] if path.startswith(f"{DEVICE_OPERATIONS}/") else None
         repeatable = method in SAFE_METHODS or (method == "POST" and operation in IDEMPOTENT_POSTS)
         allowed = set(allow)
@@ -248,6 +249,8 @@ class LattigoTransport:
                 self._retry_or_raise(call, True, self._connection_error(call, exc.__cause__))
                 continue
             except requests.RequestException as exc:
+                if isinstance(exc, requests.ReadTimeout):
+                    self._check_answer_bound(call, began)
                 self._retry_or_raise(call, repeatable, self._connection_error(call, exc))
                 continue
             last, status = resp, resp.status_code
@@ -269,6 +272,20 @@ class LattigoTransport:
             if 200 <= status < 300 or status in allowed:
                 return resp
             raise self._error_for(resp, method, path, devices)
+
+    def _check_answer_bound(self, call: _Call, began: float) -> None:
+        """After an attempt that got no answer in time: fail the call if another wait for one would end past
+        the response bound, so a server that never answers costs one clear error within that bound."""
+        wait = min(self.timeout, self.bounds.response_timeout)
+        if time.monotonic() - began + wait > self.bounds.response_timeout:
+            raise DeadlineExceeded(
+                method=call.method,
+                endpoint=call.path,
+                devices=call.devices,
+                bound="response_time",
+                limit=self.bounds.response_timeout,
+                detail=f"no answer from the server in {call.attempts} attempt(s) of {self.timeout:g} s each",
+            )
 
     def _pace(self, call: _Call, last: requests.Response | None) -> float:
         """Wait for the shared bucket's token (the client's pacing, and any Retry-After a 429 asked of every

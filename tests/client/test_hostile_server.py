@@ -541,3 +541,17 @@ def test_a_huge_thingspace_answer_is_refused_past_the_body_cap(hostile, announce
     with pytest.raises(ThingSpaceError) as info:
         ts.api_token()
     assert "body_size" in str(info.value)
+
+
+def test_a_server_that_never_answers_fails_once_within_the_response_bound(hostile):
+    """Each attempt waits `timeout` for an answer that never comes; the retries of such a call stop once
+    another wait would end past the response bound: one DeadlineExceeded, not five timeouts in a row."""
+
+    def answer(h, seen):
+        time.sleep(1.5)  # longer than the client's timeout: no answer reaches it
+
+    hostile.answer = answer
+    with pytest.raises(DeadlineExceeded) as info:
+        client(hostile, timeout=0.3, response_timeout=1.0, max_retries=5).users()
+    assert info.value.bound == "response_time" and "no answer" in str(info.value)
+    assert 1 <= len(hostile.seen) <= 4, len(hostile.seen)
