@@ -31,6 +31,40 @@ from emulator.timeutil import fmt, parse_time
 
 bp = Blueprint("admin", __name__)
 
+_LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+@bp.before_request
+def _this_machine_only() -> Response | None:
+    """The admin API has no auth (it is a developer's tool), so a web page on another site must not drive it
+    through the developer's browser: a cross-origin `text/plain` POST needs no preflight, and DNS rebinding
+    can make another name point here. An `Origin` other than this server's own, or a Host that is not a
+    loopback name or an IP address, is refused; tools that send neither (curl, the tests) are served."""
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit("//" + (request.host or "")).hostname or ""
+    except ValueError:
+        host = ""
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        parts = urlsplit(origin)
+        if origin == "null" or parts.netloc.lower() != (request.host or "").lower():
+            return json_response({"error": "cross-origin requests to the admin API are refused"}, 403)
+    if host not in _LOCAL_NAMES and not _is_ip_address(host):
+        return json_response({"error": f"the admin API answers on this machine's addresses only, not {host!r}"}, 403)
+    return None
+
+
+def _is_ip_address(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
 
 def _backend() -> Backend:
     return current_app.config["BACKEND"]

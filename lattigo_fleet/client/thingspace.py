@@ -255,7 +255,10 @@ class ThingSpaceClient:
         self.stats.count_retry(method, endpoint_of(url))
 
     def _secrets(self) -> list[str | None]:
-        secrets: list[str | None] = [*self._app, self._login["password"], self._session_token]
+        import base64
+
+        basic = base64.b64encode(f"{self._app[0]}:{self._app[1]}".encode()).decode("ascii")  # an echoed header
+        secrets: list[str | None] = [*self._app, basic, self._login["password"], self._session_token]
         if self._api_token:
             secrets.append(self._api_token.value)
         return secrets

@@ -555,3 +555,17 @@ def test_a_server_that_never_answers_fails_once_within_the_response_bound(hostil
         client(hostile, timeout=0.3, response_timeout=1.0, max_retries=5).users()
     assert info.value.bound == "response_time" and "no answer" in str(info.value)
     assert 1 <= len(hostile.seen) <= 4, len(hostile.seen)
+
+
+def test_a_thingspace_error_that_echoes_the_basic_credentials_is_redacted(hostile):
+    import base64
+
+    from lattigo_fleet.client import ThingSpaceError
+    from lattigo_fleet.client.thingspace import ThingSpaceClient
+
+    basic = base64.b64encode(b"app-key:app-secret").decode()
+    hostile.answer = lambda h, seen: reply(h, 400, {"error": "invalid_client", "error_description": f"Basic {basic}"})
+    ts = ThingSpaceClient(hostile.base_url, "app-key", "app-secret", "u", "p", max_retries=0, timeout=5)
+    with pytest.raises(ThingSpaceError) as info:
+        ts.api_token()
+    assert basic not in str(info.value) and "app-secret" not in str(info.value)

@@ -238,3 +238,20 @@ def test_fail_next_skip_and_expire_sessions(
     assert ts.post(base + path, json=body, headers=headers, timeout=10).status_code == 200
     expired = ts.post(base + path, json=body, headers=headers, timeout=10)
     assert expired.status_code == 401 and "expired" in expired.json()["errorMessage"]
+
+
+def test_a_cross_site_request_cannot_drive_the_admin_api(api: Api, admin: Admin) -> None:
+    """A web page on another site can make the browser POST `text/plain` to a developer's emulator (no
+    preflight): its Origin, or a Host that is not this machine's (DNS rebinding), is refused before anything
+    happens. Same-origin tools (the tests, curl, the project's clients) send neither and are served."""
+    before = admin.get("sims")
+    for headers in (
+        {"Origin": "https://evil.example", "Content-Type": "text/plain"},
+        {"Origin": "null", "Content-Type": "text/plain"},
+        {"Host": "evil.example:80", "Content-Type": "text/plain"},
+    ):
+        resp = requests.post(api.base + "/_emulator/reset", data='{"seed": "empty"}', headers=headers, timeout=10)
+        assert resp.status_code == 403, (headers, resp.status_code, resp.text)
+    assert admin.get("sims") == before, "nothing was reset"
+    same = requests.get(api.base + "/_emulator/health", headers={"Origin": api.base}, timeout=10)
+    assert same.status_code == 200
