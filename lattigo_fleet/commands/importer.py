@@ -329,23 +329,35 @@ def _detect_indent(yaml: YAML, text: str) -> None:
         yaml.indent(mapping=2, sequence=offset + 2, offset=offset)
 
 
+# A string that reads back as itself when written plain, in block and in flow context alike. Anything else
+# (a leading `? ` or `: `, an indicator, a colon or hash inside, outer spaces) is written double-quoted: the
+# emitter's own check misses some of them in flow mappings, and the written file would not parse.
+_PLAIN_SAFE = re.compile(r"[A-Za-z0-9_(][A-Za-z0-9 _./()+-]*[A-Za-z0-9_./()+-]|[A-Za-z0-9_]")
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, str) and value and not _PLAIN_SAFE.fullmatch(value):
+        return DoubleQuotedScalarString(value)
+    return value
+
+
 def _node(entry: Mapping[str, Any]) -> CommentedMap:
     node = CommentedMap()
     for key, value in entry.items():
         if key in ("iccid", "imei"):
             node[key] = DoubleQuotedScalarString(value)
         elif key == "notes":
-            notes = CommentedMap(value)
+            notes = CommentedMap((k, _scalar(v)) for k, v in value.items())
             if sum(len(k) + len(v) + 4 for k, v in value.items()) <= 90:
                 notes.fa.set_flow_style()
             node[key] = notes
         else:
-            node[key] = value
+            node[key] = _scalar(value)
     return node
 
 
 def _flow(body: Mapping[str, Any]) -> CommentedMap:
-    node = CommentedMap(body)
+    node = CommentedMap((k, _scalar(v)) for k, v in body.items())
     node.fa.set_flow_style()
     return node
 
@@ -459,11 +471,11 @@ def _set_own(sim_node: CommentedMap, fieldname: str, value: Any) -> None:
                 copy.fa.set_flow_style()
             notes = copy
             sim_node["notes"] = notes
-        notes[note] = value
+        notes[note] = _scalar(value)
     elif fieldname == "imei":
         sim_node["imei"] = DoubleQuotedScalarString(value)
     else:
-        sim_node[fieldname] = value
+        sim_node[fieldname] = _scalar(value)
 
 
 def merge_into(

@@ -445,3 +445,42 @@ def test_errors_are_one_line_and_exit_1(account, tmp_path, setup, expected):
         assert not path.exists()
     code, out, _ = run_import([*argv, "--json"], env)
     assert code == 1 and json.loads(out)["error"].startswith(message)
+
+
+AWKWARD = [
+    "? a question",
+    ": starts with a colon",
+    "- dash",
+    "#hash",
+    "a: b",
+    "a #b",
+    "[x]",
+    "{y}",
+    "*star",
+    "&amp",
+    "!bang",
+    "%pct",
+    "@at",
+    "`tick",
+    "'quote",
+    '"dq',
+    " lead",
+    "trail ",
+    "yes",
+    "0x1F",
+    "1e3",
+    "~",
+    "|",
+    ">",
+]
+
+
+@pytest.mark.parametrize("value", AWKWARD)
+def test_values_round_trip_through_a_written_file_whatever_they_contain(tmp_path, value):
+    devices = [device(1, cost_center=value, note=value), device(2, cost_center=value), device(3, note1=value)]
+    sims = sims_of(*devices)
+    spec = write_validated(tmp_path / "fleet.yaml", render_new(layout(sims), endpoint="http://lattigo.test"))
+    got = {s.iccid: (s.cost_center, s.notes) for s in spec.sims}
+    assert got[iccid(1)] == (value, {"note": value}) and got[iccid(2)][0] == value
+    assert got[iccid(3)][1] == {"note1": value}
+    assert calls_at_next_up(spec, sims) == {}
