@@ -35,7 +35,7 @@ from typing import Any, TextIO
 
 from lattigo_fleet.commands.preview_json import PreviewError, fail, stack_config
 from lattigo_fleet.settings import BY_KEY, SettingsError, read_settings
-from lattigo_fleet.usage.cache import UsageCache, default_path, scope_of, utc_today
+from lattigo_fleet.usage.cache import UsageCache, UsageCacheError, default_path, scope_of, utc_today
 from lattigo_fleet.usage.report import (
     NO_COST_CENTER,
     NO_GROUP,
@@ -320,7 +320,17 @@ def produce(
         fetch_start = min(start, month_start(end)) if args.over is not None else start
         cache_path = None if args.no_cache else Path(args.cache) if args.cache else default_path(env)
         listing = client.stats.total_requests
-        with UsageCache(cache_path, today=today) as cache:
+        try:
+            cache = UsageCache(cache_path, today=today)
+        except UsageCacheError as exc:
+            raise UsageFailure(str(exc)) from None
+        if cache.set_aside is not None:
+            print(
+                f"lattigo-fleet usage: the cache {cache_path} was corrupted: kept as {cache.set_aside.name}, "
+                "and a new one started (the days are read again)",
+                file=stderr,
+            )
+        with cache:
             try:
                 fetched = fetch_usage(
                     sources,
@@ -332,6 +342,8 @@ def produce(
                     progress=False if args.no_progress else None,
                     stream=stderr,
                 )
+            except UsageCacheError as exc:
+                raise UsageFailure(str(exc)) from None
             except LattigoError as exc:  # a refused credential: every other request would be refused too
                 if isinstance(exc, ThingSpaceError) and ts_creds is not None:
                     raise _api_failure(exc, "ThingSpace", ts_creds.endpoint) from None

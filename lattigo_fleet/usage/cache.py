@@ -50,20 +50,88 @@ def scope_of(endpoint: str, principal: str) -> str:
     return hashlib.sha256(f"{endpoint.rstrip('/')}\0{principal}".encode()).hexdigest()[:20]
 
 
-class UsageCache:
-    """Complete days of daily usage, per (source, scope, ICCID)."""
+class UsageCacheError(Exception):
+    """The cache cannot be used (a directory at its path, locked by another process): one line for the user."""
 
-    def __init__(self, path: str | os.PathLike[str] | None, today: date | None = None) -> None:
+
+# What SQLite says of a file that is not (or no longer) a database: the cache is set aside and rebuilt.
+_BROKEN = ("file is not a database", "database disk image is malformed", "malformed", "not a database")
+
+
+class UsageCache:
+    """Complete days of daily usage, per (source, scope, ICCID).
+
+    It is a cache: a corrupted file is renamed beside itself (``set_aside``) and a new one started, so the
+    days are read from the APIs again. A path that cannot hold it, or a cache another process holds locked
+    past ``busy_timeout`` seconds, is a :class:`UsageCacheError`."""
+
+    def __init__(
+        self, path: str | os.PathLike[str] | None, today: date | None = None, *, busy_timeout: float = 10.0
+    ) -> None:
         self.path = None if path is None else Path(path)
         self.today = today or utc_today()
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(":memory:" if self.path is None else str(self.path))
-        if self.path is not None:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(SCHEMA)
+        self.busy_timeout = busy_timeout
+        self.set_aside: Path | None = None
         self.hits = 0  # SIM-days answered from the cache
         self.stored = 0
+        if self.path is not None and self.path.is_dir():
+            raise UsageCacheError(f"{self.path}: the usage cache is a file, and a directory is in its place")
+        try:
+            self._conn = self._open()
+        except sqlite3.DatabaseError as exc:
+            if self.path is None or not any(word in str(exc) for word in _BROKEN):
+                raise self._error(exc) from None
+            self._set_aside()
+            try:
+                self._conn = self._open()
+            except sqlite3.Error as again:
+                raise self._error(again) from None
+
+    def _open(self) -> sqlite3.Connection:
+        if self.path is not None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageCacheError(f"{self.path}: cannot create its directory: {exc.strerror or exc}") from None
+        conn = sqlite3.connect(":memory:" if self.path is None else str(self.path), timeout=self.busy_timeout)
+        try:
+            if self.path is not None:
+                conn.execute("PRAGMA journal_mode=WAL")
+                # A damaged page shows here, not at some later query in the middle of a report.
+                problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+                if problems != ["ok"]:
+                    raise sqlite3.DatabaseError(f"database disk image is malformed ({problems[0]})")
+            conn.executescript(SCHEMA)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _set_aside(self) -> None:
+        assert self.path is not None
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        try:
+            os.replace(self.path, target)
+            for suffix in ("-wal", "-shm"):
+                side = self.path.with_name(self.path.name + suffix)
+                if side.exists():
+                    os.replace(side, target.with_name(target.name + suffix))
+        except OSError as exc:
+            raise UsageCacheError(
+                f"{self.path}: the usage cache is corrupted and cannot be set aside ({exc.strerror or exc}): "
+                "delete it, or run with --no-cache"
+            ) from None
+        self.set_aside = target
+
+    def _error(self, exc: sqlite3.Error) -> UsageCacheError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return UsageCacheError(
+                f"{self.path}: the usage cache is locked by another process (another `lattigo-fleet usage`?): "
+                "try again when it is done, or run with --no-cache"
+            )
+        return UsageCacheError(f"{self.path}: cannot use the usage cache: {text}")
 
     def close(self) -> None:
         self._conn.close()
@@ -81,11 +149,14 @@ class UsageCache:
         """The cached days of these SIMs within [start, end]."""
         wanted = set(iccids)
         found: dict[str, Series] = {}
-        rows = self._conn.execute(
-            "SELECT iccid, day, bytes_used, sms_used, records FROM days "
-            "WHERE source = ? AND scope = ? AND day >= ? AND day <= ?",
-            (source, scope, start.isoformat(), end.isoformat()),
-        )
+        try:
+            rows = self._conn.execute(
+                "SELECT iccid, day, bytes_used, sms_used, records FROM days "
+                "WHERE source = ? AND scope = ? AND day >= ? AND day <= ?",
+                (source, scope, start.isoformat(), end.isoformat()),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
         for iccid, day, bytes_used, sms_used, records in rows:
             if iccid in wanted:
                 found.setdefault(iccid, {})[date.fromisoformat(day)] = DayFigure(bytes_used, sms_used, records)
@@ -100,9 +171,15 @@ class UsageCache:
                 continue
             fig = series.get(day) or DayFigure(0, 0, 0)
             rows.append((source, scope, iccid, day.isoformat(), fig.bytes_used, fig.sms_used, fig.records))
-        self._conn.executemany("INSERT OR REPLACE INTO days VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        try:
+            self._conn.executemany("INSERT OR REPLACE INTO days VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
         self.stored += len(rows)
         return len(rows)
 
     def commit(self) -> None:
-        self._conn.commit()
+        try:
+            self._conn.commit()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None

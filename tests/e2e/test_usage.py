@@ -326,3 +326,20 @@ def test_credentials_from_the_stack_config(account, fleet_stack, capsys):
     assert data["compare"]["discrepancies"] == [] and data["totals"]["sims"] == N
     assert {g["group"] for g in data["groups"]} == {"east", "rest", "(not in fleet.yaml)"}
     assert EMULATOR_API_KEY not in proc.stdout + proc.stderr
+
+
+def test_a_broken_cache_is_rebuilt_and_a_directory_in_its_place_is_one_line(account, capsys):
+    emulator, fleet, cache = account
+    window = ["--from", START.isoformat(), "--to", END.isoformat(), "--json"]
+    code, out, _ = run(emulator, fleet, cache, *window)
+    assert code == 0, out
+    first = json.loads(out)
+    cache.write_bytes(b"garbage, not a database\n" * 64)
+    code, out, err = run(emulator, fleet, cache, *window)
+    assert code == 0 and "was corrupted" in err and "Traceback" not in err, err
+    assert json.loads(out)["sims"] == first["sims"], "the days are read again, the same"
+    for leftover in cache.parent.glob("cache.sqlite*"):
+        leftover.unlink()
+    cache.mkdir()
+    code, out, err = run(emulator, fleet, cache, *window, capsys=capsys)
+    assert code == 1 and err.count("\n") == 1 and "a directory is in its place" in err, err

@@ -1,0 +1,60 @@
+"""The usage cache is a cache: a broken one is set aside and rebuilt, a busy or unusable one is one clear error."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+
+import pytest
+
+from lattigo_fleet.usage.cache import UsageCache, UsageCacheError
+from lattigo_fleet.usage.report import DayFigure
+
+TODAY = date(2026, 12, 6)
+DAY = date(2026, 12, 1)
+
+
+def fill(path) -> None:
+    with UsageCache(path, today=TODAY) as cache:
+        cache.store("lattigo", "s", "8901", {DAY: DayFigure(10, 1, 1)}, [DAY])
+        cache.commit()
+
+
+@pytest.mark.parametrize("damage", ["not a database", "cut off"])
+def test_a_corrupted_cache_is_set_aside_and_rebuilt(tmp_path, damage):
+    path = tmp_path / "usage.sqlite"
+    fill(path)
+    if damage == "not a database":
+        path.write_bytes(b"this is no sqlite file at all\n" * 100)
+    else:
+        data = path.read_bytes()
+        path.write_bytes(data[:100] + b"\x00" * 50 + data[150:])
+    with UsageCache(path, today=TODAY) as cache:
+        assert cache.set_aside is not None and cache.set_aside.exists(), "the broken file is kept, renamed"
+        assert cache.load("lattigo", "s", ["8901"], DAY, DAY) == {}, "rebuilt empty: the days are read again"
+        cache.store("lattigo", "s", "8901", {DAY: DayFigure(10, 1, 1)}, [DAY])
+        cache.commit()
+    with UsageCache(path, today=TODAY) as cache:
+        assert cache.set_aside is None and cache.load("lattigo", "s", ["8901"], DAY, DAY)
+
+
+def test_a_directory_at_the_path_is_one_clear_error(tmp_path):
+    path = tmp_path / "usage.sqlite"
+    path.mkdir()
+    with pytest.raises(UsageCacheError, match="usage.sqlite.*directory"):
+        UsageCache(path, today=TODAY)
+
+
+def test_a_cache_locked_by_another_process_is_one_clear_error(tmp_path):
+    path = tmp_path / "usage.sqlite"
+    fill(path)
+    holder = sqlite3.connect(str(path), check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(UsageCacheError, match="locked"):
+            with UsageCache(path, today=TODAY, busy_timeout=0.2) as cache:
+                cache.store("lattigo", "s", "8902", {DAY: DayFigure(1, 0, 1)}, [DAY])
+                cache.commit()
+    finally:
+        holder.rollback()
+        holder.close()
