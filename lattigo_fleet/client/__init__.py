@@ -23,6 +23,7 @@ naming it. A 2xx answer of the wrong shape is an :class:`UnexpectedAnswer`, neve
 
 from lattigo_fleet.client._http import RequestStats
 from lattigo_fleet.client.errors import (
+    AuditLogError,
     AuthenticationError,
     BadRequest,
     DeadlineExceeded,
@@ -76,6 +77,7 @@ __all__ = [
     "UnsafeRedirect",
     "ThingSpaceError",
     "InsecureEndpoint",
+    "AuditLogError",
     "ThingSpaceAuthError",
     "ThingSpaceSessionExpired",
     "ThingSpaceLoginLocked",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import re
 import threading
@@ -277,15 +278,48 @@ class AuditRecord:
 
 
 class AuditLog:
-    """Appends one JSON line per mutating request to a file. Thread-safe; never holds the file open."""
+    """Appends one JSON line per mutating request to a file. Thread-safe; never holds the file open.
+
+    A call that cannot be recorded is not sent: before each call the file must open for appending and its
+    disk must have ``min_free_bytes`` left (else :class:`~lattigo_fleet.client.errors.AuditLogError`, and
+    nothing is sent); a record that still fails to be written after its call raises the same error, so the
+    run stops instead of going on unrecorded."""
+
+    min_free_bytes = 1 << 20  # room for thousands of records: a disk with less is full for our purpose
 
     def __init__(self, path: str | Path | None) -> None:
         self.path = Path(path) if path is not None else None
         self._lock = threading.Lock()
 
+    def _check_room(self, method: str, endpoint: str, devices: Sequence[str]) -> None:
+        from lattigo_fleet.client.errors import AuditLogError
+
+        assert self.path is not None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as fh:
+                stats = os.fstatvfs(fh.fileno())
+        except OSError as exc:
+            raise AuditLogError(
+                method=method,
+                endpoint=endpoint,
+                devices=devices,
+                detail=f"the audit log {self.path} cannot be opened ({exc.strerror or exc}): nothing was sent",
+            ) from None
+        free = stats.f_bavail * stats.f_frsize
+        if free < self.min_free_bytes:
+            raise AuditLogError(
+                method=method,
+                endpoint=endpoint,
+                devices=devices,
+                detail=f"the disk of the audit log {self.path} is full ({free} bytes free): nothing was sent",
+            )
+
     @contextmanager
     def record(self, method: str, endpoint: str, devices: Sequence[str]) -> Iterator[AuditRecord]:
         rec = AuditRecord(method=method.upper(), endpoint=endpoint, devices=[str(d) for d in devices])
+        if self.path is not None:
+            self._check_room(rec.method, endpoint, rec.devices)
         started = time.monotonic()
         try:
             yield rec
@@ -317,10 +351,21 @@ class AuditLog:
             entry["detail"] = rec.detail
         entry.update(rec.extra)
         line = json.dumps(entry, sort_keys=False, default=str)
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as fh:
-                fh.write(line + "\n")
+        try:
+            with self._lock:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.open("a", encoding="utf-8") as fh:
+                    fh.write(line + "\n")
+        except OSError as exc:
+            from lattigo_fleet.client.errors import AuditLogError
+
+            raise AuditLogError(
+                method=rec.method,
+                endpoint=rec.endpoint,
+                devices=rec.devices,
+                detail=f"this call was sent but could not be recorded in the audit log {self.path} "
+                f"({exc.strerror or exc}): stopping",
+            ) from None
 
 
 # --- small helpers -----------------------------------------------------------------------------------

@@ -165,6 +165,11 @@ class UnsafeRedirect(LattigoError):
     method of a write, or too many in a row."""
 
 
+class AuditLogError(LattigoError):
+    """The audit log cannot take this call's record (a full disk, an unwritable path): the call is not sent,
+    or, when the record failed after the call, the run stops on it."""
+
+
 class InsecureEndpoint(LattigoError):
     """An endpoint the client will not send credentials to: `http://` (clear text) on another machine than
     this one, or a scheme that is not HTTP. Nothing was sent."""

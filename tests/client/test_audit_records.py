@@ -349,3 +349,27 @@ def test_upload_request_error_carries_the_partial_result(stub, make):
     assert info.value.partial_result.succeeded == ["1"]
     assert [line["outcome"] for line in audit(client)] == ["ok", "error"]
     assert audit(client)[1]["status"] == 500
+
+
+def test_a_call_that_cannot_be_recorded_is_not_sent(stub, tmp_path):
+    """A full disk under the audit log: the call is refused before it is sent (AuditLogError), and the run
+    stops on it; nothing reaches the API unrecorded."""
+    from lattigo_fleet.client import AuditLogError
+
+    client = LattigoClient(stub.base_url, KEY, SECRET, sleep=lambda s: None, audit_log=tmp_path / "audit.jsonl")
+    client.audit.min_free_bytes = 1 << 62  # more room than any disk has: the disk is "full"
+    with pytest.raises(AuditLogError, match="audit log"):
+        client.set_note(A, "note", "hello")
+    assert sent(stub) == []
+
+
+def test_a_record_that_fails_to_write_after_the_call_stops_the_run(stub):
+    """/dev/full takes the open and fails every write: the call went out, its record could not be written, so
+    the error says so (the run stops) instead of the record being lost in silence."""
+    from lattigo_fleet.client import AuditLogError
+
+    stub.handler = lambda req: (200, {}, {A: "Success"})
+    client = LattigoClient(stub.base_url, KEY, SECRET, sleep=lambda s: None, audit_log="/dev/full")
+    client.audit.min_free_bytes = 0
+    with pytest.raises(AuditLogError, match="could not be recorded"):
+        client.set_note(A, "note", "hello")
