@@ -421,6 +421,8 @@ class _Loader:
 
     # ---- schema
     def _validate_schema(self, doc: _Doc) -> None:
+        if self._has_lone_surrogates(doc):
+            return  # no other message could be printed about this file's values
         if self.fast:
             if not _fast_validator(doc.kind).is_valid(doc.data):
                 raise _NotFast  # the slow path explains every error, with its position
@@ -431,6 +433,37 @@ class _Loader:
         for error in errors:
             for path, mode, message in _explain(error, doc):
                 self._add_at(doc, path, mode, message)
+
+    def _has_lone_surrogates(self, doc: _Doc) -> bool:
+        """YAML's `\\u` escapes can spell half of a UTF-16 pair: a string no UTF-8 output can carry (every
+        later message, JSON document or HTTP body would fail on it). Each one is an error at its position."""
+        if not any("\\u" in line or "\\U" in line for line in doc.lines):
+            return False  # a surrogate cannot be in UTF-8 text: only an escape spells one
+        found = False
+
+        def walk(value: Any, path: tuple) -> None:
+            nonlocal found
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    if isinstance(key, str) and _SURROGATE.search(key):
+                        if self.fast:
+                            raise _NotFast
+                        found = True
+                        where = _locate(doc, (*path, key), "key")
+                        shown = json.dumps(key)[:60]  # escaped: the key itself cannot be printed
+                        self._add(doc, where, _fmt_path(path), f"the key {shown} contains a lone UTF-16 surrogate")
+                    walk(item, (*path, key))
+            elif isinstance(value, list):
+                for i, item in enumerate(value):
+                    walk(item, (*path, i))
+            elif isinstance(value, str) and _SURROGATE.search(value):
+                if self.fast:
+                    raise _NotFast
+                found = True
+                self._add_at(doc, path, "value", "contains a lone UTF-16 surrogate (an invalid \\u escape)")
+
+        walk(doc.data, ())
+        return found
 
     # ---- cross-file checks
     def _collect_groups(self) -> dict[str, tuple[_Doc, dict]]:
@@ -628,6 +661,8 @@ class _Loader:
             _written=written,
         )
 
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 LEAVES_THE_FLEET_DIRECTORY = (
     "not read: a link that leaves the fleet's directory (only files inside the directory of the fleet file are read)"

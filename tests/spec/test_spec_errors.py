@@ -670,3 +670,32 @@ def test_a_message_quotes_only_a_short_escaped_excerpt_of_a_value(tmp_path):
         load_fleet(tmp_path / "fleet.yaml")
     [issue] = caught.value.issues
     assert "A" * 60 not in issue.message and "\x1b" not in issue.message and "…" in issue.message, issue.message
+
+
+@pytest.mark.parametrize(
+    "field, text",
+    [
+        ("iccid", '"8901410321111851\\ud800"'),
+        ("name", '"truck\\udcff"'),
+        ("notes", '{note: "fw \\ud83d"}'),
+    ],
+)
+def test_a_lone_surrogate_is_an_error_at_its_position_not_a_traceback(tmp_path, field, text):
+    """YAML's \\u escapes can spell half of a UTF-16 pair, which no UTF-8 output can carry: every later print,
+    JSON document or HTTP body would fail on it."""
+    sim = {"iccid": '"89014103211118510720"', field: text}
+    row = ", ".join(f"{k}: {v}" for k, v in sim.items())
+    (tmp_path / "fleet.yaml").write_text(f"version: 1\nsims:\n  - {{{row}}}\n")
+    with pytest.raises(FleetError) as caught:
+        load_fleet(tmp_path / "fleet.yaml")
+    found = [i for i in caught.value.issues if "surrogate" in i.message]
+    assert found and found[0].line == 3, caught.value.issues
+    str(caught.value).encode("utf-8")  # the message itself prints anywhere
+
+
+def test_a_lone_surrogate_in_a_key_is_an_error_that_prints(tmp_path):
+    (tmp_path / "fleet.yaml").write_text('version: 1\nsims:\n  - {iccid: "89014103211118510720", "x\\udc80": 1}\n')
+    with pytest.raises(FleetError) as caught:
+        load_fleet(tmp_path / "fleet.yaml")
+    assert any("surrogate" in i.message for i in caught.value.issues)
+    "\n".join(str(i) for i in caught.value.issues).encode("utf-8")
