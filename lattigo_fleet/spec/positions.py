@@ -59,6 +59,9 @@ from lattigo_fleet.spec.model import Location
 
 # See "Limits" above.
 MAX_ALIAS_NODES: Final = 1_000_000
+# The text aliases may repeat (characters of scalars, beyond those written in the file): a few nodes of long
+# strings expand to gigabytes once validated, hashed or sent, and no real fleet repeats more than its own size.
+MAX_ALIAS_CHARS: Final = 16 << 20
 MAX_DEPTH: Final = 100
 MAX_INT_DIGITS: Final = 4300  # Python's default sys.get_int_max_str_digits()
 _INT_BOUND: Final = 10**MAX_INT_DIGITS
@@ -117,7 +120,9 @@ class _GuardedComposer(Composer):
         self._stack: list[Any] = []  # one path component per open node (None for the root)
         self._written = 0  # nodes written in the file
         self._repeated = 0  # nodes repeated by aliases
-        self._sizes: dict[int, int] = {}  # id(complete node) → its size with aliases expanded
+        self._repeated_chars = 0  # characters of scalars repeated by aliases
+        self._written_chars = 0  # characters of scalars written in the file
+        self._sizes: dict[int, tuple[int, int]] = {}  # id(complete node) → (nodes, characters), aliases expanded
 
     def compose_document(self) -> Any:
         self.root = super().compose_document()
@@ -127,8 +132,19 @@ class _GuardedComposer(Composer):
         event = self.parser.peek_event()
         if isinstance(event, AliasEvent):
             node = super().compose_node(parent, index)  # raises for an undefined alias
-            self._repeated += self._size(node)
+            nodes, chars = self._size(node)
+            self._repeated += nodes
+            self._repeated_chars += chars
             limit = MAX_ALIAS_NODES + self._written
+            text_limit = MAX_ALIAS_CHARS + self._written_chars
+            if self._repeated_chars > text_limit:
+                raise _Refused(
+                    f"alias *{event.anchor}: the aliases of this file repeat more than {text_limit:,} characters "
+                    f"of text ({MAX_ALIAS_CHARS:,} plus those written in the file), as a YAML bomb does; write the "
+                    "values out or reuse less",
+                    event.start_mark,
+                    self._path(self._component(parent, index)),
+                )
             if self._repeated > limit:
                 raise _Refused(
                     f"alias *{event.anchor}: the aliases of this file repeat more than {limit:,} nodes "
@@ -149,6 +165,8 @@ class _GuardedComposer(Composer):
             )
         first = self.anchors.get(event.anchor) if event.anchor is not None else None
         node = super().compose_node(parent, index)
+        if isinstance(node, ScalarNode) and isinstance(node.value, str):
+            self._written_chars += len(node.value)
         if first is not None:
             self.reused_anchors.append((event.anchor, first.start_mark, node.start_mark, self._path()))
         self._stack.pop()
@@ -175,10 +193,10 @@ class _GuardedComposer(Composer):
             path.append(part)
         return tuple(path)
 
-    def _size(self, node: Any) -> int:
-        """How many nodes ``node`` stands for, aliases in it expanded (memoised: each node is walked
-        once however often it is aliased).  A collection still open (a recursive alias, which the
-        loader reports) counts as one."""
+    def _size(self, node: Any) -> tuple[int, int]:
+        """How many nodes ``node`` stands for, and characters of scalars, aliases in it expanded (memoised:
+        each node is walked once however often it is aliased).  A collection still open (a recursive alias,
+        which the loader reports) counts as one node of no text."""
         sizes = self._sizes
         todo: list[tuple[Any, bool]] = [(node, False)]
         while todo:
@@ -186,7 +204,7 @@ class _GuardedComposer(Composer):
             if id(current) in sizes:
                 continue
             if isinstance(current, ScalarNode):
-                sizes[id(current)] = 1
+                sizes[id(current)] = (1, len(current.value) if isinstance(current.value, str) else 0)
                 continue
             if current.end_mark is None:
                 continue
@@ -195,11 +213,12 @@ class _GuardedComposer(Composer):
             else:
                 children = current.value
             if children_done:
-                sizes[id(current)] = 1 + sum(sizes.get(id(child), 1) for child in children)
+                parts = [sizes.get(id(child), (1, 0)) for child in children]
+                sizes[id(current)] = (1 + sum(n for n, _ in parts), sum(c for _, c in parts))
             else:
                 todo.append((current, True))
                 todo.extend((child, False) for child in children if id(child) not in sizes)
-        return sizes.get(id(node), 1)
+        return sizes.get(id(node), (1, 0))
 
 
 class _GuardedScanner(RoundTripScanner):

@@ -235,3 +235,19 @@ def test_fleet_error_issues_are_sorted_and_complete(issues):
     found = issues({"fleet.yaml": V + f'sims:\n  - {{iccid: "{A}", state: bogus}}\n', "fleet.d/a.yaml": laughs()[11:]})
     assert [i.file for i in found] == ["fleet.yaml", "fleet.d/a.yaml"]
     assert isinstance(FleetError(found), FleetError)
+
+
+def test_aliases_of_long_strings_are_bounded_by_the_text_they_expand_to(tmp_path):
+    """Few nodes, much text: 500 aliases of a list of 200 strings of 10 kB, under the node bound, would expand
+    to about 1 GB of strings; the loader refuses it by the size of the expanded text, at the alias."""
+    from lattigo_fleet.spec import FleetError, load_fleet
+
+    value = "x" * 10_000
+    lines = ["version: 1", "x-big: &big", *(f"  - {value}" for _ in range(200)), "x-many:"]
+    lines += ["  - *big" for _ in range(500)]
+    lines += ["sims: []"]
+    (tmp_path / "fleet.yaml").write_text("\n".join(lines) + "\n")
+    with pytest.raises(FleetError) as caught:
+        load_fleet(tmp_path / "fleet.yaml")
+    [issue] = caught.value.issues
+    assert "characters" in issue.message and issue.line > 200, issue
