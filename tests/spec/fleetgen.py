@@ -175,7 +175,8 @@ def _laughs(levels: int, width: int) -> str:
 @st.composite
 def mutations(draw: st.DrawFn, text: str) -> bytes:
     """``text`` damaged one to three times: random bytes, control characters, truncation, deep
-    nesting, aliases (bombs, undefined, duplicate anchors), huge numbers, duplicate keys, punctuation."""
+    nesting, aliases (bombs, undefined, duplicate anchors, long text repeated), huge numbers, duplicate keys,
+    punctuation, lone UTF-16 surrogates spelled by escapes."""
     for _ in range(draw(st.integers(1, 3))):
         kind = draw(
             st.sampled_from(
@@ -190,6 +191,8 @@ def mutations(draw: st.DrawFn, text: str) -> bytes:
                     "number",
                     "duplicate",
                     "punctuation",
+                    "surrogate",
+                    "long-alias",
                 ]
             )
         )
@@ -236,6 +239,19 @@ def mutations(draw: st.DrawFn, text: str) -> bytes:
             else:
                 lines.insert(line_at, f"x-n: {digits}\n")
                 text = "".join(lines)
+        elif kind == "surrogate":
+            escape = draw(st.sampled_from(["\\ud800", "\\udcff", "\\udfff", "\\U0000d83d"]))
+            quoted = [m.span() for m in re.finditer(r'"[^"\n]*"', text)]
+            if quoted and draw(st.booleans()):
+                start, end = draw(st.sampled_from(quoted))
+                text = text[: end - 1] + escape + text[end - 1 :]
+            else:
+                lines.insert(line_at, f'x-s: "truck{escape}"\n')
+                text = "".join(lines)
+        elif kind == "long-alias":
+            size, copies = draw(st.sampled_from([(10_000, 2_000), (100_000, 200), (1_000, 20_000)]))
+            lines.insert(line_at, f"x-long: &long {'y' * size}\nx-copies: [{', '.join(['*long'] * copies)}]\n")
+            text = "".join(lines)
         elif kind == "duplicate":
             if lines[0]:
                 lines.insert(line_at, draw(st.sampled_from(lines)))
