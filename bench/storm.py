@@ -4,7 +4,10 @@
 while the emulator answers 429 beyond 2 requests/s. Reports failed SIMs (the goal: 0 in one run), the share
 of requests answered 429, requests sent, SIMs that do not match fleet.yaml afterwards, and wall time.
 
-    .venv/bin/python -m bench.storm [--sims 1000] [--new 100] [--rate 2]
+    .venv/bin/python -m bench.storm [--sims 1000] [--new 100] [--rate 2] [--notes N] [--no-moves]
+
+`--notes N` gives N existing SIMs a new note, one call per SIM (the API has no bulk note call): with
+`--sims 150 --new 0 --notes 150 --no-moves --rate 0.4`, a change made of per-SIM calls only.
 """
 
 from __future__ import annotations
@@ -26,7 +29,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sims", type=int, default=1000)
     parser.add_argument("--new", type=int, default=100)
     parser.add_argument("--rate", type=float, default=2.0, help="requests per second the emulator allows")
+    parser.add_argument("--notes", type=int, default=0, help="existing SIMs that get a new note (a call each)")
+    parser.add_argument("--no-moves", action="store_true", help="no cost-center moves: every SIM stays in ops")
     args = parser.parse_args(argv)
+
+    def cost_center(i: int) -> str:
+        return "ops" if args.no_moves or i % 2 else "logistics"
+
+    def note(i: int) -> str:
+        return f", notes: {{note1: fw-{i}}}" if i < min(args.notes, existing) else ""
+
     existing = args.sims - args.new
 
     with (
@@ -47,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         project = make_project(Path(tmp) / "project")
         rows = "".join(
-            f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", cost_center: {"ops" if i % 2 else "logistics"}}}\n'
+            f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", cost_center: {cost_center(i)}{note(i)}}}\n'
             for i in range(args.sims)
         )
         (project / "fleet.yaml").write_text(
@@ -72,10 +84,13 @@ def main(argv: list[str] | None = None) -> None:
         mismatched = sum(
             1
             for i in range(args.sims)
-            if live[iccid(i)]["state"] != "active" or live[iccid(i)]["cost_center"] != ("ops" if i % 2 else "logistics")
+            if live[iccid(i)]["state"] != "active"
+            or live[iccid(i)]["cost_center"] != cost_center(i)
+            or (note(i) and live[iccid(i)].get("note1") != f"fw-{i}")
         )
         figures = {
             "sims": args.sims,
+            "notes": min(args.notes, existing),
             "rate_per_second": args.rate,
             "exit": result.returncode,
             "failed_sims": failed,

@@ -140,7 +140,9 @@ class _Call:
         self.path = path
         self.devices = devices
         self.started = started
-        self.waited = 0.0
+        self.waited = 0.0  # its own waits: backoffs, and the part of the bucket's waits it owed (below)
+        self.queued = 0.0  # waits for its turn in the shared bucket: the account's throughput, not its budget
+        self.owed = 0.0  # Retry-After seconds the server asked of this call, which the bucket then waits
         self.failures = 0  # attempts lost to a 5xx or a broken connection
         self.throttles = 0  # attempts answered 429
         self.attempts = 0
@@ -259,9 +261,12 @@ class LattigoTransport:
                 call.throttles += 1
                 if retry_after:  # honoured: the next acquire() waits it (and so does every other thread)
                     self._check_wait(call, retry_after, resp)  # too long: fail now, not after waiting
+                    call.owed += retry_after  # the bucket's next wait is this call's own, up to this much
                     self.limiter.on_throttle(sent_at, retry_after)
                 else:  # none (or "0"): back off, and the bucket paces the retry too
                     self.limiter.on_throttle(sent_at, None)
+                    # The bucket's spacing at the lowered rate is this call's own wait, not a turn in line.
+                    call.owed += 1.0 / self.limiter.rate if self.limiter.rate > 0 else 0.0
                     self._wait(call, self._backoff(call.throttles), resp)
                 continue
             self.limiter.on_success()
@@ -322,9 +327,18 @@ class LattigoTransport:
         *,
         pacing: bool = False,
     ) -> None:
-        """Wait ``seconds`` before the next attempt, unless that would break the retry budget: then fail."""
-        self._check_wait(call, seconds, resp, error, pacing=pacing)
-        call.waited += seconds
+        """Wait ``seconds`` before the next attempt, unless that would break the retry budget: then fail.
+
+        A wait of the shared bucket (``pacing``) is the call's own only as far as it owes one (a Retry-After the
+        server asked of it); the rest is its turn behind the other threads' calls, which the budget does not
+        count: per-SIM calls queued behind a slow account must not fail for waiting their turn."""
+        own = seconds
+        if pacing:
+            own = min(seconds, call.owed)
+            call.owed -= own
+            call.queued += seconds - own
+        self._check_wait(call, own, resp, error, pacing=pacing)
+        call.waited += own
         self.waits.append(seconds)
         del self.waits[:-50]
         if seconds > 0:
@@ -342,7 +356,7 @@ class LattigoTransport:
         """Fail (bound ``retry_budget``) if waiting ``seconds`` more would overrun the call's retry budget,
         or (a wait the server asked for) is longer than ``max_wait``."""
         budget = self.bounds.retry_budget
-        spent = max(self._clock() - call.started, call.waited)
+        spent = max(self._clock() - call.started - call.queued, call.waited)
         too_long = not pacing and seconds > self.bounds.max_wait
         if spent + seconds <= budget and not too_long:
             return

@@ -37,6 +37,34 @@ def test_concurrent_bulk_calls_all_succeed_under_a_429_storm(emu):
     assert {s["state"] for s in emu.sims() if s["iccid"] in set(sims)} == {"suspended"}
 
 
+def test_per_sim_calls_queued_behind_a_slow_account_do_not_fail_for_their_turn(emu):
+    """One call per SIM (notes) under a rate limit far below the run's concurrency: the time a call waits for
+    its turn in the shared bucket is the account's throughput, not a failure of that call, so it does not
+    count against the call's retry budget (its own retries and the waits the server asked of it do). Here
+    the queue is longer than the budget: every SIM still gets its note."""
+    sims = add_active(emu, 0, 16)
+    emu.set_faults(rate_limit_per_second=4, rate_limit_burst=1)
+    client = LattigoClient(emu.base_url, EMULATOR_KEY_NAME, EMULATOR_API_KEY, timeout=10, retry_budget=1.5)
+    errors: list[Exception] = []
+
+    def note(iccid: str) -> None:
+        try:
+            client.set_note(iccid, "note1", "fw 3.4.0")
+        except Exception as exc:  # counted: the assertion names them
+            errors.append(exc)
+
+    try:
+        with ThreadPoolExecutor(max_workers=len(sims)) as pool:
+            list(pool.map(note, sims))
+    finally:
+        emu.set_faults(rate_limit_per_second=None, rate_limit_burst=None)
+        client.close()
+    assert errors == []
+    assert {s["iccid"]: s.get("note1") for s in emu.sims() if s["iccid"] in set(sims)} == dict.fromkeys(
+        sims, "fw 3.4.0"
+    )
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 100.0

@@ -299,4 +299,8 @@ def outcome_problems(path: Path, raw: bytes) -> tuple[FleetSpec | None, list[str
             problems.append(f"{where}: ruamel's stream name in the message")
         if not issue.message or "\n" in issue.message:
             problems.append(f"{where}: the message is not one line")
+        try:
+            where.encode("utf-8")  # printed by validate and posted by plan: it must be text any output carries
+        except UnicodeEncodeError:
+            problems.append(f"{where!a}: the message cannot be printed as UTF-8")
     return None, problems
