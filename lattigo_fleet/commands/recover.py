@@ -214,12 +214,61 @@ def backend_url(project_dir: Path, env: Mapping[str, str]) -> str | None:
         return None
 
 
-def lock_files(url: str | None, project: str, stack: str) -> list[Lock] | None:
-    """The lock files of a file:// backend (None: another kind of backend, which this cannot read)."""
+def _file_backend_root(url: str | None) -> Path | None:
     if not url or not url.startswith("file://"):
         return None
     parsed = urlparse(url)
-    root = Path(unquote(parsed.netloc + parsed.path)).expanduser()
+    return Path(unquote(parsed.netloc + parsed.path)).expanduser()
+
+
+def restore_cut_off_checkpoint(url: str | None, project: str, stack: str) -> str:
+    """A state file that does not parse (a run killed while it wrote it, a disk that filled): keep it aside as
+    `<name>.cut-off-<time>` and put the backend's backup of the previous checkpoint (`<name>.bak`) in its
+    place. What the killed run changed is re-read from the account by the next run, as after any kill.
+    Returns the line to print; raises RecoverError when it cannot be done from here."""
+    import shutil
+    import time
+
+    root = _file_backend_root(url)
+    short = stack.rsplit("/", 1)[-1]
+    if root is None:
+        raise RecoverError(
+            f"the state of stack '{stack}' does not load (a cut-off checkpoint) and its backend is not a local "
+            f"directory: restore the object `.pulumi/stacks/{project}/{short}.json.bak` over `{short}.json` "
+            "in the bucket, then run recover again; nothing was changed"
+        )
+    stacks = root / ".pulumi" / "stacks"
+    for current in (stacks / project / f"{short}.json", stacks / f"{short}.json"):
+        if not current.exists():
+            continue
+        backup = current.with_name(current.name + ".bak")
+        try:
+            json.loads(current.read_bytes() or b"null")["checkpoint"]
+            raise RecoverError(f"pulumi cannot load the state of stack '{stack}', yet {current} parses")
+        except (ValueError, TypeError, KeyError):
+            pass
+        try:
+            json.loads(backup.read_bytes())
+        except (OSError, ValueError):
+            raise RecoverError(
+                f"the state file {current} is cut off and has no usable backup ({backup.name}): restore one "
+                f"from {root / '.pulumi' / 'backups'} or your bucket's versions; nothing was changed"
+            ) from None
+        aside = current.with_name(f"{current.name}.cut-off-{time.strftime('%Y%m%dT%H%M%S')}")
+        current.rename(aside)
+        shutil.copyfile(backup, current)
+        return (
+            f"checkpoint: the state file was cut off (kept as {aside.name}); restored the previous checkpoint "
+            f"from {backup.name}: the next up re-reads the account"
+        )
+    raise RecoverError(f"pulumi cannot load the state of stack '{stack}', and no state file was found under {stacks}")
+
+
+def lock_files(url: str | None, project: str, stack: str) -> list[Lock] | None:
+    """The lock files of a file:// backend (None: another kind of backend, which this cannot read)."""
+    root = _file_backend_root(url)
+    if root is None:
+        return None
     short = stack.rsplit("/", 1)[-1]
     locks = []
     locks_dir = root / ".pulumi" / "locks"
@@ -342,11 +391,18 @@ def recover(
             )
     say(f"checked: no pulumi run on stack '{stack}' in {project_dir} is alive")
 
-    ops, _ = pending_operations(project_dir, stack, env)
+    try:
+        ops, _ = pending_operations(project_dir, stack, env)
+        cut_off = False
+    except RecoverError as exc:
+        if "failed to load checkpoint" not in str(exc):
+            raise
+        ops, cut_off = [], True
     if not yes:
         what = "no lock file" if locks == [] else f"{len(locks)} lock file(s)" if locks else "the lock (if any)"
         question = (
-            f"remove {what} of stack '{stack}'"
+            ("restore the previous checkpoint (the state file is cut off), " if cut_off else "")
+            + f"remove {what} of stack '{stack}'"
             + (f" and clear {len(ops)} pending operation(s) ({_counted(ops)})" if ops else "")
             + "? [y/N] "
         )
@@ -357,6 +413,10 @@ def recover(
         if confirm(question).strip().lower() not in ("y", "yes"):
             say("nothing changed")
             return 1
+
+    if cut_off:
+        say(restore_cut_off_checkpoint(backend_url(project_dir, env), project_name(project_dir), stack))
+        ops, _ = pending_operations(project_dir, stack, env)
 
     # 2. The lock.
     cancel = run_pulumi(["cancel", "--yes", "--stack", stack], project_dir, env)

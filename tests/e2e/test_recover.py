@@ -114,22 +114,29 @@ def test_kill_9_then_recover_then_up_converges_with_nothing_sent_twice(
 
     # What a killed run leaves: a lock (the next up is refused) and, only with checkpoints, pending CREATEs.
     refused = fleet_stack.run("up", "--yes", "--skip-preview")
-    assert refused.returncode != 0 and "locked" in refused.output, refused.output
+    # A kill that lands while the engine writes a checkpoint (only with checkpoints) leaves it cut off too:
+    # recover restores the previous one (test_a_cut_off_checkpoint_is_restored_from_its_backup).
+    cut_off = not skip_checkpoints and "failed to load checkpoint" in refused.output
+    assert refused.returncode != 0 and ("locked" in refused.output or cut_off), refused.output
     assert _lock_files(fleet_stack)
-    pending = _pending(fleet_stack)
+    pending = [] if cut_off else _pending(fleet_stack)
     if skip_checkpoints:
         assert pending == []  # the engine writes the state once, at the end: a killed run writes none
-    else:
+    elif not cut_off:
         assert pending and set(pending) <= {"creating", "updating"} and "creating" in pending, pending
 
     done = recover(fleet_stack, "--yes")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     print(done.stdout)
+    if cut_off:
+        assert lines.pop(1).startswith("checkpoint: the state file was cut off"), done.stdout
     assert lines[0] == f"checked: no pulumi run on stack 'test' in {fleet_stack.project_dir} is alive"
     assert lines[1].startswith("lock: removed the lock left by a dead run (pid ")
     if skip_checkpoints:
         assert lines[2] == "pending operations: none in the state, nothing to clear"
+    elif cut_off:  # the restored checkpoint may hold the killed run's first pending operations, or none
+        assert lines[2].startswith("pending operations: "), done.stdout
     else:
         assert lines[2].startswith(f"pending operations: cleared {len(pending)} (")
         assert lines[2].endswith(") with pulumi refresh --clear-pending-creates")
@@ -181,3 +188,31 @@ def test_recover_refuses_while_the_run_is_alive_and_names_its_pid(fleet_stack, a
     done = recover(fleet_stack, "--yes")
     assert done.returncode == 0, done.stderr
     assert _lock_files(fleet_stack) == []
+
+
+def test_a_cut_off_checkpoint_is_restored_from_its_backup(fleet_stack, admin):
+    """A kill while the engine writes a checkpoint (or a disk that filled then) can leave the stack's state file
+    cut off: every command says `failed to load checkpoint`. recover keeps the cut-off file aside and restores
+    the backend's backup of the previous checkpoint; the next up re-reads the account and converges."""
+    admin.add_sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"} for i in range(1, 4)])
+    rows = "".join(f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", cost_center: ops}}\n' for i in range(1, 4))
+    fleet_stack.write_fleet(f'version: 1\ndefaults: {{rate_plan: "{PLAN_5MB}"}}\nsims:\n{rows}')
+    fleet_stack.up().check()
+    fleet_stack.write_fleet(f'version: 1\ndefaults: {{rate_plan: "{PLAN_5MB}"}}\nsims:\n{rows}'.replace("ops", "lab"))
+    fleet_stack.up().check()  # a second checkpoint: the first is its .bak
+    backend = Path(fleet_stack.env["PULUMI_BACKEND_URL"].removeprefix("file://"))
+    [checkpoint] = [p for p in (backend / ".pulumi" / "stacks").rglob(f"{fleet_stack.name}.json")]
+    assert checkpoint.with_name(checkpoint.name + ".bak").exists()
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # cut off
+    broken = fleet_stack.run("preview")
+    assert broken.returncode != 0 and "failed to load checkpoint" in broken.output, broken.output
+
+    done = recover(fleet_stack, "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "checkpoint: the state file was cut off" in done.stdout, done.stdout
+    assert list(checkpoint.parent.glob(f"{checkpoint.name}.cut-off-*")), "the cut-off file is kept aside"
+    fleet_stack.up().check()
+    fleet_stack.preview("--expect-no-changes").check()
+    assert {
+        s["iccid"]: s["cost_center"] for s in admin.sims().values() if s["iccid"] in {iccid(i) for i in range(1, 4)}
+    } == {iccid(i): "lab" for i in range(1, 4)}
