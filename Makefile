@@ -20,11 +20,12 @@ export PULUMI_CONFIG_PASSPHRASE ?= lattigo-fleet-demo
 PULUMI_BIN = $(shell scripts/ensure-pulumi.sh)
 WITH_PULUMI = PATH="$(PULUMI_BIN):$(abspath $(VENV))/bin:$$PATH"
 
-.PHONY: help setup venv engine env test lint demo bench clean
+.PHONY: help setup venv engine env test check lint demo bench clean
 
 help:
 	@echo "make demo   - run the demo: emulator + pulumi preview/up on fleet.yaml"
 	@echo "make test   - ruff check, ruff format --check, mypy + the whole test suite (builds what it needs)"
+	@echo "make check  - the fast loop: the same lint and types + every test but the end-to-end ones"
 	@echo "make setup  - only build the virtualenv and the Pulumi CLI"
 	@echo "eval \"\$$(make -s env)\"  - put pulumi and lattigo-fleet on this shell's PATH"
 	@echo "make bench  - scale runs (not part of the tests)"
@@ -61,6 +62,10 @@ lint: venv
 
 test: setup lint
 	$(WITH_PULUMI) $(VENV)/bin/pytest
+
+# The fast loop: lint, types, and every test but the end-to-end ones (no Pulumi CLI needed).
+check: lint
+	$(VENV)/bin/pytest -q -m fast
 
 demo: setup
 	$(WITH_PULUMI) $(VENV)/bin/lattigo-fleet demo

@@ -62,3 +62,10 @@ def emulator() -> Iterator[EmulatorServer]:
 def fresh_emulator(emulator: EmulatorServer) -> EmulatorServer:
     emulator.reset("empty")
     return emulator
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Markers by what a test drives: `e2e` (tests/e2e: the real pulumi CLI, minutes) and `fast` (the rest:
+    the library, the emulator over loopback, seconds). `make check` runs `-m fast`; `make test` runs all."""
+    for item in items:
+        item.add_marker(pytest.mark.e2e if "/tests/e2e/" in str(item.path) else pytest.mark.fast)

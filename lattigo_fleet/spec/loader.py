@@ -143,6 +143,7 @@ class _Loader:
         self.file_order: dict[str, int] = {}
         self.unreadable = False  # fleet.yaml itself could not be read: nothing else is worth checking
         self.unread: list[str] = []  # files not read or not parsed: what they declare is unknown
+        self.surrogates = False  # some value or key holds a lone UTF-16 surrogate (see _has_lone_surrogates)
         # Every file read must be inside the fleet's directory once links are followed: a pull request that
         # adds `fleet.d/p.yaml -> /etc/passwd` must not get the runner's files read (or quoted back to it).
         self.root = os.path.realpath(root if root is not None else os.path.dirname(os.path.abspath(path)))
@@ -184,6 +185,9 @@ class _Loader:
             self._read(display, kind)
         for doc in self.docs:
             self._validate_schema(doc)
+        if self.surrogates:
+            # Every later check would quote such a value in its message, which no output could print.
+            raise FleetError(self._sorted_issues())
         groups = self._collect_groups()
         sims = self._collect_sims(groups)
         if self.issues:
@@ -463,6 +467,7 @@ class _Loader:
                 self._add_at(doc, path, "value", "contains a lone UTF-16 surrogate (an invalid \\u escape)")
 
         walk(doc.data, ())
+        self.surrogates = self.surrogates or found
         return found
 
     # ---- cross-file checks

@@ -699,3 +699,13 @@ def test_a_lone_surrogate_in_a_key_is_an_error_that_prints(tmp_path):
         load_fleet(tmp_path / "fleet.yaml")
     assert any("surrogate" in i.message for i in caught.value.issues)
     "\n".join(str(i) for i in caught.value.issues).encode("utf-8")
+
+
+def test_a_lone_surrogate_in_a_group_reference_stops_before_the_checks_that_would_quote_it(tmp_path):
+    (tmp_path / "fleet.yaml").write_text(
+        'version: 1\ngroups: {east: {}}\nsims:\n  - {iccid: "89014103211118510720", group: "east\\ud800"}\n'
+    )
+    with pytest.raises(FleetError) as caught:
+        load_fleet(tmp_path / "fleet.yaml")
+    assert [i.line for i in caught.value.issues if "surrogate" in i.message] == [4]
+    "\n".join(str(i) for i in caught.value.issues).encode("utf-8")
