@@ -15,8 +15,6 @@ from lattigo_fleet.batcher import Batcher
 from lattigo_fleet.client import LattigoApi
 from lattigo_fleet.live import LiveFleet
 from lattigo_fleet.operations import (
-    PENDING_ACTIVATION,
-    PENDING_SUSPEND_NO_BILLING,
     PHASE_STATE,
     Activate,
     Op,
@@ -31,6 +29,7 @@ from lattigo_fleet.operations import (
 )
 from lattigo_fleet.planner import NOT_READ, Plan, limit_suspension_candidate, plan_sim
 from lattigo_fleet.spec import UNMANAGED, DesiredSim, UsageLimit
+from lattigo_fleet.vocabulary import PENDING_ACTIVATION, PENDING_SUSPEND_NO_BILLING
 
 __all__ = ["Applier", "SimOperationError"]
 

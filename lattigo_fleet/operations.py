@@ -16,17 +16,17 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from lattigo_fleet.spec import UsageLimit
+from lattigo_fleet.vocabulary import (
+    ACTIVE,
+    PENDING_ACTIVATION,
+    PENDING_SUSPEND_NO_BILLING,
+    SUSPENDED,
+)
 
 if TYPE_CHECKING:
     from lattigo_fleet.client import BulkResult, LattigoApi
     from lattigo_fleet.live import LiveFleet
 
-# Live states as the platform reports them.
-PENDING_ACTIVATION = "pending_activation"
-ACTIVE = "active"
-SUSPENDED = "suspended"
-PENDING_SUSPEND_NO_BILLING = "pending_suspend_no_billing"
-SUSPENDED_NO_BILLING = "suspended_no_billing"
 
 # Phases, in execution order: a SIM must be active before its state, cost center or usage limit can change, and
 # a state change must not race an activation. Operations of one phase for many SIMs can share bulk calls.

@@ -14,15 +14,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lattigo_fleet.operations import (
-    ACTIVE,
-    PENDING_ACTIVATION,
-    PENDING_SUSPEND_NO_BILLING,
     PHASE_ACTIVATE,
     PHASE_FIELDS,
     PHASE_STATE,
     STATE_OPS,
-    SUSPENDED,
-    SUSPENDED_NO_BILLING,
     Activate,
     Op,
     RemoveUsageLimit,
@@ -32,6 +27,13 @@ from lattigo_fleet.operations import (
     SuspendNoBilling,
 )
 from lattigo_fleet.spec import NOTE_FIELDS, STATES, UNMANAGED, DesiredSim, UsageLimit
+from lattigo_fleet.vocabulary import (
+    ACTIVE,
+    PENDING_ACTIVATION,
+    PENDING_SUSPEND_NO_BILLING,
+    SUSPENDED,
+    SUSPENDED_NO_BILLING,
+)
 
 __all__ = [
     "ACTIVE",

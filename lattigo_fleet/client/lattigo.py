@@ -31,20 +31,13 @@ from lattigo_fleet.client.errors import AuthenticationError, LattigoError, NotFo
 from lattigo_fleet.client.models import NOTE_FIELDS, ActivationResult, ActivationRow, BulkResult, Page
 from lattigo_fleet.client.shapes import Shape
 from lattigo_fleet.client.transport import DEVICE_OPERATIONS, Answer, Bounds, LattigoTransport, rows_read
+from lattigo_fleet.vocabulary import SIM_STATES, SUSPENDED_NO_BILLING_STATES  # re-exported
 
 __all__ = ["LattigoClient", "SIM_STATES", "SUSPENDED_NO_BILLING_STATES"]
 
 DateLike = date | datetime | str
 R = TypeVar("R")
 
-SIM_STATES = (
-    "pending_activation",
-    "active",
-    "suspended",
-    "pending_suspend_no_billing",
-    "suspended_no_billing",
-)
-SUSPENDED_NO_BILLING_STATES = frozenset({"pending_suspend_no_billing", "suspended_no_billing"})
 
 _P_DEVICES = "v2/devices"
 _P_OPS = DEVICE_OPERATIONS

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-NOTE_FIELDS = ("note", "note1", "note2", "note3")
+from lattigo_fleet.vocabulary import NOTE_FIELDS
+
+__all__ = ["NOTE_FIELDS"]  # re-exported: the client's callers name the fields from here too
 
 
 @dataclass(frozen=True)

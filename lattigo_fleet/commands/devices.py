@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +38,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lattigo_fleet.commands import fail
+from lattigo_fleet.spec.schema import iccid_pattern
+from lattigo_fleet.vocabulary import SIM_STATES
 
 __all__ = [
     "Device",
@@ -55,7 +56,6 @@ __all__ = [
     "resolve",
 ]
 
-ICCID = re.compile(r"^[0-9]{18,22}$")
 #: Default window of the CalAmp listings, whose dates the API requires: the last 7 days (UTC), today included.
 CALAMP_DAYS = 7
 #: Longest cell in a table (message bodies, carrier answers); --json has everything.
@@ -188,7 +188,7 @@ def resolve(session: Session, targets: Sequence[str]) -> list[Device]:
         sim = fleet.by_name.get(arg) if fleet is not None else None
         if sim is not None:
             wanted.append(sim.iccid)
-        elif ICCID.match(arg):
+        elif iccid_pattern().match(arg):
             wanted.append(arg)
         else:
             unknown.append(arg)
@@ -221,7 +221,7 @@ def _unknown_names(session: Session, unknown: Sequence[str]) -> str:
     if fleet is None:
         why = f" ({session.fleet_problem})" if session.fleet_problem else ""
         return (
-            f"{first!r}{more} is not an ICCID (18-22 digits), and there is no fleet file to look the name up "
+            f"{first!r}{more} is not an ICCID (19-20 digits), and there is no fleet file to look the name up "
             f"in{why}: pass --fleet FILE"
         )
     guess = difflib.get_close_matches(first, list(fleet.by_name), n=1, cutoff=0.6)
@@ -773,7 +773,7 @@ def add_parsers(sub: Any) -> None:
     _dates(events, f"default: {CALAMP_DAYS} days ago")
     events.add_argument(
         "--state",
-        choices=("pending_activation", "active", "suspended", "pending_suspend_no_billing", "suspended_no_billing"),
+        choices=SIM_STATES,
         help="only devices in this state",
     )
     events.set_defaults(func=main, run=cmd_calamp_events, label="calamp events")

@@ -56,6 +56,8 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from lattigo_fleet.planner import SETTLES_TO, plan_sim
 from lattigo_fleet.settings import SettingsError, read_settings
 from lattigo_fleet.spec import DEFAULT_STATE, NOTE_FIELDS, STATES, DesiredSim, FleetError, FleetSpec, load_fleet
+from lattigo_fleet.spec.schema import iccid_pattern, note_max_length
+from lattigo_fleet.vocabulary import SIM_STATES
 
 __all__ = [
     "ImportFailure",
@@ -75,8 +77,6 @@ __all__ = [
     "write_validated",
 ]
 
-MAX_NOTE = 100  # the schema's maxLength of a note
-_ICCID = re.compile(r"^[0-9]{19,20}$")
 _IMEI = re.compile(r"^[0-9]{15,16}$")
 _GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Fields a group may set for :func:`layout` to place a SIM in it: the ones import reads from the account.
@@ -128,7 +128,7 @@ def live_sims(devices: Iterable[Mapping[str, Any]]) -> tuple[list[LiveSim], list
     warnings: list[str] = []
     for device in devices:
         iccid = str(device.get("iccid") or "")
-        if not _ICCID.match(iccid):
+        if not iccid_pattern().match(iccid):
             skipped.append(Skipped(iccid or "?", "its ICCID is not 19 or 20 digits"))
             continue
         live_state = str(device.get("state") or "")
@@ -146,8 +146,8 @@ def live_sims(devices: Iterable[Mapping[str, Any]]) -> tuple[list[LiveSim], list
             if value in (None, ""):
                 continue
             value = str(value)
-            if len(value) > MAX_NOTE:
-                warnings.append(f"{iccid}: {name} is longer than {MAX_NOTE} characters: left unmanaged")
+            if len(value) > note_max_length():
+                warnings.append(f"{iccid}: {name} is longer than {note_max_length()} characters: left unmanaged")
                 continue
             notes[name] = value
         cost_center = device.get("cost_center")
@@ -198,7 +198,7 @@ def read_iccid_file(path: str) -> frozenset[str]:
         value = line.split("#", 1)[0].strip().strip("\"'")
         if not value:
             continue
-        if not _ICCID.match(value):
+        if not iccid_pattern().match(value):
             raise ImportFailure(f"{path}:{number}: {value!r} is not an ICCID (19 or 20 digits)")
         found.add(value)
     return frozenset(found)
@@ -696,7 +696,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--state",
-        choices=("pending_activation", "active", "suspended", "pending_suspend_no_billing", "suspended_no_billing"),
+        choices=SIM_STATES,
         help="only SIMs in this state (a pending state counts as where it settles)",
     )
     parser.add_argument("--iccid-file", metavar="FILE", help="only the ICCIDs listed in FILE, one per line")

@@ -35,6 +35,7 @@ from lattigo_fleet.commands.preview_json import (
     run_preview,
     value_at,
 )
+from lattigo_fleet.vocabulary import OUT_OF_SERVICE_STATES
 
 DEFAULT_PLAN_FILE = "fleet-plan.json"
 COMMENT_LIMIT = 60_000  # characters; GitHub's own limit is 65,536
@@ -172,7 +173,7 @@ def state_action(old: Any, new: Any) -> str:
     """`state: old -> new` in the account's words: a restore or a suspension."""
     if new == "active":
         return "restore"
-    if new in ("suspended", "suspended_no_billing"):
+    if new in OUT_OF_SERVICE_STATES:
         return "suspend"
     return "other"
 

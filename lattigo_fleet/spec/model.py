@@ -3,7 +3,7 @@
 :class:`DesiredSim`, :class:`Policy`, :class:`FleetSpec`).
 
 Plain data with its own checks: no YAML, no JSON Schema, no files.  Everything else in the package
-imports from here; this module imports nothing from the package.
+imports from here; this module imports nothing from the package but the API's words (vocabulary.py).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Final, NamedTuple
 
-STATES: Final = ("active", "suspended", "suspended_no_billing")
-DEFAULT_STATE: Final = "active"
-NOTE_FIELDS: Final = ("note", "note1", "note2", "note3")
+from lattigo_fleet.vocabulary import ACTIVE, NOTE_FIELDS, SUSPENDED, SUSPENDED_NO_BILLING
+
+STATES: Final = (ACTIVE, SUSPENDED, SUSPENDED_NO_BILLING)  # what a fleet file may declare (the settled ones)
+DEFAULT_STATE: Final = ACTIVE
 USAGE_ACTIONS: Final = ("suspend", "email")
 ON_REMOVE_CHOICES: Final = ("retain", "suspend")
 DEFAULT_ON_REMOVE: Final = "retain"

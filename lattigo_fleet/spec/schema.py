@@ -7,6 +7,7 @@ for a fleet.d file (``"fragment"``).
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
@@ -21,6 +22,17 @@ def fleet_schema() -> dict[str, Any]:
     """The JSON Schema of fleet.yaml (``schemas/fleet.schema.json``)."""
     with open(SCHEMA_PATH, encoding="utf-8") as f:
         return json.load(f)
+
+
+@lru_cache(maxsize=1)
+def iccid_pattern() -> re.Pattern[str]:
+    """What an ICCID is, as the schema says (``$defs.iccid.pattern``): the one statement of it."""
+    return re.compile(fleet_schema()["$defs"]["iccid"]["pattern"])
+
+
+def note_max_length() -> int:
+    """The longest note the schema accepts (``$defs.note.maxLength``)."""
+    return int(fleet_schema()["$defs"]["note"]["maxLength"])
 
 
 def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
