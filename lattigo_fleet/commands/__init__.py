@@ -5,6 +5,6 @@ through :mod:`lattigo_fleet.commands.preview_json`. Every subcommand reports wha
 wrong key, an unreachable endpoint) with :func:`fail`: one line on standard error, exit code 1, no traceback.
 """
 
-from lattigo_fleet.commands.preview_json import fail
+from lattigo_fleet.commands.common import CommandFailure, fail
 
-__all__ = ["fail"]
+__all__ = ["CommandFailure", "fail"]

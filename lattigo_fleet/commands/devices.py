@@ -37,7 +37,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from lattigo_fleet.commands import fail
+from lattigo_fleet.commands.common import CREDENTIALS_HINT, CommandFailure, fail, load_fleet_file
 from lattigo_fleet.spec.schema import iccid_pattern
 from lattigo_fleet.vocabulary import SIM_STATES
 
@@ -62,7 +62,7 @@ CALAMP_DAYS = 7
 CELL = 72
 
 
-class DeviceFailure(Exception):
+class DeviceFailure(CommandFailure):
     """What stops a device command, as one line for the user."""
 
 
@@ -165,16 +165,7 @@ def open_session(
 
 
 def _load_fleet(path: str) -> Any:
-    from lattigo_fleet.spec import FleetError, load_fleet
-
-    try:
-        return load_fleet(path)
-    except FleetError as e:
-        issues = e.issues
-        more = f" (and {len(issues) - 1} more: run `lattigo-fleet validate {path}`)" if len(issues) > 1 else ""
-        raise DeviceFailure(f"{issues[0] if issues else e}{more}") from None
-    except OSError as e:
-        raise DeviceFailure(f"cannot read the fleet file {path}: {e.strerror or e}") from None
+    return load_fleet_file(path, DeviceFailure)
 
 
 def resolve(session: Session, targets: Sequence[str]) -> list[Device]:
@@ -831,10 +822,7 @@ def _api_error(e: Exception, endpoint: str) -> str:
         why = "connection refused" if "refused" in detail else "timed out" if "timed out" in detail else "no answer"
         return f"cannot reach the Lattigo API at {endpoint} ({why}): check lattigo:endpoint / LATTIGO_ENDPOINT"
     if isinstance(e, AuthenticationError):
-        return (
-            f"the Lattigo API at {endpoint} refused the credentials (HTTP {e.status or 401}): "
-            "check lattigo:keyName and lattigo:apiKey (or LATTIGO_KEY_NAME / LATTIGO_API_KEY)"
-        )
+        return f"the Lattigo API at {endpoint} refused the credentials (HTTP {e.status or 401}): " + CREDENTIALS_HINT
     if isinstance(e, RateLimited):
         return f"the Lattigo API at {endpoint} kept answering 429 (rate limited): try again later"
     return f"the Lattigo API at {endpoint}: {_device_error(e)}"

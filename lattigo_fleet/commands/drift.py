@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from lattigo_fleet.commands.common import CommandFailure, load_fleet_file
 from lattigo_fleet.commands.preview_json import (
     MISSING,
     SIM_TYPE,
@@ -389,7 +390,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from lattigo_fleet.client import LattigoClient, LattigoError
     from lattigo_fleet.settings import SettingsError, read_settings
-    from lattigo_fleet.spec import FleetError, load_fleet
 
     out = out or sys.stdout
     try:
@@ -398,13 +398,9 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return fail("drift", str(exc))
     fleet_path = Path(args.cwd or ".") / settings.fleet_file
     try:
-        fleet = load_fleet(str(fleet_path))
-    except FleetError as exc:
-        issues = exc.issues
-        more = f" (and {len(issues) - 1} more: run `lattigo-fleet validate {fleet_path}`)" if len(issues) > 1 else ""
-        return fail("drift", f"{issues[0] if issues else exc}{more}")
-    except OSError as exc:
-        return fail("drift", f"{fleet_path}: cannot read it: {exc.strerror or exc}")
+        fleet = load_fleet_file(fleet_path)
+    except CommandFailure as exc:
+        return fail("drift", str(exc))
     try:
         from lattigo_fleet.commands.plan import preview_with_document
 

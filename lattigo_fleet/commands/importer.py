@@ -53,6 +53,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
+from lattigo_fleet.commands.common import CREDENTIALS_HINT, CommandFailure
 from lattigo_fleet.planner import SETTLES_TO, plan_sim
 from lattigo_fleet.settings import SettingsError, read_settings
 from lattigo_fleet.spec import DEFAULT_STATE, NOTE_FIELDS, STATES, DesiredSim, FleetError, FleetSpec, load_fleet
@@ -93,7 +94,7 @@ Not declared, because the API cannot read them:
 Empty notes are left unmanaged; cost_center "" means: no cost center."""
 
 
-class ImportFailure(Exception):
+class ImportFailure(CommandFailure):
     """What stops an import, as one line for the user (never a traceback)."""
 
 
@@ -654,10 +655,7 @@ def _connect_error(e: Exception, endpoint: str) -> str:
         why = "connection refused" if "refused" in detail else "timed out" if "timed out" in detail else "no answer"
         return f"cannot reach the Lattigo API at {endpoint} ({why}): check lattigo:endpoint / LATTIGO_ENDPOINT"
     if isinstance(e, AuthenticationError):
-        return (
-            f"the Lattigo API at {endpoint} refused the credentials (HTTP {e.status or '401'}): "
-            "check lattigo:keyName and lattigo:apiKey (or LATTIGO_KEY_NAME / LATTIGO_API_KEY)"
-        )
+        return f"the Lattigo API at {endpoint} refused the credentials (HTTP {e.status or '401'}): " + CREDENTIALS_HINT
     return f"reading the account at {endpoint} failed: {e}"
 
 

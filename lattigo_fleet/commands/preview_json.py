@@ -29,6 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lattigo_fleet.commands.common import CommandFailure, fail, pulumi_error_line
+
+__all__ = ["fail"]  # re-exported: the commands that read a preview fail through the same function
+
 SIM_TYPE = "lattigo:Sim"
 GUARD_TYPE = "lattigo:FleetGuard"
 # The refusal of the blast-radius guard starts with this (lattigo_fleet.guard.refusal).
@@ -37,7 +41,7 @@ GUARD_REFUSAL = "policy.max_changes:"
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 
 
-class PreviewError(Exception):
+class PreviewError(CommandFailure):
     """The preview could not be run or read; the message is one line for a user."""
 
 
@@ -298,13 +302,6 @@ def pulumi_args(command: Sequence[str], stack: str | None = None, cwd: str | Non
     return args
 
 
-def _last_error_line(stderr: str) -> str:
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.lower().startswith("error:")]
-    line = (errors or lines or ["(no output)"])[-1]
-    return line[len("error:") :].strip() if line.lower().startswith("error:") else line
-
-
 def run_preview(
     extra: Sequence[str] = (), *, stack: str | None = None, cwd: str | None = None, env: Mapping[str, str] | None = None
 ) -> tuple[Preview, int]:
@@ -316,12 +313,12 @@ def run_preview(
     except FileNotFoundError:
         raise PreviewError('`pulumi` is not on PATH (run `eval "$(make -s env)"` in the clone)') from None
     if not proc.stdout.strip():
-        raise PreviewError(f"pulumi preview failed: {_last_error_line(proc.stderr)}")
+        raise PreviewError(f"pulumi preview failed: {pulumi_error_line(proc.stderr)}")
     try:
         return parse_preview(proc.stdout, "the output of `pulumi preview --json`"), proc.returncode
     except PreviewError:
         if proc.returncode:
-            raise PreviewError(f"pulumi preview failed: {_last_error_line(proc.stderr)}") from None
+            raise PreviewError(f"pulumi preview failed: {pulumi_error_line(proc.stderr)}") from None
         raise
 
 
@@ -335,7 +332,7 @@ def run_json(
     except FileNotFoundError:
         raise PreviewError('`pulumi` is not on PATH (run `eval "$(make -s env)"` in the clone)') from None
     if proc.returncode:
-        raise PreviewError(f"pulumi {command[0]} failed: {_last_error_line(proc.stderr)}")
+        raise PreviewError(f"pulumi {command[0]} failed: {pulumi_error_line(proc.stderr)}")
     try:
         return json.loads(proc.stdout)
     except ValueError:
@@ -359,12 +356,3 @@ def first_error(preview: Preview) -> str:
         return ""
     line = specific[0].splitlines()[0]
     return line + (f" (and {len(specific) - 1} more error(s))" if len(specific) > 1 else "")
-
-
-def fail(command: str, message: str) -> int:
-    """A subcommand's one-line error on standard error (never a traceback); exit code 1."""
-    import sys
-
-    first = (message.strip().splitlines() or ["failed"])[0]
-    print(f"lattigo-fleet {command}: {first}", file=sys.stderr)
-    return 1

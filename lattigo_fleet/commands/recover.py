@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from lattigo_fleet.commands.common import CommandFailure, fail, pulumi_error_line
 from lattigo_fleet.engine_settings import ENGINE_ENV
 
 COMMAND = "recover"
@@ -51,14 +52,7 @@ NOT_ON_PATH = '`pulumi` is not on PATH (run `eval "$(make -s env)"` in the clone
 PULUMI_TIMEOUT = 1800  # seconds; a refresh reads every SIM of the account
 
 
-def fail(command: str, message: str) -> int:
-    """A one-line error (exit code 1), never a traceback."""
-    first = (message.strip().splitlines() or ["failed"])[0]
-    print(f"lattigo-fleet {command}: {first}", file=sys.stderr)
-    return 1
-
-
-class RecoverError(Exception):
+class RecoverError(CommandFailure):
     """Something the user has to act on; the message is one line."""
 
 
@@ -293,13 +287,6 @@ def lock_files(url: str | None, project: str, stack: str) -> list[Lock] | None:
 # ---- pulumi ---------------------------------------------------------------------------------------------
 
 
-def _error_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    errors = [line for line in lines if line.lower().startswith("error:")]
-    line = (errors or lines or ["(no output)"])[-1]
-    return line[len("error:") :].strip() if line.lower().startswith("error:") else line
-
-
 def run_pulumi(args: Sequence[str], project_dir: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
@@ -327,7 +314,7 @@ def pending_operations(project_dir: Path, stack: str, env: Mapping[str, str]) ->
     """(the types of the state's pending operations, how many resources it holds)."""
     proc = run_pulumi(["stack", "export", "--stack", stack], project_dir, env)
     if proc.returncode:
-        raise RecoverError(f"pulumi stack export failed: {_error_line(proc.stderr + proc.stdout)}")
+        raise RecoverError(f"pulumi stack export failed: {pulumi_error_line(proc.stderr + proc.stdout)}")
     try:
         deployment = json.loads(proc.stdout).get("deployment") or {}
     except ValueError:
@@ -426,7 +413,7 @@ def recover(
         re.IGNORECASE,
     )
     if cancel.returncode and not no_update:
-        raise RecoverError(f"pulumi cancel failed: {_error_line(cancel.stderr + cancel.stdout)}")
+        raise RecoverError(f"pulumi cancel failed: {pulumi_error_line(cancel.stderr + cancel.stdout)}")
     if locks is None:
         say(f"lock: pulumi cancel --yes: stack '{stack}' is unlocked")
     elif locks:
@@ -446,7 +433,7 @@ def recover(
         )
         if refresh.returncode:
             raise RecoverError(
-                f"pulumi refresh --clear-pending-creates failed: {_error_line(refresh.stderr + refresh.stdout)}"
+                f"pulumi refresh --clear-pending-creates failed: {pulumi_error_line(refresh.stderr + refresh.stdout)}"
             )
         left, _ = pending_operations(project_dir, stack, env)
         if left:

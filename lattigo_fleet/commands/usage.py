@@ -33,6 +33,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
+from lattigo_fleet.commands.common import CREDENTIALS_HINT, CommandFailure, load_fleet_file
 from lattigo_fleet.commands.preview_json import PreviewError, fail, stack_config
 from lattigo_fleet.settings import BY_KEY, SettingsError, read_settings
 from lattigo_fleet.usage.cache import UsageCache, UsageCacheError, default_path, scope_of, utc_today
@@ -58,7 +59,7 @@ THINGSPACE_KEYS = (
 )
 
 
-class UsageFailure(Exception):
+class UsageFailure(CommandFailure):
     """What stops the report, as one line for the user."""
 
 
@@ -241,18 +242,10 @@ def sim_infos(snapshot: Mapping[str, Mapping[str, Any]], fleet: Any | None) -> t
 
 
 def _load_fleet(path: Path, explicit: bool) -> Any | None:
-    from lattigo_fleet.spec import FleetError, load_fleet
 
     if not path.exists() and not explicit:
         return None
-    try:
-        return load_fleet(str(path))
-    except FleetError as exc:
-        issues = exc.issues
-        more = f" (and {len(issues) - 1} more: run `lattigo-fleet validate {path}`)" if len(issues) > 1 else ""
-        raise UsageFailure(f"{issues[0] if issues else exc}{more}") from None
-    except OSError as exc:
-        raise UsageFailure(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    return load_fleet_file(path, UsageFailure)
 
 
 def _api_failure(exc: Exception, what: str, endpoint: str) -> UsageFailure:
@@ -264,7 +257,7 @@ def _api_failure(exc: Exception, what: str, endpoint: str) -> UsageFailure:
         keys = (
             "lattigo:thingspaceAppKey/AppSecret/Username/Password (or LATTIGO_THINGSPACE_*)"
             if what == "ThingSpace"
-            else "lattigo:keyName and lattigo:apiKey (or LATTIGO_KEY_NAME / LATTIGO_API_KEY)"
+            else CREDENTIALS_HINT.removeprefix("check ")
         )
         return UsageFailure(f"the {what} API at {endpoint} refused the credentials ({exc}): check {keys}")
     return UsageFailure(f"reading the {what} API at {endpoint} failed: {exc}")
