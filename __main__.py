@@ -1,5 +1,5 @@
-"""Pulumi entry point: the whole program lives in lattigo_fleet.program (see its docstring)."""
+"""Pulumi entry point: the whole program lives in providers.program (see its docstring)."""
 
-from lattigo_fleet.program import main
+from providers.program import main
 
 main()

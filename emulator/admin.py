@@ -21,9 +21,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from emulator.app import RequestLog, json_response
 from emulator.errors import BadRequest
 from emulator.faults import Faults
+from emulator.http import RequestLog, json_response
 from emulator.models import Backend
 from emulator.openapi import openapi_document
 from emulator.params import parse_body

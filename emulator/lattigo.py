@@ -7,9 +7,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g
 
-from emulator.app import json_response, params
 from emulator.errors import BadRequest
 from emulator.faults import Faults
+from emulator.http import json_response, params
 from emulator.models import Backend
 from emulator.paging import page_request
 from emulator.params import get_bool, get_dict_list, get_int, get_str, get_str_list

@@ -17,8 +17,9 @@ from typing import Any
 
 from waitress import create_server, wasyncore
 
-from emulator.app import RequestLog, create_app
+from emulator.app import create_app
 from emulator.faults import Faults
+from emulator.http import RequestLog
 from emulator.models import Backend
 
 DEFAULT_ACTIVATION_DELAY = 2.0

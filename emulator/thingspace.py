@@ -18,9 +18,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from emulator.app import json_response, params
 from emulator.errors import BadRequest, Unauthorized
 from emulator.faults import Faults
+from emulator.http import json_response, params
 from emulator.models import Backend
 from emulator.timeutil import parse_time
 from emulator.usage import DayUsage

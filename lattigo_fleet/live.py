@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from lattigo_fleet.client.protocols import LattigoApi
-from lattigo_fleet.planner import PENDING_ACTIVATION, PENDING_SUSPEND_NO_BILLING
+from lattigo_fleet.vocabulary import PENDING_ACTIVATION, PENDING_SUSPEND_NO_BILLING
 
 PENDING_STATES = (PENDING_ACTIVATION, PENDING_SUSPEND_NO_BILLING)
 MONTH_USAGE_CONCURRENCY = 8

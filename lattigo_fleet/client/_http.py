@@ -277,6 +277,13 @@ class AuditRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class _AuditLogUnavailable(Exception):
+    """An AuditLog built without its client's error type (in tests of the plumbing alone)."""
+
+    def __init__(self, **fields: Any) -> None:
+        super().__init__(fields.get("detail"))
+
+
 class AuditLog:
     """Appends one JSON line per mutating request to a file. Thread-safe; never holds the file open.
 
@@ -287,20 +294,21 @@ class AuditLog:
 
     min_free_bytes = 1 << 20  # room for thousands of records: a disk with less is full for our purpose
 
-    def __init__(self, path: str | Path | None) -> None:
+    def __init__(self, path: str | Path | None, error: Callable[..., Exception] | None = None) -> None:
         self.path = Path(path) if path is not None else None
         self._lock = threading.Lock()
+        # What a call that cannot be recorded raises: the client's AuditLogError (passed in by the transport,
+        # so that this plumbing module imports nothing of the client above it).
+        self._error: Callable[..., Exception] = error or _AuditLogUnavailable
 
     def _check_room(self, method: str, endpoint: str, devices: Sequence[str]) -> None:
-        from lattigo_fleet.client.errors import AuditLogError
-
         assert self.path is not None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as fh:
                 stats = os.fstatvfs(fh.fileno())
         except OSError as exc:
-            raise AuditLogError(
+            raise self._error(
                 method=method,
                 endpoint=endpoint,
                 devices=devices,
@@ -308,7 +316,7 @@ class AuditLog:
             ) from None
         free = stats.f_bavail * stats.f_frsize
         if free < self.min_free_bytes:
-            raise AuditLogError(
+            raise self._error(
                 method=method,
                 endpoint=endpoint,
                 devices=devices,
@@ -357,9 +365,7 @@ class AuditLog:
                 with self.path.open("a", encoding="utf-8") as fh:
                     fh.write(line + "\n")
         except OSError as exc:
-            from lattigo_fleet.client.errors import AuditLogError
-
-            raise AuditLogError(
+            raise self._error(
                 method=rec.method,
                 endpoint=rec.endpoint,
                 devices=rec.devices,

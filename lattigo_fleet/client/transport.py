@@ -52,6 +52,7 @@ from lattigo_fleet.client._http import (
     short_body,
 )
 from lattigo_fleet.client.errors import (
+    AuditLogError,
     AuthenticationError,
     BadRequest,
     DeadlineExceeded,
@@ -196,7 +197,7 @@ class LattigoTransport:
             base64.b64encode(f"{key_name}:{api_key}".encode()).decode("ascii"),
         )
         self.stats = RequestStats()
-        self.audit = AuditLog(audit_log)
+        self.audit = AuditLog(audit_log, error=AuditLogError)
         self.limiter = AdaptiveRateLimiter(clock)
         self.waits: list[float] = []  # the last few waits, for tests and diagnostics
         session = requests.Session()

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from lattigo_fleet import program
 from lattigo_fleet.planner import plan_sim
 from lattigo_fleet.spec import DesiredSim, FleetSpec
+from providers import program
 
 SIMS = 40
 CHANGED = {3, 17, 31}  # their cost center differs from the live account's
