@@ -215,6 +215,14 @@ def _file_backend_root(url: str | None) -> Path | None:
     return Path(unquote(parsed.netloc + parsed.path)).expanduser()
 
 
+def _parses(path: Path) -> bool:
+    try:
+        json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def restore_cut_off_checkpoint(url: str | None, project: str, stack: str) -> str:
     """A state file that does not parse (a run killed while it wrote it, a disk that filled): keep it aside as
     `<name>.cut-off-<time>` and put the backend's backup of the previous checkpoint (`<name>.bak`) in its
@@ -235,6 +243,17 @@ def restore_cut_off_checkpoint(url: str | None, project: str, stack: str) -> str
     for current in (stacks / project / f"{short}.json", stacks / f"{short}.json"):
         if not current.exists():
             continue
+        # The bucket driver keeps each file's metadata in a `.attrs` sidecar that it truncates, then writes:
+        # a kill between the two leaves it empty, and reading the state fails with EOF. A missing sidecar is
+        # read as no metadata, so a cut-off one is set aside and the state itself is left as it is.
+        sidecars = [Path(f"{path}.attrs") for path in (current, current.with_name(current.name + ".bak"))]
+        cut = [side for side in sidecars if side.exists() and not _parses(side)]
+        if cut:
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            for side in cut:
+                side.rename(side.with_name(f"{side.name}.cut-off-{stamp}"))
+            names = ", ".join(side.name for side in cut)
+            return f"checkpoint: the state's metadata file {names} was cut off; set it aside (the state is intact)"
         backup = current.with_name(current.name + ".bak")
         try:
             json.loads(current.read_bytes() or b"null")["checkpoint"]

@@ -130,7 +130,7 @@ def test_kill_9_then_recover_then_up_converges_with_nothing_sent_twice(
     lines = done.stdout.splitlines()
     print(done.stdout)
     if cut_off:
-        assert lines.pop(1).startswith("checkpoint: the state file was cut off"), done.stdout
+        assert lines.pop(1).startswith("checkpoint: "), done.stdout  # the state file or its metadata sidecar
     assert lines[0] == f"checked: no pulumi run on stack 'test' in {fleet_stack.project_dir} is alive"
     assert lines[1].startswith("lock: removed the lock left by a dead run (pid ")
     if skip_checkpoints:
@@ -190,7 +190,8 @@ def test_recover_refuses_while_the_run_is_alive_and_names_its_pid(fleet_stack, a
     assert _lock_files(fleet_stack) == []
 
 
-def test_a_cut_off_checkpoint_is_restored_from_its_backup(fleet_stack, admin):
+@pytest.mark.parametrize("cut", ["checkpoint", "metadata sidecar"])
+def test_a_cut_off_checkpoint_is_restored_from_its_backup(fleet_stack, admin, cut):
     """A kill while the engine writes a checkpoint (or a disk that filled then) can leave the stack's state file
     cut off: every command says `failed to load checkpoint`. recover keeps the cut-off file aside and restores
     the backend's backup of the previous checkpoint; the next up re-reads the account and converges."""
@@ -203,14 +204,20 @@ def test_a_cut_off_checkpoint_is_restored_from_its_backup(fleet_stack, admin):
     backend = Path(fleet_stack.env["PULUMI_BACKEND_URL"].removeprefix("file://"))
     [checkpoint] = [p for p in (backend / ".pulumi" / "stacks").rglob(f"{fleet_stack.name}.json")]
     assert checkpoint.with_name(checkpoint.name + ".bak").exists()
-    checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # cut off
+    if cut == "checkpoint":
+        checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    else:  # the bucket driver's metadata sidecar, truncated before it was written (seen after a kill -9)
+        checkpoint.with_name(checkpoint.name + ".attrs").write_bytes(b"")
     broken = fleet_stack.run("preview")
     assert broken.returncode != 0 and "failed to load checkpoint" in broken.output, broken.output
 
     done = recover(fleet_stack, "--yes")
     assert done.returncode == 0, done.stderr
-    assert "checkpoint: the state file was cut off" in done.stdout, done.stdout
-    assert list(checkpoint.parent.glob(f"{checkpoint.name}.cut-off-*")), "the cut-off file is kept aside"
+    said = "the state file was cut off" if cut == "checkpoint" else "test.json.attrs was cut off"
+    assert f"checkpoint: {'the state' if cut != 'checkpoint' else ''}" in done.stdout and said in done.stdout, (
+        done.stdout
+    )
+    assert list(checkpoint.parent.glob("*.cut-off-*")), "the cut-off file is kept aside"
     fleet_stack.up().check()
     fleet_stack.preview("--expect-no-changes").check()
     assert {
