@@ -42,9 +42,9 @@ def test_per_sim_calls_queued_behind_a_slow_account_do_not_fail_for_their_turn(e
     its turn in the shared bucket is the account's throughput, not a failure of that call, so it does not
     count against the call's retry budget (its own retries and the waits the server asked of it do). Here
     the queue is longer than the budget: every SIM still gets its note."""
-    sims = add_active(emu, 0, 16)
+    sims = add_active(emu, 0, 24)  # at 4 requests/s: a queue of about 6 s, twice the budget
     emu.set_faults(rate_limit_per_second=4, rate_limit_burst=1)
-    client = LattigoClient(emu.base_url, EMULATOR_KEY_NAME, EMULATOR_API_KEY, timeout=10, retry_budget=1.5)
+    client = LattigoClient(emu.base_url, EMULATOR_KEY_NAME, EMULATOR_API_KEY, timeout=10, retry_budget=3.0)
     errors: list[Exception] = []
 
     def note(iccid: str) -> None:
