@@ -22,9 +22,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from emulator.errors import BadRequest
-from emulator.faults import Faults
-from emulator.http import RequestLog, json_response
-from emulator.models import Backend
+from emulator.http import app_backend, app_faults, app_request_log, json_response
 from emulator.openapi import openapi_document
 from emulator.params import parse_body
 from emulator.timeutil import fmt, parse_time
@@ -66,18 +64,6 @@ def _is_ip_address(text: str) -> bool:
     return True
 
 
-def _backend() -> Backend:
-    return current_app.config["BACKEND"]
-
-
-def _faults() -> Faults:
-    return current_app.config["FAULTS"]
-
-
-def _log() -> RequestLog:
-    return current_app.config["REQUEST_LOG"]
-
-
 def _body() -> dict[str, Any]:
     body = parse_body(request.get_data(cache=True), request.content_type or "application/json")
     if body is None:
@@ -107,23 +93,23 @@ def openapi() -> Response:
 
 @bp.get("/_emulator/health")
 def health() -> Response:
-    return json_response({"status": "ok", "now": fmt(_backend().now())})
+    return json_response({"status": "ok", "now": fmt(app_backend().now())})
 
 
 @bp.get("/_emulator/requests")
-def requests_log() -> Response:
-    return json_response(_log().entries())
+def requestsapp_request_log() -> Response:
+    return json_response(app_request_log().entries())
 
 
 @bp.delete("/_emulator/requests")
 def clear_requests() -> Response:
-    return json_response({"cleared": _log().clear()})
+    return json_response({"cleared": app_request_log().clear()})
 
 
 @bp.get("/_emulator/sims")
 def list_sims() -> Response:
     args = request.args
-    sims = _backend().admin.sims_view(args.get("account", "primary"), args.get("state"), args.get("iccid"))
+    sims = app_backend().admin.sims_view(args.get("account", "primary"), args.get("state"), args.get("iccid"))
     return json_response({"sims": sims})
 
 
@@ -132,28 +118,28 @@ def upsert_sims() -> Response:
     sims = _body().get("sims")
     if not isinstance(sims, list):
         raise BadRequest("sims must be an array")
-    return json_response({"sims": _backend().admin.upsert_sims(sims)})
+    return json_response({"sims": app_backend().admin.upsert_sims(sims)})
 
 
 @bp.get("/_emulator/faults")
-def get_faults() -> Response:
-    return json_response(_faults().settings())
+def getapp_faults() -> Response:
+    return json_response(app_faults().settings())
 
 
 @bp.post("/_emulator/faults")
-def set_faults() -> Response:
-    return json_response(_faults().update(_body()))
+def setapp_faults() -> Response:
+    return json_response(app_faults().update(_body()))
 
 
 @bp.delete("/_emulator/faults")
-def clear_faults() -> Response:
-    _faults().clear()
-    return json_response(_faults().settings())
+def clearapp_faults() -> Response:
+    app_faults().clear()
+    return json_response(app_faults().settings())
 
 
 @bp.post("/_emulator/tick")
 def tick() -> Response:
-    return json_response({"ran": _backend().tick(), "now": fmt(_backend().now())})
+    return json_response({"ran": app_backend().tick(), "now": fmt(app_backend().now())})
 
 
 @bp.post("/_emulator/reset")
@@ -169,12 +155,12 @@ def reset() -> Response:
         raise BadRequest("activation_delay must be a number of seconds") from exc
     if delay < 0:
         raise BadRequest("activation_delay must not be negative")
-    _backend().activation_delay = delay
-    _backend().reset(seed)
-    _faults().clear()
-    _log().clear()
+    app_backend().activation_delay = delay
+    app_backend().reset(seed)
+    app_faults().clear()
+    app_request_log().clear()
     return json_response(
-        {"seed": seed or _backend().default_seed, "activation_delay": delay, "now": fmt(_backend().now())}
+        {"seed": seed or app_backend().default_seed, "activation_delay": delay, "now": fmt(app_backend().now())}
     )
 
 
@@ -191,7 +177,7 @@ def record_usage() -> Response:
         sms_mt = int(body.get("sms_mt") or 0)
     except (TypeError, ValueError) as exc:
         raise BadRequest("bytes, sms and sms_mt must be integers") from exc
-    backend = _backend()
+    backend = app_backend()
     backend.usage.record_usage(str(iccid), day, bytes_used, sms_mo, sms_mt)
     sims = backend.admin.sims_view("all", iccid=str(iccid))
     return json_response(sims[0] if sims else {})
@@ -199,7 +185,7 @@ def record_usage() -> Response:
 
 @bp.get("/_emulator/clock")
 def get_clock() -> Response:
-    backend = _backend()
+    backend = app_backend()
     return json_response({"now": fmt(backend.now()), "offset_seconds": backend.store.clock.offset_seconds})
 
 
@@ -210,22 +196,22 @@ def advance_clock() -> Response:
         seconds = float(body.get("advance_seconds", 0))
     except (TypeError, ValueError) as exc:
         raise BadRequest("advance_seconds must be a number") from exc
-    backend = _backend()
+    backend = app_backend()
     now = backend.advance_clock(seconds)
     return json_response({"now": fmt(now), "offset_seconds": backend.store.clock.offset_seconds})
 
 
 @bp.post("/_emulator/thingspace/expire-sessions")
 def expire_sessions() -> Response:
-    return json_response({"expired": _backend().thingspace.expire_sessions()})
+    return json_response({"expired": app_backend().thingspace.expire_sessions()})
 
 
 @bp.post("/_emulator/thingspace/expire-tokens")
 def expire_tokens() -> Response:
-    return json_response({"expired": _backend().thingspace.expire_tokens()})
+    return json_response({"expired": app_backend().thingspace.expire_tokens()})
 
 
 @bp.post("/_emulator/thingspace/unlock")
 def unlock() -> Response:
-    _backend().thingspace.unlock()
+    app_backend().thingspace.unlock()
     return json_response({"unlocked": True})

@@ -21,7 +21,7 @@ NOTE_MAX_API = 100  # the note endpoint truncates
 
 
 def _message(row: sqlite3.Row) -> dict[str, Any]:
-    body = json.loads(row["body"])
+    body: dict[str, Any] = json.loads(row["body"])
     body["message_id"] = row["id"]
     body["event_code"] = row["event_code"]
     body["created_at"] = row["created_at"]
@@ -200,7 +200,7 @@ class Devices:
         with self.store.op() as conn:
             sim = self.sims.resolve(account, ident, id_type)
             conn.execute(f"UPDATE sims SET {field} = ? WHERE id = ?", (text[:NOTE_MAX_API], sim["id"]))
-            return sim["device_name"]
+            return str(sim["device_name"])
 
     def cellular_locate(self, account: int, ident: str, id_type: str | None) -> tuple[str, DeviceResult]:
         """Ask the carrier to locate a device: (device name, DONE, or UNAVAILABLE if it is not active)."""

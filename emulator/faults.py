@@ -222,7 +222,7 @@ class Faults:
     def rate_limited(self, principal: str) -> int | None:
         """None when the request may go on, else the Retry-After seconds."""
         with self._lock:
-            rate = self._settings["rate_limit_per_second"]
+            rate = float(self._settings["rate_limit_per_second"] or 0)
             if not rate:
                 return None
             burst = float(self._settings["rate_limit_burst"] or max(1.0, rate))

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from flask import Response, g, request
+from flask import Response, current_app, g, request
 
 from emulator.params import merge_params, parse_body, parse_nested_query
+
+if TYPE_CHECKING:  # types only: the app puts them in its config, and this module never imports the app's parts
+    from emulator.faults import Faults
+    from emulator.models import Backend
 
 LATTIGO = "lattigo"
 THINGSPACE = "thingspace"
@@ -84,4 +88,17 @@ def params() -> dict[str, Any]:
         body = parse_body(request.get_data(cache=True), request.content_type)
         cached = merge_params(query, body)
         g._params = cached
-    return cached
+    return cast(dict[str, Any], cached)
+
+
+# What the app (emulator/app.py create_app) keeps in its config, typed once for every blueprint.
+def app_backend() -> Backend:
+    return cast("Backend", current_app.config["BACKEND"])
+
+
+def app_faults() -> Faults:
+    return cast("Faults", current_app.config["FAULTS"])
+
+
+def app_request_log() -> RequestLog:
+    return cast(RequestLog, current_app.config["REQUEST_LOG"])

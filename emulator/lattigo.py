@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g
+from flask import Blueprint, Response, g
 
 from emulator.errors import BadRequest
-from emulator.faults import Faults
-from emulator.http import json_response, params
-from emulator.models import Backend
-from emulator.paging import page_request
+from emulator.http import app_backend, app_faults, json_response, params
+from emulator.paging import PageRequest, page_request
 from emulator.params import get_bool, get_dict_list, get_int, get_str, get_str_list
 from emulator.results import DeviceResult, RejectedRow, Status
 from emulator.timeutil import parse_range, parse_time
@@ -29,14 +28,6 @@ _LOCATE_ANSWERS = {
 }
 
 
-def _backend() -> Backend:
-    return current_app.config["BACKEND"]
-
-
-def _faults() -> Faults:
-    return current_app.config["FAULTS"]
-
-
 def _opt(p: dict[str, Any], name: str) -> str | None:
     value = get_str(p, name)
     return value if value not in (None, "") else None
@@ -49,13 +40,13 @@ def _opt(p: dict[str, Any], name: str) -> str | None:
 def devices() -> Response:
     p = params()
     page = page_request(p)
-    items, total = _backend().devices.list_devices(g.account, _opt(p, "state"), get_bool(p, "details"), page)
+    items, total = app_backend().devices.list_devices(g.account, _opt(p, "state"), get_bool(p, "details"), page)
     return json_response(items, headers=page.headers(total))
 
 
 @bp.get("/devices/<device_name>")
 def device(device_name: str) -> Response:
-    return json_response(_backend().devices.get_device(g.account, device_name, _opt(params(), "id_type")))
+    return json_response(app_backend().devices.get_device(g.account, device_name, _opt(params(), "id_type")))
 
 
 @bp.get("/devices/<device_name>/get_sms")
@@ -68,13 +59,15 @@ def get_sms(device_name: str) -> Response:
     direction = (_opt(p, "direction") or "all").lower()
     if direction not in ("all", "received", "sent"):
         raise BadRequest("direction does not have a valid value (one of all, received, sent)")
-    return json_response(_backend().devices.get_sms(g.account, device_name, _opt(p, "id_type"), start, end, direction))
+    return json_response(
+        app_backend().devices.get_sms(g.account, device_name, _opt(p, "id_type"), start, end, direction)
+    )
 
 
 @bp.get("/devices/<device_name>/calamp_messages")
 def calamp_messages(device_name: str) -> Response:
     p = params()
-    backend = _backend()
+    backend = app_backend()
     start, end = parse_range(_opt(p, "start_date"), _opt(p, "end_date"), backend.now())
     page = page_request(p)
     items, total = backend.devices.calamp_messages(
@@ -85,7 +78,7 @@ def calamp_messages(device_name: str) -> Response:
 
 @bp.get("/devices/<device_name>/last_calamp_message")
 def last_calamp_message(device_name: str) -> Response:
-    message = _backend().devices.last_calamp_message(g.account, device_name, _opt(params(), "id_type"))
+    message = app_backend().devices.last_calamp_message(g.account, device_name, _opt(params(), "id_type"))
     return json_response(message if message is not None else [])
 
 
@@ -95,12 +88,12 @@ def note(device_name: str) -> Response:
     field = get_str(p, "field_name", required=True)
     text = get_str(p, "note", required=True)
     assert field is not None and text is not None
-    name = _backend().devices.set_note(g.account, device_name, _opt(p, "id_type"), field, text)
+    name = app_backend().devices.set_note(g.account, device_name, _opt(p, "id_type"), field, text)
     return json_response({name: "Success"})
 
 
-def _report_window(p: dict[str, Any]):
-    backend = _backend()
+def _report_window(p: dict[str, Any]) -> tuple[datetime, datetime, int, PageRequest]:
+    backend = app_backend()
     start, end = parse_range(_opt(p, "start_date"), _opt(p, "end_date"), backend.now())
     limit = get_int(p, "limit", 1, minimum=1)
     return start, end, limit, page_request(p)
@@ -110,7 +103,7 @@ def _report_window(p: dict[str, Any]):
 def device_reports(device_name: str) -> Response:
     p = params()
     start, end, limit, page = _report_window(p)
-    items, total = _backend().devices.device_reports(
+    items, total = app_backend().devices.device_reports(
         g.account, device_name, _opt(p, "id_type"), start, end, limit, page
     )
     return json_response(items, headers=page.headers(total))
@@ -120,7 +113,7 @@ def device_reports(device_name: str) -> Response:
 def daily_data_usages(device_name: str) -> Response:
     p = params()
     start, end, limit, page = _report_window(p)
-    items, total = _backend().usage.daily_usages(
+    items, total = app_backend().usage.daily_usages(
         g.account, device_name, _opt(p, "id_type"), start.date(), end.date(), limit, page
     )
     return json_response(items, headers=page.headers(total))
@@ -130,7 +123,7 @@ def daily_data_usages(device_name: str) -> Response:
 def monthly_data_usages(device_name: str) -> Response:
     p = params()
     start, end, limit, page = _report_window(p)
-    items, total = _backend().usage.monthly_usages(
+    items, total = app_backend().usage.monthly_usages(
         g.account, device_name, _opt(p, "id_type"), start.date(), end.date(), limit, page
     )
     return json_response(items, headers=page.headers(total))
@@ -138,7 +131,7 @@ def monthly_data_usages(device_name: str) -> Response:
 
 @bp.post("/devices/<device_name>/cellular_locate")
 def cellular_locate(device_name: str) -> Response:
-    name, result = _backend().devices.cellular_locate(g.account, device_name, _opt(params(), "id_type"))
+    name, result = app_backend().devices.cellular_locate(g.account, device_name, _opt(params(), "id_type"))
     return json_response({name: _LOCATE_ANSWERS[result.status]})
 
 
@@ -173,8 +166,8 @@ def activation_request() -> Response:
     failing = g.get("fail_after")
     if failing is not None and failing.get("apply_rows") is not None:
         rows = rows[: failing["apply_rows"]]  # a fault: only part of the request is carried out
-    processed, rejected = _backend().operations.activation_request(
-        g.account, plan, rows, _faults().unprocessed_activations
+    processed, rejected = app_backend().operations.activation_request(
+        g.account, plan, rows, app_faults().unprocessed_activations
     )
     return _rows_answer(processed, rejected)
 
@@ -186,7 +179,7 @@ def suspend_no_billing_request() -> Response:
     if isinstance(value, dict) and "devices" in value:  # "a hash comprising an array ... named 'devices'"
         p = {"suspension_requests": value["devices"]}
     rows = get_dict_list(p, "suspension_requests")
-    processed, rejected = _backend().operations.suspend_no_billing_request(g.account, rows)
+    processed, rejected = app_backend().operations.suspend_no_billing_request(g.account, rows)
     return _rows_answer(processed, rejected)
 
 
@@ -196,7 +189,7 @@ def change_cost_center() -> Response:
     names = get_str_list(p, "device_names", required=True)
     cost_center = get_str(p, "cost_center", required=True)
     assert cost_center is not None
-    results = _backend().operations.change_cost_center(g.account, names, _opt(p, "id_type"), cost_center)
+    results = app_backend().operations.change_cost_center(g.account, names, _opt(p, "id_type"), cost_center)
     return json_response({"change_status": _status_answer(results, "Success")})
 
 
@@ -206,7 +199,7 @@ def change_simstate() -> Response:
     names = get_str_list(p, "device_names", required=True)
     state = get_str(p, "state", required=True, allow_empty=False)
     assert state is not None
-    results = _backend().operations.change_simstate(g.account, names, _opt(p, "id_type"), state.strip().lower())
+    results = app_backend().operations.change_simstate(g.account, names, _opt(p, "id_type"), state.strip().lower())
     return json_response({"change_status": _status_answer(results, "Success")})
 
 
@@ -214,7 +207,7 @@ def change_simstate() -> Response:
 def remove_usage_limit() -> Response:
     p = params()
     names = get_str_list(p, "device_names", required=True)
-    results = _backend().operations.remove_usage_limit(g.account, names, _opt(p, "id_type"))
+    results = app_backend().operations.remove_usage_limit(g.account, names, _opt(p, "id_type"))
     return json_response({"status": _status_answer(results, "Success: Device data limit removed.")})
 
 
@@ -224,7 +217,7 @@ def send_sms() -> Response:
     names = get_str_list(p, "device_names", required=True)
     text = get_str(p, "sms_text", required=True, allow_empty=False)
     assert text is not None
-    results = _backend().operations.send_sms(g.account, names, _opt(p, "id_type"), text)
+    results = app_backend().operations.send_sms(g.account, names, _opt(p, "id_type"), text)
     return json_response({"status": _status_answer(results, "Success: Attempting SMS Send.", SMS_UNAVAILABLE)})
 
 
@@ -242,7 +235,9 @@ def set_usage_limit() -> Response:
     # The document requires an action but its JSON example gives none: tolerate, alerting by email only.
     action = "suspend" if "suspend" in actions else "email"
     usernames = get_str_list(p, "usernames")
-    results = _backend().operations.set_usage_limit(g.account, names, _opt(p, "id_type"), kb_limit, action, usernames)
+    results = app_backend().operations.set_usage_limit(
+        g.account, names, _opt(p, "id_type"), kb_limit, action, usernames
+    )
     return json_response({"status": _status_answer(results, "Success: Device data limit is set.")})
 
 
@@ -256,7 +251,7 @@ def upload_request() -> Response:
         raw = [{"imei": str(x)} for x in raw]
     ids = get_dict_list({"upload_ids": raw}, "upload_ids")
     assert email is not None and sku is not None
-    processed, rejected = _backend().operations.upload_request(g.account, email, sku, ids)
+    processed, rejected = app_backend().operations.upload_request(g.account, email, sku, ids)
     return _rows_answer(processed, rejected)
 
 
@@ -267,7 +262,7 @@ def calamp_events() -> Response:
         raise BadRequest("event_code is missing")
     event_code = get_int(p, "event_code")
     assert event_code is not None
-    backend = _backend()
+    backend = app_backend()
     start, end = parse_range(_opt(p, "start_date"), _opt(p, "end_date"), backend.now())
     page = page_request(p)
     items, total = backend.devices.calamp_events(g.account, event_code, start, end, _opt(p, "state"), page)
@@ -280,12 +275,12 @@ def calamp_events() -> Response:
 @bp.get("/rate_plans")
 def rate_plans() -> Response:
     page = page_request(params())
-    items = _backend().accounts.rate_plans(g.account)
+    items = app_backend().accounts.rate_plans(g.account)
     return json_response(page.slice(items), headers=page.headers(len(items)))
 
 
 @bp.get("/users")
 def users() -> Response:
     page = page_request(params())
-    items = _backend().accounts.users(g.account)
+    items = app_backend().accounts.users(g.account)
     return json_response(page.slice(items), headers=page.headers(len(items)))

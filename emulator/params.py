@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, overload
 from urllib.parse import parse_qsl
 
 from emulator.errors import BadRequest
@@ -126,6 +126,22 @@ def get_bool(params: dict[str, Any], name: str, default: bool = False) -> bool:
     if text in FALSE_WORDS:
         return False
     raise BadRequest(f"{name} is invalid")
+
+
+@overload
+def get_int(
+    params: dict[str, Any], name: str, default: int, minimum: int | None = None, maximum: int | None = None
+) -> int: ...
+
+
+@overload
+def get_int(
+    params: dict[str, Any],
+    name: str,
+    default: None = None,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int | None: ...
 
 
 def get_int(

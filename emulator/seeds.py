@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from emulator import lifecycle as lc
@@ -248,7 +248,7 @@ def load_demo(accounts: Accounts, sims: Sims) -> None:
     _load_telemetry(sims, rng, sim_ids, now)
 
 
-def _load_telemetry(sims: Sims, rng: random.Random, sim_ids: list[tuple[int, dict[str, Any]]], now) -> None:
+def _load_telemetry(sims: Sims, rng: random.Random, sim_ids: list[tuple[int, dict[str, Any]]], now: datetime) -> None:
     conn = sims.store.conn
     trackers = [(sid, s) for sid, s in sim_ids if s["cost_center"] in ("Fleet-East", "Fleet-West")][:40]
     messages = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from emulator import lifecycle as lc
 from emulator.accounts import ACCOUNT_NAMES
@@ -236,19 +236,20 @@ class Sims:
                 if completion is not None:
                     self.store.schedule(JOB_COMPLETE, sim["id"], completion)
                 sim = conn.execute("SELECT * FROM sims WHERE id = ?", (sim["id"],)).fetchone()
-            return sim
+            return cast(sqlite3.Row, sim)
 
     # ---- lookups --------------------------------------------------------------------------------
 
     def by_id(self, sim_id: int) -> sqlite3.Row:
-        return self.conn.execute("SELECT * FROM sims WHERE id = ?", (sim_id,)).fetchone()
+        return cast(sqlite3.Row, self.conn.execute("SELECT * FROM sims WHERE id = ?", (sim_id,)).fetchone())
 
     def by_iccid(self, iccid: str) -> sqlite3.Row | None:
         """Any SIM, of any account and in any state (the platform's own view)."""
-        return self.conn.execute("SELECT * FROM sims WHERE iccid = ?", (iccid,)).fetchone()
+        return cast("sqlite3.Row | None", self.conn.execute("SELECT * FROM sims WHERE iccid = ?", (iccid,)).fetchone())
 
     def device_row(self, sim_id: int) -> sqlite3.Row:
-        return self.conn.execute(DEVICE_SELECT + "WHERE s.id = ?", (self.current_month(), sim_id)).fetchone()
+        row = self.conn.execute(DEVICE_SELECT + "WHERE s.id = ?", (self.current_month(), sim_id)).fetchone()
+        return cast(sqlite3.Row, row)
 
     @staticmethod
     def id_column(id_type: str | None) -> str:

@@ -16,31 +16,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from emulator.errors import BadRequest, Unauthorized
-from emulator.faults import Faults
-from emulator.http import json_response, params
-from emulator.models import Backend
+from emulator.http import app_backend, app_faults, json_response, params
 from emulator.timeutil import parse_time
 from emulator.usage import DayUsage
 
 bp = Blueprint("thingspace", __name__, url_prefix="/api")
 
 
-def _backend() -> Backend:
-    return current_app.config["BACKEND"]
-
-
-def _faults() -> Faults:
-    return current_app.config["FAULTS"]
-
-
 def _bearer() -> tuple[int, str]:
     auth = request.authorization
     if auth is None or auth.type != "bearer" or not auth.token:
         raise Unauthorized("Missing bearer API access token")
-    return _backend().thingspace.token_account(auth.token)
+    return app_backend().thingspace.token_account(auth.token)
 
 
 def _json_object() -> dict[str, Any]:
@@ -56,7 +46,7 @@ def oauth2_token() -> Response:
     grant = params().get("grant_type")
     if grant != "client_credentials":
         raise BadRequest("grant_type must be client_credentials")
-    token, expires_in = _backend().thingspace.issue_token(auth.username, auth.password)
+    token, expires_in = app_backend().thingspace.issue_token(auth.username, auth.password)
     return json_response(
         {"access_token": token, "token_type": "bearer", "expires_in": expires_in, "scope": "m2m"},
         headers={"Cache-Control": "no-store"},
@@ -70,7 +60,7 @@ def session_login() -> Response:
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str) or not username:
         raise BadRequest("username and password are required")
-    return json_response({"sessionToken": _backend().thingspace.login(username, password)})
+    return json_response({"sessionToken": app_backend().thingspace.login(username, password)})
 
 
 @bp.post("/m2m/v1/session/logout")
@@ -79,14 +69,14 @@ def session_logout() -> Response:
     token = request.headers.get("VZ-M2M-Token") or _json_object().get("sessionToken")
     if not token:
         raise BadRequest("VZ-M2M-Token is required")
-    _backend().thingspace.logout(str(token))
+    app_backend().thingspace.logout(str(token))
     return json_response({"sessionToken": token})
 
 
 @bp.post("/m2m/v1/devices/usage/actions/list")
 def usage_list() -> Response:
     _bearer()
-    backend = _backend()
+    backend = app_backend()
     account = backend.thingspace.session_account(request.headers.get("VZ-M2M-Token"))
     ctype = (request.content_type or "").split(";")[0].strip().lower()
     if ctype != "application/json":
@@ -104,7 +94,7 @@ def usage_list() -> Response:
     latest = parse_time(str(body["latest"]), "latest")
     if earliest > latest:
         raise BadRequest("earliest must not be after latest")
-    skew, page_days, split = _faults().thingspace
+    skew, page_days, split = app_faults().thingspace
     iccid = str(device["id"])
     usage = backend.usage.carrier_daily_usage(account, iccid, earliest, latest, page_days)
     records = [record for day in usage.days for record in _usage_records(day, usage.rate_plan, skew, split)]

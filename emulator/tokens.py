@@ -109,7 +109,7 @@ class ThingSpaceTokens:
             if now - entry["last_used"] > SESSION_IDLE_LIFETIME:
                 raise Unauthorized("VZ-M2M session token has expired")
             entry["last_used"] = now
-            return entry["account"]
+            return int(entry["account"])
 
     def expire_sessions(self) -> int:
         with self.store.lock:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lattigo_fleet import guard
+from lattigo_fleet.client.models import LiveDevice
 from lattigo_fleet.client.protocols import LattigoApi
 from lattigo_fleet.live import month_bytes
 from lattigo_fleet.operations import RemoveUsageLimit, SetCostCenter, SetUsageLimit
@@ -38,7 +39,7 @@ class AccountCheck:
     issues: list[Issue | str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     plans: dict[str, Plan] = field(default_factory=dict)  # by SIM name, against the live account
-    live: dict[str, dict[str, Any]] = field(default_factory=dict)  # the snapshot the plans were made on
+    live: dict[str, LiveDevice] = field(default_factory=dict)  # the snapshot the plans were made on
     month_bytes: dict[str, int | None] = field(default_factory=dict)  # of the SIMs a usage limit may have suspended
     removed: list[str] = field(default_factory=list)  # ICCIDs the stack holds and fleet.yaml no longer declares
     blast: guard.BlastRadius | None = None  # the blast-radius guard's verdict on this run
@@ -79,9 +80,7 @@ def probe_absent(client: LattigoApi, iccids: list[str]) -> dict[str, str]:
         return dict(pool.map(probe, iccids))
 
 
-def new_cost_center_warnings(
-    fleet: FleetSpec, plans: Mapping[str, Plan], live: Mapping[str, Mapping[str, Any]]
-) -> list[str]:
+def new_cost_center_warnings(fleet: FleetSpec, plans: Mapping[str, Plan], live: Mapping[str, LiveDevice]) -> list[str]:
     """A move to a cost center that no SIM of the account uses yet is often a typo ("Fleet-Eastt")."""
     in_use = {str(sim["cost_center"]) for sim in live.values() if sim.get("cost_center")}
     moving: dict[str, list[str]] = {}

@@ -39,7 +39,7 @@ FlushFn = Callable[[Hashable, Sequence[Item]], Sequence[Any]]
 class _Pending(Generic[Item]):
     items: list[Item] = field(default_factory=list)
     members: set[Hashable] = field(default_factory=set)
-    futures: list[Future] = field(default_factory=list)
+    futures: list[Future[Any]] = field(default_factory=list)
     callers: set[int] = field(default_factory=set)  # the call_many calls waiting on this batch
     timer: threading.Timer | None = None
 
@@ -47,7 +47,7 @@ class _Pending(Generic[Item]):
 class Batcher(Generic[Item]):
     def __init__(
         self,
-        flush: FlushFn,
+        flush: FlushFn[Item],
         *,
         window: float = 0.2,
         max_size: int = 500,
@@ -86,8 +86,10 @@ class Batcher(Generic[Item]):
             if pending is not None:
                 self._run(key, pending, "complete")
 
-    def submit(self, key: Hashable, item: Item, member: Hashable | None = None, caller: int | None = None) -> Future:
-        future: Future = Future()
+    def submit(
+        self, key: Hashable, item: Item, member: Hashable | None = None, caller: int | None = None
+    ) -> Future[Any]:
+        future: Future[Any] = Future()
         with self._lock:
             pending = self._pending.get(key)
             if pending is None:

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lattigo_fleet.client.models import LiveDevice
 from lattigo_fleet.planner import ACTIVE, PENDING_ACTIVATION, SUSPENDED, SUSPENDED_NO_BILLING
 from lattigo_fleet.spec import DesiredSim, Policy
 
@@ -31,11 +32,11 @@ ALLOW_ENV = "LATTIGO_ALLOW_LARGE_CHANGES"
 UPGRADE_ENV = "LATTIGO_FLEET_UPGRADE"
 
 
-def serving(live: Mapping[str, Any] | None) -> bool:
+def serving(live: LiveDevice | None) -> bool:
     return live is not None and live.get("state") in SERVING
 
 
-def suspended_by_fleet(sims: Iterable[DesiredSim], live: Mapping[str, Mapping[str, Any]]) -> list[DesiredSim]:
+def suspended_by_fleet(sims: Iterable[DesiredSim], live: Mapping[str, LiveDevice]) -> list[DesiredSim]:
     """The declared SIMs whose declared state takes a serving SIM out of service."""
     return [
         sim
@@ -46,7 +47,7 @@ def suspended_by_fleet(sims: Iterable[DesiredSim], live: Mapping[str, Mapping[st
     ]
 
 
-def suspended_by_removal(policy: Policy, removed: Iterable[str], live: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def suspended_by_removal(policy: Policy, removed: Iterable[str], live: Mapping[str, LiveDevice]) -> list[str]:
     """The removed ICCIDs whose removal suspends a serving SIM."""
     if policy.on_remove != "suspend":
         return []

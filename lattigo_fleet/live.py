@@ -10,8 +10,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Unpack
 
+from lattigo_fleet.client.models import DeviceFields, LiveDevice, live_state, with_fields
 from lattigo_fleet.client.protocols import LattigoApi
 from lattigo_fleet.vocabulary import PENDING_ACTIVATION, PENDING_SUSPEND_NO_BILLING
 
@@ -56,11 +57,11 @@ class LiveFleet:
         self._max_poll_interval = max_poll_interval
         self._lock = threading.Lock()
         self._loading = threading.Lock()  # one bulk read at a time; others wait for its result
-        self._sims: dict[str, dict] | None = None
+        self._sims: dict[str, LiveDevice] | None = None
         self._generation = 0
         # Our own writes, numbered. A bulk read that was already under way when a write was recorded may not
         # show it, so writes newer than the read's start are applied again on top of what it returned.
-        self._writes: list[tuple[int, str, dict[str, Any]]] = []
+        self._writes: list[tuple[int, str, DeviceFields]] = []
         self._write_seq = 0
         self._month_bytes: dict[str, int | None] = {}
         self._ours: set[tuple[str, str]] = set()  # (ICCID, field) this run wrote
@@ -86,17 +87,17 @@ class LiveFleet:
             self._month_bytes[iccid] = value
         return value
 
-    def get(self, iccid: str) -> dict | None:
+    def get(self, iccid: str) -> LiveDevice | None:
         sims = self._loaded()
         with self._lock:
             sim = sims.get(iccid)
-            return dict(sim) if sim is not None else None
+            return sim.copy() if sim is not None else None
 
     def _ensure_loaded(self) -> None:
         if self._sims is None:
             self.reload(if_older_than=0)
 
-    def _loaded(self) -> dict[str, dict]:
+    def _loaded(self) -> dict[str, LiveDevice]:
         self._ensure_loaded()
         assert self._sims is not None  # reload() sets it, or raises
         return self._sims
@@ -109,11 +110,11 @@ class LiveFleet:
                 return
             with self._lock:
                 started_at = self._write_seq
-            sims = {iccid: dict(sim) for iccid, sim in self._client.snapshot().items()}
+            sims = self._client.snapshot()
             with self._lock:
                 for seq, iccid, fields in self._writes:
                     if seq > started_at:
-                        sims.setdefault(iccid, {"iccid": iccid}).update(fields)
+                        sims[iccid] = with_fields(sims.get(iccid), iccid, fields)
                 # Writes recorded before this read began are in what the platform returned.
                 self._writes = [w for w in self._writes if w[0] > started_at]
                 self._sims = sims
@@ -136,20 +137,20 @@ class LiveFleet:
         with self._loading:
             if if_older_than is not None and self._generation > if_older_than:
                 return
-            listed: dict[str, dict] = {}
+            listed: dict[str, LiveDevice] = {}
             for state in PENDING_STATES:
-                listed.update({i: dict(sim) for i, sim in self._client.snapshot(state=state).items()})
+                listed.update(self._client.snapshot(state=state))
             with self._lock:
                 landed = [i for i, sim in self._sims.items() if sim.get("state") in PENDING_STATES and i not in listed]
             pages = -(-len(self._sims) // per_page)  # of a full reload
             if len(landed) > pages:  # a full reload costs fewer requests than one GET per landed SIM
-                fresh = {i: dict(sim) for i, sim in self._client.snapshot().items()}
+                fresh = self._client.snapshot()
                 updates = {i: fresh.get(i) for i in landed}
             else:
                 updates = {}
                 for iccid in landed:
                     try:
-                        updates[iccid] = dict(self._client.device(iccid))
+                        updates[iccid] = self._client.device(iccid)
                     except NotFound:
                         updates[iccid] = None
             with self._lock:
@@ -161,15 +162,15 @@ class LiveFleet:
                         self._sims[iccid] = sim
                 self._generation += 1
 
-    def record(self, iccid: str, **fields: Any) -> None:
+    def record(self, iccid: str, **fields: Unpack[DeviceFields]) -> None:
         """Remember a change we just made (the platform said Success)."""
         self._ensure_loaded()
         sims = self._loaded()
         with self._lock:
             self._write_seq += 1
-            self._writes.append((self._write_seq, iccid, dict(fields)))
+            self._writes.append((self._write_seq, iccid, fields))
             self._ours.update((iccid, key) for key in fields)
-            sims.setdefault(iccid, {"iccid": iccid}).update(fields)
+            sims[iccid] = with_fields(sims.get(iccid), iccid, fields)
 
     def wait_settled(self, iccids: Iterable[str], timeout: float) -> dict[str, str | None]:
         """Wait until none of `iccids` is in a pending state (or `timeout` passes); return their states.
@@ -180,7 +181,7 @@ class LiveFleet:
         deadline = time.monotonic() + timeout
         interval = self._poll_interval
         while True:
-            states = {i: (self.get(i) or {}).get("state") for i in wanted}
+            states = {i: live_state(self.get(i)) for i in wanted}
             if not any(s in PENDING_STATES or s is None for s in states.values()):
                 return states
             if time.monotonic() >= deadline:

@@ -25,6 +25,7 @@ from typing import Any
 from deepdiff import DeepDiff
 
 from lattigo_fleet.account_check import AccountCheck
+from lattigo_fleet.client.models import LiveDevice
 from lattigo_fleet.operations import Op
 from lattigo_fleet.planner import BY_USAGE_LIMIT, CANNOT_TELL, NOT_BY_USAGE_LIMIT, SETTLES_TO
 from lattigo_fleet.settings import MERGE_MODES
@@ -60,7 +61,7 @@ def _limit_value(limit: UsageLimit | None | object) -> Any:
     return limit.to_dict()
 
 
-def live_value(live: Mapping[str, Any] | None, field_name: str, last_limit: Any = UNMANAGED) -> Any:
+def live_value(live: LiveDevice | None, field_name: str, last_limit: Any = UNMANAGED) -> Any:
     """A field of a live device as fleet.yaml names it (`state`, `cost_center`, `notes.note1`, `usage_limit`:
     the limit last set, which the API cannot read back)."""
     if field_name == "usage_limit":
@@ -89,7 +90,7 @@ def declared_value(sim: DesiredSim, field_name: str) -> Any:
 # --- building ------------------------------------------------------------------------------------------
 
 
-def _entry(sim: DesiredSim, live: Mapping[str, Any] | None, ops: Sequence[Op], action: str, last_limit: Any) -> dict:
+def _entry(sim: DesiredSim, live: LiveDevice | None, ops: Sequence[Op], action: str, last_limit: Any) -> dict[str, Any]:
     before: dict[str, Any] = {} if live is None else {"state": live.get("state")}
     after: dict[str, Any] = {}
     for op in ops:
@@ -453,7 +454,7 @@ def compare(approved: Mapping[str, Any], now: Mapping[str, Any]) -> Staleness:
     return Staleness(tuple(reasons), tuple(stale))
 
 
-def stale_against_live(doc: Mapping[str, Any], live: Mapping[str, Mapping[str, Any]]) -> list[StaleSim]:
+def stale_against_live(doc: Mapping[str, Any], live: Mapping[str, LiveDevice]) -> list[StaleSim]:
     """The SIMs of a plan whose live values moved since it was made (the drift report's question about an
     open pull request's plan). Usage limits cannot be read back, so they never make a plan stale here."""
     stale = []

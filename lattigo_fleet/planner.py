@@ -9,10 +9,11 @@ state, cost center or usage limit can change, and a state change must not race a
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
+from lattigo_fleet.client.models import LiveDevice, live_note
 from lattigo_fleet.operations import (
     PHASE_ACTIVATE,
     PHASE_FIELDS,
@@ -77,7 +78,7 @@ CANNOT_TELL = "cannot_tell"  # the limit in force or the month's usage is not kn
 NOT_READ = object()  # the month's usage was not asked for
 
 
-def limit_suspension_candidate(desired: DesiredSim, live: Mapping[str, Any] | None) -> bool:
+def limit_suspension_candidate(desired: DesiredSim, live: LiveDevice | None) -> bool:
     """A SIM declared active that the account shows suspended, whose declared usage limit suspends: the
     platform may have suspended it for that limit, which is not drift. Only then is the month's usage read."""
     limit = desired.usage_limit
@@ -92,7 +93,7 @@ def limit_suspension_candidate(desired: DesiredSim, live: Mapping[str, Any] | No
 
 
 def limit_suspension(
-    desired: DesiredSim, live: Mapping[str, Any] | None, last_limit: Any, month_bytes: Any = NOT_READ
+    desired: DesiredSim, live: LiveDevice | None, last_limit: Any, month_bytes: Any = NOT_READ
 ) -> str | None:
     """None if the SIM is no candidate (above); else BY_USAGE_LIMIT, NOT_BY_USAGE_LIMIT or CANNOT_TELL, from
     the limit this tool last set (the API cannot read limits back) and this month's bytes in the account."""
@@ -117,9 +118,15 @@ class Plan:
         return [op.kind for op in self.ops]
 
 
+def activated_device(desired: DesiredSim) -> LiveDevice:
+    """The SIM right after its activation: active, with the notes sent with it, no cost center and no limit."""
+    notes = {name: desired.notes.get(name, "") for name in NOTE_FIELDS}
+    return cast(LiveDevice, {"iccid": desired.iccid, "state": ACTIVE, "cost_center": None, **notes})
+
+
 def plan_sim(
     desired: DesiredSim,
-    live: Mapping[str, Any] | None,
+    live: LiveDevice | None,
     last_limit: UsageLimit | None | object = UNMANAGED,
     *,
     ignore: Collection[str] | None = None,
@@ -148,8 +155,7 @@ def plan_sim(
         plan.ops.append(
             Activate(iccid, str(desired.rate_plan), desired.imei, desired.region_code, desired.device_sku, notes)
         )
-        # After activation the SIM is active, carries the notes sent with it, no cost center and no limit.
-        live = {"state": ACTIVE, "cost_center": None, **{k: desired.notes.get(k, "") for k in NOTE_FIELDS}}
+        live = activated_device(desired)
         last_limit = None
         ignored = set()  # a SIM being activated gets every declared value
 
@@ -180,7 +186,7 @@ def plan_sim(
         plan.ops.append(SetCostCenter(iccid, desired.cost_center))
 
     for name in NOTE_FIELDS:
-        if name in desired.notes and "notes" not in ignored and (live.get(name) or "") != desired.notes[name]:
+        if name in desired.notes and "notes" not in ignored and live_note(live, name) != desired.notes[name]:
             plan.ops.append(SetNote(iccid, name, desired.notes[name]))
 
     if desired.usage_limit is not UNMANAGED and desired.usage_limit != last_limit:
@@ -195,7 +201,7 @@ def plan_sim(
     return plan
 
 
-def observe(declared: DesiredSim, live: Mapping[str, Any], month_bytes: Any = NOT_READ) -> DesiredSim:
+def observe(declared: DesiredSim, live: LiveDevice, month_bytes: Any = NOT_READ) -> DesiredSim:
     """The SIM as the live account shows it, in fleet.yaml's terms: what a refresh records, so that drift
     shows as a difference from fleet.yaml in exactly the declared fields.
 
@@ -215,7 +221,7 @@ def observe(declared: DesiredSim, live: Mapping[str, Any], month_bytes: Any = NO
         cost_center = live.get("cost_center") or ""
     notes = dict(declared.notes)
     if "notes" not in ignored:
-        notes = {name: live.get(name) or "" for name in declared.notes}
+        notes = {name: live_note(live, name) for name in declared.notes}
     return replace(
         declared,
         imei=(live.get("imei") or declared.imei) if declared.imei is not None else None,

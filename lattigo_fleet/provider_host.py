@@ -25,7 +25,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent import futures
 from typing import Any
 
@@ -135,10 +135,13 @@ def _servicer_class() -> type:
         "update_replace": proto.PropertyDiff.UPDATE_REPLACE,
     }
 
-    def served(method):
+    # The servicer's methods take the SDK's generated protobuf messages and a grpc context: untyped at run time.
+    Rpc = Callable[[Any, Any, grpc.ServicerContext], Any]
+
+    def served(method: Rpc) -> Rpc:
         """Record the request's URN for `warn`, and turn a ProviderError into its message alone."""
 
-        def wrapper(self, request, context):
+        def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
             _local.urn = getattr(request, "urn", "")
             try:
                 return method(self, request, context)
@@ -151,7 +154,7 @@ def _servicer_class() -> type:
         return wrapper
 
     class FleetProviderServicer(DynamicResourceProviderServicer):  # type: ignore[valid-type,misc] # loaded at run time
-        def Diff(self, request, context):
+        def Diff(self, request: Any, context: grpc.ServicerContext) -> Any:
             olds = rpc.deserialize_properties(request.olds, True)
             news = rpc.deserialize_properties(request.news, True)
             provider = get_provider(olds if news[PROVIDER_KEY] == rpc.UNKNOWN else news, self._config)

@@ -12,7 +12,7 @@ and nothing else. Everything the process shares lives in providers.runtime; cred
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 from pulumi.dynamic import (
@@ -27,13 +27,18 @@ from pulumi.dynamic import (
 )
 
 from lattigo_fleet.provider_host import DetailedDiffResult, ProviderError, warn
-from lattigo_fleet.spec import ACTIVATION_FIELDS, UNMANAGED, DesiredSim
+from lattigo_fleet.spec import ACTIVATION_FIELDS, UNMANAGED, DesiredSim, SimInputs
 from providers import runtime as rt
 
 # How the SIM came under management, recorded at its first apply. An adopted SIM was already in the account:
 # its rate plan, region code and SKU were never applied (the API can neither read nor change them), so they
 # are not recorded. An activated SIM got them from its activation request, and they cannot change after.
 ADOPTED, ACTIVATED = "adopted", "activated"
+
+
+def sdk_props(inputs: SimInputs) -> dict[str, Any]:
+    """A SIM's inputs as the SDK types resource properties (JSON-able values under string keys)."""
+    return cast(dict[str, Any], inputs)
 
 
 def declared_changes(stored: dict[str, Any], declared: dict[str, Any]) -> dict[str, str]:
@@ -195,7 +200,7 @@ class SimProvider(ResourceProvider):
         for key in ACTIVATION_FIELDS:  # not readable: what was recorded stays
             if props.get(key) is not None:
                 observed[key] = props[key]
-        return ReadResult(id_=id_, outs=observed, inputs=observed)
+        return ReadResult(id_=id_, outs=sdk_props(observed), inputs=sdk_props(observed))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         runtime = rt.runtime()
@@ -222,5 +227,5 @@ class SimProvider(ResourceProvider):
 class Sim(Resource, module="lattigo", name="Sim"):
     """One SIM of the fleet. Inputs: DesiredSim.to_inputs(); outputs: the same, as applied or refreshed."""
 
-    def __init__(self, name: str, inputs: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(SimProvider(), name, inputs, opts)
+    def __init__(self, name: str, inputs: SimInputs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(SimProvider(), name, sdk_props(inputs), opts)

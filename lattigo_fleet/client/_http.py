@@ -228,7 +228,7 @@ class PolicyRetry(Retry):
         n = len(self.history)
         if n <= 0 or self.backoff_factor <= 0:
             return 0.0
-        delay = min(self.backoff_max, self.backoff_factor * (2 ** (n - 1)))
+        delay = min(self.backoff_max, self.backoff_factor * (2.0 ** (n - 1)))
         return delay / 2 + random.random() * delay / 2
 
     def sleep(self, response: Any = None) -> None:

@@ -28,7 +28,16 @@ from urllib.parse import quote
 from lattigo_fleet.client import replies, shapes
 from lattigo_fleet.client._http import chunks, iso, short_body, unique
 from lattigo_fleet.client.errors import AuthenticationError, LattigoError, NotFound, RateLimited
-from lattigo_fleet.client.models import NOTE_FIELDS, ActivationResult, ActivationRow, BulkResult, Page
+from lattigo_fleet.client.models import (
+    NOTE_FIELDS,
+    ActivationResult,
+    ActivationRow,
+    BulkResult,
+    LiveDevice,
+    Page,
+    as_live_device,
+    live_state,
+)
 from lattigo_fleet.client.shapes import Shape
 from lattigo_fleet.client.transport import DEVICE_OPERATIONS, Answer, Bounds, LattigoTransport, rows_read
 from lattigo_fleet.vocabulary import SIM_STATES, SUSPENDED_NO_BILLING_STATES  # re-exported
@@ -173,20 +182,22 @@ class LattigoClient:
         shape = shapes.DEVICES if details else shapes.DEVICE_NAMES
         return self._http.page(_P_DEVICES, params, page, per_page or self.per_page, shape=shape)
 
-    def snapshot(self, state: str | None = None) -> dict[str, dict[str, Any]]:
+    def snapshot(self, state: str | None = None) -> dict[str, LiveDevice]:
         """All listed SIMs with details, keyed by ICCID, in ceil(N / page size) requests."""
         devices = self.devices(details=True, state=state)
-        return {str(d["iccid"]): dict(d) for d in devices}
+        return {str(d["iccid"]): as_live_device(d) for d in devices}
 
     def names_by_iccid(self, snapshot: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, str]:
         """ICCID -> device_name, for the endpoints that only take device names."""
         snap = snapshot if snapshot is not None else self.snapshot()
         return {iccid: str(dev["device_name"]) for iccid, dev in snap.items() if dev.get("device_name") is not None}
 
-    def device(self, iccid_or_name: str, id_type: str | None = "iccid") -> dict[str, Any]:
+    def device(self, iccid_or_name: str, id_type: str | None = "iccid") -> LiveDevice:
         """One device object (``NotFound`` if the account has no such device)."""
         path = _device_path(iccid_or_name)
-        return dict(self._http.get(path, _id_params(id_type), devices=[str(iccid_or_name)], shape=shapes.DEVICE))
+        return as_live_device(
+            self._http.get(path, _id_params(id_type), devices=[str(iccid_or_name)], shape=shapes.DEVICE)
+        )
 
     def get_sms(
         self,
@@ -378,10 +389,10 @@ class LattigoClient:
             result.merge(BulkResult(succeeded=part.accepted, failed=part.rejected))
         return result
 
-    def _observe(self, iccids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def _observe(self, iccids: Sequence[str]) -> dict[str, LiveDevice]:
         """The current device objects of these ICCIDs (absent = not listed): per SIM if few, else paged."""
         if len(iccids) <= self.lookup_threshold:
-            found: dict[str, dict[str, Any]] = {}
+            found: dict[str, LiveDevice] = {}
             for iccid in iccids:
                 try:
                     found[iccid] = self.device(iccid, id_type="iccid")
@@ -400,7 +411,7 @@ class LattigoClient:
         deadline = self._clock() + timeout
         while True:
             snap = self.snapshot() if targets else {}
-            states: dict[str, str | None] = {i: (snap.get(i) or {}).get("state") for i in targets}
+            states: dict[str, str | None] = {i: live_state(snap.get(i)) for i in targets}
             settled = all(s is not None and not str(s).startswith("pending") for s in states.values())
             now = self._clock()
             if settled or now >= deadline:

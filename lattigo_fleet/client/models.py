@@ -2,12 +2,65 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Required, TypedDict, cast
 
 from lattigo_fleet.vocabulary import NOTE_FIELDS
 
-__all__ = ["NOTE_FIELDS"]  # re-exported: the client's callers name the fields from here too
+# NOTE_FIELDS is re-exported: the client's callers name the fields from here too
+__all__ = ["NOTE_FIELDS", "DeviceFields", "LiveDevice", "as_live_device", "live_note", "live_state", "with_fields"]
+
+
+class DeviceFields(TypedDict, total=False):
+    """The fields of a device object that the reconciler reads or writes (a write is recorded with them:
+    ``LiveFleet.record(iccid, state=...)``)."""
+
+    id: int | str | None
+    device_name: str
+    state: str
+    imei: str | None
+    cost_center: str | None
+    note: str | None
+    note1: str | None
+    note2: str | None
+    note3: str | None
+    connected: bool | None
+
+
+class LiveDevice(DeviceFields, total=False):
+    """A device of the account as the API lists it (``GET /devices`` with details, ``GET /devices/{id}``),
+    between the client, the live snapshot, the planner and the provider. The client checks each answer
+    against ``shapes.DEVICE`` before it becomes one, so these keys have these types; the API's other keys
+    pass through unread. Only ``iccid`` is sure: a SIM this run activated is known by it before the next read."""
+
+    iccid: Required[str]
+
+
+def as_live_device(device: Mapping[str, Any]) -> LiveDevice:
+    """A device object the client has checked against its shape (``shapes.DEVICE``), typed as one. The API
+    may give an IMEI as a number; the reconciler compares and sends it as the text fleet.yaml declares."""
+    fields = {**device, "iccid": str(device["iccid"])}
+    if fields.get("imei") is not None:
+        fields["imei"] = str(fields["imei"])
+    return cast(LiveDevice, fields)
+
+
+def with_fields(device: LiveDevice | None, iccid: str, fields: DeviceFields) -> LiveDevice:
+    """The device with these fields written over it (a new one, known by its ICCID, if there is none)."""
+    return cast(LiveDevice, {**(device or {"iccid": iccid}), **fields})
+
+
+def live_state(device: LiveDevice | None) -> str | None:
+    """A device's state, None when the account does not list it."""
+    return None if device is None else device.get("state")
+
+
+def live_note(device: Mapping[str, Any] | None, field_name: str) -> str:
+    """One note of a live device, "" when unset: the API answers null or leaves an empty note out."""
+    if device is None:
+        return ""
+    return str(device.get(field_name) or "")
 
 
 @dataclass(frozen=True)

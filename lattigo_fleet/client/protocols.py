@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from lattigo_fleet.client.models import ActivationResult, ActivationRow, BulkResult
+from lattigo_fleet.client.models import ActivationResult, ActivationRow, BulkResult, LiveDevice
 
 __all__ = ["LattigoApi"]
 
@@ -28,9 +28,9 @@ class LattigoApi(Protocol):
 
     # --- reads ----------------------------------------------------------------------------------------
 
-    def snapshot(self, state: str | None = None) -> dict[str, dict[str, Any]]: ...
+    def snapshot(self, state: str | None = None) -> dict[str, LiveDevice]: ...
 
-    def device(self, iccid_or_name: str, id_type: str | None = "iccid") -> dict[str, Any]: ...
+    def device(self, iccid_or_name: str, id_type: str | None = "iccid") -> LiveDevice: ...
 
     def rate_plans(self) -> list[dict[str, Any]]: ...
 

@@ -737,7 +737,7 @@ class LattigoTransport:
         )
 
     def _backoff(self, attempt: int) -> float:
-        delay = min(self.backoff_max, self.backoff_factor * (2 ** min(30, max(0, attempt - 1))))
+        delay = min(self.backoff_max, self.backoff_factor * (2.0 ** min(30, max(0, attempt - 1))))
         delay = max(delay, MIN_BACKOFF)
         return delay / 2 + random.random() * delay / 2
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from lattigo_fleet.client.models import LiveDevice
 from lattigo_fleet.commands.common import CommandFailure, load_fleet_file
 from lattigo_fleet.commands.preview_json import (
     MISSING,
@@ -302,7 +303,7 @@ def _extra_sections(report: DriftReport, bold: str) -> list[str]:
     return lines
 
 
-def stale_plans(paths: list[str], report: DriftReport, live: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+def stale_plans(paths: list[str], report: DriftReport, live: Mapping[str, LiveDevice]) -> dict[str, list[str]]:
     """For each plan document of an open pull request: the SIMs that moved since it was made. A SIM of the plan
     whose live values moved, and, in the strict mode, any SIM that drifted (its merge would find a new call)."""
     from lattigo_fleet import plan_document

@@ -53,6 +53,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
+from lattigo_fleet.client.models import LiveDevice, as_live_device
 from lattigo_fleet.commands.common import CREDENTIALS_HINT, CommandFailure
 from lattigo_fleet.planner import SETTLES_TO, plan_sim
 from lattigo_fleet.settings import SettingsError, read_settings
@@ -112,8 +113,8 @@ class LiveSim:
     state: str
     live_state: str
     cost_center: str
-    notes: dict[str, str] = field(default_factory=dict)
-    device: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    notes: dict[str, str]
+    device: LiveDevice = field(repr=False, compare=False)  # as the API listed it, for the planner
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,15 @@ def live_sims(devices: Iterable[Mapping[str, Any]]) -> tuple[list[LiveSim], list
             notes[name] = value
         cost_center = device.get("cost_center")
         sims.append(
-            LiveSim(iccid, imei, state, live_state, "" if cost_center is None else str(cost_center), notes, device)
+            LiveSim(
+                iccid,
+                imei,
+                state,
+                live_state,
+                "" if cost_center is None else str(cost_center),
+                notes,
+                as_live_device(device),
+            )
         )
     sims.sort(key=lambda s: s.iccid)
     return sims, skipped, warnings

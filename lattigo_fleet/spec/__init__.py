@@ -56,7 +56,6 @@ from lattigo_fleet.spec.model import (
     DEFAULT_STATE,
     IGNORABLE_FIELDS,
     NO_LIMIT,
-    NOTE_FIELDS,
     ON_REMOVE_CHOICES,
     SHARED_FIELDS,
     SIM_ONLY_FIELDS,
@@ -69,10 +68,12 @@ from lattigo_fleet.spec.model import (
     Issue,
     Location,
     Policy,
+    SimInputs,
     Unmanaged,
     UsageLimit,
 )
 from lattigo_fleet.spec.schema import SCHEMA_PATH, fleet_schema
+from lattigo_fleet.vocabulary import NOTE_FIELDS
 
 __all__ = [
     "ACTIVATION_FIELDS",
@@ -90,6 +91,7 @@ __all__ = [
     "UNMANAGED",
     "USAGE_ACTIONS",
     "DesiredSim",
+    "SimInputs",
     "FleetError",
     "FleetSpec",
     "Issue",

@@ -40,6 +40,7 @@ from lattigo_fleet.spec.model import (
     _Written,
 )
 from lattigo_fleet.spec.positions import (
+    YamlPath,
     _bad_characters,
     _Doc,
     _duplicate_keys,
@@ -159,7 +160,7 @@ class _Loader:
             (self.file_order.setdefault(file, len(self.file_order)), Issue.at(location, fieldpath, message))
         )
 
-    def _add_at(self, doc: _Doc, path: tuple, mode: str, message: str) -> None:
+    def _add_at(self, doc: _Doc, path: YamlPath, mode: str, message: str) -> None:
         self._add(doc, _locate(doc, path, mode), _fmt_path(path), message)
 
     def _sorted_issues(self) -> list[Issue]:
@@ -384,7 +385,7 @@ class _Loader:
         else:
             self._add(doc, Location(doc.file, 1, 1), "", f"invalid YAML: {e}")
 
-    def _plain(self, doc: _Doc, node: Any, path: tuple, memo: dict[int, Any], stack: set[int]) -> Any:
+    def _plain(self, doc: _Doc, node: Any, path: YamlPath, memo: dict[int, Any], stack: set[int]) -> Any:
         """The ruamel tree as plain JSON-like data for jsonschema (merge keys applied, aliases
         shared), reporting what JSON cannot hold: non-string keys, custom tags, recursive aliases."""
         if isinstance(node, (dict, list)):
@@ -445,7 +446,7 @@ class _Loader:
             return False  # a surrogate cannot be in UTF-8 text: only an escape spells one
         found = False
 
-        def walk(value: Any, path: tuple) -> None:
+        def walk(value: Any, path: YamlPath) -> None:
             nonlocal found
             if isinstance(value, dict):
                 for key, item in value.items():
@@ -471,8 +472,8 @@ class _Loader:
         return found
 
     # ---- cross-file checks
-    def _collect_groups(self) -> dict[str, tuple[_Doc, dict]]:
-        groups: dict[str, tuple[_Doc, dict]] = {}
+    def _collect_groups(self) -> dict[str, tuple[_Doc, dict[str, Any]]]:
+        groups: dict[str, tuple[_Doc, dict[str, Any]]] = {}
         for doc in self.docs:
             declared = doc.data.get("groups") if isinstance(doc.data, dict) else None
             if not isinstance(declared, dict):
@@ -486,8 +487,8 @@ class _Loader:
                 groups[name] = (doc, body if isinstance(body, dict) else {})
         return groups
 
-    def _collect_sims(self, groups: dict[str, tuple[_Doc, dict]]) -> list[tuple[_Doc, int, dict]]:
-        sims: list[tuple[_Doc, int, dict]] = []
+    def _collect_sims(self, groups: dict[str, tuple[_Doc, dict[str, Any]]]) -> list[tuple[_Doc, int, dict[str, Any]]]:
+        sims: list[tuple[_Doc, int, dict[str, Any]]] = []
         seen: dict[str, dict[str, tuple[Location, str]]] = {"iccid": {}, "imei": {}, "name": {}}
         for doc in self.docs:
             declared = doc.data.get("sims") if isinstance(doc.data, dict) else None
@@ -544,14 +545,16 @@ class _Loader:
         return sims
 
     # ---- the result
-    def _build(self, groups: dict[str, tuple[_Doc, dict]], sims: list[tuple[_Doc, int, dict]]) -> FleetSpec:
+    def _build(
+        self, groups: dict[str, tuple[_Doc, dict[str, Any]]], sims: list[tuple[_Doc, int, dict[str, Any]]]
+    ) -> FleetSpec:
         main = self.docs[0]
         defaults = main.data.get("defaults") or {}
         written: list[_Written] = []
         seen_written: set[tuple[str, Location, str]] = set()
 
-        def note_written(doc: _Doc, path: tuple, body: dict) -> None:
-            entries: list[tuple[str, str, tuple]] = []
+        def note_written(doc: _Doc, path: YamlPath, body: dict[str, Any]) -> None:
+            entries: list[tuple[str, str, YamlPath]] = []
             if isinstance(body.get("rate_plan"), str):
                 entries.append(("rate_plan", body["rate_plan"], (*path, "rate_plan")))
             usage = body.get("usage_limit")
@@ -574,7 +577,7 @@ class _Loader:
         for doc, index, sim in sims:
             base = ("sims", index)
             note_written(doc, base, sim)
-            layers: list[tuple[_Doc, tuple, dict]] = [(doc, base, sim)]
+            layers: list[tuple[_Doc, YamlPath, dict[str, Any]]] = [(doc, base, sim)]
             group = sim.get("group")
             if group:
                 gdoc, gbody = groups[group]

@@ -17,7 +17,7 @@ from typing import Any
 from jsonschema.exceptions import ValidationError, best_match
 
 from lattigo_fleet.spec.model import SIM_ONLY_FIELDS
-from lattigo_fleet.spec.positions import _Doc, _fmt_path, _locate
+from lattigo_fleet.spec.positions import YamlPath, _Doc, _fmt_path, _locate
 
 _TYPE_NAMES = {
     "string": "a string",
@@ -67,7 +67,7 @@ def _show(value: Any) -> str:
     return type(value).__name__
 
 
-def _source_token(doc: _Doc, path: tuple) -> str | None:
+def _source_token(doc: _Doc, path: YamlPath) -> str | None:
     loc = _locate(doc, path, "value")
     if not 0 < loc.line <= len(doc.lines):
         return None
@@ -80,7 +80,7 @@ def _did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
-def _context(path: tuple, kind: str) -> str:
+def _context(path: YamlPath, kind: str) -> str:
     if not path:
         return "fleet.d files" if kind == "fragment" else "fleet.yaml"
     if path == ("defaults",):
@@ -92,7 +92,7 @@ def _context(path: tuple, kind: str) -> str:
     return _fmt_path(path)
 
 
-def _explain(error: ValidationError, doc: _Doc) -> list[tuple[tuple, str, str]]:
+def _explain(error: ValidationError, doc: _Doc) -> list[tuple[YamlPath, str, str]]:
     """(path, "key"|"value"|"object", message) for one jsonschema error (see _child_pos)."""
     if error.context:
         best = best_match(error.context)
@@ -163,7 +163,7 @@ def _explain(error: ValidationError, doc: _Doc) -> list[tuple[tuple, str, str]]:
     return [(path, "value", _simple_message(error, doc, path))]
 
 
-def _simple_message(error: ValidationError, doc: _Doc, path: tuple) -> str:
+def _simple_message(error: ValidationError, doc: _Doc, path: YamlPath) -> str:
     validator, instance, value = error.validator, error.instance, error.validator_value
     schema = error.schema if isinstance(error.schema, dict) else {}
     last = path[-1] if path else None
@@ -206,4 +206,4 @@ def _simple_message(error: ValidationError, doc: _Doc, path: tuple) -> str:
         return f"{schema.get('maximumErrorMessage') or f'must be at most {value}'}, not {_show(instance)}"
     if validator == "minItems":
         return f"must have at least {value} item{'s' if value != 1 else ''}"
-    return error.message
+    return str(error.message)

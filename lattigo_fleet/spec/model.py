@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, Required, TypedDict, cast
 
 from lattigo_fleet.vocabulary import ACTIVE, NOTE_FIELDS, SUSPENDED, SUSPENDED_NO_BILLING
 
@@ -45,6 +45,30 @@ SHARED_FIELDS: Final = (
 )
 SIM_ONLY_FIELDS: Final = ("iccid", "imei", "name", "group")
 _OPTIONAL_STRINGS: Final = ("imei", "rate_plan", "region_code", "device_sku", "cost_center")
+
+
+class UsageLimitInputs(TypedDict):
+    kb_limit: int
+    action: str
+    usernames: list[str]
+
+
+class SimInputs(TypedDict, total=False):
+    """One SIM as a Pulumi resource's inputs (DesiredSim.to_inputs): what fleet.yaml declares, JSON-able. A
+    field fleet.yaml leaves unmanaged is absent; ``origin`` is the provider's own record (providers/sim.py)."""
+
+    iccid: Required[str]
+    name: Required[str]
+    state: Required[str]
+    imei: str
+    rate_plan: str
+    region_code: str
+    device_sku: str
+    cost_center: str
+    notes: dict[str, str]
+    usage_limit: UsageLimitInputs | str  # NO_LIMIT: "no usage limit"
+    ignore_changes: list[str]
+    origin: str
 
 
 # --------------------------------------------------------------------------------------------------
@@ -142,7 +166,7 @@ class UsageLimit:
         object.__setattr__(self, "kb_limit", kb)
         object.__setattr__(self, "usernames", usernames)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> UsageLimitInputs:
         return {"kb_limit": self.kb_limit, "action": self.action, "usernames": list(self.usernames)}
 
     @classmethod
@@ -247,14 +271,12 @@ class DesiredSim:
             problems.append("no imei: an IMEI (or a device_sku) is needed to activate a new SIM")
         return problems
 
-    def to_inputs(self) -> dict[str, Any]:
+    def to_inputs(self) -> SimInputs:
         """A JSON-able dict for the Pulumi resource inputs: only what fleet.yaml declares, so that a
         reviewer's diff shows nothing but account fields.  An unmanaged field is absent (Pulumi drops
         ``None`` inputs anyway); "no usage limit" is :data:`NO_LIMIT`."""
-        inputs: dict[str, Any] = {"iccid": self.iccid, "name": self.name, "state": self.state}
-        for key in _OPTIONAL_STRINGS:
-            if getattr(self, key) is not None:
-                inputs[key] = getattr(self, key)
+        declared = {key: getattr(self, key) for key in _OPTIONAL_STRINGS if getattr(self, key) is not None}
+        inputs = cast(SimInputs, {"iccid": self.iccid, "name": self.name, "state": self.state, **declared})
         if self.notes:
             inputs["notes"] = dict(self.notes)
         if self.usage_limit is not UNMANAGED:

@@ -43,7 +43,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, merge_attrib
@@ -56,6 +56,9 @@ from ruamel.yaml.reader import Reader
 from ruamel.yaml.scanner import RoundTripScanner
 
 from lattigo_fleet.spec.model import Location
+
+# Where a value sits in a YAML document: the keys and indexes from its root.
+YamlPath: TypeAlias = tuple[Any, ...]
 
 # See "Limits" above.
 MAX_ALIAS_NODES: Final = 1_000_000
@@ -97,7 +100,7 @@ class _Refused(MarkedYAMLError):
     of ``node`` in the composed tree (``_GuardedComposer.root``) or, without a node, takes the path
     the composer was reading (``_GuardedComposer.current_path``)."""
 
-    def __init__(self, message: str, mark: Any, path: tuple | None = None, node: Any = None) -> None:
+    def __init__(self, message: str, mark: Any, path: YamlPath | None = None, node: Any = None) -> None:
         super().__init__(problem=message, problem_mark=mark)
         self.message = message
         self.path = path
@@ -115,7 +118,7 @@ class _GuardedComposer(Composer):
     def __init__(self, loader: Any = None) -> None:
         super().__init__(loader)
         self.warn_double_anchors = False
-        self.reused_anchors: list[tuple[str, Any, Any, tuple]] = []
+        self.reused_anchors: list[tuple[str, Any, Any, YamlPath]] = []
         self.root: Any = None
         self._stack: list[Any] = []  # one path component per open node (None for the root)
         self._written = 0  # nodes written in the file
@@ -182,10 +185,10 @@ class _GuardedComposer(Composer):
             return index.value if isinstance(index, ScalarNode) else "?"
         return index
 
-    def current_path(self) -> tuple:
+    def current_path(self) -> YamlPath:
         return self._path()
 
-    def _path(self, *extra: Any) -> tuple:
+    def _path(self, *extra: Any) -> YamlPath:
         path: list[Any] = []
         for part in [*self._stack[1:], *extra]:
             if part is _KEY:
@@ -232,7 +235,7 @@ class _GuardedScanner(RoundTripScanner):
         super().fetch_flow_collection_start(TokenClass, to_push)
 
 
-class _Referents(list):
+class _Referents(list[Any]):
     """The maps that merge one map (ruamel's ``CommentedMap._ref``, used only to dump), with ``in`` by
     identity in constant time instead of by equality of whole mappings (quadratic in the merges)."""
 
@@ -282,9 +285,9 @@ _GuardedConstructor.add_constructor("tag:yaml.org,2002:int", _GuardedConstructor
 _GuardedConstructor.add_constructor("tag:yaml.org,2002:map", _GuardedConstructor.construct_yaml_map)
 
 
-def _path_of(root: Any, target: Any) -> tuple:
+def _path_of(root: Any, target: Any) -> YamlPath:
     """The field path of ``target`` in the composed tree (the first way to reach it), or ``()``."""
-    todo: list[tuple[Any, tuple]] = [(root, ())]
+    todo: list[tuple[Any, YamlPath]] = [(root, ())]
     seen: set[int] = set()
     while todo:
         node, path = todo.pop()
@@ -328,7 +331,7 @@ def _bad_characters(text: str) -> list[tuple[int, int, str]]:
     return found
 
 
-def _duplicate_keys(text: str) -> list[tuple[tuple, tuple[int, int], tuple[int, int]]]:
+def _duplicate_keys(text: str) -> list[tuple[YamlPath, tuple[int, int], tuple[int, int]]]:
     """Every repeated key of every mapping: (path, its position, the first one's), 0-based."""
     try:
         root = _yaml().compose(text)
@@ -337,7 +340,7 @@ def _duplicate_keys(text: str) -> list[tuple[tuple, tuple[int, int], tuple[int, 
     found = []
     visited: set[int] = set()
 
-    def walk(node: Any, path: tuple) -> None:
+    def walk(node: Any, path: YamlPath) -> None:
         if id(node) in visited:
             return
         visited.add(id(node))
@@ -412,7 +415,7 @@ def _first_content(lines: list[str], file: str) -> Location:
     return Location(file, 1, 1)
 
 
-def _locate(doc: _Doc, path: tuple, mode: str = "value") -> Location:
+def _locate(doc: _Doc, path: YamlPath, mode: str = "value") -> Location:
     """The position of the node at ``path``: of its key (mode "key"), its value ("value") or either
     ("object", see _child_pos), in the mapping that literally holds it (merge keys followed); for list
     items, the item."""
