@@ -40,7 +40,9 @@ def fleet_yaml(sims: int, moved: set[int], suspended: set[int]) -> str:
 
 
 def requests_since(base: str) -> dict[str, int]:
-    served = [r for r in cast(list[dict], _admin(base, "/_emulator/requests")) if not r["path"].startswith("/_")]
+    served = [
+        r for r in cast(list[dict[str, Any]], _admin(base, "/_emulator/requests")) if not r["path"].startswith("/_")
+    ]
     counts = Counter("writes" if r["method"] != "GET" else "reads" for r in served)
     return {"reads": counts["reads"], "writes": counts["writes"]}
 

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -84,7 +85,7 @@ def _percentile(values: list[float], pct: float) -> float:
     return ordered[index]
 
 
-def _run(base: str, per_page: int, total: int, threads: int, seconds: float, max_requests: int) -> dict:
+def _run(base: str, per_page: int, total: int, threads: int, seconds: float, max_requests: int) -> dict[str, Any]:
     pages = max(1, math.ceil(total / per_page))
     latencies: list[float] = []
     failures: list[int] = []
@@ -102,11 +103,8 @@ def _run(base: str, per_page: int, total: int, threads: int, seconds: float, max
             if n is None:
                 return
             t0 = time.perf_counter()
-            resp = session.get(
-                f"{base}/v2/devices",
-                params={"details": "true", "per_page": per_page, "page": n % pages + 1},
-                timeout=60,
-            )
+            params: dict[str, str | int] = {"details": "true", "per_page": per_page, "page": n % pages + 1}
+            resp = session.get(f"{base}/v2/devices", params=params, timeout=60)
             body = resp.content
             elapsed = time.perf_counter() - t0
             with lock:
@@ -120,7 +118,8 @@ def _run(base: str, per_page: int, total: int, threads: int, seconds: float, max
     warm = requests.Session()
     warm.auth = KEY
     for page in range(1, min(pages, 3) + 1):
-        warm.get(f"{base}/v2/devices", params={"details": "true", "per_page": per_page, "page": page}, timeout=60)
+        warm_params: dict[str, str | int] = {"details": "true", "per_page": per_page, "page": page}
+        warm.get(f"{base}/v2/devices", params=warm_params, timeout=60)
     started = time.monotonic()
     pool = [threading.Thread(target=worker) for _ in range(threads)]
     for t in pool:

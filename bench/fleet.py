@@ -40,6 +40,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -122,9 +123,9 @@ class Fleet:
             )
         return "\n".join(lines) + "\n"
 
-    def change(self, indices: list[int]) -> Counter:
+    def change(self, indices: list[int]) -> Counter[tuple[str, str]]:
         """Apply the mix to these SIMs; returns the known changes, keyed by (call, parameter)."""
-        known: Counter = Counter()
+        known: Counter[tuple[str, str]] = Counter()
         for j, i in enumerate(indices):
             kind = MIX[j % len(MIX)]
             if kind == "note":
@@ -150,7 +151,7 @@ def original_note(i: int) -> str:
     return f"unit {i}"
 
 
-def floor_writes(known: Counter) -> int:
+def floor_writes(known: Counter[tuple[str, str]]) -> int:
     """One bulk request per (call, parameters) of at most 500 devices; notes one request per SIM per field."""
     return sum(count if call == "note" else math.ceil(count / CHUNK) for (call, _), count in known.items())
 
@@ -168,14 +169,15 @@ class Admin:
     def _session(self) -> requests.Session:
         if not hasattr(self._local, "session"):
             self._local.session = requests.Session()
-        return self._local.session
+        session: requests.Session = self._local.session
+        return session
 
-    def call(self, method: str, path: str, payload: object | None = None) -> object:
+    def call(self, method: str, path: str, payload: object | None = None) -> Any:
         resp = self._session().request(method, self.base + path, json=payload, timeout=300)
         resp.raise_for_status()
         return resp.json() if resp.content else None
 
-    def sims(self, sims: list[dict]) -> None:
+    def sims(self, sims: list[dict[str, Any]]) -> None:
         self.call("POST", "/_emulator/sims", {"sims": sims})
 
     def day_of_usage(self, n: int) -> None:
@@ -208,11 +210,11 @@ class Admin:
 _ID = re.compile(r"/\d{5,}(?=/|$)")
 
 
-def endpoint(req: dict) -> str:
+def endpoint(req: dict[str, Any]) -> str:
     return f"{req['method']} {_ID.sub('/{id}', req['path'])}"
 
 
-def devices_in(req: dict) -> int:
+def devices_in(req: dict[str, Any]) -> int:
     body = req.get("body")
     if not isinstance(body, dict):
         return 1
@@ -264,10 +266,10 @@ def measure(
     admin: Admin,
     fleet: Fleet,
     args: tuple[str, ...],
-    known: Counter,
+    known: Counter[tuple[str, str]],
     expect_ok: bool,
     timeout: float,
-) -> dict:
+) -> dict[str, Any]:
     admin.call("DELETE", "/_emulator/requests")
     print(f"[{n}] {scenario}: pulumi {' '.join(args)} ...", flush=True)
     rc, stdout, stderr, wall, sampler = run_sampled(stack, args, timeout)
@@ -315,9 +317,9 @@ def measure(
     return row
 
 
-def run_size(n: int, bin_dir: str) -> list[dict]:
+def run_size(n: int, bin_dir: str) -> list[dict[str, Any]]:
     timeout = 600 + 0.3 * n
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     with (
         tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp,
         EmulatorServer(
@@ -348,7 +350,7 @@ def run_size(n: int, bin_dir: str) -> list[dict]:
         fleet = Fleet(n)
         fleet_file = project / "fleet.yaml"
 
-        def step(scenario: str, args: tuple[str, ...], known: Counter, expect_ok: bool = True) -> bool:
+        def step(scenario: str, args: tuple[str, ...], known: Counter[tuple[str, str]], expect_ok: bool = True) -> bool:
             fleet_file.write_text(fleet.yaml())
             row = measure(
                 n=n,
@@ -365,7 +367,8 @@ def run_size(n: int, bin_dir: str) -> list[dict]:
             if args[0] == "up":
                 row["live_mismatches_after"] = admin.mismatches(fleet)
             rows.append(row)
-            return row["as_expected"]
+            as_expected: bool = row["as_expected"]
+            return as_expected
 
         up = ("up", "--yes", "--skip-preview")
         if not step(SCENARIOS[0], up, Counter()):
@@ -408,7 +411,7 @@ def _met(ok: bool) -> str:
     return "✅" if ok else "❌"
 
 
-def markdown(report: dict) -> str:
+def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     out = [
         "# Fleet benchmark",
@@ -463,7 +466,7 @@ def markdown(report: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def machine(bin_dir: str) -> dict:
+def machine(bin_dir: str) -> dict[str, Any]:
     version = subprocess.run(
         [str(Path(bin_dir) / "pulumi"), "version"], capture_output=True, text=True, timeout=60
     ).stdout.strip()
@@ -477,7 +480,7 @@ def machine(bin_dir: str) -> dict:
     }
 
 
-def write(report: dict, out_dir: Path) -> str:
+def write(report: dict[str, Any], out_dir: Path) -> str:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "fleet.json").write_text(json.dumps(report, indent=2) + "\n")
     text = markdown(report)
@@ -491,7 +494,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     bin_dir = pulumi_bin_dir()
-    report = {"machine": machine(bin_dir), "rows": []}
+    report: dict[str, Any] = {"machine": machine(bin_dir), "rows": []}
     for n in args.sims:
         report["rows"] += run_size(n, bin_dir)
         write(report, args.out)  # after every size: a long run keeps what it measured

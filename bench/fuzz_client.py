@@ -150,10 +150,10 @@ class Cases:
                 out[self.key()] = self.value(3)
             return out
         if isinstance(value, list) and value and r.random() < 0.6:
-            out = list(value)
-            i = r.randrange(len(out))
-            out[i] = self.mutate(out[i]) if r.random() < 0.7 else self.value(3)
-            return out
+            items = list(value)
+            i = r.randrange(len(items))
+            items[i] = self.mutate(items[i]) if r.random() < 0.7 else self.value(3)
+            return items
         return self.value(3)
 
     def answer(self) -> tuple[int, dict[str, str], bytes]:

@@ -66,12 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     network: list[str] = []
     real_connect, real_request = socket.socket.connect, requests.Session.request
 
-    def no_connect(self: socket.socket, address: Any) -> None:
+    def no_connect(self: object, address: object) -> None:
         network.append(f"socket.connect {address!r}")
         raise OSError("fuzz_loader: no network during load_fleet")
 
-    def no_request(self: requests.Session, method: str, url: str, *a: Any, **k: Any) -> Any:
-        network.append(f"{method} {url}")
+    def no_request(self: requests.Session, method: str | bytes, url: str | bytes, *a: Any, **k: Any) -> Any:
+        network.append(f"{method!s} {url!s}")
         raise OSError("fuzz_loader: no API calls during load_fleet")
 
     tmp = tempfile.TemporaryDirectory()
@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             counts["wrong SIMs"] += 1
             examples.setdefault("wrong SIMs", fleet.text[:300])
 
+    # Patching methods of the classes themselves, for the run only (put back in the finally): mypy refuses any.
     socket.socket.connect, requests.Session.request = no_connect, no_request  # type: ignore[method-assign]
     started = time.perf_counter()
     try:

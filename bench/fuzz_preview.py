@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                 return
             served = [
                 r
-                for r in cast(list[dict], _admin(emu.base_url, "/_emulator/requests"))
+                for r in cast(list[dict[str, Any]], _admin(emu.base_url, "/_emulator/requests"))
                 if not r["path"].startswith("/_")
             ]
             if "Traceback" in output:

@@ -34,6 +34,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from emulator.server import EmulatorServer
 from tests.e2e.harness import REPO, PulumiStack, make_project, pulumi_bin_dir
@@ -67,7 +68,7 @@ class Fleet:
     def suspended(self) -> range:  # 10 %
         return range(self.moved.stop, self.moved.stop + self.sims // 10)
 
-    def account(self) -> list[dict]:
+    def account(self) -> list[dict[str, Any]]:
         return [{"iccid": iccid(i), "imei": imei(i)} for i in self.new] + [
             {"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"}
             for i in range(self.new.stop, self.sims)
@@ -87,7 +88,7 @@ class Fleet:
             + "\n"
         )
 
-    def converged(self, live: dict[str, dict]) -> list[str]:
+    def converged(self, live: dict[str, dict[str, Any]]) -> list[str]:
         """ICCIDs whose live state or cost center differ from fleet.yaml (changed)."""
         wrong = []
         for i in range(self.sims):
@@ -104,7 +105,7 @@ class Run:
     n: int
     delay: float
     killed: bool = False  # False: the run had finished before the kill
-    sent_before_kill: Counter = field(default_factory=Counter)
+    sent_before_kill: Counter[str] = field(default_factory=Counter)
     refused_without_recover: bool = False
     pending_before: int = 0
     recover_rc: int | None = None
@@ -120,7 +121,7 @@ class Run:
         return self.recover_rc == 0 and self.up_rc == 0 and self.preview_rc == 0 and not self.not_converged
 
 
-def _activation_rows(log: list[dict]) -> Counter:
+def _activation_rows(log: list[dict[str, Any]]) -> Counter[str]:
     return Counter(
         row["iccid"]
         for r in log
@@ -129,13 +130,13 @@ def _activation_rows(log: list[dict]) -> Counter:
     )
 
 
-def _mutating(log: list[dict]) -> Counter:
+def _mutating(log: list[dict[str, Any]]) -> Counter[str]:
     return Counter(
         r["path"].rsplit("/", 1)[-1] for r in log if r["method"] != "GET" and not r["path"].startswith("/_emulator")
     )
 
 
-def _start_up(stack: PulumiStack) -> subprocess.Popen:
+def _start_up(stack: PulumiStack) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack.name],
         cwd=stack.project_dir,

@@ -9,6 +9,7 @@ between two samples keeps its last sampled figures, so call `sample()` often (th
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -55,7 +56,7 @@ class ProcFigures:
 @dataclass
 class TreeSampler:
     root: int
-    classify: object = None  # callable(pid, root, cmdline) -> role; see `role` below
+    classify: Callable[[int, int, str], str] | None = None  # (pid, root, cmdline) -> role; see `role` below
     procs: dict[int, ProcFigures] = field(default_factory=dict)
     peak_together_kb: dict[str, int] = field(default_factory=dict)  # max of simultaneous VmRSS sums, per key
     samples: int = 0

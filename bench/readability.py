@@ -13,14 +13,21 @@ import argparse
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench.reconcile import API_KEY, KEY_NAME, RATE_PLAN, _admin, iccid, imei
 from emulator.server import EmulatorServer
 from tests.e2e.harness import PulumiStack, make_project, pulumi_bin_dir
 
 
-def fleet_yaml(n: int, cost_center=lambda i: "ops", note=lambda i: "depot", extra=lambda i: "") -> str:
+def fleet_yaml(
+    n: int,
+    cost_center: Callable[[int], str] = lambda i: "ops",
+    note: Callable[[int], str] = lambda i: "depot",
+    extra: Callable[[int], str] = lambda i: "",
+) -> str:
     lines = ["version: 1", f'defaults: {{rate_plan: "{RATE_PLAN}"}}', "policy: {max_changes: 100%}", "sims:"]
     for i in range(n):
         more = extra(i)
@@ -31,7 +38,7 @@ def fleet_yaml(n: int, cost_center=lambda i: "ops", note=lambda i: "depot", extr
     return "\n".join(lines) + "\n"
 
 
-def measure(label: str, stack: PulumiStack, *args: str, expect_failure: bool = False) -> dict:
+def measure(label: str, stack: PulumiStack, *args: str, expect_failure: bool = False) -> dict[str, Any]:
     start = time.perf_counter()
     result = stack.run(*args)
     took = time.perf_counter() - start

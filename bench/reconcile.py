@@ -15,8 +15,9 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from emulator.server import EmulatorServer
 from tests.e2e.harness import PulumiStack, make_project, pulumi_bin_dir
@@ -25,7 +26,7 @@ KEY_NAME, API_KEY = "bench-key", "bench-secret"
 RATE_PLAN = "ACME Co 5mb Rate Plan"
 
 
-def _admin(base: str, path: str, payload: object | None = None, method: str | None = None) -> object:
+def _admin(base: str, path: str, payload: object | None = None, method: str | None = None) -> Any:
     data = json.dumps(payload).encode() if payload is not None else None
     req = urllib.request.Request(
         base + path,
@@ -46,14 +47,14 @@ def imei(i: int) -> str:
     return f"35{i:013d}"
 
 
-def fleet_yaml(indices: range, cost_center_for) -> str:
+def fleet_yaml(indices: range, cost_center_for: Callable[[int], str]) -> str:
     lines = ["version: 1", f'defaults: {{rate_plan: "{RATE_PLAN}"}}', "policy: {max_changes: 100%}", "sims:"]
     for i in indices:
         lines.append(f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", cost_center: {cost_center_for(i)}}}')
     return "\n".join(lines) + "\n"
 
 
-def mutating(requests: list[dict]) -> Counter:
+def mutating(requests: list[dict[str, Any]]) -> Counter[str]:
     return Counter(f"{r['method']} {r['path']}" for r in requests if not r["path"].startswith("/_emulator"))
 
 
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         _admin(base, "/_emulator/requests", method="DELETE")
         timed("first pulumi up", stack, "up", "--yes", "--skip-preview")
-        served = cast(list[dict], _admin(base, "/_emulator/requests"))
+        served = cast(list[dict[str, Any]], _admin(base, "/_emulator/requests"))
         print(f"  requests: {len(served)}; by endpoint: {dict(mutating(served))}")
         api = [r for r in served if not r["path"].startswith("/_emulator")]
         writes, reads = sum(r["method"] != "GET" for r in api), sum(r["method"] == "GET" for r in api)
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
         ):
             _admin(base, "/_emulator/requests", method="DELETE")
             timed(label, stack, *cmd)
-            served = cast(list[dict], _admin(base, "/_emulator/requests"))
+            served = cast(list[dict[str, Any]], _admin(base, "/_emulator/requests"))
             print(f"  requests: {len(served)}; by endpoint: {dict(mutating(served))}")
 
 

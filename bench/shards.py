@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from emulator.server import EmulatorServer
 from lattigo_fleet.engine_settings import ENGINE_ENV
@@ -55,13 +56,13 @@ def fleet_yaml(indices: range) -> str:
     )
 
 
-def run_round(stacks: list[PulumiStack], emu: EmulatorServer, parallel: int, timeout: float) -> dict:
+def run_round(stacks: list[PulumiStack], emu: EmulatorServer, parallel: int, timeout: float) -> dict[str, Any]:
     emu.clear_requests()
     started = time.monotonic()
     per_stack: dict[str, float] = {}
     failed: list[str] = []
     queue = list(stacks)
-    running: dict[str, tuple[subprocess.Popen, float]] = {}
+    running: dict[str, tuple[subprocess.Popen[bytes], float]] = {}
     while queue or running:
         while queue and len(running) < parallel:
             stack = queue.pop(0)
@@ -99,7 +100,7 @@ def run_round(stacks: list[PulumiStack], emu: EmulatorServer, parallel: int, tim
     }
 
 
-def run_config(n_stacks: int, sims: int, bin_dir: str, parallel: int = 2) -> dict:
+def run_config(n_stacks: int, sims: int, bin_dir: str, parallel: int = 2) -> dict[str, Any]:
     total = n_stacks * sims
     with (
         tempfile.TemporaryDirectory(prefix="bench-shards-") as tmp,
@@ -155,7 +156,7 @@ def run_config(n_stacks: int, sims: int, bin_dir: str, parallel: int = 2) -> dic
     }
 
 
-def markdown(results: list[dict], header: str) -> str:
+def markdown(results: list[dict[str, Any]], header: str) -> str:
     lines = [
         "# Sharded account benchmark",
         "",

@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from lattigo_fleet.client import LattigoClient
@@ -37,7 +38,7 @@ server.stop()
 """
 
 
-def _admin(base: str, path: str, payload: object | None = None, method: str | None = None) -> object:
+def _admin(base: str, path: str, payload: object | None = None, method: str | None = None) -> Any:
     data = json.dumps(payload).encode() if payload is not None else None
     req = urllib.request.Request(
         base + path,

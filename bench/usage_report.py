@@ -22,6 +22,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = ("bench-usage-key", "bench-usage-secret")
@@ -96,7 +97,7 @@ def start_emulator(db: Path) -> tuple[subprocess.Popen[str], str]:
     return proc, match.group(0)
 
 
-def run_report(base: str, cache: Path, first: str, last: str, workers: int) -> dict:
+def run_report(base: str, cache: Path, first: str, last: str, workers: int) -> dict[str, Any]:
     from lattigo_fleet.cli import build_parser
     from lattigo_fleet.commands.usage import main as usage_main
 

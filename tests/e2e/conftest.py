@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from emulator.server import EmulatorServer
 from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
 from tests.e2e.fleets import Admin
-from tests.e2e.harness import PulumiStack, make_project, pulumi_bin_dir
+from tests.e2e.harness import PulumiStack, StackFactory, make_project, pulumi_bin_dir
 
 
 @pytest.fixture(scope="session")
@@ -15,9 +18,9 @@ def pulumi_bin() -> str:
 
 
 @pytest.fixture
-def stack_factory(tmp_path, pulumi_bin):
+def stack_factory(tmp_path: Path, pulumi_bin: str) -> StackFactory:
     """make(main_py=None, name="test") -> PulumiStack in a fresh project under tmp_path."""
-    made = []
+    made: list[PulumiStack] = []
 
     def make(main_py: str | None = None, name: str = "test") -> PulumiStack:
         root = tmp_path / f"stack-{len(made)}"
@@ -29,12 +32,12 @@ def stack_factory(tmp_path, pulumi_bin):
 
 
 @pytest.fixture
-def admin(fresh_emulator) -> Admin:
+def admin(fresh_emulator: EmulatorServer) -> Admin:
     return Admin(fresh_emulator.base_url)
 
 
 @pytest.fixture
-def fleet_stack(stack_factory, fresh_emulator):
+def fleet_stack(stack_factory: StackFactory, fresh_emulator: EmulatorServer) -> PulumiStack:
     """A stack of the real program pointed at the emulator; write_fleet(text) sets its fleet.yaml."""
     stack = stack_factory()
     stack.set_config("lattigo:endpoint", fresh_emulator.base_url)

@@ -10,9 +10,10 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from lattigo_fleet.engine_settings import ENGINE_ENV
 
@@ -51,7 +52,7 @@ class PulumiResult:
                 return [d for d in self.json.get("diagnostics") or [] if d.get("severity") != "debug"]
         except ValueError:
             pass
-        found = []
+        found: list[dict[str, Any]] = []
         for event in self.events if self.stdout.lstrip().startswith("{") else []:
             diag = event.get("diagnosticEvent")
             if diag and diag.get("severity") != "debug":
@@ -75,6 +76,9 @@ class PulumiResult:
 
 class PulumiStack:
     """A stack of a project directory, with its own file backend and PULUMI_HOME under `root`."""
+
+    # Set only by the `fleet_stack` fixture (tests/e2e/conftest.py): write_fleet(text) sets its fleet.yaml.
+    write_fleet: Callable[[str], None]
 
     def __init__(self, project_dir: Path, root: Path, name: str = "test", *, bin_dir: str) -> None:
         self.project_dir = Path(project_dir)
@@ -117,7 +121,7 @@ class PulumiStack:
 
     def step_ops(self, result: PulumiResult, type_suffix: str = "") -> dict[str, str]:
         """For a `--json` up: resource name -> the operation its step did (create, update, same, ...)."""
-        ops = {}
+        ops: dict[str, str] = {}
         for event in result.events:
             step = event.get("resOutputsEvent") or event.get("resOpFailedEvent")
             if step and "metadata" in step and step["metadata"]["type"].endswith(type_suffix):
@@ -138,14 +142,22 @@ class PulumiStack:
         return self.run("destroy", "--yes", *extra)
 
     def outputs(self) -> dict[str, Any]:
-        return self.run("stack", "output", "--json").check().json
+        doc: dict[str, Any] = self.run("stack", "output", "--json").check().json
+        return doc
 
     def export(self) -> dict[str, Any]:
-        return self.run("stack", "export").check().json
+        doc: dict[str, Any] = self.run("stack", "export").check().json
+        return doc
 
     def resources(self, type_suffix: str = "") -> list[dict[str, Any]]:
         deployment = self.export()["deployment"]
         return [r for r in deployment.get("resources") or [] if r["type"].endswith(type_suffix)]
+
+
+class StackFactory(Protocol):
+    """The `stack_factory` fixture: make(main_py=None, name="test") -> PulumiStack in a fresh project."""
+
+    def __call__(self, main_py: str | None = None, name: str = "test") -> PulumiStack: ...
 
 
 def make_project(directory: Path, main_py: str | None = None, name: str = "lattigo-fleet-test") -> Path:

@@ -8,8 +8,10 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-from tests.e2e.fleets import PLAN_5MB, by_endpoint, iccid, imei, seed_active
+from emulator.server import EmulatorServer
+from tests.e2e.fleets import PLAN_5MB, Admin, by_endpoint, iccid, imei, seed_active
 from tests.e2e.harness import REPO, PulumiStack
 
 
@@ -21,7 +23,7 @@ def row(i: int, extra: str = "") -> str:
     return f'{{iccid: "{iccid(i)}", imei: "{imei(i)}", name: truck-{i}{", " + extra if extra else ""}}}'
 
 
-def lattigo_fleet(stack: PulumiStack, *args: str) -> subprocess.CompletedProcess:
+def lattigo_fleet(stack: PulumiStack, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**stack.env, "PYTHONPATH": str(REPO)}
     return subprocess.run(
         [sys.executable, "-m", "lattigo_fleet.cli", *args, "--stack", stack.name],
@@ -33,20 +35,22 @@ def lattigo_fleet(stack: PulumiStack, *args: str) -> subprocess.CompletedProcess
     )
 
 
-def plan(stack: PulumiStack, name: str = "plan.json") -> tuple[subprocess.CompletedProcess, dict, Path]:
+def plan(stack: PulumiStack, name: str = "plan.json") -> tuple[subprocess.CompletedProcess[str], dict[str, Any], Path]:
     path = stack.project_dir / name
     result = lattigo_fleet(stack, "plan", "--out", str(path))
     assert path.exists(), result.stderr
     return result, json.loads(path.read_text()), path
 
 
-def three_sims_applied(fleet_stack, admin, extra: str = "cost_center: Fleet-East") -> None:
+def three_sims_applied(fleet_stack: PulumiStack, admin: Admin, extra: str = "cost_center: Fleet-East") -> None:
     seed_active(admin, range(1, 4))
     fleet_stack.write_fleet(fleet_of([row(i, extra) for i in range(1, 4)]))
     fleet_stack.up().check()
 
 
-def test_the_plan_document_names_each_call_with_its_before_and_after_and_the_comment_its_digest(fleet_stack, admin):
+def test_the_plan_document_names_each_call_with_its_before_and_after_and_the_comment_its_digest(
+    fleet_stack: PulumiStack, admin: Admin
+) -> None:
     three_sims_applied(fleet_stack, admin)
     fleet_stack.write_fleet(fleet_of([row(1, "cost_center: Cold-Chain"), row(2, "cost_center: Fleet-East"), row(3)]))
     result, doc, _path = plan(fleet_stack)
@@ -61,7 +65,9 @@ def test_the_plan_document_names_each_call_with_its_before_and_after_and_the_com
     assert "merge mode **strict**" in result.stdout
 
 
-def test_a_out_of_band_change_to_a_sim_the_plan_touches_is_refused_with_nothing_sent(fleet_stack, admin):
+def test_a_out_of_band_change_to_a_sim_the_plan_touches_is_refused_with_nothing_sent(
+    fleet_stack: PulumiStack, admin: Admin
+) -> None:
     three_sims_applied(fleet_stack, admin)
     fleet_stack.write_fleet(
         fleet_of([row(1, "cost_center: Cold-Chain"), *(row(i, "cost_center: Fleet-East") for i in (2, 3))])
@@ -79,7 +85,9 @@ def test_a_out_of_band_change_to_a_sim_the_plan_touches_is_refused_with_nothing_
     assert admin.sims()[iccid(1)]["cost_center"] == "Warehouse"
 
 
-def test_b_out_of_band_change_elsewhere_is_refused_in_strict_mode_and_healed_in_heal_mode(fleet_stack, admin):
+def test_b_out_of_band_change_elsewhere_is_refused_in_strict_mode_and_healed_in_heal_mode(
+    fleet_stack: PulumiStack, admin: Admin
+) -> None:
     three_sims_applied(fleet_stack, admin)
     fleet_stack.write_fleet(
         fleet_of([row(1, "cost_center: Cold-Chain"), *(row(i, "cost_center: Fleet-East") for i in (2, 3))])
@@ -107,7 +115,7 @@ def test_b_out_of_band_change_elsewhere_is_refused_in_strict_mode_and_healed_in_
     assert sims[iccid(3)]["state"] == "active"
 
 
-def test_c_no_change_in_between_sends_exactly_the_approved_plans_writes(fleet_stack, admin):
+def test_c_no_change_in_between_sends_exactly_the_approved_plans_writes(fleet_stack: PulumiStack, admin: Admin) -> None:
     three_sims_applied(fleet_stack, admin)
     fleet_stack.write_fleet(
         fleet_of([row(1, "cost_center: Cold-Chain"), row(2, "cost_center: Cold-Chain"), row(3, "state: suspended")])
@@ -125,7 +133,9 @@ def test_c_no_change_in_between_sends_exactly_the_approved_plans_writes(fleet_st
     assert fleet_stack.preview("--expect-no-changes").returncode == 0
 
 
-def test_c_an_approved_activation_then_sets_the_fields_of_the_sim_it_activated(fleet_stack, admin):
+def test_c_an_approved_activation_then_sets_the_fields_of_the_sim_it_activated(
+    fleet_stack: PulumiStack, admin: Admin
+) -> None:
     # A SIM in inventory is unknown to the API at review (no "before"); once this run activated it, its cost
     # center and notes are set on a SIM that is ours: no re-read may call that a change by someone else.
     three_sims_applied(fleet_stack, admin)
@@ -143,7 +153,7 @@ def test_c_an_approved_activation_then_sets_the_fields_of_the_sim_it_activated(f
     assert fleet_stack.preview("--expect-no-changes").returncode == 0
 
 
-def test_d_a_plan_made_before_main_moved_is_refused(fleet_stack, admin):
+def test_d_a_plan_made_before_main_moved_is_refused(fleet_stack: PulumiStack, admin: Admin) -> None:
     three_sims_applied(fleet_stack, admin)
     base = [row(i, "cost_center: Fleet-East") for i in (1, 2, 3)]
     # Pull request 2 is planned on the base of that time ...
@@ -171,7 +181,9 @@ def test_d_a_plan_made_before_main_moved_is_refused(fleet_stack, admin):
     assert by_endpoint(writes) == {"change_cost_center": 1} and writes[0]["body"]["cost_center"] == "Retail", writes
 
 
-def test_a_strict_merge_without_a_plan_or_with_another_digest_sends_nothing(fleet_stack, admin):
+def test_a_strict_merge_without_a_plan_or_with_another_digest_sends_nothing(
+    fleet_stack: PulumiStack, admin: Admin
+) -> None:
     three_sims_applied(fleet_stack, admin)
     fleet_stack.write_fleet(fleet_of([row(1, "cost_center: Cold-Chain"), row(2), row(3)]))
     _result, approved, path = plan(fleet_stack)
@@ -190,7 +202,9 @@ def test_a_strict_merge_without_a_plan_or_with_another_digest_sends_nothing(flee
     assert admin.mutating() == []
 
 
-def test_e_the_blast_radius_is_a_share_of_the_larger_fleet_on_every_path(fleet_stack, admin):
+def test_e_the_blast_radius_is_a_share_of_the_larger_fleet_on_every_path(
+    fleet_stack: PulumiStack, admin: Admin
+) -> None:
     # 20 held; the pull request forgets 10 (on_remove: retain) and suspends 2, at max_changes 10%. Of the 20 held
     # that is 2 allowed; the program used to count 10% of the 10 left (1) and refuse what the guard allowed.
     seed_active(admin, range(1, 21))
@@ -218,7 +232,9 @@ def test_e_the_blast_radius_is_a_share_of_the_larger_fleet_on_every_path(fleet_s
     assert by_endpoint(admin.mutating()) == {"change_simstate": 1}
 
 
-def test_f_a_sim_its_own_usage_limit_suspended_is_left_alone_and_said_so(fleet_stack, admin, fresh_emulator):
+def test_f_a_sim_its_own_usage_limit_suspended_is_left_alone_and_said_so(
+    fleet_stack: PulumiStack, admin: Admin, fresh_emulator: EmulatorServer
+) -> None:
     from datetime import UTC, datetime
 
     seed_active(admin, range(1, 3))

@@ -33,6 +33,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ import pytest
 import requests
 from ruamel.yaml import YAML
 
+from emulator.server import EmulatorServer
 from lattigo_fleet.engine_settings import ENGINE_ENV
 from tests.e2e.harness import REPO
 from tests.e2e.test_readme import make_clone, plain_env, real_cache_dir
@@ -325,7 +327,8 @@ class Forge:
 
     @property
     def db(self) -> dict[str, Any]:
-        return json.loads(self.state.read_text())
+        db: dict[str, Any] = json.loads(self.state.read_text())
+        return db
 
     def update(self, **values: Any) -> None:
         """What the forge knows besides the calls (pull requests, runs), as the test's story sets it."""
@@ -339,7 +342,8 @@ class Forge:
         self.state.write_text(json.dumps(db, indent=1))
 
     def calls(self, since: int = 0) -> list[dict[str, Any]]:
-        return self.db["calls"][since:]
+        calls: list[dict[str, Any]] = self.db["calls"][since:]
+        return calls
 
 
 # --- running a job -----------------------------------------------------------------------------------------
@@ -720,8 +724,9 @@ def change_out_of_band(endpoint: str, cost_center: str) -> None:
 
 
 @pytest.fixture
-def demo_account(emulator, tmp_path, pulumi_bin):
+def demo_account(emulator: EmulatorServer, tmp_path: Path, pulumi_bin: str) -> Iterator[Account]:
     emulator.reset("demo")  # the demo account: what the shipped fleet.yaml is written against
+    assert emulator.key_name is not None and emulator.api_key is not None  # narrows: the fixture sets both
     assert (real_cache_dir() / "pulumi").is_dir(), "the pinned CLI should be in the machine's cache already"
     assert shutil.which("jq"), "the fake gh runs `--jq` through jq"
     backend = tmp_path / "backend"
@@ -738,7 +743,7 @@ def demo_account(emulator, tmp_path, pulumi_bin):
 # --- the tests ---------------------------------------------------------------------------------------------
 
 
-def test_templates_declare_the_settings_and_serialize_applies():
+def test_templates_declare_the_settings_and_serialize_applies() -> None:
     for name, path in GITHUB_WORKFLOWS.items():
         doc = load(path)
         env = doc["env"]
@@ -798,7 +803,7 @@ def hijacked(stack_file: str) -> str:
 
 def plan_digest(text: str) -> str:
     """The digest a reviewer reads in the plan comment."""
-    found = re.findall(r"\(`(sha256:[0-9a-f]{64})`\)", text)
+    found: list[str] = re.findall(r"\(`(sha256:[0-9a-f]{64})`\)", text)
     assert len(found) == 1, text
     return found[0]
 
@@ -813,7 +818,7 @@ def clear_requests(endpoint: str) -> None:
     requests.delete(f"{endpoint}/_emulator/requests", timeout=30).raise_for_status()
 
 
-def test_github_workflows_pull_request_merge_nightly(tmp_path, demo_account):
+def test_github_workflows_pull_request_merge_nightly(tmp_path: Path, demo_account: Account) -> None:
     runner = Runner(tmp_path, demo_account, {})
     onboard(runner)
 
@@ -895,6 +900,7 @@ def test_github_workflows_pull_request_merge_nightly(tmp_path, demo_account):
     refused = runner.run_github("merge", sha="c2" * 20)
     assert not refused.ok and refused.failed_at == "Apply the approved plan", refused.log[-4000:]
     assert mutating(demo_account.endpoint) == [], "a stale plan sends nothing"
+    assert refused.summary is not None  # narrows: a GitHub job has a step summary
     summary = refused.summary.read_text()
     assert f"the approved plan {eight_digest[7:19]} is stale" in summary, summary
     assert "truck-0009" in summary and "cost_center: 'Fleet-East' at review / 'Field-Service' now" in summary
@@ -933,7 +939,7 @@ def test_github_workflows_pull_request_merge_nightly(tmp_path, demo_account):
     assert mutating(demo_account.endpoint) == []
 
 
-def test_gitlab_pipeline_merge_request_apply_schedule(tmp_path, demo_account):
+def test_gitlab_pipeline_merge_request_apply_schedule(tmp_path: Path, demo_account: Account) -> None:
     runner = Runner(tmp_path, demo_account, {})
     onboard(runner)
 

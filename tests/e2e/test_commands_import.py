@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 import subprocess
 
+from emulator.server import EmulatorServer
 from lattigo_fleet.spec import UNMANAGED, load_fleet
-from tests.e2e.harness import REPO
+from tests.e2e.fleets import Admin
+from tests.e2e.harness import REPO, PulumiStack
 
 
-def test_import_of_the_demo_account_then_pulumi_up_sends_nothing(fleet_stack, fresh_emulator, admin):
+def test_import_of_the_demo_account_then_pulumi_up_sends_nothing(
+    fleet_stack: PulumiStack, fresh_emulator: EmulatorServer, admin: Admin
+) -> None:
     fresh_emulator.reset("demo")
     project = fleet_stack.project_dir
     proc = subprocess.run(

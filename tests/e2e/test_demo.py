@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 from tests.e2e.harness import REPO, make_project
 
 
-def test_demo_runs_to_its_end(tmp_path, pulumi_bin):
+def test_demo_runs_to_its_end(tmp_path: Path, pulumi_bin: str) -> None:
     project = make_project(tmp_path / "project")
     shutil.copy(REPO / "fleet.yaml", project / "fleet.yaml")
     env = {

@@ -7,10 +7,13 @@ from __future__ import annotations
 import json
 import subprocess
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from emulator.seeds import _iccid
+from emulator.server import EmulatorServer
 from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
 from tests.e2e.fleets import Admin
 from tests.e2e.harness import REPO
@@ -27,14 +30,16 @@ FLEET = "version: 1\nsims:\n" + "".join(
 
 
 @pytest.fixture
-def demo(fresh_emulator, tmp_path):
+def demo(fresh_emulator: EmulatorServer, tmp_path: Path) -> EmulatorServer:
     fresh_emulator.reset("demo")
     (tmp_path / "fleet.yaml").write_text(FLEET)
     fresh_emulator.clear_requests()
     return fresh_emulator
 
 
-def cli(emu, cwd, *argv, api_key=EMULATOR_API_KEY):
+def cli(
+    emu: EmulatorServer, cwd: Path, *argv: str, api_key: str = EMULATOR_API_KEY
+) -> subprocess.CompletedProcess[str]:
     env = {
         "PATH": "/usr/bin:/bin",
         "LATTIGO_ENDPOINT": emu.base_url,
@@ -52,17 +57,18 @@ def cli(emu, cwd, *argv, api_key=EMULATOR_API_KEY):
     )
 
 
-def rows(emu, sql, *args):
+def rows(emu: EmulatorServer, sql: str, *args: object) -> list[dict[str, Any]]:
     store = emu.backend.store
     with store.lock:
         return [dict(r) for r in store.conn.execute(sql, args).fetchall()]
 
 
-def sim_id(emu, iccid):
-    return rows(emu, "SELECT id FROM sims WHERE iccid = ?", iccid)[0]["id"]
+def sim_id(emu: EmulatorServer, iccid: str) -> int:
+    found: int = rows(emu, "SELECT id FROM sims WHERE iccid = ?", iccid)[0]["id"]
+    return found
 
 
-def api_calls(emu, method=None):
+def api_calls(emu: EmulatorServer, method: str | None = None) -> list[dict[str, Any]]:
     return [
         r
         for r in emu.requests_log()
@@ -70,7 +76,9 @@ def api_calls(emu, method=None):
     ]
 
 
-def test_sms_send_queues_one_bulk_request_by_device_name_and_the_log_shows_it_delivered(demo, tmp_path):
+def test_sms_send_queues_one_bulk_request_by_device_name_and_the_log_shows_it_delivered(
+    demo: EmulatorServer, tmp_path: Path
+) -> None:
     demo.reset("demo", activation_delay=3600)  # SMS stay queued until the tick
     admin = Admin(demo.base_url)
     sims = admin.sims()
@@ -99,7 +107,7 @@ def test_sms_send_queues_one_bulk_request_by_device_name_and_the_log_shows_it_de
         "truck-0004: Error: Device does not exist, or does not have SMS enabled.)"
     )
 
-    def new_sms():
+    def new_sms() -> dict[str, list[dict[str, Any]]]:
         log = cli(demo, tmp_path, "sms", "log", "truck-0001", _iccid(2), "--direction", "sent", "--json")
         assert log.returncode == 0, log.stderr
         return {
@@ -127,7 +135,7 @@ def test_sms_send_queues_one_bulk_request_by_device_name_and_the_log_shows_it_de
         assert stored == [{"event_id": delivered[iccid][0]["event_id"], "event_status": "delivered"}]
 
 
-def test_sms_log_table_lists_every_sms_of_each_device(demo, tmp_path):
+def test_sms_log_table_lists_every_sms_of_each_device(demo: EmulatorServer, tmp_path: Path) -> None:
     proc = cli(demo, tmp_path, "sms", "log", "truck-0001", "truck-0002")
     assert proc.returncode == 0, proc.stderr
     for iccid, name in ((_iccid(0), "truck-0001"), (_iccid(1), "truck-0002")):
@@ -145,7 +153,7 @@ def test_sms_log_table_lists_every_sms_of_each_device(demo, tmp_path):
             )
 
 
-def test_sms_send_without_a_terminal_or_yes_refuses_and_sends_nothing(demo, tmp_path):
+def test_sms_send_without_a_terminal_or_yes_refuses_and_sends_nothing(demo: EmulatorServer, tmp_path: Path) -> None:
     proc = cli(demo, tmp_path, "sms", "send", "truck-0001", "--text", "PING")
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.splitlines() == [
@@ -155,7 +163,7 @@ def test_sms_send_without_a_terminal_or_yes_refuses_and_sends_nothing(demo, tmp_
     assert api_calls(demo, "POST") == []
 
 
-def test_locate_shows_the_carrier_answer_of_each_device(demo, tmp_path):
+def test_locate_shows_the_carrier_answer_of_each_device(demo: EmulatorServer, tmp_path: Path) -> None:
     proc = cli(demo, tmp_path, "locate", "truck-0001", "truck-0004", "--yes")
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()
@@ -182,7 +190,7 @@ def test_locate_shows_the_carrier_answer_of_each_device(demo, tmp_path):
     assert rows(demo, "SELECT sim_id FROM locate_requests") == [{"sim_id": sim_id(demo, _iccid(0))}]
 
 
-def test_reports_are_the_newest_of_each_device(demo, tmp_path):
+def test_reports_are_the_newest_of_each_device(demo: EmulatorServer, tmp_path: Path) -> None:
     proc = cli(demo, tmp_path, "reports", "truck-0001", "truck-0002", "--limit", "3", "--json")
     assert proc.returncode == 0, proc.stderr
     for device in json.loads(proc.stdout)["devices"]:
@@ -194,7 +202,7 @@ def test_reports_are_the_newest_of_each_device(demo, tmp_path):
         assert [(r["id"], r["created_at"]) for r in device["reports"]] == [(s["id"], s["created_at"]) for s in stored]
 
 
-def test_calamp_messages_in_a_window_match_the_emulator(demo, tmp_path):
+def test_calamp_messages_in_a_window_match_the_emulator(demo: EmulatorServer, tmp_path: Path) -> None:
     now = demo.backend.now()
     since, until = (now - timedelta(days=20)).date().isoformat(), (now - timedelta(days=5)).date().isoformat()
     proc = cli(demo, tmp_path, "calamp", "messages", "truck-0001", "--since", since, "--until", until, "--json")
@@ -227,7 +235,7 @@ def test_calamp_messages_in_a_window_match_the_emulator(demo, tmp_path):
     assert f"truck-0001  {_iccid(0)}  device 36500  active: {count} message(s) from {since} to {until}" in coded.stdout
 
 
-def test_calamp_last_per_device_and_a_device_without_messages(demo, tmp_path):
+def test_calamp_last_per_device_and_a_device_without_messages(demo: EmulatorServer, tmp_path: Path) -> None:
     proc = cli(demo, tmp_path, "calamp", "last", "truck-0001", "gateway-0200", "--json")
     assert proc.returncode == 0, proc.stderr
     got = {d["iccid"]: d["message"] for d in json.loads(proc.stdout)["devices"]}
@@ -243,7 +251,7 @@ def test_calamp_last_per_device_and_a_device_without_messages(demo, tmp_path):
     assert table[1].split()[:4] == ["gateway-0200", _iccid(200), "36700", "no"]
 
 
-def test_calamp_events_across_the_account(demo, tmp_path):
+def test_calamp_events_across_the_account(demo: EmulatorServer, tmp_path: Path) -> None:
     now = demo.backend.now()
     since, until = (now - timedelta(days=10)).date().isoformat(), now.date().isoformat()
     proc = cli(
@@ -292,7 +300,7 @@ def test_calamp_events_across_the_account(demo, tmp_path):
     )
 
 
-def test_upload_imeis_shows_each_imei_answer(demo, tmp_path):
+def test_upload_imeis_shows_each_imei_answer(demo: EmulatorServer, tmp_path: Path) -> None:
     (tmp_path / "imeis.txt").write_text("# vendor batch 7\n356938035600000\n35693803560000X\n")
     proc = cli(
         demo,
@@ -331,7 +339,9 @@ def test_upload_imeis_shows_each_imei_answer(demo, tmp_path):
         (["sms", "log", "truck-0001", "--fleet", "missing.yaml"], EMULATOR_API_KEY, "missing.yaml:1:1: no such file"),
     ],
 )
-def test_errors_are_one_line_without_a_traceback_and_send_nothing(demo, tmp_path, argv, api_key, message):
+def test_errors_are_one_line_without_a_traceback_and_send_nothing(
+    demo: EmulatorServer, tmp_path: Path, argv: list[str], api_key: str, message: str
+) -> None:
     proc = cli(demo, tmp_path, *argv, api_key=api_key)
     assert proc.returncode == 1 and proc.stdout == ""
     assert len(proc.stderr.splitlines()) == 1 and message in proc.stderr
@@ -339,7 +349,7 @@ def test_errors_are_one_line_without_a_traceback_and_send_nothing(demo, tmp_path
     assert api_calls(demo, "POST") == []
 
 
-def test_an_unreachable_endpoint_is_one_line(tmp_path):
+def test_an_unreachable_endpoint_is_one_line(tmp_path: Path) -> None:
     env = {
         "PATH": "/usr/bin:/bin",
         "LATTIGO_ENDPOINT": "http://127.0.0.1:9",

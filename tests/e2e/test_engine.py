@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.e2e.harness import REPO
+from tests.e2e.harness import REPO, StackFactory
 
 TRIVIAL_PROGRAM = """
 import pulumi
@@ -24,13 +24,15 @@ pulumi.export("doubled", r.doubled)
 """
 
 
-def test_cli_reports_the_pinned_version(stack_factory):
+def test_cli_reports_the_pinned_version(stack_factory: StackFactory) -> None:
     stack = stack_factory(TRIVIAL_PROGRAM)
-    pinned = re.search(r"^pulumi==(\S+)$", (REPO / "constraints.txt").read_text(), re.M).group(1)
+    pin = re.search(r"^pulumi==(\S+)$", (REPO / "constraints.txt").read_text(), re.M)
+    assert pin is not None, "constraints.txt pins pulumi"
+    pinned = pin.group(1)
     assert stack.run("version").check().stdout.strip() == f"v{pinned}"
 
 
-def test_dynamic_resource_up_preview_destroy(stack_factory):
+def test_dynamic_resource_up_preview_destroy(stack_factory: StackFactory) -> None:
     stack = stack_factory(TRIVIAL_PROGRAM)
     stack.set_config("label", "a")
 

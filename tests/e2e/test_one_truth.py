@@ -8,7 +8,9 @@ import re
 
 import requests
 
-from tests.e2e.fleets import PLAN_5MB, by_endpoint, device_names, iccid, imei, seed_active, small_fleet
+from emulator.server import EmulatorServer
+from tests.e2e.fleets import PLAN_5MB, Admin, by_endpoint, device_names, iccid, imei, seed_active, small_fleet
+from tests.e2e.harness import PulumiStack
 
 
 def fleet_of(rows: list[str], head: str = "") -> str:
@@ -19,7 +21,7 @@ def row(i: int, extra: str = "") -> str:
     return f'{{iccid: "{iccid(i)}", imei: "{imei(i)}", name: truck-{i}{", " + extra if extra else ""}}}'
 
 
-def test_a_plain_up_heals_drift_that_the_preview_announced(fleet_stack, admin):
+def test_a_plain_up_heals_drift_that_the_preview_announced(fleet_stack: PulumiStack, admin: Admin) -> None:
     seed_active(admin, range(1, 4))
     fleet_stack.write_fleet(fleet_of([row(i, "cost_center: Fleet-East") for i in range(1, 4)]))
     fleet_stack.up().check()
@@ -40,7 +42,9 @@ def test_a_plain_up_heals_drift_that_the_preview_announced(fleet_stack, admin):
     fleet_stack.preview("--expect-no-changes").check()
 
 
-def test_a_rate_plan_declared_on_an_adopted_sim_is_said_not_applied_and_never_recorded(fleet_stack, admin):
+def test_a_rate_plan_declared_on_an_adopted_sim_is_said_not_applied_and_never_recorded(
+    fleet_stack: PulumiStack, admin: Admin
+) -> None:
     seed_active(admin, [1])  # on the 5mb plan
     fleet_stack.write_fleet(fleet_of([row(1, 'rate_plan: "ACME Co 10MB Plan"')]))
     admin.clear_log()
@@ -62,7 +66,9 @@ def test_a_rate_plan_declared_on_an_adopted_sim_is_said_not_applied_and_never_re
     assert admin.mutating() == []
 
 
-def test_destroy_with_on_remove_suspend_is_refused_before_the_first_suspension(fleet_stack, admin):
+def test_destroy_with_on_remove_suspend_is_refused_before_the_first_suspension(
+    fleet_stack: PulumiStack, admin: Admin
+) -> None:
     seed_active(admin, range(1, 4))
     policy = "policy: {on_remove: suspend, max_changes: 1}\n"
     fleet_stack.write_fleet(small_fleet({1: "active", 2: "active", 3: "active"}, policy))
@@ -86,7 +92,9 @@ def test_destroy_with_on_remove_suspend_is_refused_before_the_first_suspension(f
     assert all(s["state"] == "suspended" for s in admin.sims().values())
 
 
-def test_a_removal_over_the_limit_is_refused_in_up_before_any_suspension(fleet_stack, admin):
+def test_a_removal_over_the_limit_is_refused_in_up_before_any_suspension(
+    fleet_stack: PulumiStack, admin: Admin
+) -> None:
     seed_active(admin, range(1, 5))
     policy = "policy: {on_remove: suspend, max_changes: 1}\n"
     fleet_stack.write_fleet(small_fleet({i: "active" for i in range(1, 5)}, policy))
@@ -100,7 +108,7 @@ def test_a_removal_over_the_limit_is_refused_in_up_before_any_suspension(fleet_s
     assert admin.mutating() == []
 
 
-def test_a_config_key_typo_is_refused_with_a_did_you_mean(fleet_stack, admin):
+def test_a_config_key_typo_is_refused_with_a_did_you_mean(fleet_stack: PulumiStack, admin: Admin) -> None:
     seed_active(admin, [1])
     fleet_stack.write_fleet(fleet_of([row(1)]))
     fleet_stack.set_config("lattigo-fleet:fleetfile", "other.yaml")
@@ -116,7 +124,9 @@ def test_a_config_key_typo_is_refused_with_a_did_you_mean(fleet_stack, admin):
     assert admin.api_requests() == []
 
 
-def test_a_move_to_a_cost_center_nobody_uses_is_warned_with_a_did_you_mean(fleet_stack, admin):
+def test_a_move_to_a_cost_center_nobody_uses_is_warned_with_a_did_you_mean(
+    fleet_stack: PulumiStack, admin: Admin
+) -> None:
     admin.add_sims(
         [{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "Fleet-East"} for i in range(1, 4)]
     )
@@ -133,7 +143,9 @@ def test_a_move_to_a_cost_center_nobody_uses_is_warned_with_a_did_you_mean(fleet
     assert "no SIM in the account uses yet" not in fleet_stack.preview().check().output
 
 
-def test_a_sim_of_another_account_is_refused_at_preview_with_its_position(fleet_stack, admin, fresh_emulator):
+def test_a_sim_of_another_account_is_refused_at_preview_with_its_position(
+    fleet_stack: PulumiStack, admin: Admin, fresh_emulator: EmulatorServer
+) -> None:
     from tests.conftest import OTHER_ACCOUNT_SIMS
 
     other = OTHER_ACCOUNT_SIMS[0]
@@ -150,7 +162,7 @@ def test_a_sim_of_another_account_is_refused_at_preview_with_its_position(fleet_
     assert admin.mutating() == []
 
 
-def test_a_suspension_by_the_platform_can_be_declared_expected(fleet_stack, admin):
+def test_a_suspension_by_the_platform_can_be_declared_expected(fleet_stack: PulumiStack, admin: Admin) -> None:
     seed_active(admin, [1, 2])
     fleet_stack.write_fleet(fleet_of([row(1, "ignore_changes: [state]"), row(2)]))
     fleet_stack.up().check()
@@ -170,7 +182,7 @@ def test_a_suspension_by_the_platform_can_be_declared_expected(fleet_stack, admi
     assert admin.sims()[iccid(1)]["state"] == "suspended"
 
 
-def test_adding_one_sim_prints_nothing_in_proportion_to_the_fleet(fleet_stack, admin):
+def test_adding_one_sim_prints_nothing_in_proportion_to_the_fleet(fleet_stack: PulumiStack, admin: Admin) -> None:
     seed_active(admin, range(1, 41))
     fleet_stack.write_fleet(fleet_of([row(i) for i in range(1, 41)]))
     fleet_stack.up().check()
@@ -186,7 +198,9 @@ def test_adding_one_sim_prints_nothing_in_proportion_to_the_fleet(fleet_stack, a
     assert "sims: 40 => 41" in preview.stdout
 
 
-def test_a_drift_report_after_a_day_of_usage_shows_only_the_drift(fleet_stack, admin, fresh_emulator):
+def test_a_drift_report_after_a_day_of_usage_shows_only_the_drift(
+    fleet_stack: PulumiStack, admin: Admin, fresh_emulator: EmulatorServer
+) -> None:
     seed_active(admin, range(1, 11))
     fleet_stack.write_fleet(fleet_of([row(i, "cost_center: ops, notes: {note: depot}") for i in range(1, 11)]))
     fleet_stack.up().check()
@@ -212,7 +226,7 @@ def test_a_drift_report_after_a_day_of_usage_shows_only_the_drift(fleet_stack, a
     print(f"drift report: {len(lines)} lines, {len(drift.stdout)} characters")
 
 
-def test_a_renamed_sim_is_no_change(fleet_stack, admin):
+def test_a_renamed_sim_is_no_change(fleet_stack: PulumiStack, admin: Admin) -> None:
     seed_active(admin, [1, 2])
     fleet_stack.write_fleet(fleet_of([row(1), row(2)]))
     fleet_stack.up().check()
@@ -222,7 +236,7 @@ def test_a_renamed_sim_is_no_change(fleet_stack, admin):
     assert "delete" not in preview.stdout and "create" not in preview.stdout
 
 
-def test_a_reviewer_can_tell_adoptions_from_activations(fleet_stack, admin):
+def test_a_reviewer_can_tell_adoptions_from_activations(fleet_stack: PulumiStack, admin: Admin) -> None:
     seed_active(admin, [1])
     admin.add_sims([{"iccid": iccid(2), "imei": imei(2)}])  # in inventory: to activate
     fleet_stack.write_fleet(fleet_of([row(1), row(2)]))
@@ -237,8 +251,8 @@ def test_a_reviewer_can_tell_adoptions_from_activations(fleet_stack, admin):
 
 
 def test_an_apply_does_not_probe_new_sims_and_the_api_refuses_another_accounts_by_name(
-    fleet_stack, admin, fresh_emulator
-):
+    fleet_stack: PulumiStack, admin: Admin, fresh_emulator: EmulatorServer
+) -> None:
     """The preview asks about each SIM the account does not list (the test above); the apply does not ask again
     (100 new SIMs were 100 more reads per `up`). Without a preview, another account's SIM costs only its row of
     the activation request: rejected by name, while the SIM beside it is activated."""

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from emulator.server import EmulatorServer
 from tests.e2e.harness import REPO
 
 SECTION = "## Using it on your own account"
@@ -122,8 +123,9 @@ def make_clone(directory: Path) -> Path:
     return directory
 
 
-def test_readme_account_section_runs_as_written(tmp_path, emulator, pulumi_bin):
+def test_readme_account_section_runs_as_written(tmp_path: Path, emulator: EmulatorServer, pulumi_bin: str) -> None:
     emulator.reset("demo")  # the demo account: what the shipped fleet.yaml is written against
+    assert emulator.key_name is not None and emulator.api_key is not None  # narrows: the fixture sets both
     lines = substitute(readme_block(), emulator.base_url, emulator.key_name, emulator.api_key)
     clone = make_clone(tmp_path / "clone")
     home = tmp_path / "home"

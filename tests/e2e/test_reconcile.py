@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import Any
 
 import pytest
 
 from tests.conftest import EMULATOR_API_KEY
 from tests.e2e.fleets import PLAN_5MB, Admin, by_endpoint, device_names, iccid, imei, seed_active, small_fleet
+from tests.e2e.harness import PulumiStack
 
 MIXED_FLEET = f"""\
 version: 1
@@ -48,7 +50,7 @@ def seed_mixed(admin: Admin) -> None:
     )
 
 
-def test_first_up_makes_exactly_the_needed_calls_then_nothing(fleet_stack, admin):
+def test_first_up_makes_exactly_the_needed_calls_then_nothing(fleet_stack: PulumiStack, admin: Admin) -> None:
     seed_mixed(admin)
     fleet_stack.write_fleet(MIXED_FLEET)
     admin.clear_log()
@@ -94,7 +96,7 @@ def test_first_up_makes_exactly_the_needed_calls_then_nothing(fleet_stack, admin
     # by itself (usage counters, connection times): a refresh then shows drift and nothing else.
     new_sim = sims[iccid(6)]
 
-    def declared(props: dict) -> dict:
+    def declared(props: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in props.items() if k != "__provider"}
 
     assert declared(new_sim["outputs"]) == declared(new_sim["inputs"])
@@ -109,7 +111,7 @@ def test_first_up_makes_exactly_the_needed_calls_then_nothing(fleet_stack, admin
     fleet_stack.preview("--expect-no-changes").check()
 
 
-def test_drift_is_reported_and_healed_with_one_call(fleet_stack, admin):
+def test_drift_is_reported_and_healed_with_one_call(fleet_stack: PulumiStack, admin: Admin) -> None:
     seed_mixed(admin)
     fleet_stack.write_fleet(MIXED_FLEET)
     fleet_stack.up().check()
@@ -130,7 +132,7 @@ def test_drift_is_reported_and_healed_with_one_call(fleet_stack, admin):
     fleet_stack.preview("--refresh", "--expect-no-changes").check()
 
 
-def test_activation_batches_and_partial_rejection_fails_only_those_sims(fleet_stack, admin):
+def test_activation_batches_and_partial_rejection_fails_only_those_sims(fleet_stack: PulumiStack, admin: Admin) -> None:
     new = list(range(100, 200))
     admin.add_sims([{"iccid": iccid(i), "imei": imei(i)} for i in new])
     rejected = [iccid(new[5]), iccid(new[17])]
@@ -181,7 +183,9 @@ BAD_FLEETS = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_FLEETS))
-def test_bad_input_is_reported_with_position_and_no_call_is_made(fleet_stack, admin, case):
+def test_bad_input_is_reported_with_position_and_no_call_is_made(
+    fleet_stack: PulumiStack, admin: Admin, case: str
+) -> None:
     text, expected = BAD_FLEETS[case]
     admin.add_sims([{"iccid": iccid(9), "imei": imei(9)}])
     fleet_stack.write_fleet(text)
@@ -195,7 +199,7 @@ def test_bad_input_is_reported_with_position_and_no_call_is_made(fleet_stack, ad
 
 
 @pytest.mark.parametrize("on_remove", ["retain", "suspend"])
-def test_removing_a_sim_follows_policy_on_remove(fleet_stack, admin, on_remove):
+def test_removing_a_sim_follows_policy_on_remove(fleet_stack: PulumiStack, admin: Admin, on_remove: str) -> None:
     seed_active(admin, range(1, 4))
     policy = f"policy: {{on_remove: {on_remove}, max_changes: 1}}\n"
     fleet_stack.write_fleet(small_fleet({1: "active", 2: "active", 3: "active"}, policy))
@@ -216,7 +220,7 @@ def test_removing_a_sim_follows_policy_on_remove(fleet_stack, admin, on_remove):
     assert {r["id"] for r in fleet_stack.resources("lattigo:Sim")} == {iccid(1), iccid(2)}
 
 
-def test_blast_radius_guard_stops_mass_suspension_unless_allowed(fleet_stack, admin):
+def test_blast_radius_guard_stops_mass_suspension_unless_allowed(fleet_stack: PulumiStack, admin: Admin) -> None:
     seed_active(admin, range(1, 5))
     fleet_stack.write_fleet(small_fleet({i: "active" for i in range(1, 5)}))
     fleet_stack.up().check()
@@ -240,7 +244,9 @@ def test_blast_radius_guard_stops_mass_suspension_unless_allowed(fleet_stack, ad
     assert sum(s["state"] == "suspended" for s in admin.sims().values()) == 3
 
 
-def test_preview_diff_names_every_changed_field_and_frozen_fields_are_refused(fleet_stack, admin):
+def test_preview_diff_names_every_changed_field_and_frozen_fields_are_refused(
+    fleet_stack: PulumiStack, admin: Admin
+) -> None:
     seed_mixed(admin)
     fleet_stack.write_fleet(MIXED_FLEET)
     fleet_stack.up().check()
@@ -266,7 +272,7 @@ def test_preview_diff_names_every_changed_field_and_frozen_fields_are_refused(fl
     assert admin.mutating() == []
 
 
-def test_apply_rides_out_rate_limiting(fleet_stack, admin):
+def test_apply_rides_out_rate_limiting(fleet_stack: PulumiStack, admin: Admin) -> None:
     seed_active(admin, range(1, 9))
     fleet_stack.write_fleet(small_fleet({i: "active" for i in range(1, 9)}))
     fleet_stack.up().check()
@@ -285,7 +291,7 @@ def test_apply_rides_out_rate_limiting(fleet_stack, admin):
     assert all(live[iccid(i)]["state"] == ("suspended" if i % 2 else "active") for i in range(1, 9))
 
 
-def test_renaming_a_sim_is_not_a_removal(fleet_stack, admin):
+def test_renaming_a_sim_is_not_a_removal(fleet_stack: PulumiStack, admin: Admin) -> None:
     seed_active(admin, range(1, 3))
     policy = "policy: {on_remove: suspend, max_changes: 100%}\n"
     fleet_stack.write_fleet(small_fleet({1: "active", 2: "active"}, policy))
@@ -302,7 +308,7 @@ def test_renaming_a_sim_is_not_a_removal(fleet_stack, admin):
     assert admin.sims()[iccid(2)]["state"] == "active"
 
 
-def test_blast_radius_guard_counts_removals_already_in_preview(fleet_stack, admin):
+def test_blast_radius_guard_counts_removals_already_in_preview(fleet_stack: PulumiStack, admin: Admin) -> None:
     seed_active(admin, range(1, 5))
     policy = "policy: {on_remove: suspend, max_changes: 1}\n"
     fleet_stack.write_fleet(small_fleet({i: "active" for i in range(1, 5)}, policy))

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from emulator.server import EmulatorServer
 from lattigo_fleet.engine_settings import ENGINE_ENV
-from tests.e2e.fleets import PLAN_5MB, iccid, imei
-from tests.e2e.harness import REPO
+from tests.e2e.fleets import PLAN_5MB, Admin, iccid, imei
+from tests.e2e.harness import REPO, PulumiStack
 
 NEW = range(1, 13)  # in inventory: activated by the run
 MOVED = range(13, 19)  # active in 'ops', moved to 'logistics'
@@ -40,7 +41,7 @@ def _fleet(changed: bool) -> str:
     )
 
 
-def _start_up(stack) -> subprocess.Popen:
+def _start_up(stack: PulumiStack) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack.name],
         cwd=stack.project_dir,
@@ -51,19 +52,19 @@ def _start_up(stack) -> subprocess.Popen:
     )
 
 
-def _wait_for_activation(run: subprocess.Popen, admin) -> None:
+def _wait_for_activation(run: subprocess.Popen[bytes], admin: Admin) -> None:
     deadline = time.monotonic() + 180
     while not any(r["path"].endswith("activation_request") for r in admin.mutating()):
         assert run.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
         time.sleep(0.05)
 
 
-def _kill_group(run: subprocess.Popen) -> None:
+def _kill_group(run: subprocess.Popen[bytes]) -> None:
     os.killpg(run.pid, signal.SIGKILL)
     run.wait(timeout=30)
 
 
-def recover(stack, *extra: str) -> subprocess.CompletedProcess[str]:
+def recover(stack: PulumiStack, *extra: str) -> subprocess.CompletedProcess[str]:
     """`lattigo-fleet recover` as a user runs it, in the stack's environment."""
     return subprocess.run(
         [
@@ -82,19 +83,19 @@ def recover(stack, *extra: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _lock_files(stack) -> list[Path]:
+def _lock_files(stack: PulumiStack) -> list[Path]:
     backend = Path(stack.env["PULUMI_BACKEND_URL"].removeprefix("file://"))
     return list((backend / ".pulumi" / "locks").rglob("*.json"))
 
 
-def _pending(stack) -> list[str]:
+def _pending(stack: PulumiStack) -> list[str]:
     return [op["type"] for op in stack.export()["deployment"].get("pending_operations") or []]
 
 
 @pytest.mark.parametrize("skip_checkpoints", [True, False], ids=["skip-checkpoints", "checkpoints"])
 def test_kill_9_then_recover_then_up_converges_with_nothing_sent_twice(
-    fleet_stack, admin, fresh_emulator, skip_checkpoints
-):
+    fleet_stack: PulumiStack, admin: Admin, fresh_emulator: EmulatorServer, skip_checkpoints: bool
+) -> None:
     assert fleet_stack.env["PULUMI_SKIP_CHECKPOINTS"] == ENGINE_ENV["PULUMI_SKIP_CHECKPOINTS"]  # the harness's
     if not skip_checkpoints:
         fleet_stack.env.pop("PULUMI_SKIP_CHECKPOINTS")
@@ -165,7 +166,9 @@ def test_kill_9_then_recover_then_up_converges_with_nothing_sent_twice(
     assert again.returncode == 0 and "lock: none; stack 'test' was not locked" in again.stdout, again.stderr
 
 
-def test_recover_refuses_while_the_run_is_alive_and_names_its_pid(fleet_stack, admin, fresh_emulator):
+def test_recover_refuses_while_the_run_is_alive_and_names_its_pid(
+    fleet_stack: PulumiStack, admin: Admin, fresh_emulator: EmulatorServer
+) -> None:
     fresh_emulator.reset("empty", activation_delay=60.0)  # the run waits for its activations
     admin.add_sims([{"iccid": iccid(i), "imei": imei(i)} for i in range(1, 4)])
     rows = "".join(f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}"}}\n' for i in range(1, 4))
@@ -191,7 +194,7 @@ def test_recover_refuses_while_the_run_is_alive_and_names_its_pid(fleet_stack, a
 
 
 @pytest.mark.parametrize("cut", ["checkpoint", "metadata sidecar"])
-def test_a_cut_off_checkpoint_is_restored_from_its_backup(fleet_stack, admin, cut):
+def test_a_cut_off_checkpoint_is_restored_from_its_backup(fleet_stack: PulumiStack, admin: Admin, cut: str) -> None:
     """A kill while the engine writes a checkpoint (or a disk that filled then) can leave the stack's state file
     cut off: every command says `failed to load checkpoint`. recover keeps the cut-off file aside and restores
     the backend's backup of the previous checkpoint; the next up re-reads the account and converges."""

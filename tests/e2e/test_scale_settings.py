@@ -9,15 +9,19 @@ import subprocess
 import time
 from collections import Counter
 
+from emulator.server import EmulatorServer
 from lattigo_fleet.engine_settings import ENGINE_ENV
-from tests.e2e.fleets import PLAN_5MB, by_endpoint, device_names, iccid, imei
+from tests.e2e.fleets import PLAN_5MB, Admin, by_endpoint, device_names, iccid, imei
+from tests.e2e.harness import PulumiStack
 
 
-def test_the_tests_run_pulumi_as_users_do(fleet_stack):
+def test_the_tests_run_pulumi_as_users_do(fleet_stack: PulumiStack) -> None:
     assert {k: fleet_stack.env[k] for k in ENGINE_ENV} == ENGINE_ENV
 
 
-def test_a_run_killed_mid_way_converges_on_the_next_with_nothing_sent_twice(fleet_stack, admin, fresh_emulator):
+def test_a_run_killed_mid_way_converges_on_the_next_with_nothing_sent_twice(
+    fleet_stack: PulumiStack, admin: Admin, fresh_emulator: EmulatorServer
+) -> None:
     fresh_emulator.reset("empty", activation_delay=3.0)  # activations take a while: time to kill the run
     new = range(1, 21)
     admin.add_sims([{"iccid": iccid(i), "imei": imei(i)} for i in new])
@@ -57,7 +61,7 @@ def test_a_run_killed_mid_way_converges_on_the_next_with_nothing_sent_twice(flee
     assert {r["id"] for r in fleet_stack.resources("lattigo:Sim")} == {iccid(i) for i in new}
 
 
-def test_bulk_requests_hold_what_the_plan_foresaw(fleet_stack, admin):
+def test_bulk_requests_hold_what_the_plan_foresaw(fleet_stack: PulumiStack, admin: Admin) -> None:
     """40 SIMs move to one cost center and 10 are suspended: one request each, however the engine schedules
     them (the batcher sends when every SIM the plan expects has asked; no timing decides)."""
     admin.add_sims(
@@ -86,7 +90,7 @@ def test_bulk_requests_hold_what_the_plan_foresaw(fleet_stack, admin):
 
 def _processes() -> dict[int, tuple[int, str]]:
     """pid -> (parent pid, command line), from /proc."""
-    found = {}
+    found: dict[int, tuple[int, str]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -100,7 +104,9 @@ def _processes() -> dict[int, tuple[int, str]]:
     return found
 
 
-def test_provider_program_and_language_host_exit_when_the_engine_is_killed(fleet_stack, admin, fresh_emulator):
+def test_provider_program_and_language_host_exit_when_the_engine_is_killed(
+    fleet_stack: PulumiStack, admin: Admin, fresh_emulator: EmulatorServer
+) -> None:
     fresh_emulator.reset("empty", activation_delay=30.0)  # the apply would wait half a minute
     admin.add_sims([{"iccid": iccid(i), "imei": imei(i)} for i in range(1, 4)])
     rows = "".join(f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}"}}\n' for i in range(1, 4))
@@ -141,7 +147,7 @@ def test_provider_program_and_language_host_exit_when_the_engine_is_killed(fleet
         fleet_stack.run("cancel", "--yes")
 
 
-def test_state_stays_under_one_and_a_half_kilobytes_per_sim(fleet_stack, admin):
+def test_state_stays_under_one_and_a_half_kilobytes_per_sim(fleet_stack: PulumiStack, admin: Admin) -> None:
     admin.add_sims(
         [
             {"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops", "note": "depot"}
@@ -164,14 +170,14 @@ def test_state_stays_under_one_and_a_half_kilobytes_per_sim(fleet_stack, admin):
     assert not any("stackTrace" in r or isinstance(r["inputs"]["__provider"], dict) for r in sims)
 
 
-def test_scattered_changes_still_share_one_request(fleet_stack, admin):
+def test_scattered_changes_still_share_one_request(fleet_stack: PulumiStack, admin: Admin) -> None:
     """The SIMs that change are spread through the fleet, so they reach the provider apart; a batch that still
     expects some does not go on the (here 1 ms) idle window, and the unchanged SIMs' diffs strike nobody off."""
     admin.add_sims(
         [{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"} for i in range(1, 61)]
     )
 
-    def fleet(moved) -> str:
+    def fleet(moved: set[int]) -> str:
         rows = "".join(
             f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", cost_center: {"cold" if i in moved else "ops"}}}\n'
             for i in range(1, 61)

@@ -13,11 +13,13 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any, TypeAlias
 
 import pytest
 
+from emulator.server import EmulatorServer
 from lattigo_fleet.sharding import sibling_iccids
 from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
 from tests.e2e.fleets import PLAN_5MB, Admin, device_names, iccid, imei
@@ -40,7 +42,7 @@ class S3Server:
         host, self.port = self.server.get_host_and_port()
         self.endpoint = f"http://{host}:{self.port}"
 
-    def client(self):
+    def client(self) -> Any:  # a boto3 S3 client: boto3 ships no type information
         import boto3
 
         return boto3.client(
@@ -92,7 +94,7 @@ class TeamStack(PulumiStack):
         self.env.update(self.backend_env)
         return super().run(*args, timeout=timeout)
 
-    def start_up(self) -> subprocess.Popen:
+    def start_up(self) -> subprocess.Popen[str]:
         self.env.update(self.backend_env)
         return subprocess.Popen(
             ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack", self.name],
@@ -102,6 +104,9 @@ class TeamStack(PulumiStack):
             stderr=subprocess.PIPE,
             text=True,
         )
+
+
+TwoStacks: TypeAlias = tuple[Path, dict[str, TeamStack]]  # the `two_stacks` fixture: (project, name -> stack)
 
 
 def team_stack(
@@ -117,19 +122,19 @@ def team_stack(
     return stack
 
 
-def fleet_text(indices, cost_center: str = "logistics") -> str:
+def fleet_text(indices: Iterable[int], cost_center: str = "logistics") -> str:
     rows = "".join(f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", cost_center: {cost_center}}}\n' for i in indices)
     return f'version: 1\ndefaults: {{rate_plan: "{PLAN_5MB}"}}\nsims:\n{rows}'
 
 
-def finish(run: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
+def finish(run: subprocess.Popen[str], timeout: float = 600) -> tuple[int, str]:
     out, err = run.communicate(timeout=timeout)
     return run.returncode, out + err
 
 
-def assert_no_device_changed_twice(calls: list[dict]) -> Counter:
+def assert_no_device_changed_twice(calls: list[dict[str, Any]]) -> Counter[str]:
     """Per endpoint, every device at most once; returns how many devices each endpoint touched."""
-    touched: Counter = Counter()
+    touched: Counter[str] = Counter()
     for endpoint in {r["path"].rsplit("/", 1)[-1] for r in calls if "/device_operations/" in r["path"]}:
         names = [n for r in calls if r["path"].endswith("/" + endpoint) for n in device_names(r)]
         if endpoint == "activation_request":
@@ -156,8 +161,8 @@ def assert_refused_before_any_call(admin: Admin) -> None:
 
 
 def test_a_second_up_on_a_locked_stack_in_s3_is_refused_and_no_sim_changes_twice(
-    s3, tmp_path, pulumi_bin, fresh_emulator
-):
+    s3: S3Server, tmp_path: Path, pulumi_bin: str, fresh_emulator: EmulatorServer
+) -> None:
     admin = Admin(fresh_emulator.base_url)
     fresh_emulator.reset("empty", activation_delay=5.0)  # the first up holds the lock while SIMs activate
     bucket = s3.new_bucket()
@@ -205,7 +210,7 @@ def test_a_second_up_on_a_locked_stack_in_s3_is_refused_and_no_sim_changes_twice
 
 
 @pytest.fixture
-def two_stacks(s3, tmp_path, pulumi_bin, fresh_emulator):
+def two_stacks(s3: S3Server, tmp_path: Path, pulumi_bin: str, fresh_emulator: EmulatorServer) -> TwoStacks:
     """Stacks `east` and `west` of one project, in one S3 backend (the v1-era URL form), each with its own fleet
     file and the same sibling list."""
     bucket = s3.new_bucket()
@@ -227,7 +232,9 @@ def two_stacks(s3, tmp_path, pulumi_bin, fresh_emulator):
     return project, stacks
 
 
-def test_two_stacks_apply_their_halves_at_once_and_the_account_converges_with_no_call_twice(two_stacks, admin):
+def test_two_stacks_apply_their_halves_at_once_and_the_account_converges_with_no_call_twice(
+    two_stacks: TwoStacks, admin: Admin
+) -> None:
     project, stacks = two_stacks
     halves = {"east": [1, 2, 3, 7, 8], "west": [4, 5, 6, 9, 10]}
     admin.add_sims(
@@ -265,7 +272,9 @@ def test_two_stacks_apply_their_halves_at_once_and_the_account_converges_with_no
     assert admin.mutating() == []
 
 
-def test_an_iccid_of_a_sibling_stack_is_refused_before_any_call_naming_both_stacks(two_stacks, admin):
+def test_an_iccid_of_a_sibling_stack_is_refused_before_any_call_naming_both_stacks(
+    two_stacks: TwoStacks, admin: Admin
+) -> None:
     project, stacks = two_stacks
     admin.add_sims(
         [{"iccid": iccid(i), "imei": imei(i), "state": "active", "rate_plan": PLAN_5MB} for i in range(1, 10)]
@@ -300,7 +309,7 @@ def test_an_iccid_of_a_sibling_stack_is_refused_before_any_call_naming_both_stac
     assert_refused_before_any_call(admin)
 
 
-def test_drift_counts_a_sibling_stacks_sims_as_managed(two_stacks, admin):
+def test_drift_counts_a_sibling_stacks_sims_as_managed(two_stacks: TwoStacks, admin: Admin) -> None:
     """`lattigo-fleet drift` on one stack: the other stack's half is not unmanaged; a SIM neither declares is."""
     import json
 

@@ -10,16 +10,19 @@ import os
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TypeAlias
 
 import pytest
 import requests
 
+from emulator.server import EmulatorServer
 from lattigo_fleet.cli import build_parser
 from lattigo_fleet.commands.usage import main as usage_main
 from lattigo_fleet.usage.report import differs
 from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
 from tests.e2e.fleets import iccid, imei
-from tests.e2e.harness import REPO
+from tests.e2e.harness import REPO, PulumiStack
 
 TODAY = datetime.now(UTC).date()
 START = TODAY - timedelta(days=6)
@@ -28,7 +31,7 @@ COST_CENTERS = ("Fleet-East", "Fleet-West", "Cold-Chain")
 N = 9
 
 
-def env_for(emulator, **extra: str) -> dict[str, str]:
+def env_for(emulator: EmulatorServer, **extra: str) -> dict[str, str]:
     return {
         "LATTIGO_ENDPOINT": emulator.base_url,
         "LATTIGO_KEY_NAME": EMULATOR_KEY_NAME,
@@ -56,8 +59,11 @@ def planted_bytes(i: int, k: int) -> int:
     return (i + 1) * 1_000_000 + k * 7_919
 
 
+Account: TypeAlias = tuple[EmulatorServer, Path, Path]  # the `account` fixture: (emulator, fleet.yaml, cache)
+
+
 @pytest.fixture
-def account(fresh_emulator, tmp_path):
+def account(fresh_emulator: EmulatorServer, tmp_path: Path) -> Account:
     """N active SIMs over three cost centers, a fleet.yaml grouping (and limiting) some of them, and
     START..TODAY of usage recorded through the admin API."""
     base = fresh_emulator.base_url
@@ -81,7 +87,14 @@ def account(fresh_emulator, tmp_path):
     return fresh_emulator, fleet, tmp_path / "cache.sqlite"
 
 
-def run(emulator, fleet, cache, *argv: str, env: dict[str, str] | None = None, capsys=None):
+def run(
+    emulator: EmulatorServer,
+    fleet: Path,
+    cache: Path,
+    *argv: str,
+    env: dict[str, str] | None = None,
+    capsys: pytest.CaptureFixture[str] | None = None,
+) -> tuple[int, str, str]:
     args = build_parser().parse_args(["usage", "--fleet", str(fleet), "--cache", str(cache), "--no-progress", *argv])
     out, err = io.StringIO(), io.StringIO()
     code = usage_main(args, out=out, err=err, env=env or env_for(emulator))
@@ -89,7 +102,7 @@ def run(emulator, fleet, cache, *argv: str, env: dict[str, str] | None = None, c
     return code, out.getvalue(), err.getvalue() + printed
 
 
-def emulator_daily(emulator, start: date, end: date) -> dict[str, dict[str, int]]:
+def emulator_daily(emulator: EmulatorServer, start: date, end: date) -> dict[str, dict[str, int]]:
     """The emulator's own daily figures, read from its store (not through the API under test)."""
     rows = emulator.backend.store.conn.execute(
         "SELECT s.iccid, d.date_for, d.bytes_used FROM daily_usage d JOIN sims s ON s.id = d.sim_id "
@@ -102,7 +115,7 @@ def emulator_daily(emulator, start: date, end: date) -> dict[str, dict[str, int]
     return out
 
 
-def test_the_report_matches_the_emulators_figures(account):
+def test_the_report_matches_the_emulators_figures(account: Account) -> None:
     emulator, fleet, cache = account
     code, out, _ = run(emulator, fleet, cache, "--from", START.isoformat(), "--to", END.isoformat(), "--json")
     assert code == 0
@@ -132,7 +145,7 @@ def test_the_report_matches_the_emulators_figures(account):
         }
 
 
-def test_month_to_date_matches_the_emulators_monthly_counter(account):
+def test_month_to_date_matches_the_emulators_monthly_counter(account: Account) -> None:
     emulator, fleet, cache = account
     code, out, _ = run(emulator, fleet, cache, "--json")
     assert code in (0, 2)
@@ -142,7 +155,7 @@ def test_month_to_date_matches_the_emulators_monthly_counter(account):
     assert {s["iccid"]: s["bytes"] for s in data["sims"]} == {i: monthly[i] for i in monthly}
 
 
-def test_sims_over_a_share_of_their_declared_limit(account):
+def test_sims_over_a_share_of_their_declared_limit(account: Account) -> None:
     emulator, fleet, cache = account
     code, out, _ = run(emulator, fleet, cache, "--over", "80%")
     month = emulator_daily(emulator, TODAY.replace(day=1), TODAY)
@@ -158,7 +171,7 @@ def test_sims_over_a_share_of_their_declared_limit(account):
     assert code == (2 if expected else 0)
 
 
-def test_the_skew_fault_gives_exactly_the_planted_discrepancies(account):
+def test_the_skew_fault_gives_exactly_the_planted_discrepancies(account: Account) -> None:
     emulator, fleet, cache = account
     emulator.set_faults(thingspace_usage_skew=0.10, thingspace_duplicate_days=True, thingspace_page_days=4)
     chart = cache.parent / "usage.html"
@@ -208,7 +221,7 @@ def test_the_skew_fault_gives_exactly_the_planted_discrepancies(account):
     assert code == 0 and "no day differs" in out
 
 
-def test_429s_are_ridden_out_and_the_second_run_reads_nothing(account):
+def test_429s_are_ridden_out_and_the_second_run_reads_nothing(account: Account) -> None:
     emulator, fleet, cache = account
     emulator.set_faults(rate_limit_per_second=15, rate_limit_burst=3)
     emulator.clear_requests()
@@ -231,7 +244,9 @@ def test_429s_are_ridden_out_and_the_second_run_reads_nothing(account):
     assert warm["sims"] == cold["sims"] and warm["compare"] == cold["compare"]
 
 
-def test_a_refused_thingspace_login_is_one_line_without_the_password(account, capsys):
+def test_a_refused_thingspace_login_is_one_line_without_the_password(
+    account: Account, capsys: pytest.CaptureFixture[str]
+) -> None:
     emulator, fleet, cache = account
     emulator.clear_requests()
     secret = "wrong-pa55word-xyz"
@@ -246,7 +261,7 @@ def test_a_refused_thingspace_login_is_one_line_without_the_password(account, ca
     assert len(logins) == 1  # never retried: five failures lock the account
 
 
-def test_missing_thingspace_credentials_are_named(account, capsys):
+def test_missing_thingspace_credentials_are_named(account: Account, capsys: pytest.CaptureFixture[str]) -> None:
     emulator, fleet, cache = account
     env = {k: v for k, v in env_for(emulator).items() if "THINGSPACE" not in k}
     code, _, err = run(emulator, fleet, cache, "--compare", env=env, capsys=capsys)
@@ -255,7 +270,7 @@ def test_missing_thingspace_credentials_are_named(account, capsys):
     assert "lattigo:thingspacePassword (LATTIGO_THINGSPACE_PASSWORD)" in err
 
 
-def test_the_cli_prints_tables_and_csv(account):
+def test_the_cli_prints_tables_and_csv(account: Account) -> None:
     emulator, fleet, cache = account
     env = {**os.environ, **env_for(emulator), "PYTHONPATH": str(REPO)}
     base = [
@@ -283,7 +298,9 @@ def test_the_cli_prints_tables_and_csv(account):
     assert sum(int(line.rsplit(",", 1)[1]) for line in lines[1:]) == sum(sum(d.values()) for d in truth.values())
 
 
-def test_credentials_from_the_stack_config(account, fleet_stack, capsys):
+def test_credentials_from_the_stack_config(
+    account: Account, fleet_stack: PulumiStack, capsys: pytest.CaptureFixture[str]
+) -> None:
     emulator, fleet, cache = account
     stack = fleet_stack
     (stack.project_dir / "fleet.yaml").write_text(fleet.read_text())
@@ -328,7 +345,9 @@ def test_credentials_from_the_stack_config(account, fleet_stack, capsys):
     assert EMULATOR_API_KEY not in proc.stdout + proc.stderr
 
 
-def test_a_broken_cache_is_rebuilt_and_a_directory_in_its_place_is_one_line(account, capsys):
+def test_a_broken_cache_is_rebuilt_and_a_directory_in_its_place_is_one_line(
+    account: Account, capsys: pytest.CaptureFixture[str]
+) -> None:
     emulator, fleet, cache = account
     window = ["--from", START.isoformat(), "--to", END.isoformat(), "--json"]
     code, out, _ = run(emulator, fleet, cache, *window)
