@@ -17,14 +17,31 @@ def pulumi_bin() -> str:
     return pulumi_bin_dir()
 
 
+TemplateKey = tuple[str, str | None, str]
+
+
+@pytest.fixture(scope="session")
+def stack_templates() -> dict[TemplateKey, PulumiStack]:
+    """Stacks made once per session (`stack init`, config), copied for each test (PulumiStack.copy_to)."""
+    return {}
+
+
 @pytest.fixture
-def stack_factory(tmp_path: Path, pulumi_bin: str) -> StackFactory:
+def stack_factory(
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    pulumi_bin: str,
+    stack_templates: dict[TemplateKey, PulumiStack],
+) -> StackFactory:
     """make(main_py=None, name="test") -> PulumiStack in a fresh project under tmp_path."""
     made: list[PulumiStack] = []
 
     def make(main_py: str | None = None, name: str = "test") -> PulumiStack:
-        root = tmp_path / f"stack-{len(made)}"
-        stack = PulumiStack(make_project(root / "project", main_py), root, name, bin_dir=pulumi_bin)
+        key: TemplateKey = ("plain", main_py, name)
+        if key not in stack_templates:
+            root = tmp_path_factory.mktemp("stack-template")
+            stack_templates[key] = PulumiStack(make_project(root / "project", main_py), root, name, bin_dir=pulumi_bin)
+        stack = stack_templates[key].copy_to(tmp_path / f"stack-{len(made)}")
         made.append(stack)
         return stack
 
@@ -37,15 +54,28 @@ def admin(fresh_emulator: EmulatorServer) -> Admin:
 
 
 @pytest.fixture
-def fleet_stack(stack_factory: StackFactory, fresh_emulator: EmulatorServer) -> PulumiStack:
+def fleet_stack(
+    stack_factory: StackFactory,
+    fresh_emulator: EmulatorServer,
+    tmp_path: Path,
+    stack_templates: dict[TemplateKey, PulumiStack],
+) -> PulumiStack:
     """A stack of the real program pointed at the emulator; write_fleet(text) sets its fleet.yaml."""
-    stack = stack_factory()
-    stack.set_config("lattigo:endpoint", fresh_emulator.base_url)
-    stack.set_config("lattigo:keyName", EMULATOR_KEY_NAME)
-    stack.set_config("lattigo:apiKey", EMULATOR_API_KEY, secret=True)
-    # A wide merge window makes "concurrent calls share one request" deterministic enough to assert on.
-    stack.set_config("lattigo-fleet:batchWindowMs", "400")
-    stack.set_config("lattigo-fleet:activationTimeout", "60")
+    key: TemplateKey = ("fleet", fresh_emulator.base_url, "test")
+    if key not in stack_templates:
+        template = stack_factory()
+        template.set_configs(
+            {
+                "lattigo:endpoint": fresh_emulator.base_url,
+                "lattigo:keyName": EMULATOR_KEY_NAME,
+                # A wide merge window makes "concurrent calls share one request" deterministic enough to assert on.
+                "lattigo-fleet:batchWindowMs": "400",
+                "lattigo-fleet:activationTimeout": "60",
+            },
+            secret={"lattigo:apiKey": EMULATOR_API_KEY},
+        )
+        stack_templates[key] = template
+    stack = stack_templates[key].copy_to(tmp_path / "fleet-stack")
 
     def write_fleet(text: str) -> None:
         (stack.project_dir / "fleet.yaml").write_text(text)
