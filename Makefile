@@ -20,7 +20,7 @@ export PULUMI_CONFIG_PASSPHRASE ?= lattigo-fleet-demo
 PULUMI_BIN = $(shell scripts/ensure-pulumi.sh)
 WITH_PULUMI = PATH="$(PULUMI_BIN):$(abspath $(VENV))/bin:$$PATH"
 
-.PHONY: help setup venv engine env test check lint demo bench clean
+.PHONY: help setup venv engine env test check lint wheel-check demo bench clean
 
 help:
 	@echo "make demo   - run the demo: emulator + pulumi preview/up on fleet.yaml"
@@ -29,6 +29,7 @@ help:
 	@echo "make setup  - only build the virtualenv and the Pulumi CLI"
 	@echo "eval \"\$$(make -s env)\"  - put pulumi and lattigo-fleet on this shell's PATH"
 	@echo "make bench  - scale runs (not part of the tests)"
+	@echo "make wheel-check - build the wheel, install it as the pre-commit hook does, run the hook (part of make test)"
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -66,6 +67,11 @@ test: setup lint
 # The fast loop: lint, types, and every test but the end-to-end ones (no Pulumi CLI needed).
 check: lint
 	$(VENV)/bin/pytest -q -m fast
+
+# The wheel on its own (tests/packaging): built from the working tree, installed by pre-commit into a fresh
+# virtualenv as .pre-commit-hooks.yaml does for users, the hook run on a sample fleet repository. No Pulumi CLI.
+wheel-check: venv
+	$(VENV)/bin/pytest -q tests/packaging
 
 demo: setup
 	$(WITH_PULUMI) $(VENV)/bin/lattigo-fleet demo

@@ -1,7 +1,11 @@
-"""The JSON Schema of fleet.yaml, ``schemas/fleet.schema.json``: the single source of the field rules.
+"""The JSON Schema of fleet.yaml: the single source of the field rules.
 
-:func:`fleet_schema` reads it once; ``_validator`` gives the validator for fleet.yaml (``"main"``) or
-for a fleet.d file (``"fragment"``).
+It ships inside the package, ``lattigo_fleet/spec/fleet.schema.json`` (:data:`SCHEMA_RESOURCE`), so an
+installed wheel has it: :func:`fleet_schema` reads it from there, once, with :mod:`importlib.resources`.
+``schemas/fleet.schema.json`` at the top of a source checkout (:data:`SCHEMA_PATH`) is the copy users read and
+editors point at (``# yaml-language-server: $schema=...``); it is not in the wheel, and the code never opens
+it. Edit the package copy and copy it over: tests/packaging/test_wheel.py pins the two byte-equal.
+``_validator`` gives the validator for fleet.yaml (``"main"``) or for a fleet.d file (``"fragment"``).
 """
 
 from __future__ import annotations
@@ -9,19 +13,28 @@ from __future__ import annotations
 import json
 import re
 from functools import lru_cache
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Final
 
 from jsonschema import Draft202012Validator
 
+SCHEMA_RESOURCE: Final[Traversable] = files("lattigo_fleet.spec").joinpath("fleet.schema.json")
+"""The schema the code reads: package data, present in a source checkout and in an installed wheel alike."""
+
 SCHEMA_PATH: Final = Path(__file__).resolve().parent.parent.parent / "schemas" / "fleet.schema.json"
+"""The published copy, ``schemas/fleet.schema.json``: exists in a source checkout only (byte-equal to
+:data:`SCHEMA_RESOURCE`, a test says so); an installed package has no such file."""
 
 
 @lru_cache(maxsize=1)
 def fleet_schema() -> dict[str, Any]:
-    """The JSON Schema of fleet.yaml (``schemas/fleet.schema.json``)."""
-    with open(SCHEMA_PATH, encoding="utf-8") as f:
-        return json.load(f)
+    """The JSON Schema of fleet.yaml (:data:`SCHEMA_RESOURCE`)."""
+    schema: object = json.loads(SCHEMA_RESOURCE.read_text(encoding="utf-8"))
+    if not isinstance(schema, dict):
+        raise TypeError(f"{SCHEMA_RESOURCE}: a JSON Schema is an object, not {type(schema).__name__}")
+    return schema
 
 
 @lru_cache(maxsize=1)
