@@ -68,4 +68,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Markers by what a test drives: `e2e` (tests/e2e: the real pulumi CLI, minutes) and `fast` (the rest:
     the library, the emulator over loopback, seconds). `make check` runs `-m fast`; `make test` runs all."""
     for item in items:
-        item.add_marker(pytest.mark.e2e if "/tests/e2e/" in str(item.path) else pytest.mark.fast)
+        if "/tests/e2e/" in str(item.path) or item.get_closest_marker("e2e") is not None:
+            item.add_marker(pytest.mark.e2e)  # also a slow test outside tests/e2e (tests/packaging builds a wheel)
+        else:
+            item.add_marker(pytest.mark.fast)
