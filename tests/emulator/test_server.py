@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,8 @@ def test_command_line_arguments() -> None:
 
 def test_faults_given_at_start() -> None:
     with EmulatorServer(key_name="a", api_key="b", rate_limit_per_second=1, latency_ms=1) as srv:
+        pinned = time.time()  # the clock stands still: the bucket (1 token) does not refill however slow the calls
+        srv.backend.store.clock.source = lambda: pinned
         statuses = [requests.get(srv.base_url + "/v2/users", auth=srv.auth, timeout=10).status_code for _ in range(3)]
         assert 429 in statuses
         assert srv.faults.settings()["latency_ms"] == 1

@@ -255,7 +255,8 @@ def test_usage_errors(ts: ThingSpace, sample_sim: dict[str, Any]) -> None:
     assert form.status_code == 400  # Content-Type must be application/json
 
 
-def test_thingspace_rate_limit_and_log(ts: ThingSpace, admin: Admin) -> None:
+def test_thingspace_rate_limit_and_log(ts: ThingSpace, admin: Admin, frozen_clock: float) -> None:
+    # the clock stands still, so the bucket (1 token) does not refill between the logins however slow they are
     bearer = ts.bearer()
     admin.faults(rate_limit_per_second=1)
     statuses = [ts.login(bearer).status_code for _ in range(4)]
