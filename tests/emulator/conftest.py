@@ -34,7 +34,8 @@ def frozen_clock(fresh_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
 
 @pytest.fixture(params=ENCODINGS)
 def encoding(request: pytest.FixtureRequest) -> str:
-    return request.param
+    name: str = request.param
+    return name
 
 
 @pytest.fixture

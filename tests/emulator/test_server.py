@@ -82,6 +82,7 @@ def test_cli_prints_its_url_and_stops_cleanly(tmp_path: Path) -> None:
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    assert proc.stdout is not None  # stdout=PIPE
     try:
         line = proc.stdout.readline()
         match = re.search(r"(http://127\.0\.0\.1:\d+)", line)
@@ -147,7 +148,7 @@ def test_concurrent_requests_are_safe(api: Api, admin: Admin) -> None:
     errors: list[str] = []
 
     def worker(k: int) -> None:
-        session = Api(api.base, api.session.auth)
+        session = Api(api.base, api.auth)
         for n in range(10):
             name = names[(k * 10 + n) % len(names)]
             r1 = session.put(f"/v2/devices/{name}/note", {"field_name": "note", "note": f"w{k}"})
