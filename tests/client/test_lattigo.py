@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from emulator.seeds import CALAMP_EVENT_CODES, demo_account
 from emulator.server import EmulatorServer
 from lattigo_fleet.client import (
     ActivationRow,
@@ -46,7 +47,9 @@ def test_devices_names_and_state_filter(emu: EmulatorServer, client: LattigoClie
     add_active(emu, 3, 2, state="suspended")
     add_inventory(emu, 5, 2)  # not listed: never activated
     names = list(client.devices(details=False))
-    assert len(names) == 5 and all(isinstance(n, str) for n in names)
+    listed = {iccid(n) for n in range(5)}
+    assert sorted(names) == sorted(s["device_name"] for s in emu.sims() if s["iccid"] in listed)
+    assert all(isinstance(n, str) for n in names)
     suspended = list(client.devices(state="suspended"))
     assert sorted(d["iccid"] for d in suspended) == [iccid(3), iccid(4)]
 
@@ -511,20 +514,46 @@ def test_reports_messages_and_events_on_the_demo_account(emu: EmulatorServer, cl
     client.per_page = 50
     active = next(d for d in client.devices(state="active") if (d.get("note") or "").startswith("Truck"))
     iccid_ = active["iccid"]
-    now = emu.backend.now()
-    start, end = now - timedelta(days=30), now
+    # The seed's first SIM: a Fleet-East tracker with one CalAmp message a day at 06:00 UTC (its device report
+    # 5 s later) for 90 days, and three SMS (3, 14 and 25 days ago: a PING, the device's answer, a PING).
+    seeded = demo_account()["sims"][0]
+    mobile_id = seeded["imei"][-10:]
+    assert (iccid_, active["note"]) == (seeded["iccid"], "Truck 0001")
+    today = emu.backend.now().date()
+    days = [today - timedelta(days=back) for back in range(30, 0, -1)]  # the 30 whole days before today
+    start, end = datetime.combine(days[0], time(0), UTC), datetime.combine(today, time(0), UTC)
+
     reports = client.device_reports(iccid_, start_date=start, end_date=end, limit=500)
-    assert isinstance(reports, list)
+    assert [r["created_at"] for r in reports] == [f"{d}T06:00:05Z" for d in reversed(days)]  # newest first
     messages = client.calamp_messages(iccid_, start, end)
+    assert [m["created_at"] for m in messages] == [f"{d}T06:00:00Z" for d in days]
+    assert {m["mobile_id"] for m in messages} == {mobile_id}
+    assert {m["event_code"] for m in messages} == set(CALAMP_EVENT_CODES)
+    of_day = {m["created_at"][:10]: m for m in messages}
+    for report in reports:  # each report tells the event and the position of that day's message
+        message = of_day[report["created_at"][:10]]
+        assert [report[k] for k in ("event_code", "latitude", "longitude", "speed")] == [
+            message[k] for k in ("event_code", "latitude", "longitude", "speed")
+        ]
     last = client.last_calamp_message(iccid_)
-    assert isinstance(messages, list) and (last is None or "event_code" in last)
-    if messages:
-        code = messages[0]["event_code"]
-        assert all(m["event_code"] == code for m in client.calamp_messages(iccid_, start, end, event_code=code))
-        events = client.calamp_events(code, start, end)
-        assert events and all(e["event_code"] == code for e in events)
-    sms = client.get_sms(iccid_, start_date=start.date(), end_date=end.date(), direction="all")
-    assert isinstance(sms, list)
+    assert last is not None and last == client.calamp_messages(iccid_, days[-1], emu.backend.now())[-1]
+
+    code = messages[0]["event_code"]
+    ours = [m for m in messages if m["event_code"] == code]
+    assert 0 < len(ours) < len(messages)
+    assert client.calamp_messages(iccid_, start, end, event_code=code) == ours
+    events = client.calamp_events(code, start, end)
+    assert all(e["event_code"] == code for e in events)
+    assert [e for e in events if e["mobile_id"] == mobile_id] == ours  # this SIM's, among the other trackers'
+    assert len({e["mobile_id"] for e in events}) > 1
+
+    sms = client.get_sms(iccid_, start_date=days[0], end_date=today, direction="all")
+    assert [(s["event_type"], s["message_body"]) for s in sms] == [
+        ("MT", "PING"),
+        ("MO", "ACK location ok"),
+        ("MT", "PING"),
+    ]
+    assert [s["event_type"] for s in client.get_sms(iccid_, days[0], today, direction="sent")] == ["MT", "MT"]
     with pytest.raises(ValueError):
         client.get_sms(iccid_, direction="sideways")
 

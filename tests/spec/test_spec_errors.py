@@ -663,7 +663,8 @@ def test_a_link_within_the_fleets_directory_is_read(tmp_path: Path) -> None:
     (tmp_path / "fleet.d").mkdir()
     (tmp_path / "fleet.d" / "east.yaml").symlink_to(tmp_path / "shared" / "east.yaml")
     (tmp_path / "fleet.yaml").write_text('version: 1\nsims:\n  - {iccid: "89014103211118510720"}\n')
-    assert len(load_fleet(tmp_path / "fleet.yaml").sims) == 2
+    sims = load_fleet(tmp_path / "fleet.yaml").sims
+    assert [s.iccid for s in sims] == ["89014103211118510720", "89014103211118510721"]  # the linked file's SIM too
 
 
 def test_a_message_quotes_only_a_short_escaped_excerpt_of_a_value(tmp_path: Path) -> None:

@@ -240,9 +240,17 @@ def test_issues_never_carry_ruamel_stream_names(issues: FleetIssues) -> None:
 
 def test_fleet_error_issues_are_sorted_and_complete(issues: FleetIssues) -> None:
     """A bomb in a fleet.d file does not hide the issues of fleet.yaml."""
-    found = issues({"fleet.yaml": V + f'sims:\n  - {{iccid: "{A}", state: bogus}}\n', "fleet.d/a.yaml": laughs()[11:]})
-    assert [i.file for i in found] == ["fleet.yaml", "fleet.d/a.yaml"]
-    assert isinstance(FleetError(found), FleetError)
+    bomb = laughs()[11:]  # without its "version: 1" line
+    found = issues({"fleet.yaml": V + f'sims:\n  - {{iccid: "{A}", state: bogus}}\n', "fleet.d/a.yaml": bomb})
+    # complete: the state of fleet.yaml and the bomb of fleet.d/a.yaml, each at its place; sorted: by file
+    assert [(i.file, i.line, i.field) for i in found] == [
+        ("fleet.yaml", 3, "sims[0].state"),
+        ("fleet.d/a.yaml", 7, "x-g[0]"),
+    ]
+    assert found[0].message.startswith("must be one of active,") and found[0].message.endswith('not "bogus"')
+    assert at(bomb, found[1]).startswith("*f") and "YAML bomb" in found[1].message
+    # and the error prints them in that order, one per line
+    assert str(FleetError(found)).splitlines() == [str(i) for i in found]
 
 
 def test_aliases_of_long_strings_are_bounded_by_the_text_they_expand_to(tmp_path: Path) -> None:
