@@ -2,7 +2,8 @@
 
 - ``rate_limit_per_second``: a token bucket per key (Lattigo key_name, ThingSpace app key); an empty bucket
   answers 429 with ``Retry-After`` (whole seconds). ``rate_limit_burst`` sets the bucket size (default:
-  the rate, at least 1).
+  the rate, at least 1). The buckets refill on the clock given to :class:`Faults` (the server gives the
+  emulated clock, so advancing it refills them).
 - ``error_rate``: the fraction of API requests answered with ``error_status`` (default 500).
 - ``latency_ms``: added to every API request.
 - ``fail_next``: ``[{"path", "status", "count", "method"?, "retry_after"?, "message"?, "skip"?, "after"?,
@@ -27,6 +28,7 @@ import math
 import random
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from emulator.errors import BadRequest
@@ -62,7 +64,11 @@ def _number(value: Any, name: str, minimum: float | None = None, maximum: float 
 
 
 class Faults:
-    """Current fault settings plus the per-key token buckets. Thread-safe."""
+    """Current fault settings plus the per-key token buckets. Thread-safe.
+
+    ``clock`` gives the seconds the buckets refill by (default ``time.monotonic``; the server passes the
+    emulated clock's ``timestamp``).
+    """
 
     def __init__(
         self,
@@ -70,9 +76,11 @@ class Faults:
         error_rate: float = 0.0,
         latency_ms: float = 0,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._lock = threading.Lock()
         self._rng = rng or random.Random()
+        self._clock = clock
         self._settings = _defaults()
         self._buckets: dict[str, tuple[float, float]] = {}
         self.update(
@@ -226,9 +234,10 @@ class Faults:
             if not rate:
                 return None
             burst = float(self._settings["rate_limit_burst"] or max(1.0, rate))
-            now = time.monotonic()
+            now = self._clock()
             tokens, last = self._buckets.get(principal, (burst, now))
-            tokens = min(burst, tokens + (now - last) * rate)
+            # a clock put back (a reset of the emulated clock, a wall-clock step) refills nothing
+            tokens = min(burst, tokens + max(0.0, now - last) * rate)
             if tokens >= 1.0:
                 self._buckets[principal] = (tokens - 1.0, now)
                 return None

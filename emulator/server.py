@@ -63,7 +63,9 @@ class EmulatorServer:
         self.threads = threads
         self.activation_delay = float(activation_delay)
         self.backend = Backend(db=db, keys=pairs, activation_delay=activation_delay, seed=seed)
-        self.faults = Faults(rate_limit_per_second, error_rate, latency_ms)
+        # the rate limiter's buckets refill on the emulated clock: advancing it (admin API, advance_clock)
+        # is waiting, for them too
+        self.faults = Faults(rate_limit_per_second, error_rate, latency_ms, clock=self.backend.store.clock.timestamp)
         self.log = RequestLog()
         self.app = create_app(self.backend, self.faults, self.log)
         self._map: dict[Any, Any] = {}

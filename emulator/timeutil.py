@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 from emulator.errors import BadRequest
@@ -27,16 +28,21 @@ _FALLBACK_FORMATS = (
 
 
 class Clock:
-    """Wall-clock UTC time plus an offset that the admin API can move forward."""
+    """Wall-clock UTC time plus an offset that the admin API can move forward.
 
-    def __init__(self, offset_seconds: float = 0.0) -> None:
+    ``source`` is where the wall-clock seconds come from (``time.time``); a test may replace it with a fixed
+    value, so that only ``advance_clock`` moves the emulated time.
+    """
+
+    def __init__(self, offset_seconds: float = 0.0, source: Callable[[], float] = time.time) -> None:
         self.offset_seconds = offset_seconds
+        self.source = source
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(time.time() + self.offset_seconds, UTC)
+        return datetime.fromtimestamp(self.timestamp(), UTC)
 
     def timestamp(self) -> float:
-        return time.time() + self.offset_seconds
+        return self.source() + self.offset_seconds
 
 
 def fmt(dt: datetime | None) -> str | None:

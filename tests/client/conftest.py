@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from emulator.server import EmulatorServer
 from lattigo_fleet.client import LattigoClient, ThingSpaceClient
 from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
 
@@ -43,7 +44,7 @@ class Clock:
 
 
 @pytest.fixture
-def emu(fresh_emulator):
+def emu(fresh_emulator: EmulatorServer) -> EmulatorServer:
     return fresh_emulator
 
 
@@ -58,7 +59,7 @@ def audit_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def client(emu, clock: Clock, audit_path: Path) -> Iterator[LattigoClient]:
+def client(emu: EmulatorServer, clock: Clock, audit_path: Path) -> Iterator[LattigoClient]:
     c = LattigoClient(
         emu.base_url,
         EMULATOR_KEY_NAME,
@@ -74,7 +75,7 @@ def client(emu, clock: Clock, audit_path: Path) -> Iterator[LattigoClient]:
 
 
 @pytest.fixture
-def ts(emu, clock: Clock) -> Iterator[ThingSpaceClient]:
+def ts(emu: EmulatorServer, clock: Clock) -> Iterator[ThingSpaceClient]:
     c = ThingSpaceClient(
         emu.base_url,
         EMULATOR_KEY_NAME,
@@ -89,19 +90,21 @@ def ts(emu, clock: Clock) -> Iterator[ThingSpaceClient]:
     c.close()
 
 
-def add_active(emu, start: int, count: int, **fields: Any) -> list[str]:
+def add_active(emu: EmulatorServer, start: int, count: int, **fields: Any) -> list[str]:
     emu.add_sims(
         [{"iccid": iccid(n), "imei": imei(n), "state": "active", **fields} for n in range(start, start + count)]
     )
     return [iccid(n) for n in range(start, start + count)]
 
 
-def add_inventory(emu, start: int, count: int) -> list[str]:
+def add_inventory(emu: EmulatorServer, start: int, count: int) -> list[str]:
     emu.add_sims([{"iccid": iccid(n), "imei": imei(n)} for n in range(start, start + count)])
     return [iccid(n) for n in range(start, start + count)]
 
 
-def api_requests(emu, path_suffix: str | None = None, method: str | None = None) -> list[dict[str, Any]]:
+def api_requests(
+    emu: EmulatorServer, path_suffix: str | None = None, method: str | None = None
+) -> list[dict[str, Any]]:
     out = []
     for entry in emu.requests_log():
         if path_suffix is not None and not entry["path"].rstrip("/").endswith(path_suffix):

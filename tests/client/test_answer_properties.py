@@ -91,7 +91,9 @@ def answers(draw: st.DrawFn) -> tuple[int, dict[str, str], bytes]:
 
 @settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(answer=answers())
-def test_any_answer_to_any_endpoint_is_a_typed_result_or_a_lattigo_error(answer):
+def test_any_answer_to_any_endpoint_is_a_typed_result_or_a_lattigo_error(
+    answer: tuple[int, dict[str, str], bytes],
+) -> None:
     """Each generated answer is given to every endpoint in turn (generating is the costly part)."""
     status, headers, body = answer
     for endpoint, (call, well_typed) in ENDPOINTS.items():
@@ -108,7 +110,7 @@ def test_any_answer_to_any_endpoint_is_a_typed_result_or_a_lattigo_error(answer)
 
 
 @pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
-def test_a_200_that_is_not_the_documented_shape_is_never_a_full_success(endpoint):
+def test_a_200_that_is_not_the_documented_shape_is_never_a_full_success(endpoint: str) -> None:
     """The bugs of the issue as a table: the error object, an empty array, a bare string."""
     call, _ = ENDPOINTS[endpoint]
     for body in ({"error": "internal failure"}, "OK"):

@@ -7,6 +7,7 @@ failing alone, an error that stops the operation) and pins the JSON lines the au
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +19,19 @@ from lattigo_fleet.client import (
     LattigoClient,
     LattigoError,
 )
-from tests.client.stub import start_stub
+from tests.client.stub import Reply, Stub, StubRequest, start_stub
 
 KEY, SECRET = "stub-key", "stub-secret-value"
 A, B, C = "8901" + "1" * 16, "8901" + "2" * 16, "8901" + "3" * 16
 IMEI = "351234567890123"
 OPS = "v2/device_operations"
 
+#: ``make(**kw)``: a client of the stub (``max_retries`` 1, no sleeping) writing its audit log under tmp_path
+MakeClient = Callable[..., LattigoClient]
+
 
 @pytest.fixture
-def stub():
+def stub() -> Iterator[Stub]:
     stub, server = start_stub()
     yield stub
     server.shutdown()
@@ -35,7 +39,7 @@ def stub():
 
 
 @pytest.fixture
-def make(stub, tmp_path: Path):
+def make(stub: Stub, tmp_path: Path) -> MakeClient:
     path = tmp_path / "audit.jsonl"
 
     def make(**kw: Any) -> LattigoClient:
@@ -53,11 +57,11 @@ def audit(client: LattigoClient) -> list[dict[str, Any]]:
     return lines
 
 
-def sent(stub) -> list[tuple[str, str, Any]]:
+def sent(stub: Stub) -> list[tuple[str, str, Any]]:
     return [(r.method, r.path, r.body) for r in stub.requests]
 
 
-def test_set_note_ok(stub, make):
+def test_set_note_ok(stub: Stub, make: MakeClient) -> None:
     stub.handler = lambda req: (200, {}, {A: "Success"})
     client = make()
     client.set_note(A, "note1", "hello")
@@ -75,7 +79,7 @@ def test_set_note_ok(stub, make):
     ]
 
 
-def test_set_note_refused_raises_and_records_the_refusal(stub, make):
+def test_set_note_refused_raises_and_records_the_refusal(stub: Stub, make: MakeClient) -> None:
     stub.handler = lambda req: (200, {}, {A: "Error: note too long"})
     client = make()
     with pytest.raises(LattigoError) as info:
@@ -95,7 +99,7 @@ def test_set_note_refused_raises_and_records_the_refusal(stub, make):
     ]
 
 
-def test_set_note_http_error_records_the_error(stub, make):
+def test_set_note_http_error_records_the_error(stub: Stub, make: MakeClient) -> None:
     stub.handler = lambda req: (404, {}, {"error": "Device not found"})
     client = make()
     with pytest.raises(LattigoError) as info:
@@ -113,7 +117,7 @@ def test_set_note_http_error_records_the_error(stub, make):
     ]
 
 
-def test_cellular_locate_ok_and_refused(stub, make):
+def test_cellular_locate_ok_and_refused(stub: Stub, make: MakeClient) -> None:
     answers = iter([{A: {"lat": 1.5, "lng": 2.5}}, {B: "Error: not supported"}])
     stub.handler = lambda req: (200, {}, next(answers))
     client = make()
@@ -139,10 +143,10 @@ def test_cellular_locate_ok_and_refused(stub, make):
     ]
 
 
-def test_activation_partial_then_5xx_recovered(stub, make):
+def test_activation_partial_then_5xx_recovered(stub: Stub, make: MakeClient) -> None:
     posts = {"n": 0}
 
-    def handler(req):
+    def handler(req: StubRequest) -> Reply:
         if req.path.endswith("activation_request"):
             posts["n"] += 1
             if posts["n"] == 1:
@@ -191,7 +195,7 @@ def test_activation_partial_then_5xx_recovered(stub, make):
     ]
 
 
-def test_activation_refused_whole(stub, make):
+def test_activation_refused_whole(stub: Stub, make: MakeClient) -> None:
     stub.handler = lambda req: (422, {}, {"error": "Rate plan not found"})
     client = make()
     result = client.activate([ActivationRow(A, IMEI), ActivationRow(B, IMEI)], "nope")
@@ -209,8 +213,8 @@ def test_activation_refused_whole(stub, make):
     ]
 
 
-def test_bulk_chunk_failing_alone_and_partial(stub, make):
-    def handler(req):
+def test_bulk_chunk_failing_alone_and_partial(stub: Stub, make: MakeClient) -> None:
+    def handler(req: StubRequest) -> Reply:
         names = req.body["device_names"]
         if "1" in names:
             return 400, {}, {"error": "bad chunk"}
@@ -249,8 +253,8 @@ def test_bulk_chunk_failing_alone_and_partial(stub, make):
     ]
 
 
-def test_bulk_auth_failure_stops_with_the_partial_result(stub, make):
-    def handler(req):
+def test_bulk_auth_failure_stops_with_the_partial_result(stub: Stub, make: MakeClient) -> None:
+    def handler(req: StubRequest) -> Reply:
         if "5" in req.body["device_names"]:
             return 401, {}, {"error": "Unauthorized"}
         return 200, {}, {"status": {n: "Success" for n in req.body["device_names"]}}
@@ -277,7 +281,7 @@ def test_bulk_auth_failure_stops_with_the_partial_result(stub, make):
     ]
 
 
-def test_bulk_answer_without_statuses_fails_every_device(stub, make):
+def test_bulk_answer_without_statuses_fails_every_device(stub: Stub, make: MakeClient) -> None:
     stub.handler = lambda req: (200, {}, {"something": "else"})
     client = make()
     result = client.remove_usage_limit(["7"])
@@ -297,8 +301,8 @@ def test_bulk_answer_without_statuses_fails_every_device(stub, make):
     ]
 
 
-def test_suspend_no_billing_and_upload_request(stub, make):
-    def handler(req):
+def test_suspend_no_billing_and_upload_request(stub: Stub, make: MakeClient) -> None:
+    def handler(req: StubRequest) -> Reply:
         if req.path.endswith("suspend_no_billing_request"):
             return 200, {}, {"processed": [{"iccid": A}], "unprocessed": []}
         row = {"device_index": 0, "error": '{"imei":["is invalid"]}', "input": {"imei": "1"}}
@@ -336,8 +340,8 @@ def test_suspend_no_billing_and_upload_request(stub, make):
     ]
 
 
-def test_upload_request_error_carries_the_partial_result(stub, make):
-    def handler(req):
+def test_upload_request_error_carries_the_partial_result(stub: Stub, make: MakeClient) -> None:
+    def handler(req: StubRequest) -> Reply:
         if req.body["upload_ids"][0]["imei"] == "1":
             return 200, {}, {"processed": [{"imei": "1"}], "unprocessed": []}
         return 500, {}, {"error": "boom"}
@@ -351,7 +355,7 @@ def test_upload_request_error_carries_the_partial_result(stub, make):
     assert audit(client)[1]["status"] == 500
 
 
-def test_a_call_that_cannot_be_recorded_is_not_sent(stub, tmp_path):
+def test_a_call_that_cannot_be_recorded_is_not_sent(stub: Stub, tmp_path: Path) -> None:
     """A full disk under the audit log: the call is refused before it is sent (AuditLogError), and the run
     stops on it; nothing reaches the API unrecorded."""
     from lattigo_fleet.client import AuditLogError
@@ -363,7 +367,7 @@ def test_a_call_that_cannot_be_recorded_is_not_sent(stub, tmp_path):
     assert sent(stub) == []
 
 
-def test_a_record_that_fails_to_write_after_the_call_stops_the_run(stub):
+def test_a_record_that_fails_to_write_after_the_call_stops_the_run(stub: Stub) -> None:
     """/dev/full takes the open and fails every write: the call went out, its record could not be written, so
     the error says so (the run stops) instead of the record being lost in silence."""
     from lattigo_fleet.client import AuditLogError

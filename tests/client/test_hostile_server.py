@@ -28,6 +28,7 @@ from lattigo_fleet.client import (
     LattigoClient,
     RateLimitBudgetExceeded,
     RateLimited,
+    ThingSpaceClient,
     UnexpectedAnswer,
     UnsafeRedirect,
     shapes,
@@ -118,8 +119,8 @@ def client(h: Hostile, clock: Clock | None = None, **kw: Any) -> LattigoClient:
 # --- 1. no overall deadline ----------------------------------------------------------------------------
 
 
-def test_endless_next_page_stops_at_max_pages(hostile):
-    def answer(h, seen):
+def test_endless_next_page_stops_at_max_pages(hostile: Hostile) -> None:
+    def answer(h: BaseHTTPRequestHandler, seen: Seen) -> None:
         page = int(seen.query["page"])
         reply(h, 200, [f"device-{page}"], {"X-Page": str(page), "X-Next-Page": str(page + 1)})
 
@@ -131,8 +132,8 @@ def test_endless_next_page_stops_at_max_pages(hostile):
     assert len(hostile.seen) == 25
 
 
-def test_listing_stops_when_the_servers_total_pages_says_it_is_done(hostile):
-    def answer(h, seen):
+def test_listing_stops_when_the_servers_total_pages_says_it_is_done(hostile: Hostile) -> None:
+    def answer(h: BaseHTTPRequestHandler, seen: Seen) -> None:
         page = int(seen.query["page"])  # X-Next-Page lies forever; X-Total-Pages does not
         headers = {"X-Page": str(page), "X-Next-Page": str(page + 1), "X-Total-Pages": "3"}
         reply(h, 200, [f"device-{page}"], headers)
@@ -142,8 +143,8 @@ def test_listing_stops_when_the_servers_total_pages_says_it_is_done(hostile):
     assert len(hostile.seen) == 3
 
 
-def test_listing_stops_when_the_servers_total_says_every_item_came(hostile):
-    def answer(h, seen):
+def test_listing_stops_when_the_servers_total_says_every_item_came(hostile: Hostile) -> None:
+    def answer(h: BaseHTTPRequestHandler, seen: Seen) -> None:
         page = int(seen.query["page"])
         reply(h, 200, [f"d{page}a", f"d{page}b"], {"X-Next-Page": str(page + 1), "X-Total": "4"})
 
@@ -152,14 +153,14 @@ def test_listing_stops_when_the_servers_total_says_every_item_came(hostile):
     assert len(hostile.seen) == 2
 
 
-def test_a_page_that_repeats_is_an_unexpected_answer(hostile):
+def test_a_page_that_repeats_is_an_unexpected_answer(hostile: Hostile) -> None:
     hostile.answer = lambda h, seen: reply(h, 200, ["same", "page"], {"X-Next-Page": str(int(seen.query["page"]) + 1)})
     with pytest.raises(UnexpectedAnswer, match="page 2 repeats page 1"):
         list(client(hostile).devices(details=False))
     assert len(hostile.seen) == 2
 
 
-def test_a_huge_retry_after_fails_at_once(hostile):
+def test_a_huge_retry_after_fails_at_once(hostile: Hostile) -> None:
     hostile.answer = lambda h, seen: reply(h, 429, {"error": "go away"}, {"Retry-After": "100000"})
     clock = Clock()
     with pytest.raises(RateLimitBudgetExceeded) as info:
@@ -169,7 +170,7 @@ def test_a_huge_retry_after_fails_at_once(hostile):
     assert clock.waits == [] and len(hostile.seen) == 1
 
 
-def test_retries_share_one_budget(hostile):
+def test_retries_share_one_budget(hostile: Hostile) -> None:
     hostile.answer = lambda h, seen: reply(h, 429, {"error": "busy"}, {"Retry-After": "1"})
     clock = Clock()
     with pytest.raises(RateLimitBudgetExceeded) as info:
@@ -179,7 +180,7 @@ def test_retries_share_one_budget(hostile):
 
 
 @pytest.mark.parametrize("retry_after", ["0", "-5", "Wed, 21 Oct 2015 07:28:00 GMT"])
-def test_a_zero_retry_after_storm_is_paced_and_ends_within_the_budget(hostile, retry_after):
+def test_a_zero_retry_after_storm_is_paced_and_ends_within_the_budget(hostile: Hostile, retry_after: str) -> None:
     hostile.answer = lambda h, seen: reply(h, 429, {"error": "busy"}, {"Retry-After": retry_after})
     clock = Clock()
     with pytest.raises(RateLimitBudgetExceeded) as info:
@@ -188,7 +189,7 @@ def test_a_zero_retry_after_storm_is_paced_and_ends_within_the_budget(hostile, r
     assert sum(clock.waits) <= 6 and min(clock.waits) > 0  # never sent back to back
 
 
-def test_a_retry_after_on_a_5xx_beyond_the_budget_fails_at_once(hostile):
+def test_a_retry_after_on_a_5xx_beyond_the_budget_fails_at_once(hostile: Hostile) -> None:
     hostile.answer = lambda h, seen: reply(h, 503, {"error": "maintenance"}, {"Retry-After": "50"})
     with pytest.raises(DeadlineExceeded) as info:
         client(hostile, retry_budget=10).device(ICCID)
@@ -199,7 +200,7 @@ def test_a_retry_after_on_a_5xx_beyond_the_budget_fails_at_once(hostile):
 def trickle(total: int, pause: float) -> Callable[[BaseHTTPRequestHandler, Seen], None]:
     """Announce ``total`` bytes, then send one every ``pause`` seconds (at most 5 s of it)."""
 
-    def answer(h, seen):
+    def answer(h: BaseHTTPRequestHandler, seen: Seen) -> None:
         h.send_response(200)
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(total))
@@ -217,7 +218,7 @@ def trickle(total: int, pause: float) -> Callable[[BaseHTTPRequestHandler, Seen]
     return answer
 
 
-def test_a_slow_loris_body_hits_the_response_time_bound(hostile):
+def test_a_slow_loris_body_hits_the_response_time_bound(hostile: Hostile) -> None:
     hostile.answer = trickle(10_000, 0.02)  # each byte well inside the socket timeout, the whole never
     with pytest.raises(DeadlineExceeded) as info:
         client(hostile, response_timeout=0.4, timeout=2).device(ICCID)
@@ -226,15 +227,15 @@ def test_a_slow_loris_body_hits_the_response_time_bound(hostile):
     assert len(hostile.seen) == 1  # not retried: the next answer would trickle just the same
 
 
-def test_a_body_larger_than_announced_cap_is_refused_unread(hostile):
+def test_a_body_larger_than_announced_cap_is_refused_unread(hostile: Hostile) -> None:
     hostile.answer = lambda h, seen: reply(h, 200, b"[" + b"1," * 600_000 + b"1]")
     with pytest.raises(DeadlineExceeded) as info:
         client(hostile, max_body_bytes=1024 * 1024).users()
     assert info.value.bound == "body_size" and info.value.limit == 1024 * 1024
 
 
-def test_an_unannounced_endless_body_stops_at_the_cap(hostile):
-    def answer(h, seen):
+def test_an_unannounced_endless_body_stops_at_the_cap(hostile: Hostile) -> None:
+    def answer(h: BaseHTTPRequestHandler, seen: Seen) -> None:
         h.send_response(200)
         h.send_header("Content-Type", "application/json")
         h.send_header("Connection", "close")
@@ -249,7 +250,7 @@ def test_an_unannounced_endless_body_stops_at_the_cap(hostile):
     assert info.value.bound == "body_size"
 
 
-def test_a_gzip_bomb_is_capped_after_decompression(hostile):
+def test_a_gzip_bomb_is_capped_after_decompression(hostile: Hostile) -> None:
     bomb = gzip.compress(b" " * (8 * 1024 * 1024))
     hostile.answer = lambda h, seen: reply(h, 200, bomb, {"Content-Encoding": "gzip"})
     with pytest.raises(DeadlineExceeded) as info:
@@ -260,7 +261,7 @@ def test_a_gzip_bomb_is_capped_after_decompression(hostile):
 # --- 2. a 200 that is not the documented shape is not a success ---------------------------------------
 
 
-WRONG_ROWS = [
+WRONG_ROWS: list[Any] = [  # JSON answers
     {"error": "internal failure"},
     [],
     {},
@@ -273,7 +274,7 @@ WRONG_ROWS = [
 
 
 @pytest.mark.parametrize("body", WRONG_ROWS, ids=[json.dumps(b) for b in WRONG_ROWS])
-def test_activation_answered_200_of_the_wrong_shape_accepts_nothing(hostile, body):
+def test_activation_answered_200_of_the_wrong_shape_accepts_nothing(hostile: Hostile, body: Any) -> None:
     hostile.answer = lambda h, seen: reply(h, 200, b"" if body is None else body)
     with pytest.raises(UnexpectedAnswer) as info:
         client(hostile).activate([ActivationRow(ICCID, IMEI)], "plan")
@@ -282,20 +283,20 @@ def test_activation_answered_200_of_the_wrong_shape_accepts_nothing(hostile, bod
 
 
 @pytest.mark.parametrize("body", [{}, [], "Success", {"x": 5}, None])
-def test_set_note_answered_200_of_the_wrong_shape_fails(hostile, body):
+def test_set_note_answered_200_of_the_wrong_shape_fails(hostile: Hostile, body: Any) -> None:
     hostile.answer = lambda h, seen: reply(h, 200, b"" if body is None else body)
     with pytest.raises(UnexpectedAnswer, match="v2/devices/"):
         client(hostile).set_note(ICCID, "note", "hello")
 
 
-def test_device_answered_with_an_error_object_is_not_a_device(hostile):
+def test_device_answered_with_an_error_object_is_not_a_device(hostile: Hostile) -> None:
     hostile.answer = lambda h, seen: reply(h, 200, {"error": "Device not found"})
     with pytest.raises(UnexpectedAnswer) as info:
         client(hostile).device(ICCID)
     assert "expected a device object" in str(info.value) and "is a required property" in str(info.value)
 
 
-def test_bulk_status_of_the_wrong_type_fails_those_devices(hostile):
+def test_bulk_status_of_the_wrong_type_fails_those_devices(hostile: Hostile) -> None:
     hostile.answer = lambda h, seen: reply(h, 200, {"change_status": {"1": True, "2": "Success"}})
     result = client(hostile).change_simstate(["1", "2"], "suspend", id_type="device_name")
     assert result.succeeded == [] and set(result.failed) == {"1", "2"}
@@ -321,7 +322,9 @@ DEEP = b"[" * 1_000_000
     ],
     ids=["device", "rate_plans", "users", "snapshot", "set_note", "activate", "change_simstate"],
 )
-def test_deeply_nested_json_is_an_unexpected_answer_not_a_recursion_error(hostile, call):
+def test_deeply_nested_json_is_an_unexpected_answer_not_a_recursion_error(
+    hostile: Hostile, call: Callable[[LattigoClient], Any]
+) -> None:
     hostile.answer = lambda h, seen: reply(h, 200, DEEP)
     c = client(hostile)
     try:
@@ -332,7 +335,7 @@ def test_deeply_nested_json_is_an_unexpected_answer_not_a_recursion_error(hostil
         assert "nests too deeply" in result.failed[ICCID]
 
 
-def test_a_moderately_deep_error_body_is_described_without_recursion(hostile):
+def test_a_moderately_deep_error_body_is_described_without_recursion(hostile: Hostile) -> None:
     body = b'{"error": ' + b"[" * 60 + b"]" * 60 + b"}"
     hostile.answer = lambda h, seen: reply(h, 500, body)
     result = client(hostile, max_retries=0).send_sms(["5"], "hi")
@@ -340,20 +343,20 @@ def test_a_moderately_deep_error_body_is_described_without_recursion(hostile):
 
 
 @pytest.mark.parametrize("body", [["ACME"], [{"name": 5}], [{"cost": 1}], [None], {"name": "x"}])
-def test_rate_plans_are_objects_with_a_string_name_or_an_error(hostile, body):
+def test_rate_plans_are_objects_with_a_string_name_or_an_error(hostile: Hostile, body: Any) -> None:
     hostile.answer = lambda h, seen: reply(h, 200, body)
     with pytest.raises(UnexpectedAnswer, match="rate plan"):
         client(hostile).rate_plans()
 
 
 @pytest.mark.parametrize("body", [[{"username": "x"}], [5], [None], "ops"])
-def test_users_are_strings_or_an_error(hostile, body):
+def test_users_are_strings_or_an_error(hostile: Hostile, body: Any) -> None:
     hostile.answer = lambda h, seen: reply(h, 200, body)
     with pytest.raises(UnexpectedAnswer, match="usernames"):
         client(hostile).users()
 
 
-def test_not_json_is_an_unexpected_answer(hostile):
+def test_not_json_is_an_unexpected_answer(hostile: Hostile) -> None:
     hostile.answer = lambda h, seen: reply(h, 200, b"<html>maintenance</html>")
     with pytest.raises(UnexpectedAnswer, match="not JSON"):
         client(hostile).device(ICCID)
@@ -368,7 +371,9 @@ def elsewhere() -> Iterator[Hostile]:
     server.server_close()
 
 
-def test_a_redirect_to_another_host_is_not_followed_and_the_body_stays_home(hostile, elsewhere):
+def test_a_redirect_to_another_host_is_not_followed_and_the_body_stays_home(
+    hostile: Hostile, elsewhere: Hostile
+) -> None:
     target = elsewhere.base_url.replace("127.0.0.1", "localhost") + "/v2/device_operations/activation_request"
     hostile.answer = lambda h, seen: reply(h, 307, {}, {"Location": target})
     with pytest.raises(UnsafeRedirect) as info:
@@ -378,15 +383,15 @@ def test_a_redirect_to_another_host_is_not_followed_and_the_body_stays_home(host
     assert SECRET not in str(info.value)
 
 
-def test_a_redirect_to_another_port_is_not_followed(hostile, elsewhere):
+def test_a_redirect_to_another_port_is_not_followed(hostile: Hostile, elsewhere: Hostile) -> None:
     hostile.answer = lambda h, seen: reply(h, 302, {}, {"Location": elsewhere.base_url + "/v2/users"})
     with pytest.raises(UnsafeRedirect):
         client(hostile).users()
     assert elsewhere.seen == []
 
 
-def test_a_same_origin_307_is_followed_with_its_body(hostile):
-    def answer(h, seen):
+def test_a_same_origin_307_is_followed_with_its_body(hostile: Hostile) -> None:
+    def answer(h: BaseHTTPRequestHandler, seen: Seen) -> None:
         if seen.path.endswith("/old"):
             reply(h, 307, {}, {"Location": "/v2/device_operations/activation_request"})
         else:
@@ -407,7 +412,7 @@ def test_a_same_origin_307_is_followed_with_its_body(hostile):
     assert hostile.seen[0].body == hostile.seen[1].body
 
 
-def test_a_303_after_a_post_is_not_turned_into_a_get(hostile):
+def test_a_303_after_a_post_is_not_turned_into_a_get(hostile: Hostile) -> None:
     hostile.answer = lambda h, seen: reply(h, 303, {}, {"Location": "/v2/elsewhere"})
     with pytest.raises(UnsafeRedirect, match="into a GET"):
         client(hostile).activate([ActivationRow(ICCID, IMEI)], "plan")
@@ -417,20 +422,20 @@ def test_a_303_after_a_post_is_not_turned_into_a_get(hostile):
 # --- the ThingSpace client: redirects and clear-text endpoints (as the Lattigo client) ---------------------
 
 
-def thingspace(h: Hostile) -> Any:
-    from lattigo_fleet.client.thingspace import ThingSpaceClient
-
+def thingspace(h: Hostile) -> ThingSpaceClient:
     return ThingSpaceClient(h.base_url, "app-key", "app-secret", "uws-user", "uws-password", max_retries=0, timeout=5)
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 @pytest.mark.parametrize("step", ["token", "login", "usage"])
-def test_the_thingspace_client_never_follows_a_redirect_to_another_host(hostile, elsewhere, status, step):
+def test_the_thingspace_client_never_follows_a_redirect_to_another_host(
+    hostile: Hostile, elsewhere: Hostile, status: int, step: str
+) -> None:
     from lattigo_fleet.client import ThingSpaceError
 
     target = elsewhere.base_url.replace("127.0.0.1", "localhost") + "/steal"
 
-    def answer(h, seen):
+    def answer(h: BaseHTTPRequestHandler, seen: Seen) -> None:
         if step in seen.path or (step == "token" and seen.path.endswith("/oauth2/token")):
             reply(h, status, {}, {"Location": target})
         elif seen.path.endswith("/oauth2/token"):
@@ -463,7 +468,7 @@ def test_the_thingspace_client_never_follows_a_redirect_to_another_host(hostile,
         ("http://[::1]:9", False),
     ],
 )
-def test_a_clear_text_endpoint_off_this_machine_is_refused_for_both_apis(url, refused):
+def test_a_clear_text_endpoint_off_this_machine_is_refused_for_both_apis(url: str, refused: bool) -> None:
     from lattigo_fleet.client import InsecureEndpoint, LattigoClient, ThingSpaceError
     from lattigo_fleet.client.thingspace import ThingSpaceClient
 
@@ -486,19 +491,21 @@ FOREIGN_ROWS = [
 
 
 @pytest.mark.parametrize("body", FOREIGN_ROWS, ids=["other", "ours and another", "refusal of another"])
-def test_an_activation_answer_about_sims_not_in_the_request_is_unexpected(hostile, body):
+def test_an_activation_answer_about_sims_not_in_the_request_is_unexpected(
+    hostile: Hostile, body: dict[str, Any]
+) -> None:
     hostile.answer = lambda h, seen: reply(h, 422 if body["unprocessed"] else 200, body)
     with pytest.raises(UnexpectedAnswer) as info:
         client(hostile).activate([ActivationRow(ICCID, IMEI)], "plan")
     assert "not in the request" in str(info.value) and OTHER_ICCID in str(info.value)
 
 
-def test_a_slow_endless_listing_stops_at_the_listing_budget(hostile):
+def test_a_slow_endless_listing_stops_at_the_listing_budget(hostile: Hostile) -> None:
     """Without totals, pages that keep coming (slowly) end at the listing's wall-clock budget, not 10,000
     pages later. The server's answers advance the test's clock by 5 s each."""
     clock = Clock()
 
-    def answer(h, seen):
+    def answer(h: BaseHTTPRequestHandler, seen: Seen) -> None:
         clock.now += 5.0
         page = int(seen.query["page"])
         reply(h, 200, [f"device-{page}"], {"X-Page": str(page), "X-Next-Page": str(page + 1)})
@@ -509,7 +516,7 @@ def test_a_slow_endless_listing_stops_at_the_listing_budget(hostile):
     assert info.value.bound == "listing_time" and len(hostile.seen) <= 14, len(hostile.seen)
 
 
-def test_a_trickling_thingspace_answer_ends_at_the_response_deadline(hostile):
+def test_a_trickling_thingspace_answer_ends_at_the_response_deadline(hostile: Hostile) -> None:
     from lattigo_fleet.client import ThingSpaceError
     from lattigo_fleet.client.thingspace import ThingSpaceClient
 
@@ -521,13 +528,13 @@ def test_a_trickling_thingspace_answer_ends_at_the_response_deadline(hostile):
 
 
 @pytest.mark.parametrize("announced", [True, False])
-def test_a_huge_thingspace_answer_is_refused_past_the_body_cap(hostile, announced):
+def test_a_huge_thingspace_answer_is_refused_past_the_body_cap(hostile: Hostile, announced: bool) -> None:
     from lattigo_fleet.client import ThingSpaceError
     from lattigo_fleet.client.thingspace import ThingSpaceClient
 
     big = b"[" + b" " * (2 << 20) + b"]"
 
-    def answer(h, seen):
+    def answer(h: BaseHTTPRequestHandler, seen: Seen) -> None:
         h.send_response(200)
         h.send_header("Content-Type", "application/json")
         if announced:
@@ -543,11 +550,11 @@ def test_a_huge_thingspace_answer_is_refused_past_the_body_cap(hostile, announce
     assert "body_size" in str(info.value)
 
 
-def test_a_server_that_never_answers_fails_once_within_the_response_bound(hostile):
+def test_a_server_that_never_answers_fails_once_within_the_response_bound(hostile: Hostile) -> None:
     """Each attempt waits `timeout` for an answer that never comes; the retries of such a call stop once
     another wait would end past the response bound: one DeadlineExceeded, not five timeouts in a row."""
 
-    def answer(h, seen):
+    def answer(h: BaseHTTPRequestHandler, seen: Seen) -> None:
         time.sleep(1.5)  # longer than the client's timeout: no answer reaches it
 
     hostile.answer = answer
@@ -557,7 +564,7 @@ def test_a_server_that_never_answers_fails_once_within_the_response_bound(hostil
     assert 1 <= len(hostile.seen) <= 4, len(hostile.seen)
 
 
-def test_a_thingspace_error_that_echoes_the_basic_credentials_is_redacted(hostile):
+def test_a_thingspace_error_that_echoes_the_basic_credentials_is_redacted(hostile: Hostile) -> None:
     import base64
 
     from lattigo_fleet.client import ThingSpaceError

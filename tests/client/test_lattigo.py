@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
+from emulator.seeds import CALAMP_EVENT_CODES, demo_account
+from emulator.server import EmulatorServer
 from lattigo_fleet.client import (
     ActivationRow,
     AuthenticationError,
@@ -20,14 +24,14 @@ from lattigo_fleet.client import (
     RateLimitBudgetExceeded,
     RateLimited,
 )
-from tests.client.conftest import PLAN, add_active, add_inventory, api_requests, iccid, imei
-from tests.client.stub import start_stub
+from tests.client.conftest import PLAN, Clock, add_active, add_inventory, api_requests, iccid, imei
+from tests.client.stub import Reply, StubRequest, start_stub
 from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME, OTHER_ACCOUNT_SIMS
 
 # --- listing and paging --------------------------------------------------------------------------------
 
 
-def test_devices_follows_pagination_headers_over_several_pages(emu, client):
+def test_devices_follows_pagination_headers_over_several_pages(emu: EmulatorServer, client: LattigoClient) -> None:
     add_active(emu, 0, 23)
     client.per_page = 5
     devices = list(client.devices())
@@ -38,17 +42,19 @@ def test_devices_follows_pagination_headers_over_several_pages(emu, client):
     assert client.stats.requests["GET v2/devices"] == 5
 
 
-def test_devices_names_and_state_filter(emu, client):
+def test_devices_names_and_state_filter(emu: EmulatorServer, client: LattigoClient) -> None:
     add_active(emu, 0, 3)
     add_active(emu, 3, 2, state="suspended")
     add_inventory(emu, 5, 2)  # not listed: never activated
     names = list(client.devices(details=False))
-    assert len(names) == 5 and all(isinstance(n, str) for n in names)
+    listed = {iccid(n) for n in range(5)}
+    assert sorted(names) == sorted(s["device_name"] for s in emu.sims() if s["iccid"] in listed)
+    assert all(isinstance(n, str) for n in names)
     suspended = list(client.devices(state="suspended"))
     assert sorted(d["iccid"] for d in suspended) == [iccid(3), iccid(4)]
 
 
-def test_devices_page_exposes_the_headers(emu, client):
+def test_devices_page_exposes_the_headers(emu: EmulatorServer, client: LattigoClient) -> None:
     add_active(emu, 0, 7)
     page = client.devices_page(page=2, per_page=3)
     assert (page.page, page.per_page, page.total, page.total_pages) == (2, 3, 7, 3)
@@ -58,7 +64,7 @@ def test_devices_page_exposes_the_headers(emu, client):
     assert last.next_page is None and len(last.items) == 1
 
 
-def test_snapshot_takes_ceil_n_over_per_page_requests(emu, client):
+def test_snapshot_takes_ceil_n_over_per_page_requests(emu: EmulatorServer, client: LattigoClient) -> None:
     add_active(emu, 0, 2500)
     snap = client.snapshot()
     assert len(snap) == 2500 and snap[iccid(1234)]["imei"] == imei(1234)
@@ -67,7 +73,7 @@ def test_snapshot_takes_ceil_n_over_per_page_requests(emu, client):
     assert {r["query"]["per_page"] for r in gets} == {"1000"}
 
 
-def test_snapshot_of_an_empty_account_is_one_request(emu, client):
+def test_snapshot_of_an_empty_account_is_one_request(emu: EmulatorServer, client: LattigoClient) -> None:
     assert client.snapshot() == {}
     assert client.stats.total_requests == 1
 
@@ -75,7 +81,7 @@ def test_snapshot_of_an_empty_account_is_one_request(emu, client):
 # --- single devices ----------------------------------------------------------------------------------
 
 
-def test_device_by_iccid_or_by_name(emu, client):
+def test_device_by_iccid_or_by_name(emu: EmulatorServer, client: LattigoClient) -> None:
     add_active(emu, 0, 1)
     by_iccid = client.device(iccid(0))
     assert by_iccid["iccid"] == iccid(0) and by_iccid["device_name"] != iccid(0)
@@ -83,14 +89,14 @@ def test_device_by_iccid_or_by_name(emu, client):
     assert api_requests(emu, f"/v2/devices/{iccid(0)}")[0]["query"] == {"id_type": "iccid"}
 
 
-def test_unknown_device_is_not_found_and_named_in_the_message(emu, client):
+def test_unknown_device_is_not_found_and_named_in_the_message(emu: EmulatorServer, client: LattigoClient) -> None:
     with pytest.raises(NotFound) as info:
         client.device(iccid(99))
     assert iccid(99) in str(info.value) and "v2/devices" in str(info.value)
     assert info.value.status == 404
 
 
-def test_wrong_credentials_are_an_authentication_error_without_secrets(emu):
+def test_wrong_credentials_are_an_authentication_error_without_secrets(emu: EmulatorServer) -> None:
     bad = LattigoClient(emu.base_url, EMULATOR_KEY_NAME, "wrong-secret-value", sleep=lambda s: None)
     with pytest.raises(AuthenticationError) as info:
         bad.users()
@@ -100,14 +106,14 @@ def test_wrong_credentials_are_an_authentication_error_without_secrets(emu):
     assert len(api_requests(emu, "/v2/users")) == 1  # a 401 is not retried
 
 
-def test_device_of_another_account_is_forbidden(emu, client):
+def test_device_of_another_account_is_forbidden(emu: EmulatorServer, client: LattigoClient) -> None:
     other = OTHER_ACCOUNT_SIMS[0]
     with pytest.raises(AuthenticationError) as info:
         client.device(other["iccid"])
     assert info.value.status == 403
 
 
-def test_bad_parameters_are_a_bad_request(emu, client):
+def test_bad_parameters_are_a_bad_request(emu: EmulatorServer, client: LattigoClient) -> None:
     add_active(emu, 0, 1)
     with pytest.raises(BadRequest) as info:
         client.devices_page(page=1, per_page=5000)
@@ -117,7 +123,7 @@ def test_bad_parameters_are_a_bad_request(emu, client):
 # --- 429 and 5xx -------------------------------------------------------------------------------------
 
 
-def test_429_then_success_waits_as_retry_after_says(emu, client, clock):
+def test_429_then_success_waits_as_retry_after_says(emu: EmulatorServer, client: LattigoClient, clock: Clock) -> None:
     add_active(emu, 0, 3)
     emu.set_faults(fail_next=[{"path": "/v2/devices", "status": 429, "count": 2, "retry_after": 3}])
     assert len(client.snapshot()) == 3
@@ -126,7 +132,7 @@ def test_429_then_success_waits_as_retry_after_says(emu, client, clock):
     assert [r["status"] for r in api_requests(emu, "/v2/devices")] == [429, 429, 200]
 
 
-def test_429_is_retried_for_a_post_too(emu, client):
+def test_429_is_retried_for_a_post_too(emu: EmulatorServer, client: LattigoClient) -> None:
     add_inventory(emu, 0, 2)
     emu.set_faults(fail_next=[{"path": "/v2/device_operations/activation_request", "status": 429, "count": 1}])
     result = client.activate([ActivationRow(iccid(n), imei(n)) for n in range(2)], PLAN)
@@ -134,7 +140,7 @@ def test_429_is_retried_for_a_post_too(emu, client):
     assert [r["status"] for r in api_requests(emu, "activation_request")] == [429, 200]
 
 
-def test_429_is_retried_until_the_retry_budget_is_spent_not_a_fixed_count(emu, clock):
+def test_429_is_retried_until_the_retry_budget_is_spent_not_a_fixed_count(emu: EmulatorServer, clock: Clock) -> None:
     emu.set_faults(fail_next=[{"path": "/v2/rate_plans", "status": 429, "count": 50, "retry_after": 2}])
     client = LattigoClient(
         emu.base_url,
@@ -156,7 +162,7 @@ def test_429_is_retried_until_the_retry_budget_is_spent_not_a_fixed_count(emu, c
     assert len(api_requests(emu, "/v2/rate_plans")) == 6
 
 
-def test_5xx_on_get_and_put_is_retried(emu, client):
+def test_5xx_on_get_and_put_is_retried(emu: EmulatorServer, client: LattigoClient) -> None:
     add_active(emu, 0, 2)
     emu.set_faults(
         fail_next=[
@@ -171,7 +177,7 @@ def test_5xx_on_get_and_put_is_retried(emu, client):
     assert {s["iccid"]: s["state"] for s in emu.sims()}[iccid(0)] == "suspended"
 
 
-def test_5xx_on_a_post_that_sets_a_value_is_retried(emu, client):
+def test_5xx_on_a_post_that_sets_a_value_is_retried(emu: EmulatorServer, client: LattigoClient) -> None:
     names = [client.device(i)["device_name"] for i in add_active(emu, 0, 2)]
     emu.set_faults(
         fail_next=[
@@ -184,7 +190,7 @@ def test_5xx_on_a_post_that_sets_a_value_is_retried(emu, client):
     assert [r["status"] for r in api_requests(emu, "usage_limit")] == [500, 200, 502, 200]
 
 
-def test_5xx_on_a_non_idempotent_post_is_not_retried(emu, client):
+def test_5xx_on_a_non_idempotent_post_is_not_retried(emu: EmulatorServer, client: LattigoClient) -> None:
     names = [client.device(i)["device_name"] for i in add_active(emu, 0, 2)]
     emu.set_faults(fail_next=[{"path": "/v2/device_operations/send_sms", "status": 500, "count": 1}])
     result = client.send_sms(names, "hello")
@@ -196,7 +202,7 @@ def test_5xx_on_a_non_idempotent_post_is_not_retried(emu, client):
 # --- activation ----------------------------------------------------------------------------------------
 
 
-def test_activation_then_wait_until_active(emu, client, clock):
+def test_activation_then_wait_until_active(emu: EmulatorServer, client: LattigoClient, clock: Clock) -> None:
     emu.reset("empty", activation_delay=3600)
     add_inventory(emu, 0, 3)
     rows = [ActivationRow(iccid(n), imei(n), note="truck", note2="n2") for n in range(3)]
@@ -218,7 +224,7 @@ def test_activation_then_wait_until_active(emu, client, clock):
     assert client.stats.requests["GET v2/devices"] == 2  # one snapshot per poll, not one GET per SIM
 
 
-def test_wait_until_active_gives_up_at_the_timeout(emu, client, clock):
+def test_wait_until_active_gives_up_at_the_timeout(emu: EmulatorServer, client: LattigoClient, clock: Clock) -> None:
     emu.reset("empty", activation_delay=3600)
     add_inventory(emu, 0, 1)
     client.activate([ActivationRow(iccid(0), imei(0))], PLAN)
@@ -227,7 +233,7 @@ def test_wait_until_active_gives_up_at_the_timeout(emu, client, clock):
     assert sum(clock.waits) == 30
 
 
-def test_partial_422_is_a_partial_success(emu, client, audit_path):
+def test_partial_422_is_a_partial_success(emu: EmulatorServer, client: LattigoClient, audit_path: Path) -> None:
     add_inventory(emu, 0, 3)
     add_active(emu, 3, 1)
     emu.set_faults(unprocessed_activations=[iccid(1)])
@@ -245,14 +251,14 @@ def test_partial_422_is_a_partial_success(emu, client, audit_path):
     assert entry["failures"][iccid(1)] == "iccid: was rejected by the carrier"
 
 
-def test_activation_of_an_unknown_rate_plan_rejects_every_row(emu, client):
+def test_activation_of_an_unknown_rate_plan_rejects_every_row(emu: EmulatorServer, client: LattigoClient) -> None:
     add_inventory(emu, 0, 2)
     result = client.activate([ActivationRow(iccid(n), imei(n)) for n in range(2)], "No Such Plan")
     assert result.accepted == [] and set(result.rejected) == {iccid(0), iccid(1)}
     assert "rate_plan_name" in result.rejected[iccid(0)]
 
 
-def test_activation_is_chunked(emu, client):
+def test_activation_is_chunked(emu: EmulatorServer, client: LattigoClient) -> None:
     add_inventory(emu, 0, 7)
     client.chunk_size = 3
     result = client.activate([ActivationRow(iccid(n), imei(n)) for n in range(7)], PLAN)
@@ -261,7 +267,7 @@ def test_activation_is_chunked(emu, client):
     assert sizes == [3, 3, 1]
 
 
-def test_500_on_activation_is_not_retried_blind(emu, client):
+def test_500_on_activation_is_not_retried_blind(emu: EmulatorServer, client: LattigoClient) -> None:
     """The emulator refuses the whole request with a 500 (nothing applied): the client reads back, finds
     nothing applied, and sends the rows again once."""
     add_inventory(emu, 0, 3)
@@ -276,12 +282,12 @@ class _PartialApplyProxy:
     """Loopback proxy in front of the emulator: the first activation request reaches the emulator with only
     its first ``applied`` rows (a platform that failed midway), and the client gets a 500."""
 
-    def __init__(self, emu, applied: int) -> None:
+    def __init__(self, emu: EmulatorServer, applied: int) -> None:
         self.stub, self.server = start_stub()
         self.emu, self.applied, self.tripped = emu, applied, False
         self.stub.handler = self.handle
 
-    def handle(self, req):
+    def handle(self, req: StubRequest) -> Reply:
         body = req.body
         if req.path.endswith("activation_request") and not self.tripped:
             self.tripped = True
@@ -290,7 +296,7 @@ class _PartialApplyProxy:
             return 500, {}, {"error": "Internal Server Error"}
         return self.forward(req, body)
 
-    def forward(self, req, body):
+    def forward(self, req: StubRequest, body: Any) -> Reply:
         resp = requests.request(
             req.method,
             self.emu.base_url + req.path,
@@ -308,7 +314,9 @@ class _PartialApplyProxy:
 
 
 @pytest.mark.parametrize("count", [4, 25])  # per-SIM read-back, then read-back through the paged snapshot
-def test_500_after_part_of_an_activation_was_applied_activates_no_sim_twice(emu, clock, count):
+def test_500_after_part_of_an_activation_was_applied_activates_no_sim_twice(
+    emu: EmulatorServer, clock: Clock, count: int
+) -> None:
     add_inventory(emu, 0, count)
     add_active(emu, 1000, 3)  # unrelated SIMs in the account
     proxy = _PartialApplyProxy(emu, applied=count // 2)
@@ -336,7 +344,7 @@ def test_500_after_part_of_an_activation_was_applied_activates_no_sim_twice(emu,
         assert reads["GET v2/devices"] == 1
 
 
-def test_duplicate_rows_are_sent_once(emu, client):
+def test_duplicate_rows_are_sent_once(emu: EmulatorServer, client: LattigoClient) -> None:
     add_inventory(emu, 0, 1)
     result = client.activate([ActivationRow(iccid(0), imei(0)), ActivationRow(iccid(0), imei(0))], PLAN)
     assert result.accepted == [iccid(0)]
@@ -346,7 +354,7 @@ def test_duplicate_rows_are_sent_once(emu, client):
 # --- bulk operations --------------------------------------------------------------------------------------
 
 
-def test_change_simstate_by_iccid_with_a_missing_device(emu, client):
+def test_change_simstate_by_iccid_with_a_missing_device(emu: EmulatorServer, client: LattigoClient) -> None:
     add_active(emu, 0, 2)
     result = client.change_simstate([iccid(0), iccid(1), iccid(77)], "suspend")
     assert result.succeeded == [iccid(0), iccid(1)]
@@ -361,7 +369,7 @@ def test_change_simstate_by_iccid_with_a_missing_device(emu, client):
         client.change_simstate([iccid(0)], "activate")
 
 
-def test_refused_transition_is_that_devices_failure(emu, client):
+def test_refused_transition_is_that_devices_failure(emu: EmulatorServer, client: LattigoClient) -> None:
     emu.reset("empty", activation_delay=3600)
     add_inventory(emu, 0, 1)
     client.activate([ActivationRow(iccid(0), imei(0))], PLAN)
@@ -369,7 +377,7 @@ def test_refused_transition_is_that_devices_failure(emu, client):
     assert result.succeeded == [] and "pending activation" in result.failed[iccid(0)]
 
 
-def test_bulk_operations_are_chunked(emu, client):
+def test_bulk_operations_are_chunked(emu: EmulatorServer, client: LattigoClient) -> None:
     add_active(emu, 0, 5)
     names = client.names_by_iccid()
     client.chunk_size = 2
@@ -379,14 +387,14 @@ def test_bulk_operations_are_chunked(emu, client):
     assert {s["cost_center"] for s in emu.sims()} == {"Fleet-East"}
 
 
-def test_change_cost_center_unknown_name_fails(emu, client):
+def test_change_cost_center_unknown_name_fails(emu: EmulatorServer, client: LattigoClient) -> None:
     add_active(emu, 0, 1)
     name = client.device(iccid(0))["device_name"]
     result = client.change_cost_center([name, "99999"], "CC-1")
     assert result.succeeded == [name] and result.failed == {"99999": "Error: Device does not exist."}
 
 
-def test_usage_limits(emu, client):
+def test_usage_limits(emu: EmulatorServer, client: LattigoClient) -> None:
     add_active(emu, 0, 2)
     names = list(client.names_by_iccid().values())
     result = client.set_usage_limit(names + ["99999"], 2048, action="suspend", usernames=["ops-oncall"])
@@ -410,7 +418,7 @@ def test_usage_limits(emu, client):
         client.set_usage_limit(names, -1)
 
 
-def test_send_sms(emu, client):
+def test_send_sms(emu: EmulatorServer, client: LattigoClient) -> None:
     add_active(emu, 0, 1)
     add_active(emu, 1, 1, state="suspended")
     names = client.names_by_iccid()
@@ -420,7 +428,7 @@ def test_send_sms(emu, client):
     assert api_requests(emu, "send_sms")[0]["body"]["sms_text"] == "ping"
 
 
-def test_suspend_no_billing(emu, client):
+def test_suspend_no_billing(emu: EmulatorServer, client: LattigoClient) -> None:
     add_active(emu, 0, 2)
     result = client.suspend_no_billing([(iccid(0), imei(0)), (iccid(1), imei(9)), (iccid(55), imei(55))])
     assert result.succeeded == [iccid(0)]
@@ -438,7 +446,9 @@ def test_suspend_no_billing(emu, client):
     }
 
 
-def test_suspend_no_billing_after_a_500_reads_back_and_sends_only_the_rest(emu, client):
+def test_suspend_no_billing_after_a_500_reads_back_and_sends_only_the_rest(
+    emu: EmulatorServer, client: LattigoClient
+) -> None:
     add_active(emu, 0, 2)
     emu.add_sims([{"iccid": iccid(0), "state": "pending_suspend_no_billing"}])  # already queued
     emu.set_faults(fail_next=[{"path": "/v2/device_operations/suspend_no_billing_request", "status": 502, "count": 1}])
@@ -448,7 +458,7 @@ def test_suspend_no_billing_after_a_500_reads_back_and_sends_only_the_rest(emu, 
     assert [[row["iccid"] for row in b] for b in bodies] == [[iccid(0), iccid(1)], [iccid(1)]]
 
 
-def test_set_note(emu, client, audit_path):
+def test_set_note(emu: EmulatorServer, client: LattigoClient, audit_path: Path) -> None:
     add_active(emu, 0, 1)
     client.set_note(iccid(0), "note3", "shelf 4")
     assert client.device(iccid(0))["note3"] == "shelf 4"
@@ -462,7 +472,7 @@ def test_set_note(emu, client, audit_path):
     assert [(e["outcome"], e["status"]) for e in lines] == [("ok", 200), ("error", 404)]
 
 
-def test_cellular_locate(emu, client):
+def test_cellular_locate(emu: EmulatorServer, client: LattigoClient) -> None:
     add_active(emu, 0, 1)
     add_active(emu, 1, 1, state="suspended")
     assert client.cellular_locate(iccid(0)).startswith("Success")
@@ -470,7 +480,7 @@ def test_cellular_locate(emu, client):
         client.cellular_locate(iccid(1))
 
 
-def test_upload_request_partial(emu, client):
+def test_upload_request_partial(emu: EmulatorServer, client: LattigoClient) -> None:
     result = client.upload_request(["351234567890123", "12", "3512345678901234"], "ops@example.com", "SKU-1")
     assert result.succeeded == ["351234567890123", "3512345678901234"]
     assert result.failed == {"12": "imei: is not a valid IMEI"}
@@ -479,13 +489,13 @@ def test_upload_request_partial(emu, client):
 # --- account, usage, reports -----------------------------------------------------------------------
 
 
-def test_rate_plans_and_users(emu, client):
+def test_rate_plans_and_users(emu: EmulatorServer, client: LattigoClient) -> None:
     plans = client.rate_plans()
     assert PLAN in [p["name"] for p in plans] and "monthly_data_allowance_bytes" in plans[0]
     assert client.users() == ["ops-oncall", "fleet-admin"]
 
 
-def test_daily_and_monthly_data_usages(emu, client):
+def test_daily_and_monthly_data_usages(emu: EmulatorServer, client: LattigoClient) -> None:
     add_active(emu, 0, 1)
     today = date.fromisoformat(emu.backend.now().date().isoformat())
     for back in range(1, 6):
@@ -499,25 +509,51 @@ def test_daily_and_monthly_data_usages(emu, client):
         client.daily_data_usages(iccid(31))
 
 
-def test_reports_messages_and_events_on_the_demo_account(emu, client):
+def test_reports_messages_and_events_on_the_demo_account(emu: EmulatorServer, client: LattigoClient) -> None:
     emu.reset("demo")
     client.per_page = 50
     active = next(d for d in client.devices(state="active") if (d.get("note") or "").startswith("Truck"))
     iccid_ = active["iccid"]
-    now = emu.backend.now()
-    start, end = now - timedelta(days=30), now
+    # The seed's first SIM: a Fleet-East tracker with one CalAmp message a day at 06:00 UTC (its device report
+    # 5 s later) for 90 days, and three SMS (3, 14 and 25 days ago: a PING, the device's answer, a PING).
+    seeded = demo_account()["sims"][0]
+    mobile_id = seeded["imei"][-10:]
+    assert (iccid_, active["note"]) == (seeded["iccid"], "Truck 0001")
+    today = emu.backend.now().date()
+    days = [today - timedelta(days=back) for back in range(30, 0, -1)]  # the 30 whole days before today
+    start, end = datetime.combine(days[0], time(0), UTC), datetime.combine(today, time(0), UTC)
+
     reports = client.device_reports(iccid_, start_date=start, end_date=end, limit=500)
-    assert isinstance(reports, list)
+    assert [r["created_at"] for r in reports] == [f"{d}T06:00:05Z" for d in reversed(days)]  # newest first
     messages = client.calamp_messages(iccid_, start, end)
+    assert [m["created_at"] for m in messages] == [f"{d}T06:00:00Z" for d in days]
+    assert {m["mobile_id"] for m in messages} == {mobile_id}
+    assert {m["event_code"] for m in messages} == set(CALAMP_EVENT_CODES)
+    of_day = {m["created_at"][:10]: m for m in messages}
+    for report in reports:  # each report tells the event and the position of that day's message
+        message = of_day[report["created_at"][:10]]
+        assert [report[k] for k in ("event_code", "latitude", "longitude", "speed")] == [
+            message[k] for k in ("event_code", "latitude", "longitude", "speed")
+        ]
     last = client.last_calamp_message(iccid_)
-    assert isinstance(messages, list) and (last is None or "event_code" in last)
-    if messages:
-        code = messages[0]["event_code"]
-        assert all(m["event_code"] == code for m in client.calamp_messages(iccid_, start, end, event_code=code))
-        events = client.calamp_events(code, start, end)
-        assert events and all(e["event_code"] == code for e in events)
-    sms = client.get_sms(iccid_, start_date=start.date(), end_date=end.date(), direction="all")
-    assert isinstance(sms, list)
+    assert last is not None and last == client.calamp_messages(iccid_, days[-1], emu.backend.now())[-1]
+
+    code = messages[0]["event_code"]
+    ours = [m for m in messages if m["event_code"] == code]
+    assert 0 < len(ours) < len(messages)
+    assert client.calamp_messages(iccid_, start, end, event_code=code) == ours
+    events = client.calamp_events(code, start, end)
+    assert all(e["event_code"] == code for e in events)
+    assert [e for e in events if e["mobile_id"] == mobile_id] == ours  # this SIM's, among the other trackers'
+    assert len({e["mobile_id"] for e in events}) > 1
+
+    sms = client.get_sms(iccid_, start_date=days[0], end_date=today, direction="all")
+    assert [(s["event_type"], s["message_body"]) for s in sms] == [
+        ("MT", "PING"),
+        ("MO", "ACK location ok"),
+        ("MT", "PING"),
+    ]
+    assert [s["event_type"] for s in client.get_sms(iccid_, days[0], today, direction="sent")] == ["MT", "MT"]
     with pytest.raises(ValueError):
         client.get_sms(iccid_, direction="sideways")
 
@@ -525,7 +561,9 @@ def test_reports_messages_and_events_on_the_demo_account(emu, client):
 # --- audit log and counting -----------------------------------------------------------------------------
 
 
-def test_audit_log_records_every_mutating_call_without_credentials(emu, client, audit_path):
+def test_audit_log_records_every_mutating_call_without_credentials(
+    emu: EmulatorServer, client: LattigoClient, audit_path: Path
+) -> None:
     add_inventory(emu, 0, 2)
     add_active(emu, 10, 1)
     client.activate([ActivationRow(iccid(0), imei(0)), ActivationRow(iccid(1), imei(1))], PLAN)
@@ -544,7 +582,7 @@ def test_audit_log_records_every_mutating_call_without_credentials(emu, client, 
     assert EMULATOR_API_KEY not in raw and EMULATOR_KEY_NAME not in raw
 
 
-def test_stats_count_requests_per_endpoint(emu, client):
+def test_stats_count_requests_per_endpoint(emu: EmulatorServer, client: LattigoClient) -> None:
     add_active(emu, 0, 3)
     client.per_page = 2
     emu.set_faults(fail_next=[{"path": "/v2/users", "status": 429, "count": 1}])

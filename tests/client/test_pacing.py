@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from emulator.server import EmulatorServer
 from lattigo_fleet.client import BulkResult, LattigoClient
 from lattigo_fleet.client.pacing import AdaptiveRateLimiter
 from tests.client.conftest import add_active, api_requests
 from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
 
 
-def test_concurrent_bulk_calls_all_succeed_under_a_429_storm(emu):
+def test_concurrent_bulk_calls_all_succeed_under_a_429_storm(emu: EmulatorServer) -> None:
     sims = add_active(emu, 0, 48)
     emu.set_faults(rate_limit_per_second=4, rate_limit_burst=2)
     client = LattigoClient(emu.base_url, EMULATOR_KEY_NAME, EMULATOR_API_KEY, chunk_size=4, timeout=10)
@@ -37,7 +38,7 @@ def test_concurrent_bulk_calls_all_succeed_under_a_429_storm(emu):
     assert {s["state"] for s in emu.sims() if s["iccid"] in set(sims)} == {"suspended"}
 
 
-def test_per_sim_calls_queued_behind_a_slow_account_do_not_fail_for_their_turn(emu):
+def test_per_sim_calls_queued_behind_a_slow_account_do_not_fail_for_their_turn(emu: EmulatorServer) -> None:
     """One call per SIM (notes) under a rate limit far below the run's concurrency: the time a call waits for
     its turn in the shared bucket is the account's throughput, not a failure of that call, so it does not
     count against the call's retry budget (its own retries and the waits the server asked of it do). Here
@@ -73,13 +74,13 @@ class FakeClock:
         return self.now
 
 
-def test_the_bucket_does_not_pace_until_the_first_429():
+def test_the_bucket_does_not_pace_until_the_first_429() -> None:
     limiter = AdaptiveRateLimiter(FakeClock())
     assert [limiter.acquire()[0] for _ in range(50)] == [0.0] * 50
     assert not limiter.enabled
 
 
-def test_a_429_lowers_the_rate_and_pauses_every_thread_for_the_retry_after():
+def test_a_429_lowers_the_rate_and_pauses_every_thread_for_the_retry_after() -> None:
     clock = FakeClock()
     limiter = AdaptiveRateLimiter(clock, min_rate=0.5, decrease=0.5)
     sent = [limiter.acquire()[1] for _ in range(20)]  # 20 requests in the last 2 s window: 10/s measured
@@ -90,7 +91,7 @@ def test_a_429_lowers_the_rate_and_pauses_every_thread_for_the_retry_after():
     assert waits == sorted(waits) and waits[2] > 3.0  # and then paced at the new rate
 
 
-def test_concurrent_429s_from_one_burst_lower_the_rate_once():
+def test_concurrent_429s_from_one_burst_lower_the_rate_once() -> None:
     clock = FakeClock()
     limiter = AdaptiveRateLimiter(clock, min_rate=0.1, decrease=0.5)
     sent = [limiter.acquire()[1] for _ in range(20)]
@@ -100,7 +101,7 @@ def test_concurrent_429s_from_one_burst_lower_the_rate_once():
     assert limiter.rate == 5.0 and limiter.throttles == 5 and limiter.epoch == 1
 
 
-def test_successes_raise_the_rate_again_with_the_time_since_the_429():
+def test_successes_raise_the_rate_again_with_the_time_since_the_429() -> None:
     clock = FakeClock()
     limiter = AdaptiveRateLimiter(clock, min_rate=0.1, decrease=0.5, recovery=2.0, probe=0.25)
     sent = [limiter.acquire()[1] for _ in range(20)]  # 10/s measured

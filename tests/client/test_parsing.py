@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 
@@ -27,11 +28,11 @@ from lattigo_fleet.client.lattigo import LattigoClient
         (b'{"imei":["x"]}', {"imei": ["x"]}),
     ],
 )
-def test_decode_error_hash(raw, expected):
+def test_decode_error_hash(raw: str | bytes | dict[str, Any] | None, expected: dict[str, list[str]]) -> None:
     assert decode_error_hash(raw) == expected
 
 
-def test_unprocessed_row_from_document_example():
+def test_unprocessed_row_from_document_example() -> None:
     raw = json.loads(
         '{"device_index": 1, "error": "{\\"iccid\\":[\\"Error messages would be here\\"]}",'
         ' "input": {"iccid": "89444444444444444444", "imei": "333333333333333"}}'
@@ -43,7 +44,7 @@ def test_unprocessed_row_from_document_example():
     assert row.message == "iccid: Error messages would be here"
 
 
-def test_unprocessed_row_tolerates_odd_shapes():
+def test_unprocessed_row_tolerates_odd_shapes() -> None:
     assert UnprocessedRow.parse({"device_index": "2", "error": {"imei": ["x"]}}).device_index == 2
     odd = UnprocessedRow.parse({"device_index": "two", "error": "not json", "input": "nope"})
     assert odd.device_index is None and odd.input == {} and odd.message == "not json"
@@ -61,17 +62,17 @@ def test_unprocessed_row_tolerates_odd_shapes():
         ("http://h/api/m2m/v1/session/login", "api/m2m/v1/session/login"),
     ],
 )
-def test_endpoint_of(path, expected):
+def test_endpoint_of(path: str, expected: str) -> None:
     assert endpoint_of(path) == expected
 
 
-def test_iso_formats():
+def test_iso_formats() -> None:
     assert iso(date(2024, 5, 1)) == "2024-05-01"
     assert iso(datetime(2024, 5, 1, 12, 0)) == "2024-05-01T12:00:00Z"
     assert iso("2024-05-01") == "2024-05-01"
 
 
-def test_activation_row_body_only_has_set_fields():
+def test_activation_row_body_only_has_set_fields() -> None:
     row = ActivationRow("8901", "3512", note3="n3")
     assert row.to_body() == {"imei": "3512", "iccid": "8901", "note3": "n3"}
     assert ActivationRow("8901", device_sku="SKU1").to_body() == {"iccid": "8901", "device_sku": "SKU1"}
@@ -81,7 +82,7 @@ def test_activation_row_body_only_has_set_fields():
         ActivationRow("", "1")
 
 
-def test_status_map_error_is_a_failure():
+def test_status_map_error_is_a_failure() -> None:
     data = {
         "change_status": {
             "1": "Success",
@@ -95,13 +96,13 @@ def test_status_map_error_is_a_failure():
     assert replies.status_map({"weird": True}, ["1"]).failed == {"1": "no per-device status in the response"}
 
 
-def test_bulk_result_merge():
+def test_bulk_result_merge() -> None:
     a = BulkResult(succeeded=["1"], failed={"2": "x"})
     a.merge(BulkResult(succeeded=["2"], failed={"3": "y"}))
     assert a.succeeded == ["1", "2"] and a.failed == {"3": "y"}
 
 
-def test_usage_record_numbers_as_strings_or_ints():
+def test_usage_record_numbers_as_strings_or_ints() -> None:
     a = UsageRecord.parse(
         {
             "bytesUsed": "105369575",
@@ -119,7 +120,7 @@ def test_usage_record_numbers_as_strings_or_ints():
     assert a.timestamp == datetime(2023, 10, 26, tzinfo=UTC)
 
 
-def test_scrub_and_error_messages_never_carry_secrets():
+def test_scrub_and_error_messages_never_carry_secrets() -> None:
     assert scrub("key=s3cr3t-value here", ["s3cr3t-value", None, ""]) == "key=*** here"
     err = AuthenticationError(method="GET", endpoint="v2/devices", devices=["8901"], status=401, detail="nope")
     assert str(err) == "GET v2/devices (device 8901): AuthenticationError: HTTP 401: nope"
@@ -128,7 +129,7 @@ def test_scrub_and_error_messages_never_carry_secrets():
     assert isinstance(ThingSpaceAuthError(), AuthenticationError)
 
 
-def test_retry_policy_decisions():
+def test_retry_policy_decisions() -> None:
     waits: list[float] = []
     retry = PolicyRetry.build(3, hooks=RetryHooks(sleep=waits.append, max_wait=5.0))
     assert retry.is_retry("POST", 429)
@@ -139,12 +140,12 @@ def test_retry_policy_decisions():
     assert waits == [5.0]
 
 
-def test_client_repr_hides_credentials():
+def test_client_repr_hides_credentials() -> None:
     client = LattigoClient("http://127.0.0.1:1", "key-name-x", "api-key-secret")
     assert "api-key-secret" not in repr(client) and "key-name-x" not in repr(client)
 
 
-def test_no_repeatable_methods_means_none_not_all():
+def test_no_repeatable_methods_means_none_not_all() -> None:
     retry = PolicyRetry.build(3, hooks=RetryHooks(), allowed_methods=(), server_error_statuses=())
     assert not retry._is_method_retryable("POST") and not retry._is_method_retryable("GET")
     assert retry.is_retry("POST", 429) and not retry.is_retry("GET", 500)

@@ -3,6 +3,8 @@ taken from the API document (``lattigo-api-v2.txt``) and on the surprises of the
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from lattigo_fleet.client import shapes
@@ -49,23 +51,23 @@ SURPRISES = [
 
 
 @pytest.mark.parametrize(("endpoint", "answer"), DOCUMENTED)
-def test_documented_answers_have_their_shape(endpoint, answer):
+def test_documented_answers_have_their_shape(endpoint: str, answer: Any) -> None:
     assert ENDPOINT_SHAPES[endpoint].problem(answer) is None
 
 
 @pytest.mark.parametrize(("endpoint", "answer"), SURPRISES)
-def test_surprises_do_not(endpoint, answer):
+def test_surprises_do_not(endpoint: str, answer: Any) -> None:
     problem = ENDPOINT_SHAPES[endpoint].problem(answer)
     assert problem is not None and problem.startswith(f"expected {ENDPOINT_SHAPES[endpoint].name}")
 
 
-def test_every_shape_constant_is_declared_for_an_endpoint():
+def test_every_shape_constant_is_declared_for_an_endpoint() -> None:
     constants = {v.name for v in vars(shapes).values() if isinstance(v, shapes.Shape)}
     assert constants == {v.name for v in ENDPOINT_SHAPES.values()} and len(constants) == 13
 
 
-def test_nesting_depth_is_iterative_and_stops_counting_past_the_limit():
-    deep: list = []
+def test_nesting_depth_is_iterative_and_stops_counting_past_the_limit() -> None:
+    deep: list[Any] = []
     for _ in range(100_000):
         deep = [deep]
     assert nesting_depth(deep, limit=64) == 65

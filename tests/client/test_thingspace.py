@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 import requests
 
+from emulator.server import EmulatorServer
 from lattigo_fleet.client import (
     AuthenticationError,
     ThingSpaceAuthError,
@@ -14,14 +16,14 @@ from lattigo_fleet.client import (
     ThingSpaceError,
     ThingSpaceLoginLocked,
 )
-from tests.client.conftest import add_active, api_requests, iccid
+from tests.client.conftest import Clock, add_active, api_requests, iccid
 from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
 
 START = date(2024, 3, 1)
 
 
-def _record_days(emu, sim: str, days: int, first: date = START) -> dict[date, int]:
-    expected = {}
+def _record_days(emu: EmulatorServer, sim: str, days: int, first: date = START) -> dict[date, int]:
+    expected: dict[date, int] = {}
     for n in range(days):
         day = first + timedelta(days=n)
         expected[day] = 1_000_000 + n * 1111
@@ -29,11 +31,13 @@ def _record_days(emu, sim: str, days: int, first: date = START) -> dict[date, in
     return expected
 
 
-def _usage_posts(emu) -> list[dict]:
+def _usage_posts(emu: EmulatorServer) -> list[dict[str, Any]]:
     return api_requests(emu, "/usage/actions/list")
 
 
-def test_daily_usage_follows_has_more_data_without_duplicates_or_gaps(emu, ts):
+def test_daily_usage_follows_has_more_data_without_duplicates_or_gaps(
+    emu: EmulatorServer, ts: ThingSpaceClient
+) -> None:
     sim = add_active(emu, 0, 1)[0]
     expected = _record_days(emu, sim, 10)
     emu.set_faults(thingspace_page_days=3)
@@ -47,7 +51,7 @@ def test_daily_usage_follows_has_more_data_without_duplicates_or_gaps(emu, ts):
     assert posts[0]["body"]["earliest"] == "2024-03-01T00:00:00Z"
 
 
-def test_two_records_for_one_day_are_kept_and_summed(emu, ts):
+def test_two_records_for_one_day_are_kept_and_summed(emu: EmulatorServer, ts: ThingSpaceClient) -> None:
     sim = add_active(emu, 0, 1)[0]
     expected = _record_days(emu, sim, 7)
     emu.set_faults(thingspace_page_days=2, thingspace_duplicate_days=True)
@@ -60,14 +64,14 @@ def test_two_records_for_one_day_are_kept_and_summed(emu, ts):
     assert by_day[START + timedelta(days=1)].sms_used == 1
 
 
-def test_one_day_per_page_still_terminates_without_gaps(emu, ts):
+def test_one_day_per_page_still_terminates_without_gaps(emu: EmulatorServer, ts: ThingSpaceClient) -> None:
     sim = add_active(emu, 0, 1)[0]
     expected = _record_days(emu, sim, 4)
     emu.set_faults(thingspace_page_days=1)
     assert {r.day: r.bytes_used for r in ts.daily_usage(sim, START, START + timedelta(days=3))} == expected
 
 
-def test_tokens_are_cached_across_calls(emu, ts):
+def test_tokens_are_cached_across_calls(emu: EmulatorServer, ts: ThingSpaceClient) -> None:
     sim = add_active(emu, 0, 1)[0]
     _record_days(emu, sim, 2)
     ts.daily_usage(sim, START, START + timedelta(days=1))
@@ -77,14 +81,14 @@ def test_tokens_are_cached_across_calls(emu, ts):
     assert ts.logins == 1 and ts.token_requests == 1
 
 
-def test_session_expiring_halfway_through_paging_is_renewed_once(emu, ts):
+def test_session_expiring_halfway_through_paging_is_renewed_once(emu: EmulatorServer, ts: ThingSpaceClient) -> None:
     sim = add_active(emu, 0, 1)[0]
     expected = _record_days(emu, sim, 9)
     emu.set_faults(thingspace_page_days=3)
     pages = {"n": 0}
 
-    def expire_after_first_page(resp, *args, **kwargs):
-        if resp.request.url.endswith("/usage/actions/list") and resp.status_code == 200:
+    def expire_after_first_page(resp: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if (resp.request.url or "").endswith("/usage/actions/list") and resp.status_code == 200:
             pages["n"] += 1
             if pages["n"] == 1:
                 requests.post(emu.base_url + "/_emulator/thingspace/expire-sessions", timeout=5)
@@ -97,13 +101,13 @@ def test_session_expiring_halfway_through_paging_is_renewed_once(emu, ts):
     assert statuses[:3] == [200, 401, 200] and statuses.count(401) == 1
 
 
-def test_session_expiring_again_right_after_renewal_is_an_error(emu, ts):
+def test_session_expiring_again_right_after_renewal_is_an_error(emu: EmulatorServer, ts: ThingSpaceClient) -> None:
     sim = add_active(emu, 0, 1)[0]
     _record_days(emu, sim, 2)
     ts.session_token()
 
-    def always_expire(resp, *args, **kwargs):
-        if resp.request.url.endswith("/session/login"):
+    def always_expire(resp: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if (resp.request.url or "").endswith("/session/login"):
             requests.post(emu.base_url + "/_emulator/thingspace/expire-sessions", timeout=5)
 
     requests.post(emu.base_url + "/_emulator/thingspace/expire-sessions", timeout=5)
@@ -114,7 +118,7 @@ def test_session_expiring_again_right_after_renewal_is_an_error(emu, ts):
     assert ts.logins == 2  # the first login plus exactly one renewal
 
 
-def test_api_token_is_renewed_when_it_expires(emu, ts, clock):
+def test_api_token_is_renewed_when_it_expires(emu: EmulatorServer, ts: ThingSpaceClient, clock: Clock) -> None:
     sim = add_active(emu, 0, 1)[0]
     _record_days(emu, sim, 1)
     ts.daily_usage(sim, START, START)
@@ -127,7 +131,7 @@ def test_api_token_is_renewed_when_it_expires(emu, ts, clock):
     assert ts.token_requests == 3
 
 
-def test_login_refused_on_credentials_is_never_retried(emu):
+def test_login_refused_on_credentials_is_never_retried(emu: EmulatorServer) -> None:
     bad = ThingSpaceClient(
         emu.base_url,
         EMULATOR_KEY_NAME,
@@ -144,7 +148,7 @@ def test_login_refused_on_credentials_is_never_retried(emu):
     assert len(api_requests(emu, "/session/login")) == 1
 
 
-def test_locked_login_is_reported_as_such(emu):
+def test_locked_login_is_reported_as_such(emu: EmulatorServer) -> None:
     tok = requests.post(
         emu.base_url + "/api/ts/v1/oauth2/token",
         data={"grant_type": "client_credentials"},
@@ -166,20 +170,20 @@ def test_locked_login_is_reported_as_such(emu):
     assert info.value.status == 403 and "locked" in str(info.value)
 
 
-def test_wrong_app_credentials(emu):
+def test_wrong_app_credentials(emu: EmulatorServer) -> None:
     ts = ThingSpaceClient(emu.base_url, "nobody", "nothing-here", "u", "p", sleep=lambda s: None)
     with pytest.raises(ThingSpaceAuthError) as info:
         ts.api_token()
     assert info.value.status == 401 and "nothing-here" not in str(info.value)
 
 
-def test_unknown_device_is_a_typed_error_with_the_code(emu, ts):
+def test_unknown_device_is_a_typed_error_with_the_code(emu: EmulatorServer, ts: ThingSpaceClient) -> None:
     with pytest.raises(ThingSpaceError) as info:
         ts.daily_usage(iccid(404), START, START)
     assert info.value.code == "404" and iccid(404) in str(info.value)
 
 
-def test_429_and_5xx_on_usage_are_retried(emu, ts, clock):
+def test_429_and_5xx_on_usage_are_retried(emu: EmulatorServer, ts: ThingSpaceClient, clock: Clock) -> None:
     sim = add_active(emu, 0, 1)[0]
     _record_days(emu, sim, 2)
     emu.set_faults(
@@ -193,7 +197,7 @@ def test_429_and_5xx_on_usage_are_retried(emu, ts, clock):
     assert [p["status"] for p in _usage_posts(emu)] == [429, 503, 200]
 
 
-def test_datetimes_and_strings_are_accepted(emu, ts):
+def test_datetimes_and_strings_are_accepted(emu: EmulatorServer, ts: ThingSpaceClient) -> None:
     sim = add_active(emu, 0, 1)[0]
     expected = _record_days(emu, sim, 3)
     a = ts.daily_usage(sim, datetime(2024, 3, 1, tzinfo=UTC), "2024-03-03T00:00:00Z")

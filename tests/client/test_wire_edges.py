@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
 from lattigo_fleet.client import (
@@ -16,34 +19,34 @@ from lattigo_fleet.client import (
     Unprocessable,
 )
 from tests.client.conftest import Clock
-from tests.client.stub import start_stub
+from tests.client.stub import Reply, Stub, StubRequest, start_stub
 
 KEY, SECRET = "stub-key", "stub-secret-value"
 
 
 @pytest.fixture
-def stub():
+def stub() -> Iterator[Stub]:
     stub, server = start_stub()
     yield stub
     server.shutdown()
     server.server_close()
 
 
-def _client(stub, **kw) -> tuple[LattigoClient, list[float]]:
+def _client(stub: Stub, **kw: Any) -> tuple[LattigoClient, list[float]]:
     waits: list[float] = []
     kw.setdefault("max_retries", 3)
     return LattigoClient(stub.base_url, KEY, SECRET, sleep=waits.append, **kw), waits
 
 
-def _devices(n: int) -> list[dict]:
+def _devices(n: int) -> list[dict[str, str]]:
     return [{"device_name": str(1000 + i), "iccid": f"89{i:018d}", "state": "active"} for i in range(n)]
 
 
-def test_server_capping_per_page_is_followed_with_the_announced_size(stub):
+def test_server_capping_per_page_is_followed_with_the_announced_size(stub: Stub) -> None:
     fleet = _devices(23)
     cap = 10
 
-    def handler(req):
+    def handler(req: StubRequest) -> Reply:
         page, per_page = int(req.query.get("page", 1)), min(int(req.query.get("per_page", 25)), cap)
         pages = -(-len(fleet) // per_page)
         headers = {"X-Page": str(page), "X-Per-Page": str(per_page), "X-Total-Pages": str(pages)}
@@ -58,10 +61,10 @@ def test_server_capping_per_page_is_followed_with_the_announced_size(stub):
     assert [r.query["per_page"] for r in stub.requests] == ["1000", "10", "10"]
 
 
-def test_total_pages_without_next_page_header(stub):
+def test_total_pages_without_next_page_header(stub: Stub) -> None:
     fleet = _devices(7)
 
-    def handler(req):
+    def handler(req: StubRequest) -> Reply:
         page = int(req.query["page"])
         return 200, {"X-Page": str(page), "X-Total-Pages": "3"}, fleet[(page - 1) * 3 : page * 3]
 
@@ -71,24 +74,24 @@ def test_total_pages_without_next_page_header(stub):
     assert len(stub.requests) == 3
 
 
-def test_no_pagination_headers_means_one_page(stub):
+def test_no_pagination_headers_means_one_page(stub: Stub) -> None:
     stub.handler = lambda req: (200, {}, _devices(4))
     client, _ = _client(stub)
     assert len(client.snapshot()) == 4
     assert len(stub.requests) == 1
 
 
-def test_pagination_that_does_not_advance_is_an_error(stub):
+def test_pagination_that_does_not_advance_is_an_error(stub: Stub) -> None:
     stub.handler = lambda req: (200, {"X-Page": "1", "X-Next-Page": "1"}, _devices(2))
     client, _ = _client(stub)
     with pytest.raises(LattigoError, match="does not advance"):
         client.snapshot()
 
 
-def test_retry_after_is_obeyed_for_a_post_and_one_above_max_wait_fails_at_once(stub):
+def test_retry_after_is_obeyed_for_a_post_and_one_above_max_wait_fails_at_once(stub: Stub) -> None:
     calls = {"n": 0}
 
-    def handler(req):
+    def handler(req: StubRequest) -> Reply:
         calls["n"] += 1
         if calls["n"] == 1:
             return 429, {"Retry-After": "7"}, {"error": "slow down"}
@@ -107,7 +110,7 @@ def test_retry_after_is_obeyed_for_a_post_and_one_above_max_wait_fails_at_once(s
     assert calls["n"] == 2
 
 
-def test_429_without_retry_after_backs_off_and_paces_within_the_budget(stub):
+def test_429_without_retry_after_backs_off_and_paces_within_the_budget(stub: Stub) -> None:
     stub.handler = lambda req: (429, {}, {"error": "slow down"})
     clock = Clock()
     client = LattigoClient(
@@ -131,12 +134,12 @@ def test_429_without_retry_after_backs_off_and_paces_within_the_budget(stub):
     assert "v2/users" in str(info.value) and SECRET not in str(info.value)
 
 
-def test_dropped_connection_on_activation_is_recovered_by_reading_back(stub):
+def test_dropped_connection_on_activation_is_recovered_by_reading_back(stub: Stub) -> None:
     """The server applies the activation, then the connection drops before the answer."""
     iccid = "8901" + "1" * 16
     state = {"activated": False}
 
-    def handler(req):
+    def handler(req: StubRequest) -> Reply | None:
         if req.path.endswith("activation_request"):
             state["activated"] = True
             return None
@@ -154,10 +157,10 @@ def test_dropped_connection_on_activation_is_recovered_by_reading_back(stub):
     assert len(posts) == 1
 
 
-def test_persistent_5xx_on_activation_reports_rows_not_applied(stub):
+def test_persistent_5xx_on_activation_reports_rows_not_applied(stub: Stub) -> None:
     iccid = "8901" + "2" * 16
 
-    def handler(req):
+    def handler(req: StubRequest) -> Reply:
         if req.path.endswith("activation_request"):
             return 503, {}, {"error": "maintenance"}
         return 404, {}, {"error": "Device not found"}
@@ -170,10 +173,10 @@ def test_persistent_5xx_on_activation_reports_rows_not_applied(stub):
     assert len([r for r in stub.requests if r.method == "POST"]) == 3
 
 
-def test_activation_failure_that_cannot_be_checked_raises_with_partial_result(stub):
+def test_activation_failure_that_cannot_be_checked_raises_with_partial_result(stub: Stub) -> None:
     ok, bad = "8901" + "3" * 16, "8901" + "4" * 16
 
-    def handler(req):
+    def handler(req: StubRequest) -> Reply:
         if req.path.endswith("activation_request"):
             if req.body["activation_requests"][0]["iccid"] == ok:
                 return 200, {}, {"processed": [{"iccid": ok}], "unprocessed": []}
@@ -187,14 +190,14 @@ def test_activation_failure_that_cannot_be_checked_raises_with_partial_result(st
     assert info.value.partial_result.accepted == [ok]
 
 
-def test_connection_refused_is_a_typed_error(stub):
+def test_connection_refused_is_a_typed_error(stub: Stub) -> None:
     client = LattigoClient("http://127.0.0.1:9", KEY, SECRET, max_retries=1, sleep=lambda s: None, timeout=2)
     with pytest.raises(LattigoConnectionError) as info:
         client.rate_plans()
     assert "v2/rate_plans" in str(info.value) and SECRET not in str(info.value)
 
 
-def test_422_outside_the_row_endpoints_is_unprocessable_with_its_rows(stub):
+def test_422_outside_the_row_endpoints_is_unprocessable_with_its_rows(stub: Stub) -> None:
     body = {
         "processed": [{"iccid": "1"}],
         "unprocessed": [{"device_index": 0, "error": '{"iccid":["bad"]}', "input": {"iccid": "2"}}],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,9 +22,20 @@ def admin(fresh_emulator: EmulatorServer) -> Admin:
     return Admin(fresh_emulator.base_url)
 
 
+@pytest.fixture
+def frozen_clock(fresh_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> float:
+    """Pin the emulator's clock: only ``POST /_emulator/clock`` (advance_seconds) moves it, so what depends
+    on time (the rate limiter's buckets, token expiry, queued work) does not depend on how fast the test
+    runs. Gives the pinned wall-clock seconds."""
+    pinned = time.time()
+    monkeypatch.setattr(fresh_emulator.backend.store.clock, "source", lambda: pinned)
+    return pinned
+
+
 @pytest.fixture(params=ENCODINGS)
 def encoding(request: pytest.FixtureRequest) -> str:
-    return request.param
+    name: str = request.param
+    return name
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ class Api:
 
     def __init__(self, base_url: str, auth: tuple[str, str] | None) -> None:
         self.base = base_url
+        self.auth = auth
         self.session = requests.Session()
         self.session.auth = auth
 
@@ -78,16 +79,19 @@ class Admin:
         return resp.json()
 
     def add_sims(self, *sims: dict[str, Any]) -> list[dict[str, Any]]:
-        return self.post("sims", {"sims": list(sims)})["sims"]
+        added: list[dict[str, Any]] = self.post("sims", {"sims": list(sims)})["sims"]
+        return added
 
     def sims(self, **params: Any) -> dict[str, dict[str, Any]]:
         return {s["iccid"]: s for s in self.get("sims", **params)["sims"]}
 
     def requests(self) -> list[dict[str, Any]]:
-        return self.get("requests")
+        log: list[dict[str, Any]] = self.get("requests")
+        return log
 
     def faults(self, **settings: Any) -> dict[str, Any]:
-        return self.post("faults", settings)
+        current: dict[str, Any] = self.post("faults", settings)
+        return current
 
 
 def iccid(n: int) -> str:

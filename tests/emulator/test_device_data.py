@@ -181,16 +181,23 @@ def test_daily_and_monthly_usages(demo: Api) -> None:
 
 
 def test_time_formats_tolerated(demo: Api) -> None:
+    """Every form of one instant (midnight UTC five days ago, inside the seeded history) reads the same."""
+    day = utc_today() - timedelta(days=5)
+    days_from: dict[str, list[str]] = {}
     for start in (
-        "2024-05-23",
-        "2024-05-23T00:00:00Z",
-        "2024-05-23T02:00:00+02:00",
-        "2024-05-23 00:00:00",
-        "20240523",
-        "2024/05/23",
+        day.isoformat(),
+        f"{day.isoformat()}T00:00:00Z",
+        f"{day.isoformat()}T02:00:00+02:00",
+        f"{day.isoformat()} 00:00:00",
+        day.strftime("%Y%m%d"),
+        day.strftime("%Y/%m/%d"),
     ):
-        resp = demo.get("/v2/devices/36501/daily_data_usages", params={"start_date": start})
+        resp = demo.get("/v2/devices/36501/daily_data_usages", params={"start_date": start, "limit": 40})
         assert resp.status_code == 200, start
+        days_from[start] = sorted(d["date_for"][:10] for d in resp.json())
+    first = days_from[day.isoformat()]
+    assert first[0] == day.isoformat()  # from that day on
+    assert all(days == first for days in days_from.values()), days_from
 
 
 def test_note_put_and_post(demo: Api, encoding: str) -> None:

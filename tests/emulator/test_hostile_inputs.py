@@ -37,7 +37,8 @@ def _bearer(base: str) -> str:
         base + TOKEN, data={"grant_type": "client_credentials"}, auth=(EMULATOR_KEY_NAME, EMULATOR_API_KEY), timeout=10
     )
     assert resp.status_code == 200, resp.text
-    return resp.json()["access_token"]
+    token: str = resp.json()["access_token"]
+    return token
 
 
 def test_logout_with_a_bogus_session_token_is_a_401(fresh_emulator: EmulatorServer) -> None:

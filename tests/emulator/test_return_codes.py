@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import time
 
 import pytest
 import requests
@@ -197,7 +196,8 @@ def test_422_activation_with_bad_rows(api: Api, admin: Admin) -> None:
     assert len(resp.json()["unprocessed"]) == 3
 
 
-def test_429_with_retry_after(api: Api, admin: Admin) -> None:
+def test_429_with_retry_after(api: Api, admin: Admin, frozen_clock: float) -> None:
+    # the clock stands still: the bucket (burst 2) refills only when the test advances the clock
     admin.faults(rate_limit_per_second=2)
     statuses = [api.get("/v2/users") for _ in range(6)]
     limited = [r for r in statuses if r.status_code == 429]
@@ -207,8 +207,10 @@ def test_429_with_retry_after(api: Api, admin: Admin) -> None:
     # the bucket is per key: another key pair of another account is not limited by ours
     other = Api(api.base, (OTHER_ACCOUNT_KEY_NAME, OTHER_ACCOUNT_API_KEY))
     assert other.get("/v2/users").status_code == 200
-    # and after waiting Retry-After, the call goes through
-    time.sleep(int(limited[0].headers["Retry-After"]))
+    # still limited until Retry-After has passed on the emulated clock ...
+    assert api.get("/v2/users").status_code == 429
+    # ... and after waiting Retry-After, the call goes through
+    admin.post("clock", {"advance_seconds": int(limited[0].headers["Retry-After"])})
     assert api.get("/v2/users").status_code == 200
 
 

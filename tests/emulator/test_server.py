@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,7 @@ def test_cli_prints_its_url_and_stops_cleanly(tmp_path: Path) -> None:
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    assert proc.stdout is not None  # stdout=PIPE
     try:
         line = proc.stdout.readline()
         match = re.search(r"(http://127\.0\.0\.1:\d+)", line)
@@ -133,6 +135,8 @@ def test_command_line_arguments() -> None:
 
 def test_faults_given_at_start() -> None:
     with EmulatorServer(key_name="a", api_key="b", rate_limit_per_second=1, latency_ms=1) as srv:
+        pinned = time.time()  # the clock stands still: the bucket (1 token) does not refill however slow the calls
+        srv.backend.store.clock.source = lambda: pinned
         statuses = [requests.get(srv.base_url + "/v2/users", auth=srv.auth, timeout=10).status_code for _ in range(3)]
         assert 429 in statuses
         assert srv.faults.settings()["latency_ms"] == 1
@@ -144,7 +148,7 @@ def test_concurrent_requests_are_safe(api: Api, admin: Admin) -> None:
     errors: list[str] = []
 
     def worker(k: int) -> None:
-        session = Api(api.base, api.session.auth)
+        session = Api(api.base, api.auth)
         for n in range(10):
             name = names[(k * 10 + n) % len(names)]
             r1 = session.put(f"/v2/devices/{name}/note", {"field_name": "note", "note": f"w{k}"})

@@ -11,7 +11,7 @@ import requests
 
 from emulator.server import EmulatorServer
 from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
-from tests.emulator.helpers import Admin, fixture
+from tests.emulator.helpers import Admin, Api, fixture
 
 TOKEN = "/api/ts/v1/oauth2/token"
 LOGIN = "/api/m2m/v1/session/login"
@@ -38,7 +38,8 @@ class ThingSpace:
     def bearer(self) -> str:
         resp = self.token()
         assert resp.status_code == 200, resp.text
-        return resp.json()["access_token"]
+        token: str = resp.json()["access_token"]
+        return token
 
     def login(
         self, bearer: str, username: str = EMULATOR_KEY_NAME, password: str = EMULATOR_API_KEY
@@ -206,7 +207,7 @@ def test_has_more_data_paging(ts: ThingSpace, admin: Admin, make_sims: Callable[
 
 
 def test_usage_skew_fault_makes_cross_checks_disagree(
-    ts: ThingSpace, admin: Admin, api, sample_sim: dict[str, Any]
+    ts: ThingSpace, admin: Admin, api: Api, sample_sim: dict[str, Any]
 ) -> None:
     admin.faults(thingspace_usage_skew=0.1)
     bearer, session = ts.session()
@@ -255,7 +256,8 @@ def test_usage_errors(ts: ThingSpace, sample_sim: dict[str, Any]) -> None:
     assert form.status_code == 400  # Content-Type must be application/json
 
 
-def test_thingspace_rate_limit_and_log(ts: ThingSpace, admin: Admin) -> None:
+def test_thingspace_rate_limit_and_log(ts: ThingSpace, admin: Admin, frozen_clock: float) -> None:
+    # the clock stands still, so the bucket (1 token) does not refill between the logins however slow they are
     bearer = ts.bearer()
     admin.faults(rate_limit_per_second=1)
     statuses = [ts.login(bearer).status_code for _ in range(4)]

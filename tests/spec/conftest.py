@@ -11,14 +11,23 @@ import pytest
 
 from lattigo_fleet.spec import FleetError, FleetSpec, Issue, load_fleet
 
+#: the files of a fleet: {"fleet.yaml": "...", "fleet.d/a.yaml": "..."}, or the text of fleet.yaml alone
+FleetFiles = dict[str, str] | str
+#: the ``write_fleet`` fixture: writes the files, gives the path of fleet.yaml
+WriteFleet = Callable[[FleetFiles], str]
+#: the ``load`` fixture: writes the files and loads the fleet
+LoadFleet = Callable[[FleetFiles], FleetSpec]
+#: the ``issues`` fixture: writes the files, gives the issues of loading them (fails the test if they load)
+FleetIssues = Callable[[FleetFiles], list[Issue]]
+
 
 @pytest.fixture
-def write_fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+def write_fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> WriteFleet:
     """write_fleet({"fleet.yaml": "...", "fleet.d/a.yaml": "..."}) or write_fleet("...") (fleet.yaml
     only): writes the (dedented) files and returns "fleet.yaml", relative to the cwd."""
     monkeypatch.chdir(tmp_path)
 
-    def write(files: dict[str, str] | str) -> str:
+    def write(files: FleetFiles) -> str:
         if isinstance(files, str):
             files = {"fleet.yaml": files}
         for name, text in files.items():
@@ -31,18 +40,18 @@ def write_fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...
 
 
 @pytest.fixture
-def load(write_fleet: Callable[..., str]) -> Callable[..., FleetSpec]:
-    def _load(files: dict[str, str] | str) -> FleetSpec:
+def load(write_fleet: WriteFleet) -> LoadFleet:
+    def _load(files: FleetFiles) -> FleetSpec:
         return load_fleet(write_fleet(files))
 
     return _load
 
 
 @pytest.fixture
-def issues(write_fleet: Callable[..., str]) -> Callable[..., list[Issue]]:
+def issues(write_fleet: WriteFleet) -> FleetIssues:
     """The issues of an invalid fleet (fails the test if it loads)."""
 
-    def _issues(files: dict[str, str] | str) -> list[Issue]:
+    def _issues(files: FleetFiles) -> list[Issue]:
         path = write_fleet(files)
         with pytest.raises(FleetError) as caught:
             load_fleet(path)

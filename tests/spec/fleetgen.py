@@ -135,12 +135,13 @@ def fleets(draw: st.DrawFn, max_sims: int = 8) -> Fleet:
             sim["imei"] = imeis[i]
         if draw(st.booleans()):
             sim["name"] = names[i]
-        if groups and draw(st.booleans()):
+        # bool(...) and draw(...): with the list or dict itself on the left, mypy would infer the draw from it
+        if bool(groups) and draw(st.booleans()):
             sim["group"] = draw(st.sampled_from(sorted(groups)))
-        expected.append(_expected(sim, groups.get(sim.get("group"), {}), defaults or {}))
+        expected.append(_expected(sim, groups[sim["group"]] if "group" in sim else {}, defaults or {}))
         # Some of the SIM's own fields come from an anchored mapping merged with <<.
         shared = [k for k in sim if k != "iccid" and draw(st.booleans())]
-        if shared and draw(st.booleans()):
+        if bool(shared) and draw(st.booleans()):
             anchors.append(f"x-s{i}: &s{i} {_dump({k: sim[k] for k in shared})}\n")
             own = {k: v for k, v in sim.items() if k not in shared}
             sims.append(f"  - {{<<: *s{i}, " + _dump(own)[1:] + "\n")
@@ -233,7 +234,7 @@ def mutations(draw: st.DrawFn, text: str) -> bytes:
                 st.sampled_from(["9" * 4301, "1" * 6000, str(2**53 + 1), str(2**63), "0x" + "f" * 4000, "1e999"])
             )
             spans = [m.span() for m in re.finditer(r"\d+", text)]
-            if spans and draw(st.booleans()):
+            if bool(spans) and draw(st.booleans()):
                 start, end = draw(st.sampled_from(spans))
                 text = text[:start] + digits + text[end:]
             else:
@@ -242,7 +243,7 @@ def mutations(draw: st.DrawFn, text: str) -> bytes:
         elif kind == "surrogate":
             escape = draw(st.sampled_from(["\\ud800", "\\udcff", "\\udfff", "\\U0000d83d"]))
             quoted = [m.span() for m in re.finditer(r'"[^"\n]*"', text)]
-            if quoted and draw(st.booleans()):
+            if bool(quoted) and draw(st.booleans()):
                 start, end = draw(st.sampled_from(quoted))
                 text = text[: end - 1] + escape + text[end - 1 :]
             else:

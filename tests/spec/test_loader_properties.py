@@ -53,7 +53,7 @@ def test_a_damaged_fleet_loads_or_fails_with_located_issues(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(fleet=fleets())
-def test_the_fast_and_the_positioned_readings_agree(tmp_path_factory, fleet):
+def test_the_fast_and_the_positioned_readings_agree(tmp_path_factory: pytest.TempPathFactory, fleet: Fleet) -> None:
     """load_fleet reads plain files with libyaml and everything else with positions: the same fleet either way,
     and the fast one finds every position when asked."""
     from lattigo_fleet.spec import load_fleet

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from lattigo_fleet.spec import FleetError, load_fleet, main_validate
+from tests.spec.conftest import FleetFiles, FleetIssues, WriteFleet
 from tests.spec.helpers import iccid, imei
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -489,7 +490,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("files, expected", CASES)
-def test_invalid_fleet_reports_every_issue_at_its_place(issues, files, expected):
+def test_invalid_fleet_reports_every_issue_at_its_place(
+    issues: FleetIssues, files: FleetFiles, expected: list[tuple[str, str, str]]
+) -> None:
     got = issues(files)
     assert [(f"{i.file}:{i.line}:{i.column}" if i.file != "fleet.d" else i.file, i.field) for i in got] == [
         (where, field) for where, field, _ in expected
@@ -498,14 +501,14 @@ def test_invalid_fleet_reports_every_issue_at_its_place(issues, files, expected)
         assert message in issue.message, str(issue)
 
 
-def test_missing_file(tmp_path, monkeypatch):
+def test_missing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FleetError) as caught:
         load_fleet("nope.yaml")
     assert [str(i) for i in caught.value.issues] == ["nope.yaml:1:1: no such file"]
 
 
-def test_directory_instead_of_file(tmp_path, monkeypatch):
+def test_directory_instead_of_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "fleet.yaml").mkdir()
     with pytest.raises(FleetError) as caught:
@@ -513,7 +516,7 @@ def test_directory_instead_of_file(tmp_path, monkeypatch):
     assert [str(i) for i in caught.value.issues] == ["fleet.yaml:1:1: is a directory, not a file"]
 
 
-def test_not_utf8(tmp_path, monkeypatch):
+def test_not_utf8(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "fleet.yaml").write_bytes(b"version: 1\nsims: []\n# caf\xe9\n")
     with pytest.raises(FleetError) as caught:
@@ -521,7 +524,7 @@ def test_not_utf8(tmp_path, monkeypatch):
     assert [str(i) for i in caught.value.issues] == ["fleet.yaml:3:6: is not UTF-8 text"]
 
 
-def test_golden_errors_fixture(monkeypatch):
+def test_golden_errors_fixture(monkeypatch: pytest.MonkeyPatch) -> None:
     """A fleet with an error of each kind in fleet.yaml and fleet.d: the whole report, line for line."""
     monkeypatch.chdir(FIXTURES / "errors")
     (FIXTURES / "errors" / "fleet.d" / "30-empty.yaml").touch()  # git keeps empty files, but be sure
@@ -539,14 +542,14 @@ def test_golden_errors_fixture(monkeypatch):
     assert len(expected) == marked + 1
 
 
-def test_main_validate_prints_every_issue(monkeypatch, capsys):
+def test_main_validate_prints_every_issue(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(FIXTURES / "errors")
     assert main_validate("fleet.yaml") == 1
     out = capsys.readouterr().out.splitlines()
     assert out == (FIXTURES / "errors" / "expected.txt").read_text(encoding="utf-8").splitlines()
 
 
-def test_never_a_traceback():
+def test_never_a_traceback() -> None:
     """Random damage to a valid fleet gives a FleetError or a fleet, never any other exception."""
     source = (FIXTURES / "ok" / "fleet.yaml").read_text(encoding="utf-8")
     rng = random.Random(5)
@@ -575,7 +578,7 @@ def test_never_a_traceback():
                     assert issue.line >= 1 and issue.column >= 1 and issue.message
 
 
-def test_ignore_changes_names_only_fields_it_can_ignore(issues):
+def test_ignore_changes_names_only_fields_it_can_ignore(issues: FleetIssues) -> None:
     found = issues('version: 1\nsims:\n  - {iccid: "89014103211118510720", ignore_changes: [state, rate_plan]}\n')
     [issue] = found
     assert (issue.line, issue.field) == (3, "sims[0].ignore_changes[1]")
@@ -583,7 +586,7 @@ def test_ignore_changes_names_only_fields_it_can_ignore(issues):
 
 
 @pytest.mark.parametrize("make", ["dangling symlink", "symlink loop", "fifo", "directory named yaml", "subdirectory"])
-def test_every_entry_of_fleet_d_is_read_or_is_an_error(write_fleet, tmp_path, make):
+def test_every_entry_of_fleet_d_is_read_or_is_an_error(write_fleet: WriteFleet, tmp_path: Path, make: str) -> None:
     """An entry skipped in silence would make its SIMs look removed (and with on_remove: suspend, suspended)."""
     import os
 
@@ -610,7 +613,7 @@ def test_every_entry_of_fleet_d_is_read_or_is_an_error(write_fleet, tmp_path, ma
     assert "not read" in issue.message
 
 
-def test_a_fleet_file_that_is_not_a_regular_file_is_an_error_not_a_hang(tmp_path):
+def test_a_fleet_file_that_is_not_a_regular_file_is_an_error_not_a_hang(tmp_path: Path) -> None:
     import os
 
     os.mkfifo(tmp_path / "fleet.yaml")
@@ -622,7 +625,7 @@ def test_a_fleet_file_that_is_not_a_regular_file_is_an_error_not_a_hang(tmp_path
 @pytest.mark.parametrize(
     "where", ["fleet.d/p.yaml", "fleet.d (the directory)", "fleet.yaml itself", "a link inside that points out"]
 )
-def test_links_that_leave_the_fleets_directory_are_refused_and_never_read(tmp_path, where):
+def test_links_that_leave_the_fleets_directory_are_refused_and_never_read(tmp_path: Path, where: str) -> None:
     """A pull request may add `fleet.d/p.yaml -> /etc/passwd`: the file must not be read, and its text never
     reaches a message (which `lattigo-fleet plan` would post in the pull request)."""
     outside = tmp_path / "outside"
@@ -654,16 +657,17 @@ def test_links_that_leave_the_fleets_directory_are_refused_and_never_read(tmp_pa
     assert issue.file.endswith("p.yaml" if "p.yaml" in where or "inside" in where else where.split(" ")[0])
 
 
-def test_a_link_within_the_fleets_directory_is_read(tmp_path):
+def test_a_link_within_the_fleets_directory_is_read(tmp_path: Path) -> None:
     (tmp_path / "shared").mkdir()
     (tmp_path / "shared" / "east.yaml").write_text('sims:\n  - {iccid: "89014103211118510721"}\n')
     (tmp_path / "fleet.d").mkdir()
     (tmp_path / "fleet.d" / "east.yaml").symlink_to(tmp_path / "shared" / "east.yaml")
     (tmp_path / "fleet.yaml").write_text('version: 1\nsims:\n  - {iccid: "89014103211118510720"}\n')
-    assert len(load_fleet(tmp_path / "fleet.yaml").sims) == 2
+    sims = load_fleet(tmp_path / "fleet.yaml").sims
+    assert [s.iccid for s in sims] == ["89014103211118510720", "89014103211118510721"]  # the linked file's SIM too
 
 
-def test_a_message_quotes_only_a_short_escaped_excerpt_of_a_value(tmp_path):
+def test_a_message_quotes_only_a_short_escaped_excerpt_of_a_value(tmp_path: Path) -> None:
     long_value = "A" * 300 + "\x1b[31m"
     (tmp_path / "fleet.yaml").write_text(f'version: 1\nsims: "{long_value}"\n'.replace("\x1b", "\\e"))
     with pytest.raises(FleetError) as caught:
@@ -680,7 +684,7 @@ def test_a_message_quotes_only_a_short_escaped_excerpt_of_a_value(tmp_path):
         ("notes", '{note: "fw \\ud83d"}'),
     ],
 )
-def test_a_lone_surrogate_is_an_error_at_its_position_not_a_traceback(tmp_path, field, text):
+def test_a_lone_surrogate_is_an_error_at_its_position_not_a_traceback(tmp_path: Path, field: str, text: str) -> None:
     """YAML's \\u escapes can spell half of a UTF-16 pair, which no UTF-8 output can carry: every later print,
     JSON document or HTTP body would fail on it."""
     sim = {"iccid": '"89014103211118510720"', field: text}
@@ -693,7 +697,7 @@ def test_a_lone_surrogate_is_an_error_at_its_position_not_a_traceback(tmp_path, 
     str(caught.value).encode("utf-8")  # the message itself prints anywhere
 
 
-def test_a_lone_surrogate_in_a_key_is_an_error_that_prints(tmp_path):
+def test_a_lone_surrogate_in_a_key_is_an_error_that_prints(tmp_path: Path) -> None:
     (tmp_path / "fleet.yaml").write_text('version: 1\nsims:\n  - {iccid: "89014103211118510720", "x\\udc80": 1}\n')
     with pytest.raises(FleetError) as caught:
         load_fleet(tmp_path / "fleet.yaml")
@@ -701,7 +705,7 @@ def test_a_lone_surrogate_in_a_key_is_an_error_that_prints(tmp_path):
     "\n".join(str(i) for i in caught.value.issues).encode("utf-8")
 
 
-def test_a_lone_surrogate_in_a_group_reference_stops_before_the_checks_that_would_quote_it(tmp_path):
+def test_a_lone_surrogate_in_a_group_reference_stops_before_the_checks_that_would_quote_it(tmp_path: Path) -> None:
     (tmp_path / "fleet.yaml").write_text(
         'version: 1\ngroups: {east: {}}\nsims:\n  - {iccid: "89014103211118510720", group: "east\\ud800"}\n'
     )

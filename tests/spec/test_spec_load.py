@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from lattigo_fleet.spec import (
     UsageLimit,
     load_fleet,
 )
+from tests.spec.conftest import LoadFleet, WriteFleet
 from tests.spec.helpers import iccid
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -23,7 +25,7 @@ V = "version: 1\n"
 A, B, C = iccid(0), iccid(1), iccid(2)
 
 
-def test_ok_fixture_whole(monkeypatch):
+def test_ok_fixture_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(FIXTURES / "ok")
     fleet = load_fleet("fleet.yaml")
     oncall = UsageLimit(51200, "suspend", ("ops-oncall",))
@@ -97,7 +99,7 @@ def test_ok_fixture_whole(monkeypatch):
     assert len(fleet) == 6
 
 
-def _fleet(defaults: dict | None, group: dict | None, sim: dict | None) -> str:
+def _fleet(defaults: dict[str, Any] | None, group: dict[str, Any] | None, sim: dict[str, Any] | None) -> str:
     """A fleet of one SIM in group g; each level written as a YAML flow mapping (JSON), or left out."""
     text = V
     if defaults is not None:
@@ -219,7 +221,14 @@ PRECEDENCE = [
 
 
 @pytest.mark.parametrize("defaults, group, sim, attribute, expected", PRECEDENCE)
-def test_precedence(load, defaults, group, sim, attribute, expected):
+def test_precedence(
+    load: LoadFleet,
+    defaults: dict[str, Any] | None,
+    group: dict[str, Any] | None,
+    sim: dict[str, Any] | None,
+    attribute: str,
+    expected: Any,
+) -> None:
     (got,) = load(_fleet(defaults, group, sim)).sims
     value = getattr(got, attribute)
     assert value == expected
@@ -228,7 +237,7 @@ def test_precedence(load, defaults, group, sim, attribute, expected):
         assert type(value.kb_limit) is int
 
 
-def test_anchors_aliases_and_merge_keys(load):
+def test_anchors_aliases_and_merge_keys(load: LoadFleet) -> None:
     fleet = load(
         V
         + "x-truck: &truck\n  rate_plan: P\n  notes: &n {note: anchored}\n"
@@ -245,12 +254,12 @@ def test_anchors_aliases_and_merge_keys(load):
     assert (c.rate_plan, c.notes) == (None, {"note": "anchored"})
 
 
-def test_extension_fields_null_sections_and_no_sims(load):
+def test_extension_fields_null_sections_and_no_sims(load: LoadFleet) -> None:
     fleet = load(V + "x-anything: {whatever: [1, 2]}\ndefaults:\ngroups:\nsims:\npolicy:\n")
     assert fleet.sims == [] and fleet.policy == Policy()
 
 
-def test_fleet_d_files_in_name_order_and_groups_across_files(load):
+def test_fleet_d_files_in_name_order_and_groups_across_files(load: LoadFleet) -> None:
     fleet = load(
         {
             "fleet.yaml": V + "groups:\n  main-g: {cost_center: m}\n" + f'sims:\n  - {{iccid: "{A}", group: d-g}}\n',
@@ -264,14 +273,14 @@ def test_fleet_d_files_in_name_order_and_groups_across_files(load):
     assert fleet.files == ["fleet.yaml", "fleet.d/a.yaml", "fleet.d/b.yaml"]
 
 
-def test_fleet_d_of_another_file_name_is_stem_d(load, write_fleet):
+def test_fleet_d_of_another_file_name_is_stem_d(load: LoadFleet, write_fleet: WriteFleet) -> None:
     write_fleet({"prod.yaml": V, "prod.d/a.yaml": f'sims:\n  - iccid: "{A}"\n', "fleet.d/a.yaml": "bad: ["})
     fleet = load_fleet("prod.yaml")
     assert [s.iccid for s in fleet.sims] == [A]
     assert fleet.files == ["prod.yaml", "prod.d/a.yaml"]
 
 
-def test_paths_keep_the_directory_given(write_fleet, tmp_path):
+def test_paths_keep_the_directory_given(write_fleet: WriteFleet, tmp_path: Path) -> None:
     write_fleet({"stack/fleet.yaml": V, "stack/fleet.d/a.yaml": f'sims:\n  - iccid: "{A}"\n'})
     assert load_fleet("stack/fleet.yaml").files == ["stack/fleet.yaml", "stack/fleet.d/a.yaml"]
     assert load_fleet(tmp_path / "stack" / "fleet.yaml").source_of(A) == Location(
@@ -279,7 +288,7 @@ def test_paths_keep_the_directory_given(write_fleet, tmp_path):
     )
 
 
-def test_iccid_lengths_and_note_limits(load):
+def test_iccid_lengths_and_note_limits(load: LoadFleet) -> None:
     hundred = "é" * 100  # characters, not bytes
     fleet = load(sims_yaml(f'  - {{iccid: "{A}", notes: {{note: "{hundred}"}}}}', f'  - iccid: "{A[:-1]}"'))
     assert [len(s.iccid) for s in fleet.sims] == [20, 19]
@@ -303,11 +312,11 @@ POLICIES = [
 
 
 @pytest.mark.parametrize("text, expected", POLICIES)
-def test_policy(load, text, expected):
+def test_policy(load: LoadFleet, text: str, expected: Policy) -> None:
     assert load(V + text).policy == expected
 
 
-def test_source_of_points_where_each_value_is_written(load):
+def test_source_of_points_where_each_value_is_written(load: LoadFleet) -> None:
     fleet = load(
         {
             "fleet.yaml": (
@@ -363,7 +372,7 @@ def test_source_of_points_where_each_value_is_written(load):
         ("%YAML 1.1\n---\n", False),  # a directive changes how the file reads: positions from the start
     ],
 )
-def test_a_percent_sign_is_read_the_fast_way_unless_it_is_a_directive(policy, fast):
+def test_a_percent_sign_is_read_the_fast_way_unless_it_is_a_directive(policy: str, fast: bool) -> None:
     """A `%` sent every file with a percentage limit down the slow, positioned parser (7 s and 160 MB for
     10,000 SIMs, in `validate` and twice per `pulumi` run); only a directive line needs it."""
     from lattigo_fleet.spec.loader import _fast_data, _NotFast

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from lattigo_fleet.spec import (
     main_validate,
     validate_against_account,
 )
+from tests.spec.conftest import LoadFleet, WriteFleet
 from tests.spec.helpers import iccid, imei
 
 A = iccid(0)
@@ -49,10 +51,10 @@ SIMS = [
 ]
 
 
-def pulumi_like(inputs: dict) -> dict:
+def pulumi_like(inputs: dict[str, Any]) -> dict[str, Any]:
     """What a Pulumi round trip may do to inputs: drop None values and empty dicts, numbers as floats."""
 
-    def walk(value):
+    def walk(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: walk(v) for k, v in value.items() if v is not None and v != {}}
         if isinstance(value, list):
@@ -61,11 +63,12 @@ def pulumi_like(inputs: dict) -> dict:
             return float(value)
         return value
 
-    return walk(inputs)
+    out: dict[str, Any] = walk(inputs)
+    return out
 
 
 @pytest.mark.parametrize("sim", SIMS)
-def test_to_inputs_from_inputs_round_trip(sim):
+def test_to_inputs_from_inputs_round_trip(sim: DesiredSim) -> None:
     inputs = sim.to_inputs()
     assert json.loads(json.dumps(inputs)) == inputs  # JSON-able
     assert DesiredSim.from_inputs(inputs) == sim
@@ -77,7 +80,7 @@ def test_to_inputs_from_inputs_round_trip(sim):
     assert pickle.loads(pickle.dumps(sim)).usage_limit is sim.usage_limit or sim.usage_limit is not UNMANAGED
 
 
-def test_to_inputs_exact():
+def test_to_inputs_exact() -> None:
     """Only what fleet.yaml declares, so that a reviewer's diff shows account fields and nothing else."""
     sim = DesiredSim(iccid=A, imei=imei(0), group="g", rate_plan="P", notes={"note2": "x"}, usage_limit=None)
     assert sim.to_inputs() == {
@@ -99,13 +102,13 @@ def test_to_inputs_exact():
     }
 
 
-def test_from_inputs_without_managed_infers_it():
+def test_from_inputs_without_managed_infers_it() -> None:
     sim = DesiredSim.from_inputs({"iccid": A, "cost_center": "c", "notes": {"note": ""}})
     assert sim == DesiredSim(iccid=A, cost_center="c", notes={"note": ""})
     assert sim.usage_limit is UNMANAGED
 
 
-def test_from_inputs_reads_the_inputs_of_earlier_versions():
+def test_from_inputs_reads_the_inputs_of_earlier_versions() -> None:
     """State written before inputs were trimmed: a `managed` list, None values, None for "no limit"."""
     legacy = {
         "iccid": A,
@@ -122,7 +125,7 @@ def test_from_inputs_reads_the_inputs_of_earlier_versions():
 
 
 @pytest.mark.parametrize("bad", [None, {}, {"name": "x"}, "89014103211118510720"])
-def test_from_inputs_rejects_non_sims(bad):
+def test_from_inputs_rejects_non_sims(bad: Any) -> None:
     with pytest.raises(ValueError):
         DesiredSim.from_inputs(bad)
 
@@ -139,7 +142,7 @@ MANAGED = [
 
 
 @pytest.mark.parametrize("sim, expected", MANAGED)
-def test_managed(sim, expected):
+def test_managed(sim: DesiredSim, expected: tuple[str, ...]) -> None:
     assert sim.managed == expected
     for name in expected:
         assert sim.is_managed(name)
@@ -159,12 +162,12 @@ ACTIVATION = [
 
 
 @pytest.mark.parametrize("sim, expected", ACTIVATION)
-def test_activation_problems(sim, expected):
+def test_activation_problems(sim: DesiredSim, expected: list[str]) -> None:
     problems = sim.activation_problems()
     assert [p.split(":")[0] for p in problems] == expected
 
 
-def test_desired_sim_normalises_and_checks():
+def test_desired_sim_normalises_and_checks() -> None:
     sim = DesiredSim(iccid=A, notes={"note3": "c", "note": "a"})
     assert list(sim.notes) == ["note", "note3"]
     assert sim.name == A
@@ -177,8 +180,9 @@ def test_desired_sim_normalises_and_checks():
         DesiredSim(iccid="")
 
 
-def test_usage_limit():
-    limit = UsageLimit(10.0, "email", ["b", "a", "b"])
+def test_usage_limit() -> None:
+    # a float and a list, as they come back through Pulumi: normalised to an int and a sorted tuple
+    limit = UsageLimit(10.0, "email", ["b", "a", "b"])  # type: ignore[arg-type]
     assert (limit.kb_limit, type(limit.kb_limit), limit.usernames) == (10, int, ("a", "b"))
     assert limit.to_dict() == {"kb_limit": 10, "action": "email", "usernames": ["a", "b"]}
     assert UsageLimit.from_dict(limit.to_dict()) == limit
@@ -207,11 +211,11 @@ LIMITS = [
 
 
 @pytest.mark.parametrize("policy, size, expected", LIMITS)
-def test_policy_limit_for(policy, size, expected):
+def test_policy_limit_for(policy: Policy, size: int, expected: int) -> None:
     assert policy.limit_for(size) == expected
 
 
-def test_policy_defaults_and_checks():
+def test_policy_defaults_and_checks() -> None:
     assert Policy() == Policy("retain", None, 10.0)
     assert Policy(max_changes=3).max_changes_percent is None
     assert Policy().describe() == "10% of the fleet" and Policy(max_changes=1).describe() == "1 SIM"
@@ -220,7 +224,7 @@ def test_policy_defaults_and_checks():
             Policy(**kwargs)
 
 
-def test_issue_and_fleet_error_text():
+def test_issue_and_fleet_error_text() -> None:
     one = Issue("fleet.yaml", 12, 5, "sims[3].imei", "must be 15 digits (IMEI) or 16 (IMEISV)")
     two = Issue("fleet.yaml", 1, 1, "", "file is empty")
     assert str(one) == "fleet.yaml:12:5: sims[3].imei: must be 15 digits (IMEI) or 16 (IMEISV)"
@@ -249,7 +253,7 @@ ACCOUNT_FLEET = {
 }
 
 
-def test_validate_against_account(load):
+def test_validate_against_account(load: LoadFleet) -> None:
     fleet = load(ACCOUNT_FLEET)
     got = validate_against_account(fleet, rate_plans={"ACME 5mb", "Old Plan"}, usernames={"ops"})
     assert [(f"{i.file}:{i.line}:{i.column}", i.field) for i in got] == [
@@ -268,14 +272,14 @@ def test_validate_against_account(load):
     )
 
 
-def test_validate_against_empty_account(load):
+def test_validate_against_empty_account(load: LoadFleet) -> None:
     fleet = load(ACCOUNT_FLEET)
     got = validate_against_account(fleet, set(), set())
     assert len(got) == 7  # 4 rate plans + 3 usernames, each once (nobody and ops behind one anchor)
     assert "the account has no rate plans" in next(i for i in got if i.field == "defaults.rate_plan").message
 
 
-def test_main_validate_ok(write_fleet):
+def test_main_validate_ok(write_fleet: WriteFleet) -> None:
     path = write_fleet({"fleet.yaml": "version: 1\nsims:\n" + f'  - iccid: "{iccid(0)}"\n'})
     out = io.StringIO()
     assert main_validate(path, out) == 0
@@ -286,7 +290,7 @@ def test_main_validate_ok(write_fleet):
     assert out.getvalue() == "fleet.yaml: 2 SIMs OK\n"
 
 
-def test_main_validate_errors(write_fleet, capsys):
+def test_main_validate_errors(write_fleet: WriteFleet, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_fleet("version: 3\nsims: [{iccid: 1}]\n")
     assert main_validate(path) == 1
     assert capsys.readouterr().out.splitlines() == [

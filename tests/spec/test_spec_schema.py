@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
@@ -14,18 +15,18 @@ from lattigo_fleet.spec import SCHEMA_PATH, SHARED_FIELDS, SIM_ONLY_FIELDS, Desi
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def test_schema_is_valid_draft_2020_12():
+def test_schema_is_valid_draft_2020_12() -> None:
     schema = fleet_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     Draft202012Validator.check_schema(schema)
     assert SCHEMA_PATH.name == "fleet.schema.json" and SCHEMA_PATH.parent.name == "schemas"
 
 
-def test_every_field_is_documented_for_editors():
+def test_every_field_is_documented_for_editors() -> None:
     schema = fleet_schema()
-    undocumented = []
+    undocumented: list[str] = []
 
-    def walk(node, where):
+    def walk(node: dict[str, Any], where: str) -> None:
         for name, sub in node.get("properties", {}).items():
             target = sub
             if "$ref" in sub and not ({"title", "description"} & set(sub)):
@@ -40,7 +41,7 @@ def test_every_field_is_documented_for_editors():
     assert undocumented == []
 
 
-def test_schema_fields_match_the_python_types():
+def test_schema_fields_match_the_python_types() -> None:
     defs = fleet_schema()["$defs"]
     sim_fields = set(defs["sim"]["properties"])
     assert sim_fields == {f.name for f in dataclasses.fields(DesiredSim)}
@@ -49,7 +50,7 @@ def test_schema_fields_match_the_python_types():
     assert set(defs["notes"]["properties"]) == {"note", "note1", "note2", "note3"}
 
 
-def test_schema_enums_are_the_python_constants():
+def test_schema_enums_are_the_python_constants() -> None:
     """The schema is the source of the field rules; the Python names for its enums must say the same."""
     from lattigo_fleet.spec import IGNORABLE_FIELDS, NOTE_FIELDS, ON_REMOVE_CHOICES, STATES, USAGE_ACTIONS
 
@@ -61,7 +62,7 @@ def test_schema_enums_are_the_python_constants():
     assert tuple(defs["policy"]["properties"]["on_remove"]["enum"]) == ON_REMOVE_CHOICES
 
 
-def test_sample_fleet_is_valid_against_the_schema_itself():
+def test_sample_fleet_is_valid_against_the_schema_itself() -> None:
     """What an editor would check: fleet.yaml against the schema, fleet.d files against #/$defs/fleetDFile."""
     schema = fleet_schema()
     yaml = YAML(typ="safe", pure=True)
