@@ -16,9 +16,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from lattigo_fleet.plan_document import PLAN_OUT_ENV
-from tests.e2e.fleets import PLAN_5MB, Admin, iccid, imei
+from tests.e2e.fleets import PLAN_5MB, iccid, imei
 from tests.e2e.harness import PulumiResult, PulumiStack, make_project, pulumi_bin_dir
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -67,7 +68,7 @@ def main() -> None:
     srv.start()
     root = Path(tempfile.mkdtemp(prefix="lattigo-fixtures-"))
     try:
-        admin = Admin(srv.base_url)
+        admin = AdminClient(srv.base_url)
         stack = PulumiStack(make_project(root / "project"), root, "ci", bin_dir=pulumi_bin_dir())
         stack.set_config("lattigo:endpoint", srv.base_url)
         stack.set_config("lattigo:keyName", "k")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
-from tests.e2e.fleets import Admin
 from tests.e2e.harness import PulumiStack, StackFactory, make_project, pulumi_bin_dir
 
 
@@ -49,8 +49,8 @@ def stack_factory(
 
 
 @pytest.fixture
-def admin(fresh_emulator: EmulatorServer) -> Admin:
-    return Admin(fresh_emulator.base_url)
+def admin(fresh_emulator: EmulatorServer) -> AdminClient:
+    return AdminClient(fresh_emulator.base_url)
 
 
 @pytest.fixture

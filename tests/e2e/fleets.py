@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-import requests
+from emulator.admin_client import AdminClient
 
 PLAN_5MB = "ACME Co 5mb Rate Plan"
 
@@ -17,34 +17,6 @@ def iccid(i: int) -> str:
 
 def imei(i: int) -> str:
     return f"35300{i:010d}"
-
-
-class Admin:
-    def __init__(self, base_url: str) -> None:
-        self.base = base_url
-
-    def add_sims(self, sims: list[dict[str, Any]]) -> None:
-        requests.post(f"{self.base}/_emulator/sims", json={"sims": sims}, timeout=30).raise_for_status()
-
-    def sims(self) -> dict[str, dict[str, Any]]:
-        body: dict[str, Any] = requests.get(f"{self.base}/_emulator/sims", timeout=30).json()
-        return {s["iccid"]: s for s in body["sims"]}
-
-    def requests(self) -> list[dict[str, Any]]:
-        log: list[dict[str, Any]] = requests.get(f"{self.base}/_emulator/requests", timeout=30).json()
-        return log
-
-    def api_requests(self) -> list[dict[str, Any]]:
-        return [r for r in self.requests() if not r["path"].startswith("/_emulator")]
-
-    def mutating(self) -> list[dict[str, Any]]:
-        return [r for r in self.api_requests() if r["method"] != "GET"]
-
-    def clear_log(self) -> None:
-        requests.delete(f"{self.base}/_emulator/requests", timeout=30).raise_for_status()
-
-    def faults(self, **settings: Any) -> None:
-        requests.post(f"{self.base}/_emulator/faults", json=settings, timeout=30).raise_for_status()
 
 
 def by_endpoint(reqs: list[dict[str, Any]]) -> Counter[str]:
@@ -61,5 +33,5 @@ def small_fleet(states: dict[int, str], policy: str = "") -> str:
     return f'version: 1\ndefaults: {{rate_plan: "{PLAN_5MB}"}}\n{policy}sims:\n{rows}'
 
 
-def seed_active(admin: Admin, indices: Iterable[int]) -> None:
+def seed_active(admin: AdminClient, indices: Iterable[int]) -> None:
     admin.add_sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "rate_plan": PLAN_5MB} for i in indices])

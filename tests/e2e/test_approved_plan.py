@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
-from tests.e2e.fleets import PLAN_5MB, Admin, by_endpoint, iccid, imei, seed_active
+from tests.e2e.fleets import PLAN_5MB, by_endpoint, iccid, imei, seed_active
 from tests.e2e.harness import REPO, PulumiStack
 
 
@@ -42,14 +43,14 @@ def plan(stack: PulumiStack, name: str = "plan.json") -> tuple[subprocess.Comple
     return result, json.loads(path.read_text()), path
 
 
-def three_sims_applied(fleet_stack: PulumiStack, admin: Admin, extra: str = "cost_center: Fleet-East") -> None:
+def three_sims_applied(fleet_stack: PulumiStack, admin: AdminClient, extra: str = "cost_center: Fleet-East") -> None:
     seed_active(admin, range(1, 4))
     fleet_stack.write_fleet(fleet_of([row(i, extra) for i in range(1, 4)]))
     fleet_stack.up().check()
 
 
 def test_the_plan_document_names_each_call_with_its_before_and_after_and_the_comment_its_digest(
-    fleet_stack: PulumiStack, admin: Admin
+    fleet_stack: PulumiStack, admin: AdminClient
 ) -> None:
     three_sims_applied(fleet_stack, admin)
     fleet_stack.write_fleet(fleet_of([row(1, "cost_center: Cold-Chain"), row(2, "cost_center: Fleet-East"), row(3)]))
@@ -66,7 +67,7 @@ def test_the_plan_document_names_each_call_with_its_before_and_after_and_the_com
 
 
 def test_a_out_of_band_change_to_a_sim_the_plan_touches_is_refused_with_nothing_sent(
-    fleet_stack: PulumiStack, admin: Admin
+    fleet_stack: PulumiStack, admin: AdminClient
 ) -> None:
     three_sims_applied(fleet_stack, admin)
     fleet_stack.write_fleet(
@@ -75,7 +76,7 @@ def test_a_out_of_band_change_to_a_sim_the_plan_touches_is_refused_with_nothing_
     _result, approved, path = plan(fleet_stack)
 
     admin.add_sims([{"iccid": iccid(1), "cost_center": "Warehouse"}])  # someone, in the portal, after the review
-    admin.clear_log()
+    admin.clear_requests()
     applied = lattigo_fleet(fleet_stack, "apply", "--plan", str(path))
     assert applied.returncode == 3, applied.stdout + applied.stderr
     assert admin.mutating() == []
@@ -86,7 +87,7 @@ def test_a_out_of_band_change_to_a_sim_the_plan_touches_is_refused_with_nothing_
 
 
 def test_b_out_of_band_change_elsewhere_is_refused_in_strict_mode_and_healed_in_heal_mode(
-    fleet_stack: PulumiStack, admin: Admin
+    fleet_stack: PulumiStack, admin: AdminClient
 ) -> None:
     three_sims_applied(fleet_stack, admin)
     fleet_stack.write_fleet(
@@ -95,7 +96,7 @@ def test_b_out_of_band_change_elsewhere_is_refused_in_strict_mode_and_healed_in_
     _result, approved, path = plan(fleet_stack)
     admin.add_sims([{"iccid": iccid(3), "state": "suspended"}])  # a SIM the pull request does not touch
 
-    admin.clear_log()
+    admin.clear_requests()
     strict = lattigo_fleet(fleet_stack, "apply", "--plan", str(path))
     assert strict.returncode == 3, strict.stdout + strict.stderr
     assert admin.mutating() == []
@@ -106,7 +107,7 @@ def test_b_out_of_band_change_elsewhere_is_refused_in_strict_mode_and_healed_in_
     _result, approved, path = plan(fleet_stack)  # the plan says what heal mode does
     assert approved["mode"] == "heal"
     admin.add_sims([{"iccid": iccid(2), "cost_center": "Warehouse"}])  # and one more after this review
-    admin.clear_log()
+    admin.clear_requests()
     healed = lattigo_fleet(fleet_stack, "apply", "--plan", str(path))
     assert healed.returncode == 0, healed.stdout + healed.stderr
     assert "healed what moved since" in healed.stderr
@@ -115,7 +116,9 @@ def test_b_out_of_band_change_elsewhere_is_refused_in_strict_mode_and_healed_in_
     assert sims[iccid(3)]["state"] == "active"
 
 
-def test_c_no_change_in_between_sends_exactly_the_approved_plans_writes(fleet_stack: PulumiStack, admin: Admin) -> None:
+def test_c_no_change_in_between_sends_exactly_the_approved_plans_writes(
+    fleet_stack: PulumiStack, admin: AdminClient
+) -> None:
     three_sims_applied(fleet_stack, admin)
     fleet_stack.write_fleet(
         fleet_of([row(1, "cost_center: Cold-Chain"), row(2, "cost_center: Cold-Chain"), row(3, "state: suspended")])
@@ -126,7 +129,7 @@ def test_c_no_change_in_between_sends_exactly_the_approved_plans_writes(fleet_st
         [{"kind": "cost_center", "cost_center": "Cold-Chain"}],
         [{"kind": "suspend"}],
     ]
-    admin.clear_log()
+    admin.clear_requests()
     applied = lattigo_fleet(fleet_stack, "apply", "--plan", str(path), "--expect-digest", approved["digest"][7:19])
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert by_endpoint(admin.mutating()) == {"change_cost_center": 1, "change_simstate": 1}
@@ -134,7 +137,7 @@ def test_c_no_change_in_between_sends_exactly_the_approved_plans_writes(fleet_st
 
 
 def test_c_an_approved_activation_then_sets_the_fields_of_the_sim_it_activated(
-    fleet_stack: PulumiStack, admin: Admin
+    fleet_stack: PulumiStack, admin: AdminClient
 ) -> None:
     # A SIM in inventory is unknown to the API at review (no "before"); once this run activated it, its cost
     # center and notes are set on a SIM that is ours: no re-read may call that a change by someone else.
@@ -146,14 +149,14 @@ def test_c_an_approved_activation_then_sets_the_fields_of_the_sim_it_activated(
     _result, approved, path = plan(fleet_stack)
     [entry] = approved["sims"]
     assert entry["action"] == "activate" and "state" not in entry["before"], entry
-    admin.clear_log()
+    admin.clear_requests()
     applied = lattigo_fleet(fleet_stack, "apply", "--plan", str(path), "--expect-digest", approved["digest"][7:19])
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert by_endpoint(admin.mutating()) == {"activation_request": 1, "change_cost_center": 1}, admin.mutating()
     assert fleet_stack.preview("--expect-no-changes").returncode == 0
 
 
-def test_d_a_plan_made_before_main_moved_is_refused(fleet_stack: PulumiStack, admin: Admin) -> None:
+def test_d_a_plan_made_before_main_moved_is_refused(fleet_stack: PulumiStack, admin: AdminClient) -> None:
     three_sims_applied(fleet_stack, admin)
     base = [row(i, "cost_center: Fleet-East") for i in (1, 2, 3)]
     # Pull request 2 is planned on the base of that time ...
@@ -165,7 +168,7 @@ def test_d_a_plan_made_before_main_moved_is_refused(fleet_stack: PulumiStack, ad
     assert lattigo_fleet(fleet_stack, "apply", "--plan", str(first_path)).returncode == 0
     # The merge of pull request 2: main now holds both changes.
     fleet_stack.write_fleet(fleet_of([row(1, "cost_center: Cold-Chain"), base[1], row(3, "cost_center: Retail")]))
-    admin.clear_log()
+    admin.clear_requests()
     now_path = fleet_stack.project_dir / "plan-now.json"
     refused = lattigo_fleet(fleet_stack, "apply", "--plan", str(second_path), "--out", str(now_path))
     assert refused.returncode == 3, refused.stdout + refused.stderr
@@ -182,12 +185,12 @@ def test_d_a_plan_made_before_main_moved_is_refused(fleet_stack: PulumiStack, ad
 
 
 def test_a_strict_merge_without_a_plan_or_with_another_digest_sends_nothing(
-    fleet_stack: PulumiStack, admin: Admin
+    fleet_stack: PulumiStack, admin: AdminClient
 ) -> None:
     three_sims_applied(fleet_stack, admin)
     fleet_stack.write_fleet(fleet_of([row(1, "cost_center: Cold-Chain"), row(2), row(3)]))
     _result, approved, path = plan(fleet_stack)
-    admin.clear_log()
+    admin.clear_requests()
     no_plan = lattigo_fleet(fleet_stack, "apply")
     assert no_plan.returncode == 1 and "no approved plan" in no_plan.stderr
     both = lattigo_fleet(fleet_stack, "apply", "--plan", str(path), "--heal")
@@ -203,7 +206,7 @@ def test_a_strict_merge_without_a_plan_or_with_another_digest_sends_nothing(
 
 
 def test_e_the_blast_radius_is_a_share_of_the_larger_fleet_on_every_path(
-    fleet_stack: PulumiStack, admin: Admin
+    fleet_stack: PulumiStack, admin: AdminClient
 ) -> None:
     # 20 held; the pull request forgets 10 (on_remove: retain) and suspends 2, at max_changes 10%. Of the 20 held
     # that is 2 allowed; the program used to count 10% of the 10 left (1) and refuse what the guard allowed.
@@ -226,14 +229,14 @@ def test_e_the_blast_radius_is_a_share_of_the_larger_fleet_on_every_path(
         "message": None,
     }
     assert doc["counts"]["sims_forget"] == 10 and doc["counts"]["calls_suspend"] == 2
-    admin.clear_log()
+    admin.clear_requests()
     applied = lattigo_fleet(fleet_stack, "apply", "--plan", str(path))
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert by_endpoint(admin.mutating()) == {"change_simstate": 1}
 
 
 def test_f_a_sim_its_own_usage_limit_suspended_is_left_alone_and_said_so(
-    fleet_stack: PulumiStack, admin: Admin, fresh_emulator: EmulatorServer
+    fleet_stack: PulumiStack, admin: AdminClient, fresh_emulator: EmulatorServer
 ) -> None:
     from datetime import UTC, datetime
 
@@ -257,7 +260,7 @@ def test_f_a_sim_its_own_usage_limit_suspended_is_left_alone_and_said_so(
     assert [i["iccid"] for i in report["drift"]] == [iccid(2)]
     assert [s["iccid"] for s in report["left_alone"]] == [iccid(1)]
 
-    admin.clear_log()
+    admin.clear_requests()
     assert lattigo_fleet(fleet_stack, "apply", "--plan", str(path)).returncode == 0
     calls = admin.mutating()
     assert by_endpoint(calls) == {"change_simstate": 1}

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 
+from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from lattigo_fleet.spec import UNMANAGED, load_fleet
-from tests.e2e.fleets import Admin
 from tests.e2e.harness import REPO, PulumiStack
 
 
 def test_import_of_the_demo_account_then_pulumi_up_sends_nothing(
-    fleet_stack: PulumiStack, fresh_emulator: EmulatorServer, admin: Admin
+    fleet_stack: PulumiStack, fresh_emulator: EmulatorServer, admin: AdminClient
 ) -> None:
     fresh_emulator.reset("demo")
     project = fleet_stack.project_dir
@@ -35,11 +35,11 @@ def test_import_of_the_demo_account_then_pulumi_up_sends_nothing(
     assert {s.usage_limit for s in spec.sims} == {UNMANAGED}
     assert {s.rate_plan for s in spec.sims} == {None}
 
-    admin.clear_log()
+    admin.clear_requests()
     fleet_stack.up().check()
     assert admin.mutating() == []
     assert len(fleet_stack.resources("lattigo:Sim")) == 300
 
-    admin.clear_log()
+    admin.clear_requests()
     fleet_stack.preview("--expect-no-changes", "--diff").check()
     assert admin.mutating() == []

@@ -9,8 +9,9 @@ import sys
 
 import requests
 
+from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
-from tests.e2e.fleets import PLAN_5MB, Admin, iccid, imei, seed_active
+from tests.e2e.fleets import PLAN_5MB, iccid, imei, seed_active
 from tests.e2e.harness import REPO, PulumiStack
 
 
@@ -38,7 +39,7 @@ DECLARED = "cost_center: ops, notes: {note1: depot}, usage_limit: {kb_limit: 100
 
 
 def test_drift_reports_each_out_of_band_change_and_unmanaged_sim_once_and_ignores_a_day_of_usage(
-    fleet_stack: PulumiStack, admin: Admin, fresh_emulator: EmulatorServer
+    fleet_stack: PulumiStack, admin: AdminClient, fresh_emulator: EmulatorServer
 ) -> None:
     seed_active(admin, range(1, 6))
     fleet_stack.write_fleet(fleet_of([row(i, DECLARED) for i in range(1, 6)]))
@@ -90,7 +91,7 @@ def test_drift_reports_each_out_of_band_change_and_unmanaged_sim_once_and_ignore
     assert lattigo_fleet(fleet_stack, "drift").stdout == text.stdout
 
 
-def test_drift_says_what_is_wrong_in_one_line(fleet_stack: PulumiStack, admin: Admin) -> None:
+def test_drift_says_what_is_wrong_in_one_line(fleet_stack: PulumiStack, admin: AdminClient) -> None:
     seed_active(admin, [1])
     fleet_stack.write_fleet(fleet_of([row(1)]))
     fleet_stack.up().check()
@@ -114,12 +115,12 @@ def test_drift_says_what_is_wrong_in_one_line(fleet_stack: PulumiStack, admin: A
     assert "http://127.0.0.1:9" in unreachable.stderr and unreachable.stderr.count("\n") == 1
 
 
-def test_plan_comments_on_a_real_preview(fleet_stack: PulumiStack, admin: Admin) -> None:
+def test_plan_comments_on_a_real_preview(fleet_stack: PulumiStack, admin: AdminClient) -> None:
     seed_active(admin, range(1, 4))
     admin.add_sims([{"iccid": iccid(4), "imei": imei(4)}])  # in inventory
     fleet_stack.write_fleet(fleet_of([row(i, "cost_center: ops") for i in range(1, 4)]))
     fleet_stack.up().check()
-    admin.clear_log()
+    admin.clear_requests()
 
     fleet_stack.write_fleet(
         fleet_of(

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from emulator.admin_client import AdminClient
 from emulator.seeds import _iccid
 from emulator.server import EmulatorServer
 from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
-from tests.e2e.fleets import Admin
 from tests.e2e.harness import REPO
 
 FLEET = "version: 1\nsims:\n" + "".join(
@@ -80,7 +80,7 @@ def test_sms_send_queues_one_bulk_request_by_device_name_and_the_log_shows_it_de
     demo: EmulatorServer, tmp_path: Path
 ) -> None:
     demo.reset("demo", activation_delay=3600)  # SMS stay queued until the tick
-    admin = Admin(demo.base_url)
+    admin = AdminClient(demo.base_url)
     sims = admin.sims()
     proc = cli(
         demo, tmp_path, "sms", "send", "truck-0001", "truck-0004", _iccid(2), "--text", "PING 42", "--yes", "--json"

@@ -8,8 +8,9 @@ import re
 
 import requests
 
+from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
-from tests.e2e.fleets import PLAN_5MB, Admin, by_endpoint, device_names, iccid, imei, seed_active, small_fleet
+from tests.e2e.fleets import PLAN_5MB, by_endpoint, device_names, iccid, imei, seed_active, small_fleet
 from tests.e2e.harness import PulumiStack
 
 
@@ -21,13 +22,13 @@ def row(i: int, extra: str = "") -> str:
     return f'{{iccid: "{iccid(i)}", imei: "{imei(i)}", name: truck-{i}{", " + extra if extra else ""}}}'
 
 
-def test_a_plain_up_heals_drift_that_the_preview_announced(fleet_stack: PulumiStack, admin: Admin) -> None:
+def test_a_plain_up_heals_drift_that_the_preview_announced(fleet_stack: PulumiStack, admin: AdminClient) -> None:
     seed_active(admin, range(1, 4))
     fleet_stack.write_fleet(fleet_of([row(i, "cost_center: Fleet-East") for i in range(1, 4)]))
     fleet_stack.up().check()
 
     admin.add_sims([{"iccid": iccid(2), "cost_center": "Warehouse"}])  # someone, in the portal
-    admin.clear_log()
+    admin.clear_requests()
     preview = fleet_stack.preview("--diff")  # no --refresh: the project refreshes every run
     preview.check()
     assert "cost center -> 'Fleet-East': 1 SIM(s): truck-2" in preview.output
@@ -43,11 +44,11 @@ def test_a_plain_up_heals_drift_that_the_preview_announced(fleet_stack: PulumiSt
 
 
 def test_a_rate_plan_declared_on_an_adopted_sim_is_said_not_applied_and_never_recorded(
-    fleet_stack: PulumiStack, admin: Admin
+    fleet_stack: PulumiStack, admin: AdminClient
 ) -> None:
     seed_active(admin, [1])  # on the 5mb plan
     fleet_stack.write_fleet(fleet_of([row(1, 'rate_plan: "ACME Co 10MB Plan"')]))
-    admin.clear_log()
+    admin.clear_requests()
     preview = fleet_stack.preview()
     preview.check()
     assert "rate_plan" in preview.output and "not applied" in preview.output
@@ -67,13 +68,13 @@ def test_a_rate_plan_declared_on_an_adopted_sim_is_said_not_applied_and_never_re
 
 
 def test_destroy_with_on_remove_suspend_is_refused_before_the_first_suspension(
-    fleet_stack: PulumiStack, admin: Admin
+    fleet_stack: PulumiStack, admin: AdminClient
 ) -> None:
     seed_active(admin, range(1, 4))
     policy = "policy: {on_remove: suspend, max_changes: 1}\n"
     fleet_stack.write_fleet(small_fleet({1: "active", 2: "active", 3: "active"}, policy))
     fleet_stack.up().check()
-    admin.clear_log()
+    admin.clear_requests()
 
     refused = fleet_stack.destroy()
     assert refused.returncode != 0
@@ -93,14 +94,14 @@ def test_destroy_with_on_remove_suspend_is_refused_before_the_first_suspension(
 
 
 def test_a_removal_over_the_limit_is_refused_in_up_before_any_suspension(
-    fleet_stack: PulumiStack, admin: Admin
+    fleet_stack: PulumiStack, admin: AdminClient
 ) -> None:
     seed_active(admin, range(1, 5))
     policy = "policy: {on_remove: suspend, max_changes: 1}\n"
     fleet_stack.write_fleet(small_fleet({i: "active" for i in range(1, 5)}, policy))
     fleet_stack.up().check()
     fleet_stack.write_fleet(small_fleet({1: "suspended", 2: "active"}, policy))  # 1 suspension + 2 removals
-    admin.clear_log()
+    admin.clear_requests()
     result = fleet_stack.up()
     assert result.returncode != 0
     assert "take 3 SIMs out of service" in result.output
@@ -108,12 +109,12 @@ def test_a_removal_over_the_limit_is_refused_in_up_before_any_suspension(
     assert admin.mutating() == []
 
 
-def test_a_config_key_typo_is_refused_with_a_did_you_mean(fleet_stack: PulumiStack, admin: Admin) -> None:
+def test_a_config_key_typo_is_refused_with_a_did_you_mean(fleet_stack: PulumiStack, admin: AdminClient) -> None:
     seed_active(admin, [1])
     fleet_stack.write_fleet(fleet_of([row(1)]))
     fleet_stack.set_config("lattigo-fleet:fleetfile", "other.yaml")
     fleet_stack.set_config("lattigo:endpiont", "http://127.0.0.1:9")
-    admin.clear_log()
+    admin.clear_requests()
     result = fleet_stack.preview()
     assert result.returncode != 0
     assert (
@@ -125,7 +126,7 @@ def test_a_config_key_typo_is_refused_with_a_did_you_mean(fleet_stack: PulumiSta
 
 
 def test_a_move_to_a_cost_center_nobody_uses_is_warned_with_a_did_you_mean(
-    fleet_stack: PulumiStack, admin: Admin
+    fleet_stack: PulumiStack, admin: AdminClient
 ) -> None:
     admin.add_sims(
         [{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "Fleet-East"} for i in range(1, 4)]
@@ -144,14 +145,14 @@ def test_a_move_to_a_cost_center_nobody_uses_is_warned_with_a_did_you_mean(
 
 
 def test_a_sim_of_another_account_is_refused_at_preview_with_its_position(
-    fleet_stack: PulumiStack, admin: Admin, fresh_emulator: EmulatorServer
+    fleet_stack: PulumiStack, admin: AdminClient, fresh_emulator: EmulatorServer
 ) -> None:
     from tests.conftest import OTHER_ACCOUNT_SIMS
 
     other = OTHER_ACCOUNT_SIMS[0]
     seed_active(admin, [1])
     fleet_stack.write_fleet(fleet_of([row(1), f'{{iccid: "{other["iccid"]}", imei: "{other["imei"]}"}}']))
-    admin.clear_log()
+    admin.clear_requests()
     result = fleet_stack.preview()
     assert result.returncode != 0
     assert re.search(
@@ -162,14 +163,14 @@ def test_a_sim_of_another_account_is_refused_at_preview_with_its_position(
     assert admin.mutating() == []
 
 
-def test_a_suspension_by_the_platform_can_be_declared_expected(fleet_stack: PulumiStack, admin: Admin) -> None:
+def test_a_suspension_by_the_platform_can_be_declared_expected(fleet_stack: PulumiStack, admin: AdminClient) -> None:
     seed_active(admin, [1, 2])
     fleet_stack.write_fleet(fleet_of([row(1, "ignore_changes: [state]"), row(2)]))
     fleet_stack.up().check()
 
     # Both SIMs reach their usage limit and the platform suspends them (the API does not say why).
     admin.add_sims([{"iccid": iccid(1), "state": "suspended"}, {"iccid": iccid(2), "state": "suspended"}])
-    admin.clear_log()
+    admin.clear_requests()
     drift = fleet_stack.preview("--expect-no-changes", "--diff")
     assert drift.returncode != 0
     assert "truck-2" in drift.output or iccid(2) in drift.output
@@ -182,7 +183,7 @@ def test_a_suspension_by_the_platform_can_be_declared_expected(fleet_stack: Pulu
     assert admin.sims()[iccid(1)]["state"] == "suspended"
 
 
-def test_adding_one_sim_prints_nothing_in_proportion_to_the_fleet(fleet_stack: PulumiStack, admin: Admin) -> None:
+def test_adding_one_sim_prints_nothing_in_proportion_to_the_fleet(fleet_stack: PulumiStack, admin: AdminClient) -> None:
     seed_active(admin, range(1, 41))
     fleet_stack.write_fleet(fleet_of([row(i) for i in range(1, 41)]))
     fleet_stack.up().check()
@@ -199,7 +200,7 @@ def test_adding_one_sim_prints_nothing_in_proportion_to_the_fleet(fleet_stack: P
 
 
 def test_a_drift_report_after_a_day_of_usage_shows_only_the_drift(
-    fleet_stack: PulumiStack, admin: Admin, fresh_emulator: EmulatorServer
+    fleet_stack: PulumiStack, admin: AdminClient, fresh_emulator: EmulatorServer
 ) -> None:
     seed_active(admin, range(1, 11))
     fleet_stack.write_fleet(fleet_of([row(i, "cost_center: ops, notes: {note: depot}") for i in range(1, 11)]))
@@ -226,7 +227,7 @@ def test_a_drift_report_after_a_day_of_usage_shows_only_the_drift(
     print(f"drift report: {len(lines)} lines, {len(drift.stdout)} characters")
 
 
-def test_a_renamed_sim_is_no_change(fleet_stack: PulumiStack, admin: Admin) -> None:
+def test_a_renamed_sim_is_no_change(fleet_stack: PulumiStack, admin: AdminClient) -> None:
     seed_active(admin, [1, 2])
     fleet_stack.write_fleet(fleet_of([row(1), row(2)]))
     fleet_stack.up().check()
@@ -236,7 +237,7 @@ def test_a_renamed_sim_is_no_change(fleet_stack: PulumiStack, admin: Admin) -> N
     assert "delete" not in preview.stdout and "create" not in preview.stdout
 
 
-def test_a_reviewer_can_tell_adoptions_from_activations(fleet_stack: PulumiStack, admin: Admin) -> None:
+def test_a_reviewer_can_tell_adoptions_from_activations(fleet_stack: PulumiStack, admin: AdminClient) -> None:
     seed_active(admin, [1])
     admin.add_sims([{"iccid": iccid(2), "imei": imei(2)}])  # in inventory: to activate
     fleet_stack.write_fleet(fleet_of([row(1), row(2)]))
@@ -251,7 +252,7 @@ def test_a_reviewer_can_tell_adoptions_from_activations(fleet_stack: PulumiStack
 
 
 def test_an_apply_does_not_probe_new_sims_and_the_api_refuses_another_accounts_by_name(
-    fleet_stack: PulumiStack, admin: Admin, fresh_emulator: EmulatorServer
+    fleet_stack: PulumiStack, admin: AdminClient, fresh_emulator: EmulatorServer
 ) -> None:
     """The preview asks about each SIM the account does not list (the test above); the apply does not ask again
     (100 new SIMs were 100 more reads per `up`). Without a preview, another account's SIM costs only its row of
@@ -262,7 +263,7 @@ def test_an_apply_does_not_probe_new_sims_and_the_api_refuses_another_accounts_b
     seed_active(admin, [1])
     admin.add_sims([{"iccid": iccid(2), "imei": imei(2)}])  # in inventory: to activate
     fleet_stack.write_fleet(fleet_of([row(1), row(2), f'{{iccid: "{other["iccid"]}", imei: "{other["imei"]}"}}']))
-    admin.clear_log()
+    admin.clear_requests()
     result = fleet_stack.up()  # --skip-preview: the program runs once, as an apply
     assert result.returncode != 0
     assert other["iccid"] in result.output and "not found in this account's inventory" in result.output

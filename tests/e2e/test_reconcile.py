@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from emulator.admin_client import AdminClient
 from tests.conftest import EMULATOR_API_KEY
-from tests.e2e.fleets import PLAN_5MB, Admin, by_endpoint, device_names, iccid, imei, seed_active, small_fleet
+from tests.e2e.fleets import PLAN_5MB, by_endpoint, device_names, iccid, imei, seed_active, small_fleet
 from tests.e2e.harness import PulumiStack
 
 MIXED_FLEET = f"""\
@@ -29,7 +30,7 @@ sims:
 """
 
 
-def seed_mixed(admin: Admin) -> None:
+def seed_mixed(admin: AdminClient) -> None:
     admin.add_sims(
         [
             {"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops", "rate_plan": PLAN_5MB}
@@ -50,10 +51,10 @@ def seed_mixed(admin: Admin) -> None:
     )
 
 
-def test_first_up_makes_exactly_the_needed_calls_then_nothing(fleet_stack: PulumiStack, admin: Admin) -> None:
+def test_first_up_makes_exactly_the_needed_calls_then_nothing(fleet_stack: PulumiStack, admin: AdminClient) -> None:
     seed_mixed(admin)
     fleet_stack.write_fleet(MIXED_FLEET)
-    admin.clear_log()
+    admin.clear_requests()
 
     fleet_stack.up().check()
 
@@ -105,41 +106,43 @@ def test_first_up_makes_exactly_the_needed_calls_then_nothing(fleet_stack: Pulum
     assert not {"bytes_used", "device_name", "last_connection_date", "managed"} & set(new_sim["outputs"])
 
     # Second up: zero mutating requests, and a preview agrees there is nothing to do.
-    admin.clear_log()
+    admin.clear_requests()
     fleet_stack.up().check()
     assert admin.mutating() == []
     fleet_stack.preview("--expect-no-changes").check()
 
 
-def test_drift_is_reported_and_healed_with_one_call(fleet_stack: PulumiStack, admin: Admin) -> None:
+def test_drift_is_reported_and_healed_with_one_call(fleet_stack: PulumiStack, admin: AdminClient) -> None:
     seed_mixed(admin)
     fleet_stack.write_fleet(MIXED_FLEET)
     fleet_stack.up().check()
 
     # Someone moves a SIM's cost center by hand in the portal.
     admin.add_sims([{"iccid": iccid(7), "imei": imei(7), "cost_center": "rogue"}])
-    admin.clear_log()
+    admin.clear_requests()
 
     drift = fleet_stack.preview("--refresh", "--expect-no-changes", "--diff")
     assert drift.returncode != 0
     assert "in-sync" in drift.output and "cost_center" in drift.output and "rogue" in drift.output
     assert admin.mutating() == []
 
-    admin.clear_log()
+    admin.clear_requests()
     fleet_stack.up("--refresh").check()
     assert [r["path"].rsplit("/", 1)[-1] for r in admin.mutating()] == ["change_cost_center"]
     assert admin.sims()[iccid(7)]["cost_center"] == "ops"
     fleet_stack.preview("--refresh", "--expect-no-changes").check()
 
 
-def test_activation_batches_and_partial_rejection_fails_only_those_sims(fleet_stack: PulumiStack, admin: Admin) -> None:
+def test_activation_batches_and_partial_rejection_fails_only_those_sims(
+    fleet_stack: PulumiStack, admin: AdminClient
+) -> None:
     new = list(range(100, 200))
     admin.add_sims([{"iccid": iccid(i), "imei": imei(i)} for i in new])
     rejected = [iccid(new[5]), iccid(new[17])]
     admin.faults(unprocessed_activations=rejected)
     rows = "".join(f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}"}}\n' for i in new)
     fleet_stack.write_fleet(f'version: 1\ndefaults: {{rate_plan: "{PLAN_5MB}"}}\nsims:\n{rows}')
-    admin.clear_log()
+    admin.clear_requests()
 
     # --continue-on-error: one SIM's failure must not stop the other SIMs' creates.
     result = fleet_stack.up("--continue-on-error")
@@ -184,12 +187,12 @@ BAD_FLEETS = {
 
 @pytest.mark.parametrize("case", sorted(BAD_FLEETS))
 def test_bad_input_is_reported_with_position_and_no_call_is_made(
-    fleet_stack: PulumiStack, admin: Admin, case: str
+    fleet_stack: PulumiStack, admin: AdminClient, case: str
 ) -> None:
     text, expected = BAD_FLEETS[case]
     admin.add_sims([{"iccid": iccid(9), "imei": imei(9)}])
     fleet_stack.write_fleet(text)
-    admin.clear_log()
+    admin.clear_requests()
     result = fleet_stack.preview()
     assert result.returncode != 0
     for fragment in expected:
@@ -199,14 +202,14 @@ def test_bad_input_is_reported_with_position_and_no_call_is_made(
 
 
 @pytest.mark.parametrize("on_remove", ["retain", "suspend"])
-def test_removing_a_sim_follows_policy_on_remove(fleet_stack: PulumiStack, admin: Admin, on_remove: str) -> None:
+def test_removing_a_sim_follows_policy_on_remove(fleet_stack: PulumiStack, admin: AdminClient, on_remove: str) -> None:
     seed_active(admin, range(1, 4))
     policy = f"policy: {{on_remove: {on_remove}, max_changes: 1}}\n"
     fleet_stack.write_fleet(small_fleet({1: "active", 2: "active", 3: "active"}, policy))
     fleet_stack.up().check()
 
     fleet_stack.write_fleet(small_fleet({1: "active", 2: "active"}, policy))
-    admin.clear_log()
+    admin.clear_requests()
     fleet_stack.up().check()
 
     calls = admin.mutating()
@@ -220,7 +223,7 @@ def test_removing_a_sim_follows_policy_on_remove(fleet_stack: PulumiStack, admin
     assert {r["id"] for r in fleet_stack.resources("lattigo:Sim")} == {iccid(1), iccid(2)}
 
 
-def test_blast_radius_guard_stops_mass_suspension_unless_allowed(fleet_stack: PulumiStack, admin: Admin) -> None:
+def test_blast_radius_guard_stops_mass_suspension_unless_allowed(fleet_stack: PulumiStack, admin: AdminClient) -> None:
     seed_active(admin, range(1, 5))
     fleet_stack.write_fleet(small_fleet({i: "active" for i in range(1, 5)}))
     fleet_stack.up().check()
@@ -228,7 +231,7 @@ def test_blast_radius_guard_stops_mass_suspension_unless_allowed(fleet_stack: Pu
     fleet_stack.write_fleet(
         small_fleet({1: "suspended", 2: "suspended", 3: "suspended", 4: "active"}, "policy: {max_changes: 25%}\n")
     )
-    admin.clear_log()
+    admin.clear_requests()
     blocked = fleet_stack.preview()
     assert blocked.returncode != 0
     assert "max_changes" in blocked.output and "take 3 SIMs out of service" in blocked.output
@@ -245,7 +248,7 @@ def test_blast_radius_guard_stops_mass_suspension_unless_allowed(fleet_stack: Pu
 
 
 def test_preview_diff_names_every_changed_field_and_frozen_fields_are_refused(
-    fleet_stack: PulumiStack, admin: Admin
+    fleet_stack: PulumiStack, admin: AdminClient
 ) -> None:
     seed_mixed(admin)
     fleet_stack.write_fleet(MIXED_FLEET)
@@ -255,7 +258,7 @@ def test_preview_diff_names_every_changed_field_and_frozen_fields_are_refused(
         "name: in-sync, cost_center: ops", 'name: in-sync, cost_center: finance, notes: {note3: "audited"}'
     )
     fleet_stack.write_fleet(changed)
-    admin.clear_log()
+    admin.clear_requests()
     preview = fleet_stack.preview("--diff")
     preview.check()
     assert "in-sync" in preview.output
@@ -272,7 +275,7 @@ def test_preview_diff_names_every_changed_field_and_frozen_fields_are_refused(
     assert admin.mutating() == []
 
 
-def test_apply_rides_out_rate_limiting(fleet_stack: PulumiStack, admin: Admin) -> None:
+def test_apply_rides_out_rate_limiting(fleet_stack: PulumiStack, admin: AdminClient) -> None:
     seed_active(admin, range(1, 9))
     fleet_stack.write_fleet(small_fleet({i: "active" for i in range(1, 9)}))
     fleet_stack.up().check()
@@ -282,7 +285,7 @@ def test_apply_rides_out_rate_limiting(fleet_stack: PulumiStack, admin: Admin) -
     fleet_stack.write_fleet(
         small_fleet({i: ("suspended" if i % 2 else "active") for i in range(1, 9)}, "policy: {max_changes: 100%}\n")
     )
-    admin.clear_log()
+    admin.clear_requests()
     fleet_stack.up().check()
 
     statuses = Counter(r["status"] for r in admin.api_requests())
@@ -291,7 +294,7 @@ def test_apply_rides_out_rate_limiting(fleet_stack: PulumiStack, admin: Admin) -
     assert all(live[iccid(i)]["state"] == ("suspended" if i % 2 else "active") for i in range(1, 9))
 
 
-def test_renaming_a_sim_is_not_a_removal(fleet_stack: PulumiStack, admin: Admin) -> None:
+def test_renaming_a_sim_is_not_a_removal(fleet_stack: PulumiStack, admin: AdminClient) -> None:
     seed_active(admin, range(1, 3))
     policy = "policy: {on_remove: suspend, max_changes: 100%}\n"
     fleet_stack.write_fleet(small_fleet({1: "active", 2: "active"}, policy))
@@ -302,20 +305,20 @@ def test_renaming_a_sim_is_not_a_removal(fleet_stack: PulumiStack, admin: Admin)
         f'iccid: "{iccid(2)}"', f'iccid: "{iccid(2)}", name: truck-2'
     )
     fleet_stack.write_fleet(renamed)
-    admin.clear_log()
+    admin.clear_requests()
     fleet_stack.up().check()
     assert admin.mutating() == []
     assert admin.sims()[iccid(2)]["state"] == "active"
 
 
-def test_blast_radius_guard_counts_removals_already_in_preview(fleet_stack: PulumiStack, admin: Admin) -> None:
+def test_blast_radius_guard_counts_removals_already_in_preview(fleet_stack: PulumiStack, admin: AdminClient) -> None:
     seed_active(admin, range(1, 5))
     policy = "policy: {on_remove: suspend, max_changes: 1}\n"
     fleet_stack.write_fleet(small_fleet({i: "active" for i in range(1, 5)}, policy))
     fleet_stack.up().check()
 
     fleet_stack.write_fleet(small_fleet({1: "active", 2: "active"}, policy))  # SIMs 3 and 4 removed
-    admin.clear_log()
+    admin.clear_requests()
     preview = fleet_stack.preview()
     assert preview.returncode != 0
     assert "max_changes" in preview.output and "2 removed from fleet.yaml" in preview.output

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from lattigo_fleet.engine_settings import ENGINE_ENV
-from tests.e2e.fleets import PLAN_5MB, Admin, iccid, imei
+from tests.e2e.fleets import PLAN_5MB, iccid, imei
 from tests.e2e.harness import REPO, PulumiStack
 
 NEW = range(1, 13)  # in inventory: activated by the run
@@ -52,7 +53,7 @@ def _start_up(stack: PulumiStack) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_for_activation(run: subprocess.Popen[bytes], admin: Admin) -> None:
+def _wait_for_activation(run: subprocess.Popen[bytes], admin: AdminClient) -> None:
     deadline = time.monotonic() + 180
     while not any(r["path"].endswith("activation_request") for r in admin.mutating()):
         assert run.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
@@ -94,7 +95,7 @@ def _pending(stack: PulumiStack) -> list[str]:
 
 @pytest.mark.parametrize("skip_checkpoints", [True, False], ids=["skip-checkpoints", "checkpoints"])
 def test_kill_9_then_recover_then_up_converges_with_nothing_sent_twice(
-    fleet_stack: PulumiStack, admin: Admin, fresh_emulator: EmulatorServer, skip_checkpoints: bool
+    fleet_stack: PulumiStack, admin: AdminClient, fresh_emulator: EmulatorServer, skip_checkpoints: bool
 ) -> None:
     assert fleet_stack.env["PULUMI_SKIP_CHECKPOINTS"] == ENGINE_ENV["PULUMI_SKIP_CHECKPOINTS"]  # the harness's
     if not skip_checkpoints:
@@ -108,7 +109,7 @@ def test_kill_9_then_recover_then_up_converges_with_nothing_sent_twice(
 
     fresh_emulator.backend.activation_delay = 3.0  # activations take a while: time to kill the run
     fleet_stack.write_fleet(_fleet(changed=True))
-    admin.clear_log()
+    admin.clear_requests()
     run = _start_up(fleet_stack)
     _wait_for_activation(run, admin)
     _kill_group(run)
@@ -167,7 +168,7 @@ def test_kill_9_then_recover_then_up_converges_with_nothing_sent_twice(
 
 
 def test_recover_refuses_while_the_run_is_alive_and_names_its_pid(
-    fleet_stack: PulumiStack, admin: Admin, fresh_emulator: EmulatorServer
+    fleet_stack: PulumiStack, admin: AdminClient, fresh_emulator: EmulatorServer
 ) -> None:
     fresh_emulator.reset("empty", activation_delay=60.0)  # the run waits for its activations
     admin.add_sims([{"iccid": iccid(i), "imei": imei(i)} for i in range(1, 4)])
@@ -194,7 +195,9 @@ def test_recover_refuses_while_the_run_is_alive_and_names_its_pid(
 
 
 @pytest.mark.parametrize("cut", ["checkpoint", "metadata sidecar"])
-def test_a_cut_off_checkpoint_is_restored_from_its_backup(fleet_stack: PulumiStack, admin: Admin, cut: str) -> None:
+def test_a_cut_off_checkpoint_is_restored_from_its_backup(
+    fleet_stack: PulumiStack, admin: AdminClient, cut: str
+) -> None:
     """A kill while the engine writes a checkpoint (or a disk that filled then) can leave the stack's state file
     cut off: every command says `failed to load checkpoint`. recover keeps the cut-off file aside and restores
     the backend's backup of the previous checkpoint; the next up re-reads the account and converges."""

@@ -9,9 +9,10 @@ import subprocess
 import time
 from collections import Counter
 
+from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from lattigo_fleet.engine_settings import ENGINE_ENV
-from tests.e2e.fleets import PLAN_5MB, Admin, by_endpoint, device_names, iccid, imei
+from tests.e2e.fleets import PLAN_5MB, by_endpoint, device_names, iccid, imei
 from tests.e2e.harness import PulumiStack
 
 
@@ -20,14 +21,14 @@ def test_the_tests_run_pulumi_as_users_do(fleet_stack: PulumiStack) -> None:
 
 
 def test_a_run_killed_mid_way_converges_on_the_next_with_nothing_sent_twice(
-    fleet_stack: PulumiStack, admin: Admin, fresh_emulator: EmulatorServer
+    fleet_stack: PulumiStack, admin: AdminClient, fresh_emulator: EmulatorServer
 ) -> None:
     fresh_emulator.reset("empty", activation_delay=3.0)  # activations take a while: time to kill the run
     new = range(1, 21)
     admin.add_sims([{"iccid": iccid(i), "imei": imei(i)} for i in new])
     rows = "".join(f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", cost_center: logistics}}\n' for i in new)
     fleet_stack.write_fleet(f'version: 1\ndefaults: {{rate_plan: "{PLAN_5MB}"}}\nsims:\n{rows}')
-    admin.clear_log()
+    admin.clear_requests()
 
     # The whole process group, as a CI runner's timeout does, once the activation request has gone.
     run = subprocess.Popen(
@@ -61,7 +62,7 @@ def test_a_run_killed_mid_way_converges_on_the_next_with_nothing_sent_twice(
     assert {r["id"] for r in fleet_stack.resources("lattigo:Sim")} == {iccid(i) for i in new}
 
 
-def test_bulk_requests_hold_what_the_plan_foresaw(fleet_stack: PulumiStack, admin: Admin) -> None:
+def test_bulk_requests_hold_what_the_plan_foresaw(fleet_stack: PulumiStack, admin: AdminClient) -> None:
     """40 SIMs move to one cost center and 10 are suspended: one request each, however the engine schedules
     them (the batcher sends when every SIM the plan expects has asked; no timing decides)."""
     admin.add_sims(
@@ -80,7 +81,7 @@ def test_bulk_requests_hold_what_the_plan_foresaw(fleet_stack: PulumiStack, admi
         )
     fleet_stack.write_fleet(f"version: 1\npolicy: {{max_changes: 100%}}\nsims:\n{changed}")
     fleet_stack.set_config("lattigo-fleet:batchWindowMs", "30000")  # the window must never be what decides
-    admin.clear_log()
+    admin.clear_requests()
     fleet_stack.up().check()
     calls = admin.mutating()
     assert by_endpoint(calls) == {"change_cost_center": 1, "change_simstate": 1}
@@ -105,7 +106,7 @@ def _processes() -> dict[int, tuple[int, str]]:
 
 
 def test_provider_program_and_language_host_exit_when_the_engine_is_killed(
-    fleet_stack: PulumiStack, admin: Admin, fresh_emulator: EmulatorServer
+    fleet_stack: PulumiStack, admin: AdminClient, fresh_emulator: EmulatorServer
 ) -> None:
     fresh_emulator.reset("empty", activation_delay=30.0)  # the apply would wait half a minute
     admin.add_sims([{"iccid": iccid(i), "imei": imei(i)} for i in range(1, 4)])
@@ -147,7 +148,7 @@ def test_provider_program_and_language_host_exit_when_the_engine_is_killed(
         fleet_stack.run("cancel", "--yes")
 
 
-def test_state_stays_under_one_and_a_half_kilobytes_per_sim(fleet_stack: PulumiStack, admin: Admin) -> None:
+def test_state_stays_under_one_and_a_half_kilobytes_per_sim(fleet_stack: PulumiStack, admin: AdminClient) -> None:
     admin.add_sims(
         [
             {"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops", "note": "depot"}
@@ -170,7 +171,7 @@ def test_state_stays_under_one_and_a_half_kilobytes_per_sim(fleet_stack: PulumiS
     assert not any("stackTrace" in r or isinstance(r["inputs"]["__provider"], dict) for r in sims)
 
 
-def test_scattered_changes_still_share_one_request(fleet_stack: PulumiStack, admin: Admin) -> None:
+def test_scattered_changes_still_share_one_request(fleet_stack: PulumiStack, admin: AdminClient) -> None:
     """The SIMs that change are spread through the fleet, so they reach the provider apart; a batch that still
     expects some does not go on the (here 1 ms) idle window, and the unchanged SIMs' diffs strike nobody off."""
     admin.add_sims(
@@ -188,7 +189,7 @@ def test_scattered_changes_still_share_one_request(fleet_stack: PulumiStack, adm
     fleet_stack.up().check()
     fleet_stack.set_config("lattigo-fleet:batchWindowMs", "1")
     fleet_stack.write_fleet(fleet(set(range(6, 61, 6))))
-    admin.clear_log()
+    admin.clear_requests()
     fleet_stack.up().check()
     [moves] = admin.mutating()
     assert moves["path"].endswith("change_cost_center") and len(device_names(moves)) == 10

@@ -19,10 +19,11 @@ from typing import Any, TypeAlias
 
 import pytest
 
+from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from lattigo_fleet.sharding import sibling_iccids
 from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
-from tests.e2e.fleets import PLAN_5MB, Admin, device_names, iccid, imei
+from tests.e2e.fleets import PLAN_5MB, device_names, iccid, imei
 from tests.e2e.harness import REPO, PulumiResult, PulumiStack, make_project
 
 AWS_ENV = {
@@ -149,7 +150,7 @@ def assert_no_device_changed_twice(calls: list[dict[str, Any]]) -> Counter[str]:
     return touched
 
 
-def assert_refused_before_any_call(admin: Admin) -> None:
+def assert_refused_before_any_call(admin: AdminClient) -> None:
     """Nothing written, and none of the program's own reads (rate plans, users: the first thing its account
     check reads). The only reads are the engine's refresh of the stack's own Sims (`refresh: always`), which
     runs before the program."""
@@ -163,7 +164,7 @@ def assert_refused_before_any_call(admin: Admin) -> None:
 def test_a_second_up_on_a_locked_stack_in_s3_is_refused_and_no_sim_changes_twice(
     s3: S3Server, tmp_path: Path, pulumi_bin: str, fresh_emulator: EmulatorServer
 ) -> None:
-    admin = Admin(fresh_emulator.base_url)
+    admin = AdminClient(fresh_emulator.base_url)
     fresh_emulator.reset("empty", activation_delay=5.0)  # the first up holds the lock while SIMs activate
     bucket = s3.new_bucket()
     project = make_project(tmp_path / "project")
@@ -171,7 +172,7 @@ def test_a_second_up_on_a_locked_stack_in_s3_is_refused_and_no_sim_changes_twice
     new = range(1, 5)
     admin.add_sims([{"iccid": iccid(i), "imei": imei(i)} for i in new])  # in inventory: to activate
     (project / "fleet.yaml").write_text(fleet_text(new))
-    admin.clear_log()
+    admin.clear_requests()
 
     first = stack.start_up()
     deadline = time.monotonic() + 180
@@ -201,7 +202,7 @@ def test_a_second_up_on_a_locked_stack_in_s3_is_refused_and_no_sim_changes_twice
     keys = s3.keys(bucket)
     assert ".pulumi/stacks/lattigo-fleet/prod.json" in keys  # the state is in the bucket ...
     assert not [k for k in keys if k.startswith(".pulumi/locks/")]  # ... and the lock is gone
-    admin.clear_log()
+    admin.clear_requests()
     stack.up().check()
     assert admin.mutating() == []  # converged: a later up, from the state in S3, sends nothing
 
@@ -233,7 +234,7 @@ def two_stacks(s3: S3Server, tmp_path: Path, pulumi_bin: str, fresh_emulator: Em
 
 
 def test_two_stacks_apply_their_halves_at_once_and_the_account_converges_with_no_call_twice(
-    two_stacks: TwoStacks, admin: Admin
+    two_stacks: TwoStacks, admin: AdminClient
 ) -> None:
     project, stacks = two_stacks
     halves = {"east": [1, 2, 3, 7, 8], "west": [4, 5, 6, 9, 10]}
@@ -246,7 +247,7 @@ def test_two_stacks_apply_their_halves_at_once_and_the_account_converges_with_no
     admin.add_sims([{"iccid": iccid(i), "imei": imei(i)} for i in (7, 8, 9, 10)])  # to activate
     for name, half in halves.items():
         (project / f"fleet-{name}.yaml").write_text(fleet_text(half))
-    admin.clear_log()
+    admin.clear_requests()
 
     runs = {name: stack.start_up() for name, stack in stacks.items()}  # two processes, one account
     for name, run in runs.items():
@@ -264,7 +265,7 @@ def test_two_stacks_apply_their_halves_at_once_and_the_account_converges_with_no
     for name, half in halves.items():
         assert sibling_iccids(name, cwd=project, env=stacks[name].env) == {iccid(i) for i in half}
 
-    admin.clear_log()
+    admin.clear_requests()
     runs = {name: stack.start_up() for name, stack in stacks.items()}
     for name, run in runs.items():
         code, output = finish(run)
@@ -273,7 +274,7 @@ def test_two_stacks_apply_their_halves_at_once_and_the_account_converges_with_no
 
 
 def test_an_iccid_of_a_sibling_stack_is_refused_before_any_call_naming_both_stacks(
-    two_stacks: TwoStacks, admin: Admin
+    two_stacks: TwoStacks, admin: AdminClient
 ) -> None:
     project, stacks = two_stacks
     admin.add_sims(
@@ -286,7 +287,7 @@ def test_an_iccid_of_a_sibling_stack_is_refused_before_any_call_naming_both_stac
     # east now also declares 9 (not applied yet); west declares east's 3 and that 9.
     (project / "fleet-east.yaml").write_text(fleet_text([1, 2, 3, 9]))
     (project / "fleet-west.yaml").write_text(fleet_text([4, 5, 3, 9]))
-    admin.clear_log()
+    admin.clear_requests()
 
     for result in (stacks["west"].preview(), stacks["west"].up()):
         assert result.returncode != 0
@@ -309,7 +310,7 @@ def test_an_iccid_of_a_sibling_stack_is_refused_before_any_call_naming_both_stac
     assert_refused_before_any_call(admin)
 
 
-def test_drift_counts_a_sibling_stacks_sims_as_managed(two_stacks: TwoStacks, admin: Admin) -> None:
+def test_drift_counts_a_sibling_stacks_sims_as_managed(two_stacks: TwoStacks, admin: AdminClient) -> None:
     """`lattigo-fleet drift` on one stack: the other stack's half is not unmanaged; a SIM neither declares is."""
     import json
 

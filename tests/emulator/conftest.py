@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
-from tests.emulator.helpers import ENCODINGS, Admin, Api, iccid, imei
+from tests.emulator.helpers import ENCODINGS, Api, iccid, imei
 
 
 @pytest.fixture
@@ -18,8 +19,8 @@ def api(fresh_emulator: EmulatorServer) -> Api:
 
 
 @pytest.fixture
-def admin(fresh_emulator: EmulatorServer) -> Admin:
-    return Admin(fresh_emulator.base_url)
+def admin(fresh_emulator: EmulatorServer) -> AdminClient:
+    return AdminClient(fresh_emulator.base_url)
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def encoding(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_sims(admin: Admin) -> Callable[..., list[dict[str, Any]]]:
+def make_sims(admin: AdminClient) -> Callable[..., list[dict[str, Any]]]:
     """make_sims(n, state="active", start=1, **fields) -> the admin view of n new SIMs."""
 
     def make(n: int, state: str | None = "active", start: int = 1, **fields: Any) -> list[dict[str, Any]]:
@@ -49,6 +50,6 @@ def make_sims(admin: Admin) -> Callable[..., list[dict[str, Any]]]:
             if state is not None:
                 spec["state"] = state
             specs.append(spec)
-        return admin.add_sims(*specs)
+        return admin.add_sims(list(specs))
 
     return make

@@ -61,39 +61,6 @@ class Api:
         return self.send("PUT", path, body, encoding, **kw)
 
 
-class Admin:
-    """The admin API (no auth)."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base = base_url
-        self.session = requests.Session()
-
-    def get(self, path: str, **params: Any) -> Any:
-        resp = self.session.get(f"{self.base}/_emulator/{path}", params=params, timeout=30)
-        resp.raise_for_status()
-        return resp.json()
-
-    def post(self, path: str, body: Any = None) -> Any:
-        resp = self.session.post(f"{self.base}/_emulator/{path}", json=body, timeout=30)
-        resp.raise_for_status()
-        return resp.json()
-
-    def add_sims(self, *sims: dict[str, Any]) -> list[dict[str, Any]]:
-        added: list[dict[str, Any]] = self.post("sims", {"sims": list(sims)})["sims"]
-        return added
-
-    def sims(self, **params: Any) -> dict[str, dict[str, Any]]:
-        return {s["iccid"]: s for s in self.get("sims", **params)["sims"]}
-
-    def requests(self) -> list[dict[str, Any]]:
-        log: list[dict[str, Any]] = self.get("requests")
-        return log
-
-    def faults(self, **settings: Any) -> dict[str, Any]:
-        current: dict[str, Any] = self.post("faults", settings)
-        return current
-
-
 def iccid(n: int) -> str:
     return f"8901260{n:013d}"
 

@@ -9,12 +9,13 @@ from typing import Any
 
 import requests
 
+from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from tests.conftest import EMULATOR_API_KEY
-from tests.emulator.helpers import Admin, Api, iccid, imei, utc_today
+from tests.emulator.helpers import Api, iccid, imei, utc_today
 
 
-def test_request_log_records_both_encodings_without_credentials(api: Api, admin: Admin) -> None:
+def test_request_log_records_both_encodings_without_credentials(api: Api, admin: AdminClient) -> None:
     api.get("/v2/devices", params={"details": "true", "per_page": 5})
     api.put("/v2/device_operations/change_cost_center", {"device_names": ["1", "2"], "cost_center": "A"}, "json")
     api.put("/v2/device_operations/change_cost_center", {"device_names": ["1", "2"], "cost_center": "A"}, "form")
@@ -37,17 +38,19 @@ def test_request_log_records_both_encodings_without_credentials(api: Api, admin:
     assert admin.requests() == []
 
 
-def test_admin_sims_inventory_and_drift(api: Api, admin: Admin) -> None:
+def test_admin_sims_inventory_and_drift(api: Api, admin: AdminClient) -> None:
     made = admin.add_sims(
-        {"iccid": iccid(1), "imei": imei(1)},
-        {
-            "iccid": iccid(2),
-            "imei": imei(2),
-            "state": "active",
-            "cost_center": "East",
-            "note1": "n1",
-            "rate_plan": "ACME Co 10MB Plan",
-        },
+        [
+            {"iccid": iccid(1), "imei": imei(1)},
+            {
+                "iccid": iccid(2),
+                "imei": imei(2),
+                "state": "active",
+                "cost_center": "East",
+                "note1": "n1",
+                "rate_plan": "ACME Co 10MB Plan",
+            },
+        ],
     )
     assert made[0]["state"] == "inventory" and made[1]["state"] == "active"
     view = admin.sims()
@@ -56,7 +59,7 @@ def test_admin_sims_inventory_and_drift(api: Api, admin: Admin) -> None:
     assert live["rate_plan"] == "ACME Co 10MB Plan" and live["usage_limit"] is None
     assert live["account"] == "primary" and live["note1"] == "n1"
     # out-of-band change (drift)
-    admin.add_sims({"iccid": iccid(2), "state": "suspended", "cost_center": "West", "note": "changed"})
+    admin.add_sims([{"iccid": iccid(2), "state": "suspended", "cost_center": "West", "note": "changed"}])
     device = api.get(f"/v2/devices/{live['device_name']}").json()
     assert (device["state"], device["cost_center"], device["note"]) == ("suspended", "West", "changed")
     assert len(admin.sims(account="all")) == 4  # plus the other account's two
@@ -68,7 +71,7 @@ def test_admin_sims_inventory_and_drift(api: Api, admin: Admin) -> None:
     assert bad.status_code == 400
 
 
-def test_faults_settings_roundtrip(admin: Admin) -> None:
+def test_faults_settings_roundtrip(admin: AdminClient) -> None:
     settings = admin.get("faults")
     assert settings["rate_limit_per_second"] is None and settings["error_rate"] == 0 and settings["fail_next"] == []
     admin.faults(rate_limit_per_second=5, latency_ms=1)
@@ -81,7 +84,7 @@ def test_faults_settings_roundtrip(admin: Admin) -> None:
     assert requests.post(admin.base + "/_emulator/faults", json={"explode": 1}, timeout=10).status_code == 400
 
 
-def test_fail_next_by_path_glob_and_method(api: Api, admin: Admin) -> None:
+def test_fail_next_by_path_glob_and_method(api: Api, admin: AdminClient) -> None:
     admin.faults(
         fail_next=[
             {"path": "/v2/devices/*", "status": 503, "count": 2},
@@ -102,7 +105,7 @@ def test_fail_next_by_path_glob_and_method(api: Api, admin: Admin) -> None:
     assert [e["status"] for e in admin.requests()] == [200, 503, 503, 404, 500, 200]
 
 
-def test_error_rate_and_latency(api: Api, admin: Admin) -> None:
+def test_error_rate_and_latency(api: Api, admin: AdminClient) -> None:
     admin.faults(error_rate=1.0)
     resp = api.get("/v2/users")
     assert resp.status_code == 500 and resp.json()["error"]
@@ -119,7 +122,7 @@ def test_error_rate_and_latency(api: Api, admin: Admin) -> None:
 
 
 def test_reset_wipes_state_faults_and_log(
-    api: Api, admin: Admin, make_sims: Callable[..., list[dict[str, Any]]]
+    api: Api, admin: AdminClient, make_sims: Callable[..., list[dict[str, Any]]]
 ) -> None:
     make_sims(3)
     admin.faults(latency_ms=5)
@@ -135,7 +138,9 @@ def test_reset_wipes_state_faults_and_log(
     assert requests.post(admin.base + "/_emulator/reset", json={"seed": "full"}, timeout=10).status_code == 400
 
 
-def test_usage_endpoint_drives_totals(api: Api, admin: Admin, make_sims: Callable[..., list[dict[str, Any]]]) -> None:
+def test_usage_endpoint_drives_totals(
+    api: Api, admin: AdminClient, make_sims: Callable[..., list[dict[str, Any]]]
+) -> None:
     sim = make_sims(1)[0]
     today = utc_today()
     admin.post("usage", {"iccid": sim["iccid"], "date": today.isoformat(), "bytes": 1000, "sms": 3})
@@ -152,7 +157,7 @@ def test_usage_endpoint_drives_totals(api: Api, admin: Admin, make_sims: Callabl
     assert requests.post(admin.base + "/_emulator/usage", json={"iccid": sim["iccid"]}, timeout=10).status_code == 400
 
 
-def test_clock(admin: Admin) -> None:
+def test_clock(admin: AdminClient) -> None:
     before = admin.get("clock")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", before["now"])
     after = admin.post("clock", {"advance_seconds": 86400})
@@ -175,7 +180,9 @@ def test_openapi_document_covers_every_route(fresh_emulator: EmulatorServer) -> 
                 assert "401" in op["responses"] and "429" in op["responses"], path
 
 
-def test_fail_after_the_work_was_done(api: Api, admin: Admin, make_sims: Callable[..., list[dict[str, Any]]]) -> None:
+def test_fail_after_the_work_was_done(
+    api: Api, admin: AdminClient, make_sims: Callable[..., list[dict[str, Any]]]
+) -> None:
     sim = make_sims(1)[0]
     admin.faults(
         fail_next=[
@@ -195,8 +202,8 @@ def test_fail_after_the_work_was_done(api: Api, admin: Admin, make_sims: Callabl
     assert admin.requests()[-1]["status"] == 500
 
 
-def test_activation_failing_after_part_of_it_was_applied(api: Api, admin: Admin) -> None:
-    admin.add_sims(*({"iccid": iccid(k)} for k in (1, 2, 3)))
+def test_activation_failing_after_part_of_it_was_applied(api: Api, admin: AdminClient) -> None:
+    admin.add_sims([{"iccid": iccid(k)} for k in (1, 2, 3)])
     rows = [{"iccid": iccid(k), "imei": imei(k)} for k in (1, 2, 3)]
     body = {"rate_plan_name": "ACME Co 5mb Rate Plan", "activation_requests": rows}
     admin.faults(fail_next=[{"path": "/v2/device_operations/activation_request", "status": 500, "apply_rows": 1}])
@@ -210,7 +217,7 @@ def test_activation_failing_after_part_of_it_was_applied(api: Api, admin: Admin)
 
 
 def test_fail_next_skip_and_expire_sessions(
-    fresh_emulator: EmulatorServer, admin: Admin, make_sims: Callable[..., list[dict[str, Any]]]
+    fresh_emulator: EmulatorServer, admin: AdminClient, make_sims: Callable[..., list[dict[str, Any]]]
 ) -> None:
     sim = make_sims(1)[0]
     ts = requests.Session()
@@ -240,7 +247,7 @@ def test_fail_next_skip_and_expire_sessions(
     assert expired.status_code == 401 and "expired" in expired.json()["errorMessage"]
 
 
-def test_a_cross_site_request_cannot_drive_the_admin_api(api: Api, admin: Admin) -> None:
+def test_a_cross_site_request_cannot_drive_the_admin_api(api: Api, admin: AdminClient) -> None:
     """A web page on another site can make the browser POST `text/plain` to a developer's emulator (no
     preflight): its Origin, or a Host that is not this machine's (DNS rebinding), is refused before anything
     happens. Same-origin tools (the tests, curl, the project's clients) send neither and are served."""

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from emulator.admin_client import AdminClient
 from emulator.models import DEVICE_FIELDS, RATE_PLAN_FIELDS
-from tests.emulator.helpers import Admin, Api, iccid, imei
+from tests.emulator.helpers import Api, iccid, imei
 
 
 def test_empty_account_lists_nothing(api: Api) -> None:
@@ -136,8 +137,8 @@ def test_rate_plans_and_users(api: Api) -> None:
 
 
 @pytest.mark.parametrize("per_page", [100, 1000])
-def test_large_pages(api: Api, admin: Admin, per_page: int) -> None:
-    admin.add_sims(*({"iccid": iccid(k), "imei": imei(k), "state": "active"} for k in range(1, 1201)))
+def test_large_pages(api: Api, admin: AdminClient, per_page: int) -> None:
+    admin.add_sims([{"iccid": iccid(k), "imei": imei(k), "state": "active"} for k in range(1, 1201)])
     resp = api.get("/v2/devices", params={"details": "true", "per_page": per_page, "page": 2})
     assert len(resp.json()) == (100 if per_page == 100 else 200)
     assert resp.headers["X-Total"] == "1200"

@@ -7,9 +7,10 @@ from typing import Any
 
 import requests
 
+from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
-from tests.emulator.helpers import Admin, Api
+from tests.emulator.helpers import Api
 
 SET_LIMIT = "/v2/device_operations/set_usage_limit"
 TOKEN = "/api/ts/v1/oauth2/token"
@@ -18,7 +19,7 @@ LOGOUT = "/api/m2m/v1/session/logout"
 
 
 def test_a_kb_limit_past_64_bits_is_a_400_like_other_bad_parameters(
-    api: Api, admin: Admin, encoding: str, make_sims: Callable[..., list[dict[str, Any]]]
+    api: Api, admin: AdminClient, encoding: str, make_sims: Callable[..., list[dict[str, Any]]]
 ) -> None:
     [sim] = make_sims(1)
     name = sim["device_name"]

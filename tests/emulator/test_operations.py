@@ -7,15 +7,16 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
-from tests.emulator.helpers import Admin, Api, fixture, iccid, imei, utc_today
+from tests.emulator.helpers import Api, fixture, iccid, imei, utc_today
 
 ACT = "/v2/device_operations/activation_request"
 
 
-def test_activation_example_with_422_response(api: Api, admin: Admin, encoding: str) -> None:
+def test_activation_example_with_422_response(api: Api, admin: AdminClient, encoding: str) -> None:
     """The documented request; the middle ICCID is not in inventory, so the answer is the documented 422."""
-    admin.add_sims({"iccid": "89222222222222222222"}, {"iccid": "89666666666666666666"})
+    admin.add_sims([{"iccid": "89222222222222222222"}, {"iccid": "89666666666666666666"}])
     resp = api.post(ACT, fixture("activation_request.json"), encoding)
     assert resp.status_code == 422
     expected = fixture("activation_response_422.json")
@@ -35,8 +36,8 @@ def test_activation_example_with_422_response(api: Api, admin: Admin, encoding: 
     assert sims["89666666666666666666"]["rate_plan"] == "ACME Co 5mb Rate Plan"
 
 
-def test_activation_all_processed_is_200(api: Api, admin: Admin, encoding: str) -> None:
-    admin.add_sims(*({"iccid": i} for i in ("89222222222222222222", "89444444444444444444", "89666666666666666666")))
+def test_activation_all_processed_is_200(api: Api, admin: AdminClient, encoding: str) -> None:
+    admin.add_sims([{"iccid": i} for i in ("89222222222222222222", "89444444444444444444", "89666666666666666666")])
     resp = api.post(ACT, fixture("activation_request_newer_edition.json"), encoding)  # a 16-digit IMEI too
     assert resp.status_code == 200
     assert resp.json()["unprocessed"] == [] and len(resp.json()["processed"]) == 3
@@ -47,16 +48,16 @@ def test_activation_all_processed_is_200(api: Api, admin: Admin, encoding: str) 
     )
 
 
-def test_activation_on_another_plan_single(api: Api, admin: Admin) -> None:
-    admin.add_sims({"iccid": "89222222222222222222"})
+def test_activation_on_another_plan_single(api: Api, admin: AdminClient) -> None:
+    admin.add_sims([{"iccid": "89222222222222222222"}])
     resp = api.post(ACT, fixture("activation_request_single_10mb.json"))
     assert resp.status_code == 200
     assert admin.sims()["89222222222222222222"]["rate_plan"] == "ACME Co 10MB Plan"
 
 
-def test_activation_is_asynchronous(fresh_emulator: EmulatorServer, api: Api, admin: Admin) -> None:
+def test_activation_is_asynchronous(fresh_emulator: EmulatorServer, api: Api, admin: AdminClient) -> None:
     admin.post("reset", {"activation_delay": 30})
-    admin.add_sims({"iccid": iccid(1)})
+    admin.add_sims([{"iccid": iccid(1)}])
     resp = api.post(
         ACT, {"rate_plan_name": "ACME Co 5mb Rate Plan", "activation_requests": [{"iccid": iccid(1), "imei": imei(1)}]}
     )
@@ -71,7 +72,7 @@ def test_activation_is_asynchronous(fresh_emulator: EmulatorServer, api: Api, ad
     device = api.get(f"/v2/devices/{name}").json()
     assert device["state"] == "active" and device["last_activation_date"] and device["msisdn"]
     # and tick finishes queued work at once
-    admin.add_sims({"iccid": iccid(2)})
+    admin.add_sims([{"iccid": iccid(2)}])
     api.post(
         ACT, {"rate_plan_name": "ACME Co 5mb Rate Plan", "activation_requests": [{"iccid": iccid(2), "imei": imei(2)}]}
     )
@@ -80,9 +81,9 @@ def test_activation_is_asynchronous(fresh_emulator: EmulatorServer, api: Api, ad
     assert admin.sims()[iccid(2)]["state"] == "active"
 
 
-def test_activation_row_errors(api: Api, admin: Admin, make_sims: Callable[..., list[dict[str, Any]]]) -> None:
+def test_activation_row_errors(api: Api, admin: AdminClient, make_sims: Callable[..., list[dict[str, Any]]]) -> None:
     make_sims(1, state="active", start=1)
-    admin.add_sims({"iccid": iccid(2)}, {"iccid": iccid(3)}, {"iccid": iccid(4)})
+    admin.add_sims([{"iccid": iccid(2)}, {"iccid": iccid(3)}, {"iccid": iccid(4)}])
     rows = [
         {"iccid": iccid(1), "imei": imei(1)},  # already active
         {"iccid": iccid(2), "imei": "1234"},  # bad IMEI
@@ -109,8 +110,8 @@ def test_activation_row_errors(api: Api, admin: Admin, make_sims: Callable[..., 
     assert body["unprocessed"][0]["input"]["iccid"] == iccid(1)
 
 
-def test_activation_unknown_plan_and_carrier_rejection(api: Api, admin: Admin) -> None:
-    admin.add_sims({"iccid": iccid(1)}, {"iccid": iccid(2)})
+def test_activation_unknown_plan_and_carrier_rejection(api: Api, admin: AdminClient) -> None:
+    admin.add_sims([{"iccid": iccid(1)}, {"iccid": iccid(2)}])
     resp = api.post(
         ACT, {"rate_plan_name": "No Such Plan", "activation_requests": [{"iccid": iccid(1), "imei": imei(1)}]}
     )
@@ -131,7 +132,7 @@ def test_activation_unknown_plan_and_carrier_rejection(api: Api, admin: Admin) -
 
 
 def test_suspend_no_billing_example_and_queue(
-    api: Api, admin: Admin, encoding: str, make_sims: Callable[..., list[dict[str, Any]]]
+    api: Api, admin: AdminClient, encoding: str, make_sims: Callable[..., list[dict[str, Any]]]
 ) -> None:
     resp = api.post(
         "/v2/device_operations/suspend_no_billing_request", fixture("suspend_no_billing_request.json"), encoding
@@ -167,7 +168,7 @@ def test_suspend_no_billing_example_and_queue(
 
 
 def test_change_cost_center(
-    api: Api, admin: Admin, encoding: str, make_sims: Callable[..., list[dict[str, Any]]]
+    api: Api, admin: AdminClient, encoding: str, make_sims: Callable[..., list[dict[str, Any]]]
 ) -> None:
     examples = fixture("curl_examples.json")
     resp = api.put("/v2/device_operations/change_cost_center", examples[f"change_cost_center_{encoding}"], encoding)
@@ -192,7 +193,7 @@ def test_change_cost_center(
 
 
 def test_change_simstate_transitions(
-    api: Api, admin: Admin, encoding: str, make_sims: Callable[..., list[dict[str, Any]]]
+    api: Api, admin: AdminClient, encoding: str, make_sims: Callable[..., list[dict[str, Any]]]
 ) -> None:
     examples = fixture("curl_examples.json")
     resp = api.put("/v2/device_operations/change_simstate", examples[f"change_simstate_{encoding}"], encoding)
@@ -218,12 +219,14 @@ def test_change_simstate_transitions(
 
 
 def test_change_simstate_refuses_impossible_transition(
-    fresh_emulator: EmulatorServer, api: Api, admin: Admin, encoding: str
+    fresh_emulator: EmulatorServer, api: Api, admin: AdminClient, encoding: str
 ) -> None:
     admin.post("reset", {"activation_delay": 60})
     made = admin.add_sims(
-        {"iccid": iccid(1), "imei": imei(1), "state": "pending_activation"},
-        {"iccid": iccid(2), "imei": imei(2), "state": "active"},
+        [
+            {"iccid": iccid(1), "imei": imei(1), "state": "pending_activation"},
+            {"iccid": iccid(2), "imei": imei(2), "state": "active"},
+        ],
     )
     pending, active = made[0]["device_name"], made[1]["device_name"]
     resp = api.put(
@@ -236,7 +239,7 @@ def test_change_simstate_refuses_impossible_transition(
 
 
 def test_usage_limits_set_remove_and_enforce(
-    api: Api, admin: Admin, encoding: str, make_sims: Callable[..., list[dict[str, Any]]]
+    api: Api, admin: AdminClient, encoding: str, make_sims: Callable[..., list[dict[str, Any]]]
 ) -> None:
     examples = fixture("curl_examples.json")
     resp = api.post("/v2/device_operations/set_usage_limit", examples[f"set_usage_limit_{encoding}"], encoding)
@@ -285,7 +288,7 @@ def test_usage_limits_set_remove_and_enforce(
 
 
 def test_setting_a_limit_below_current_usage_suspends(
-    api: Api, admin: Admin, make_sims: Callable[..., list[dict[str, Any]]]
+    api: Api, admin: AdminClient, make_sims: Callable[..., list[dict[str, Any]]]
 ) -> None:
     sim = make_sims(1)[0]
     admin.post("usage", {"iccid": sim["iccid"], "date": utc_today().isoformat(), "bytes": 5_000_000})
@@ -296,7 +299,7 @@ def test_setting_a_limit_below_current_usage_suspends(
     assert admin.sims()[sim["iccid"]]["state"] == "suspended"
 
 
-def test_send_sms(api: Api, admin: Admin, encoding: str, make_sims: Callable[..., list[dict[str, Any]]]) -> None:
+def test_send_sms(api: Api, admin: AdminClient, encoding: str, make_sims: Callable[..., list[dict[str, Any]]]) -> None:
     examples = fixture("curl_examples.json")
     resp = api.post("/v2/device_operations/send_sms", examples["send_sms_form"], "form")
     err = "Error: Device does not exist, or does not have SMS enabled."

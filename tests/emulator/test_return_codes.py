@@ -7,9 +7,10 @@ import base64
 import pytest
 import requests
 
+from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME, OTHER_ACCOUNT_API_KEY, OTHER_ACCOUNT_KEY_NAME
-from tests.emulator.helpers import Admin, Api, fixture
+from tests.emulator.helpers import Api, fixture
 
 
 def test_401_without_credentials(fresh_emulator: EmulatorServer) -> None:
@@ -189,14 +190,14 @@ def test_400_malformed_json(api: Api) -> None:
     assert resp.status_code == 400
 
 
-def test_422_activation_with_bad_rows(api: Api, admin: Admin) -> None:
+def test_422_activation_with_bad_rows(api: Api, admin: AdminClient) -> None:
     body = fixture("activation_request.json")
     resp = api.post("/v2/device_operations/activation_request", body)
     assert resp.status_code == 422
     assert len(resp.json()["unprocessed"]) == 3
 
 
-def test_429_with_retry_after(api: Api, admin: Admin, frozen_clock: float) -> None:
+def test_429_with_retry_after(api: Api, admin: AdminClient, frozen_clock: float) -> None:
     # the clock stands still: the bucket (burst 2) refills only when the test advances the clock
     admin.faults(rate_limit_per_second=2)
     statuses = [api.get("/v2/users") for _ in range(6)]
@@ -214,7 +215,7 @@ def test_429_with_retry_after(api: Api, admin: Admin, frozen_clock: float) -> No
     assert api.get("/v2/users").status_code == 200
 
 
-def test_429_from_fail_next_has_retry_after(api: Api, admin: Admin) -> None:
+def test_429_from_fail_next_has_retry_after(api: Api, admin: AdminClient) -> None:
     admin.faults(fail_next=[{"path": "/v2/devices", "status": 429, "count": 1, "retry_after": 3}])
     resp = api.get("/v2/devices")
     assert resp.status_code == 429 and resp.headers["Retry-After"] == "3"

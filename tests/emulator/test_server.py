@@ -15,8 +15,9 @@ import pytest
 import requests
 
 from emulator import lifecycle as lc
+from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
-from tests.emulator.helpers import Admin, Api, iccid, imei, utc_today
+from tests.emulator.helpers import Api, iccid, imei, utc_today
 
 KEY = ("restart-key", "restart-secret")
 
@@ -24,9 +25,9 @@ KEY = ("restart-key", "restart-secret")
 def test_restart_on_the_same_db_keeps_everything(tmp_path: Path) -> None:
     db = str(tmp_path / "emulator.db")
     with EmulatorServer(db=db, seed="empty", key_name=KEY[0], api_key=KEY[1], activation_delay=3600) as srv:
-        api, admin = Api(srv.base_url, KEY), Admin(srv.base_url)
-        admin.add_sims(*({"iccid": iccid(k), "imei": imei(k), "state": "active"} for k in range(1, 4)))
-        admin.add_sims({"iccid": iccid(9)})
+        api, admin = Api(srv.base_url, KEY), AdminClient(srv.base_url)
+        admin.add_sims([{"iccid": iccid(k), "imei": imei(k), "state": "active"} for k in range(1, 4)])
+        admin.add_sims([{"iccid": iccid(9)}])
         names = api.get("/v2/devices").json()
         api.put(f"/v2/devices/{names[0]}/note", {"field_name": "note1", "note": "kept"})
         api.put("/v2/device_operations/change_cost_center", {"device_names": names[:2], "cost_center": "Kept"})
@@ -45,7 +46,7 @@ def test_restart_on_the_same_db_keeps_everything(tmp_path: Path) -> None:
         port = srv.port
     assert before[iccid(9)]["state"] == "pending_activation"
     with EmulatorServer(db=db, seed="demo", key_name=KEY[0], api_key=KEY[1], activation_delay=3600) as srv:
-        admin = Admin(srv.base_url)
+        admin = AdminClient(srv.base_url)
         after = admin.sims()
         assert after == before  # the seed is not reapplied to an existing db
         assert after[iccid(1)]["note1"] == "kept" and after[iccid(1)]["bytes_used"] == 4242
@@ -142,8 +143,8 @@ def test_faults_given_at_start() -> None:
         assert srv.faults.settings()["latency_ms"] == 1
 
 
-def test_concurrent_requests_are_safe(api: Api, admin: Admin) -> None:
-    admin.add_sims(*({"iccid": iccid(k), "imei": imei(k), "state": "active"} for k in range(1, 41)))
+def test_concurrent_requests_are_safe(api: Api, admin: AdminClient) -> None:
+    admin.add_sims([{"iccid": iccid(k), "imei": imei(k), "state": "active"} for k in range(1, 41)])
     names = api.get("/v2/devices", params={"per_page": 100}).json()
     errors: list[str] = []
 

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import requests
 
+from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
-from tests.emulator.helpers import Admin, Api, fixture
+from tests.emulator.helpers import Api, fixture
 
 TOKEN = "/api/ts/v1/oauth2/token"
 LOGIN = "/api/m2m/v1/session/login"
@@ -72,7 +73,7 @@ def ts(fresh_emulator: EmulatorServer) -> ThingSpace:
 
 
 @pytest.fixture
-def sample_sim(admin: Admin, make_sims: Callable[..., list[dict[str, Any]]]) -> dict[str, Any]:
+def sample_sim(admin: AdminClient, make_sims: Callable[..., list[dict[str, Any]]]) -> dict[str, Any]:
     sim = make_sims(1, rate_plan="ACME Co 5mb Rate Plan")[0]
     for day, total in SAMPLE_DAYS.items():
         admin.post(
@@ -81,7 +82,7 @@ def sample_sim(admin: Admin, make_sims: Callable[..., list[dict[str, Any]]]) -> 
     return sim
 
 
-def test_api_token_lifetime_and_reuse(ts: ThingSpace, admin: Admin) -> None:
+def test_api_token_lifetime_and_reuse(ts: ThingSpace, admin: AdminClient) -> None:
     first = ts.token()
     assert first.status_code == 200
     body = first.json()
@@ -105,7 +106,7 @@ def test_token_errors(ts: ThingSpace) -> None:
     assert bad_grant.status_code == 400
 
 
-def test_login_logout_and_session_idle_expiry(ts: ThingSpace, admin: Admin, sample_sim: dict[str, Any]) -> None:
+def test_login_logout_and_session_idle_expiry(ts: ThingSpace, admin: AdminClient, sample_sim: dict[str, Any]) -> None:
     bearer, session = ts.session()
     body = fixture("thingspace_usage_request.json")
     body["deviceId"]["id"] = sample_sim["iccid"]
@@ -131,7 +132,7 @@ def test_login_logout_and_session_idle_expiry(ts: ThingSpace, admin: Admin, samp
     assert ts.usage(bearer, session, body).status_code == 401
 
 
-def test_five_failed_logins_lock_the_account(ts: ThingSpace, admin: Admin) -> None:
+def test_five_failed_logins_lock_the_account(ts: ThingSpace, admin: AdminClient) -> None:
     bearer = ts.bearer()
     for n in range(5):
         resp = ts.login(bearer, password="wrong")
@@ -173,7 +174,7 @@ def test_retrieve_daily_usage_matches_the_sample(ts: ThingSpace, sample_sim: dic
     assert day26["servicePlan"] == "ACME Co 5mb Rate Plan"
 
 
-def test_duplicate_day_records_like_the_sample(ts: ThingSpace, admin: Admin, sample_sim: dict[str, Any]) -> None:
+def test_duplicate_day_records_like_the_sample(ts: ThingSpace, admin: AdminClient, sample_sim: dict[str, Any]) -> None:
     admin.faults(thingspace_duplicate_days=True)
     bearer, session = ts.session()
     body = fixture("thingspace_usage_request.json")
@@ -186,7 +187,9 @@ def test_duplicate_day_records_like_the_sample(ts: ThingSpace, admin: Admin, sam
     assert totals == SAMPLE_DAYS
 
 
-def test_has_more_data_paging(ts: ThingSpace, admin: Admin, make_sims: Callable[..., list[dict[str, Any]]]) -> None:
+def test_has_more_data_paging(
+    ts: ThingSpace, admin: AdminClient, make_sims: Callable[..., list[dict[str, Any]]]
+) -> None:
     sim = make_sims(1)[0]
     start = date(2024, 1, 1)
     for k in range(70):
@@ -207,7 +210,7 @@ def test_has_more_data_paging(ts: ThingSpace, admin: Admin, make_sims: Callable[
 
 
 def test_usage_skew_fault_makes_cross_checks_disagree(
-    ts: ThingSpace, admin: Admin, api: Api, sample_sim: dict[str, Any]
+    ts: ThingSpace, admin: AdminClient, api: Api, sample_sim: dict[str, Any]
 ) -> None:
     admin.faults(thingspace_usage_skew=0.1)
     bearer, session = ts.session()
@@ -256,7 +259,7 @@ def test_usage_errors(ts: ThingSpace, sample_sim: dict[str, Any]) -> None:
     assert form.status_code == 400  # Content-Type must be application/json
 
 
-def test_thingspace_rate_limit_and_log(ts: ThingSpace, admin: Admin, frozen_clock: float) -> None:
+def test_thingspace_rate_limit_and_log(ts: ThingSpace, admin: AdminClient, frozen_clock: float) -> None:
     # the clock stands still, so the bucket (1 token) does not refill between the logins however slow they are
     bearer = ts.bearer()
     admin.faults(rate_limit_per_second=1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -51,7 +52,7 @@ SIMS = [
 ]
 
 
-def pulumi_like(inputs: dict[str, Any]) -> dict[str, Any]:
+def pulumi_like(inputs: Mapping[str, Any]) -> dict[str, Any]:
     """What a Pulumi round trip may do to inputs: drop None values and empty dicts, numbers as floats."""
 
     def walk(value: Any) -> Any:
