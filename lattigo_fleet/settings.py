@@ -136,6 +136,14 @@ SETTINGS: tuple[Setting, ...] = (
 BY_KEY = {s.key: s for s in SETTINGS}
 
 
+def default_of(key: str) -> str:
+    """A setting's default, as the table states it (the one statement of it: Settings' defaults read it)."""
+    default = BY_KEY[key].default
+    if default is None:
+        raise KeyError(f"{key} has no default")
+    return default
+
+
 class SettingsError(Exception):
     """A setting is missing, unknown or of the wrong type; the message says which and what to do."""
 
@@ -145,13 +153,13 @@ class Settings:
     endpoint: str
     key_name: str
     api_key: str = field(repr=False)
-    fleet_file: str = "fleet.yaml"
-    allow_large_changes: bool = False
-    activation_timeout: float = 300.0
-    batch_window: float = 0.2  # seconds
-    audit_log: str | None = None
+    fleet_file: str = default_of("lattigo-fleet:fleetFile")
+    allow_large_changes: bool = default_of("lattigo-fleet:allowLargeChanges") in TRUE_WORDS
+    activation_timeout: float = float(default_of("lattigo-fleet:activationTimeout"))
+    batch_window: float = float(default_of("lattigo-fleet:batchWindowMs")) / 1000  # seconds
+    audit_log: str | None = default_of("lattigo-fleet:auditLog") or None
     sibling_stacks: tuple[str, ...] = ()
-    merge_mode: str = "strict"
+    merge_mode: str = default_of("lattigo-fleet:mergeMode")
 
 
 def unknown_keys(keys: Iterable[str]) -> list[str]:
@@ -207,7 +215,8 @@ def read_settings(config_get: Callable[[str], Any], env: Mapping[str, str] | Non
             problems.append(f"{key} must not be negative, not {raw[key]!r}")
         return value
 
-    allow = (raw["lattigo-fleet:allowLargeChanges"] or "false").lower()
+    # A key with a default is never empty here: an empty value fell back to the default above.
+    allow = str(raw["lattigo-fleet:allowLargeChanges"]).lower()
     if allow not in (*TRUE_WORDS, "0", "false", "no"):
         problems.append(f"lattigo-fleet:allowLargeChanges must be true or false, not {allow!r}")
     timeout, window = number("lattigo-fleet:activationTimeout"), number("lattigo-fleet:batchWindowMs")
@@ -219,15 +228,15 @@ def read_settings(config_get: Callable[[str], Any], env: Mapping[str, str] | Non
             f"lattigo-fleet:siblingStacks: {', '.join(map(repr, bad))} is not a stack name (`stack` or "
             "`org/project/stack`, comma-separated)"
         )
-    merge_mode = raw["lattigo-fleet:mergeMode"] or "strict"
+    merge_mode = str(raw["lattigo-fleet:mergeMode"])
     if merge_mode not in MERGE_MODES:
-        problems.append(f"lattigo-fleet:mergeMode must be strict or heal, not {merge_mode!r}")
+        problems.append(f"lattigo-fleet:mergeMode must be {' or '.join(MERGE_MODES)}, not {merge_mode!r}")
     from lattigo_fleet.client._http import insecure_endpoint
 
     for key in ("lattigo:endpoint", "lattigo:thingspaceEndpoint"):
         if raw[key] and (why := insecure_endpoint(str(raw[key]))):
             problems.append(f"{key}: {why}")
-    fleet_file = raw["lattigo-fleet:fleetFile"] or "fleet.yaml"
+    fleet_file = str(raw["lattigo-fleet:fleetFile"])
     if leaves_the_project(fleet_file):
         # The stack file is in the pull request: it must not point the program at the runner's own files.
         problems.append(
