@@ -28,9 +28,11 @@ class FakeAccount(UnusedApi):
         self,
         sims: dict[str, LiveDevice],
         broken: Collection[str] = frozenset(),
+        locked: Collection[str] = frozenset(),
     ) -> None:
         self.sims = sims
         self.broken = broken  # device names whose cost-center change the platform refuses
+        self.locked = locked  # ICCIDs whose state change the platform refuses
         self.calls: list[tuple[str, list[str]]] = []
         self.lock = threading.Lock()
 
@@ -59,9 +61,11 @@ class FakeAccount(UnusedApi):
         iccids = list(iccids)
         with self.lock:
             self.calls.append((state, iccids))
+            failed = {i: "Error: refused" for i in iccids if i in self.locked}
             for i in iccids:
-                self.sims[i]["state"] = "suspended" if state == "suspend" else "active"
-        return BulkResult(succeeded=iccids)
+                if i not in failed:
+                    self.sims[i]["state"] = "suspended" if state == "suspend" else "active"
+        return BulkResult(succeeded=[i for i in iccids if i not in failed], failed=failed)
 
     def change_cost_center(self, device_names: Iterable[str], cost_center: str) -> BulkResult:
         names = list(device_names)
@@ -74,13 +78,14 @@ class FakeAccount(UnusedApi):
         return BulkResult(succeeded=[n for n in names if n not in failed], failed=failed)
 
 
-def account(n: int, broken: Collection[str] = frozenset()) -> FakeAccount:
+def account(n: int, broken: Collection[str] = frozenset(), locked: Collection[str] = frozenset()) -> FakeAccount:
     return FakeAccount(
         {
             iccid(i): {"iccid": iccid(i), "state": "active", "device_name": f"365{i:02d}", "cost_center": "ops"}
             for i in range(n)
         },
         broken=broken,
+        locked=locked,
     )
 
 
@@ -144,8 +149,11 @@ def test_a_device_the_platform_refuses_fails_only_its_own_sim() -> None:
 
 
 def test_destroy_suspends_in_chunks_and_names_failures() -> None:
-    fake = account(7)
+    fake = account(7, locked={iccid(1), iccid(6)})  # one refused in the first chunk, one in the last
     fake.chunk_size = 3
     applier = Applier(fake, LiveFleet(fake), window=60.0)
-    assert applier.suspend_all([iccid(i) for i in range(7)]) == {}
+    failures = applier.suspend_all([iccid(i) for i in range(7)])
     assert [len(devices) for _, devices in fake.calls] == [3, 3, 1]
+    assert failures == {iccid(1): f"{iccid(1)}: Error: refused", iccid(6): f"{iccid(6)}: Error: refused"}
+    suspended = {i for i, sim in fake.sims.items() if sim["state"] == "suspended"}
+    assert suspended == {iccid(i) for i in (0, 2, 3, 4, 5)}  # every other SIM, whatever its chunk
