@@ -69,6 +69,16 @@ def test_json_and_markdown_carry_the_same_items() -> None:
     assert [d["field"] for d in doc["drift"]] == ["cost_center", "notes.note1", "state"]
     markdown = drift.render_markdown(report())
     assert '| truck-5 | `89012600000000000005` | state | "active" | "suspended" | drift |' in markdown
+    # Every item of the JSON is a row of the Markdown table, in the same order, and nothing else is.
+    table = markdown.split("| --- | --- | --- | --- | --- | --- |\n", 1)[1].split("\n\n", 1)[0]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()]
+    assert rows == [
+        [d["sim"], f"`{d['iccid']}`", d["field"], json.dumps(d["declared"]), json.dumps(d["live"]), d["kind"]]
+        for d in doc["drift"]
+    ]
+    unmanaged = markdown.split("| ICCID | device | state | cost center |\n| --- | --- | --- | --- |\n", 1)[1]
+    unmanaged = unmanaged.split("\n\n", 1)[0]
+    assert [line.split("`")[1] for line in unmanaged.splitlines()] == [s["iccid"] for s in doc["unmanaged"]]
 
 
 def test_a_clean_preview_is_in_sync() -> None:

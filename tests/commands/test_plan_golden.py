@@ -73,6 +73,10 @@ def test_new_sims_say_adopted_or_activated_with_the_rate_plan() -> None:
     _code, text, _log = run_plan("create", as_json=True)
     doc = json.loads(text)
     assert doc["counts"] == {"activate": 1, "adopt": 8}
+    adopted = [c for c in doc["changes"] if c["action"] == "adopt"]
+    assert [(c["sim"], c["field"], c["new"]) for c in adopted] == [
+        (f"truck-{i}", "origin", "adopted") for i in range(1, 9)
+    ]
     activated = [c for c in doc["changes"] if c["action"] == "activate"]
     assert [(c["sim"], c["field"], c["new"]) for c in activated] == [
         ("truck-9", "origin", "activated"),

@@ -165,15 +165,14 @@ class _Live:
 class _Applier:
     def __init__(self, live: _Live) -> None:
         self.live = live
-        self.sent: list[str] = []
-        self.waited: list[str] = []
+        self.calls: list[tuple[str, str]] = []  # in the order they were made
 
     def wait_settled(self, iccid: str) -> None:
-        self.waited.append(iccid)
+        self.calls.append(("wait_settled", iccid))
         self.live.sims[iccid]["state"] = "active"
 
     def suspend(self, iccid: str) -> None:
-        self.sent.append(iccid)
+        self.calls.append(("suspend", iccid))
 
 
 class _Runtime:
@@ -195,4 +194,4 @@ def test_a_sim_removed_while_activating_is_suspended_once_it_lands(monkeypatch: 
     fake = _Runtime({ICCID: {"iccid": ICCID, "state": "pending_activation"}})
     monkeypatch.setattr(rt, "_RUNTIME", fake)
     SimProvider().delete(ICCID, {"iccid": ICCID})
-    assert (fake.applier.waited, fake.applier.sent) == ([ICCID], [ICCID])
+    assert fake.applier.calls == [("wait_settled", ICCID), ("suspend", ICCID)]  # the suspension once it landed

@@ -8,6 +8,9 @@ import pytest
 
 from lattigo_fleet.client.models import DeviceFields, LiveDevice
 from lattigo_fleet.operations import (
+    PHASE_ACTIVATE,
+    PHASE_FIELDS,
+    PHASE_STATE,
     Activate,
     Restore,
     SetCostCenter,
@@ -234,6 +237,10 @@ def test_activation_needs_imei_and_rate_plan() -> None:
 def test_phases_order_activation_before_state_before_fields() -> None:
     plan = plan_sim(desired(state="suspended", cost_center="cc"), None)
     assert [op.phase for op in plan.ops] == sorted(op.phase for op in plan.ops)
+    # one op of each phase, in that order: the activation, then the state, then the fields
+    assert plan.kinds == ["activate", "suspend", "cost_center"]
+    assert [op.phase for op in plan.ops] == [PHASE_ACTIVATE, PHASE_STATE, PHASE_FIELDS]
+    assert PHASE_ACTIVATE < PHASE_STATE < PHASE_FIELDS
 
 
 def test_compatible_ops_share_a_batch_key_and_notes_never_do() -> None:
