@@ -6,10 +6,13 @@ from __future__ import annotations
 import io
 import json
 from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
 
 import pytest
 
 from emulator.seeds import _iccid
+from emulator.server import EmulatorServer
 from lattigo_fleet.cli import build_parser
 from lattigo_fleet.commands import devices
 from lattigo_fleet.commands.devices import Device, DeviceFailure, each_device, parse_when, render_table
@@ -27,14 +30,20 @@ class Terminal(io.StringIO):
 
 
 @pytest.fixture
-def demo(fresh_emulator, tmp_path, monkeypatch):
+def demo(fresh_emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
     fresh_emulator.reset("demo")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "fleet.yaml").write_text(FLEET)
     return fresh_emulator
 
 
-def run(emu, argv, stdin=None, endpoint=None, api_key=EMULATOR_API_KEY):
+def run(
+    emu: EmulatorServer,
+    argv: list[str],
+    stdin: TextIO | None = None,
+    endpoint: str | None = None,
+    api_key: str = EMULATOR_API_KEY,
+) -> tuple[int, str]:
     env = {
         "LATTIGO_ENDPOINT": endpoint or emu.base_url,
         "LATTIGO_KEY_NAME": EMULATOR_KEY_NAME,
@@ -46,18 +55,18 @@ def run(emu, argv, stdin=None, endpoint=None, api_key=EMULATOR_API_KEY):
     return code, out.getvalue()
 
 
-def mutating(emu):
+def mutating(emu: EmulatorServer) -> list[dict[str, Any]]:
     return [r for r in emu.requests_log() if r["method"] != "GET" and not r["path"].startswith("/_emulator")]
 
 
-def test_a_name_and_the_iccid_of_the_same_sim_address_it_once(demo):
+def test_a_name_and_the_iccid_of_the_same_sim_address_it_once(demo: EmulatorServer) -> None:
     code, out = run(demo, ["sms", "log", "truck-0001", _iccid(0), "--json"])
     assert code == 0
     doc = json.loads(out)
     assert [(d["iccid"], d["name"], d["device_name"]) for d in doc["devices"]] == [(_iccid(0), "truck-0001", "36500")]
 
 
-def test_more_sims_than_the_lookup_threshold_are_resolved_from_the_paged_snapshot(demo):
+def test_more_sims_than_the_lookup_threshold_are_resolved_from_the_paged_snapshot(demo: EmulatorServer) -> None:
     iccids = [_iccid(i) for i in range(12)]
     demo.clear_requests()
     code, out = run(demo, ["calamp", "last", *iccids, "--json"])
@@ -69,7 +78,9 @@ def test_more_sims_than_the_lookup_threshold_are_resolved_from_the_paged_snapsho
 
 
 @pytest.mark.parametrize("answer, sent", [("y\n", True), ("yes\n", True), ("n\n", False), ("\n", False)])
-def test_a_terminal_is_asked_before_sending(demo, capsys, answer, sent):
+def test_a_terminal_is_asked_before_sending(
+    demo: EmulatorServer, capsys: pytest.CaptureFixture[str], answer: str, sent: bool
+) -> None:
     demo.clear_requests()
     code, out = run(demo, ["sms", "send", "truck-0001", "--text", "PING"], stdin=Terminal(answer))
     err = capsys.readouterr().err
@@ -88,7 +99,9 @@ def test_a_terminal_is_asked_before_sending(demo, capsys, answer, sent):
         ["upload-imeis", "356938035600000", "--email", "a@b.c", "--sku", "X"],
     ],
 )
-def test_without_a_terminal_and_without_yes_nothing_is_sent(demo, capsys, argv):
+def test_without_a_terminal_and_without_yes_nothing_is_sent(
+    demo: EmulatorServer, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
     demo.clear_requests()
     code, _ = run(demo, argv, stdin=io.StringIO("y\n"))
     err = capsys.readouterr().err.strip().splitlines()
@@ -97,7 +110,9 @@ def test_without_a_terminal_and_without_yes_nothing_is_sent(demo, capsys, argv):
     assert mutating(demo) == []
 
 
-def test_a_broken_default_fleet_file_does_not_stop_iccids_but_stops_names(demo, tmp_path, capsys):
+def test_a_broken_default_fleet_file_does_not_stop_iccids_but_stops_names(
+    demo: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "fleet.yaml").write_text("version: 2\nsims: []\n")
     assert run(demo, ["calamp", "last", _iccid(0)])[0] == 0
     code, _ = run(demo, ["calamp", "last", "truck-0001"])
@@ -106,7 +121,9 @@ def test_a_broken_default_fleet_file_does_not_stop_iccids_but_stops_names(demo, 
     assert "'truck-0001' is not an ICCID" in err[0] and "fleet.yaml:1:10" in err[0]
 
 
-def test_an_explicit_fleet_file_that_is_bad_is_an_error(demo, tmp_path, capsys):
+def test_an_explicit_fleet_file_that_is_bad_is_an_error(
+    demo: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "other.yaml").write_text("sims: [\n")
     code, _ = run(demo, ["calamp", "last", _iccid(0), "--fleet", "other.yaml"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -121,7 +138,9 @@ def test_an_explicit_fleet_file_that_is_bad_is_an_error(demo, tmp_path, capsys):
         ("89019900000000000017", "ICCID 89019900000000000017: belongs to another account (HTTP 403)"),
     ],
 )
-def test_an_unknown_name_or_iccid_is_one_line_and_nothing_is_sent(demo, capsys, target, message):
+def test_an_unknown_name_or_iccid_is_one_line_and_nothing_is_sent(
+    demo: EmulatorServer, capsys: pytest.CaptureFixture[str], target: str, message: str
+) -> None:
     demo.clear_requests()
     code, out = run(demo, ["sms", "send", target, "--text", "x", "--yes"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -130,7 +149,9 @@ def test_an_unknown_name_or_iccid_is_one_line_and_nothing_is_sent(demo, capsys, 
     assert mutating(demo) == []
 
 
-def test_wrong_key_and_unreachable_endpoint_are_one_line(demo, capsys):
+def test_wrong_key_and_unreachable_endpoint_are_one_line(
+    demo: EmulatorServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(demo, ["reports", "truck-0001"], api_key="wrong")[0] == 1
     assert run(demo, ["reports", "truck-0001"], endpoint="http://127.0.0.1:9")[0] == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -142,7 +163,7 @@ def test_wrong_key_and_unreachable_endpoint_are_one_line(demo, capsys):
     ]
 
 
-def test_missing_credentials_are_one_line(demo, capsys):
+def test_missing_credentials_are_one_line(demo: EmulatorServer, capsys: pytest.CaptureFixture[str]) -> None:
     args = build_parser().parse_args(["calamp", "last", "truck-0001"])
     assert devices.main(args, env={}, stdin=io.StringIO(), stdout=io.StringIO()) == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -158,24 +179,24 @@ def test_missing_credentials_are_one_line(demo, capsys):
         (None, None),
     ],
 )
-def test_dates(text, expected):
+def test_dates(text: str | None, expected: date | datetime | None) -> None:
     assert parse_when(text, "--since") == expected
 
 
 @pytest.mark.parametrize("text", ["yesterday", "2024-13-01", "01/05/2024"])
-def test_bad_dates_are_refused(text):
+def test_bad_dates_are_refused(text: str) -> None:
     with pytest.raises(DeviceFailure, match="is not a date"):
         parse_when(text, "--since")
 
 
-def test_since_after_until_is_refused_before_any_call(demo, capsys):
+def test_since_after_until_is_refused_before_any_call(demo: EmulatorServer, capsys: pytest.CaptureFixture[str]) -> None:
     demo.clear_requests()
     code, _ = run(demo, ["sms", "log", "truck-0001", "--since", "2024-05-02", "--until", "2024-05-01"])
     assert code == 1 and demo.requests_log() == []
     assert "--since 2024-05-02 is after --until 2024-05-01" in capsys.readouterr().err
 
 
-def test_table_columns_are_aligned_and_long_cells_clipped():
+def test_table_columns_are_aligned_and_long_cells_clipped() -> None:
     text = render_table(("A", "LONG HEADER"), [("x" * 100, None), ("yy", 3)])
     lines = text.splitlines()
     assert lines[0] == "A" + " " * 71 + "  LONG HEADER"
@@ -184,17 +205,17 @@ def test_table_columns_are_aligned_and_long_cells_clipped():
 
 
 class Down:
-    def __init__(self):
+    def __init__(self) -> None:
         self.calls = 0
 
-    def __call__(self, device):
+    def __call__(self, device: Device) -> NoReturn:
         from lattigo_fleet.client import LattigoConnectionError
 
         self.calls += 1
         raise LattigoConnectionError(method="POST", endpoint="x", status=None, detail="refused")
 
 
-def test_after_a_connection_failure_the_other_devices_are_not_tried():
+def test_after_a_connection_failure_the_other_devices_are_not_tried() -> None:
     devs = [Device(str(i) * 19, str(i)) for i in range(1, 4)]
     call = Down()
     outcomes = each_device(devs, call)

@@ -10,11 +10,14 @@ import io
 import json
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from emulator.server import EmulatorServer
 from lattigo_fleet.commands.importer import (
     ImportFailure,
+    LiveSim,
     Selection,
     add_arguments,
     calls_at_next_up,
@@ -39,7 +42,7 @@ def imei(i: int) -> str:
     return f"35300{i:010d}"
 
 
-def device(i: int, state: str = "active", cost_center: str | None = "Fleet-East", **notes: str) -> dict:
+def device(i: int, state: str = "active", cost_center: str | None = "Fleet-East", **notes: str) -> dict[str, Any]:
     return {
         "iccid": iccid(i),
         "imei": imei(i),
@@ -54,7 +57,7 @@ def device(i: int, state: str = "active", cost_center: str | None = "Fleet-East"
     }
 
 
-def sims_of(*devices: dict):
+def sims_of(*devices: dict[str, Any]) -> list[LiveSim]:
     sims, skipped, warnings = live_sims(devices)
     assert skipped == [] and warnings == []
     return sims
@@ -70,7 +73,7 @@ def parse(args: list[str]) -> argparse.Namespace:
 # The account in fleet.yaml's terms
 
 
-def test_live_sims_settle_pending_states_and_normalise_empty_values():
+def test_live_sims_settle_pending_states_and_normalise_empty_values() -> None:
     sims, skipped, warnings = live_sims(
         [
             device(2, "pending_activation", None, note="cab"),
@@ -100,7 +103,7 @@ def test_live_sims_settle_pending_states_and_normalise_empty_values():
 # Grouping
 
 
-def test_layout_puts_the_most_common_state_and_cost_center_in_defaults_and_groups_the_others():
+def test_layout_puts_the_most_common_state_and_cost_center_in_defaults_and_groups_the_others() -> None:
     sims = sims_of(
         device(1),
         device(2),
@@ -126,14 +129,14 @@ def test_layout_puts_the_most_common_state_and_cost_center_in_defaults_and_group
     ]
 
 
-def test_layout_without_groups_declares_cost_centers_on_the_sims():
+def test_layout_without_groups_declares_cost_centers_on_the_sims() -> None:
     placed = layout(sims_of(device(1), device(2, cost_center="B"), device(3, cost_center="B")), use_groups=False)
     assert placed.defaults == {"state": "active", "cost_center": "B"}
     assert placed.new_groups == {}
     assert [e.get("cost_center") for e in placed.entries] == ["Fleet-East", None, None]
 
 
-def test_layout_ties_are_broken_the_same_way_every_time():
+def test_layout_ties_are_broken_the_same_way_every_time() -> None:
     sims = sims_of(device(1, "suspended", "B"), device(2, "active", "A"))
     assert layout(sims).defaults == {"state": "active", "cost_center": "A"}
     assert layout(list(reversed(sims))).defaults == {"state": "active", "cost_center": "A"}
@@ -149,11 +152,11 @@ def test_layout_ties_are_broken_the_same_way_every_time():
         ("Ops", ["ops", "ops-2"], "ops-3"),
     ],
 )
-def test_group_names_are_valid_and_unique(cost_center, taken, expected):
+def test_group_names_are_valid_and_unique(cost_center: str, taken: list[str], expected: str) -> None:
     assert group_name(cost_center, taken) == expected
 
 
-def test_a_new_file_loads_back_to_exactly_the_account_and_plans_no_call(tmp_path):
+def test_a_new_file_loads_back_to_exactly_the_account_and_plans_no_call(tmp_path: Path) -> None:
     devices = [
         device(1, note="Truck 0001", note1="fw 2.0.0"),
         device(2, "pending_activation"),
@@ -184,11 +187,14 @@ def test_a_new_file_loads_back_to_exactly_the_account_and_plans_no_call(tmp_path
 # Selection
 
 
-def test_selection_by_cost_center_state_and_iccids():
+def test_selection_by_cost_center_state_and_iccids() -> None:
     sims = sims_of(
         device(1), device(2, "pending_activation", "B"), device(3, "suspended", "B"), device(4, cost_center=None)
     )
-    chosen = lambda sel: [s.iccid[-1] for s in sims if sel.matches(s)]  # noqa: E731
+
+    def chosen(sel: Selection) -> list[str]:
+        return [s.iccid[-1] for s in sims if sel.matches(s)]
+
     assert chosen(Selection()) == ["1", "2", "3", "4"]
     assert chosen(Selection(cost_centers=("B",))) == ["2", "3"]
     assert chosen(Selection(cost_centers=("B", "Fleet-East"))) == ["1", "2", "3"]
@@ -199,7 +205,7 @@ def test_selection_by_cost_center_state_and_iccids():
     assert chosen(Selection(iccids=frozenset({iccid(1), iccid(4)}))) == ["1", "4"]
 
 
-def test_iccid_file_takes_one_per_line_with_comments_and_refuses_a_bad_line(tmp_path):
+def test_iccid_file_takes_one_per_line_with_comments_and_refuses_a_bad_line(tmp_path: Path) -> None:
     good = tmp_path / "iccids.txt"
     good.write_text(f'# trucks\n{iccid(1)}\n\n  "{iccid(2)}"  # quoted is fine\n')
     assert read_iccid_file(str(good)) == {iccid(1), iccid(2)}
@@ -243,7 +249,7 @@ def write_existing(tmp_path: Path, text: str = EXISTING) -> Path:
     return path
 
 
-def test_merge_adds_new_sims_keeps_comments_order_anchors_and_leaves_declared_values(tmp_path):
+def test_merge_adds_new_sims_keeps_comments_order_anchors_and_leaves_declared_values(tmp_path: Path) -> None:
     path = write_existing(tmp_path)
     sims = sims_of(
         device(1, note="east depot"),
@@ -275,7 +281,7 @@ def test_merge_adds_new_sims_keeps_comments_order_anchors_and_leaves_declared_va
     assert {i for i, kinds in calls_at_next_up(spec, sims).items()} == {iccid(1), iccid(3)}
 
 
-def test_merge_with_overwrite_sets_the_sims_own_value_and_never_the_shared_anchor(tmp_path):
+def test_merge_with_overwrite_sets_the_sims_own_value_and_never_the_shared_anchor(tmp_path: Path) -> None:
     path = write_existing(tmp_path)
     sims = sims_of(device(1, note="east depot"), device(3, note="west depot"))
     merged = merge_into(EXISTING, path, load_fleet(path), sims, overwrite=True)
@@ -288,7 +294,7 @@ def test_merge_with_overwrite_sets_the_sims_own_value_and_never_the_shared_ancho
     assert calls_at_next_up(spec, sims) == {}
 
 
-def test_merge_fills_an_empty_sims_list_and_uses_the_files_defaults(tmp_path):
+def test_merge_fills_an_empty_sims_list_and_uses_the_files_defaults(tmp_path: Path) -> None:
     text = 'version: 1  # empty so far\ndefaults: {cost_center: A, notes: {note2: ""}}\nsims:\n'
     path = write_existing(tmp_path, text)
     sims = sims_of(device(1, cost_center="A"), device(2, cost_center="B", note2="x"))
@@ -299,7 +305,7 @@ def test_merge_fills_an_empty_sims_list_and_uses_the_files_defaults(tmp_path):
     assert calls_at_next_up(spec, sims) == {}
 
 
-def test_write_validated_leaves_nothing_behind_for_an_invalid_file(tmp_path):
+def test_write_validated_leaves_nothing_behind_for_an_invalid_file(tmp_path: Path) -> None:
     path = write_existing(tmp_path)
     with pytest.raises(ImportFailure, match=r"not valid, nothing written: .*fleet.yaml:2:"):
         write_validated(path, "version: 1\nsims: [{iccid: 12}]\n")
@@ -307,7 +313,7 @@ def test_write_validated_leaves_nothing_behind_for_an_invalid_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fleet.yaml"]
 
 
-def test_merge_sees_sims_and_groups_of_fleet_d(tmp_path):
+def test_merge_sees_sims_and_groups_of_fleet_d(tmp_path: Path) -> None:
     path = write_existing(tmp_path, 'version: 1\nsims:\n  - {iccid: "' + iccid(1) + '", cost_center: X}\n')
     (tmp_path / "fleet.d").mkdir()
     (tmp_path / "fleet.d" / "lab.yaml").write_text(
@@ -326,7 +332,7 @@ def test_merge_sees_sims_and_groups_of_fleet_d(tmp_path):
 
 
 @pytest.fixture
-def account(fresh_emulator):
+def account(fresh_emulator: EmulatorServer) -> tuple[EmulatorServer, dict[str, str]]:
     fresh_emulator.add_sims(
         [
             {
@@ -348,13 +354,15 @@ def account(fresh_emulator):
     return fresh_emulator, env
 
 
-def run_import(argv: list[str], env: dict) -> tuple[int, str, str]:
+def run_import(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = run(parse(argv), stdout=out, stderr=err, env=env)
     return code, out.getvalue(), err.getvalue()
 
 
-def test_import_writes_the_selection_and_reports_it(account, tmp_path):
+def test_import_writes_the_selection_and_reports_it(
+    account: tuple[EmulatorServer, dict[str, str]], tmp_path: Path
+) -> None:
     emulator, env = account
     target = tmp_path / "fleet.yaml"
     code, out, err = run_import(["-o", str(target), "--cost-center", "Lab"], env)
@@ -365,7 +373,7 @@ def test_import_writes_the_selection_and_reports_it(account, tmp_path):
     assert [r for r in emulator.requests_log() if r["method"] != "GET"] == []
 
 
-def test_import_json_output_and_state_selection(account, tmp_path):
+def test_import_json_output_and_state_selection(account: tuple[EmulatorServer, dict[str, str]], tmp_path: Path) -> None:
     _, env = account
     ids = tmp_path / "ids.txt"
     ids.write_text(f"{iccid(4)}\n{iccid(5)}\n{iccid(8)}\n{iccid(99)}\n")
@@ -380,7 +388,9 @@ def test_import_json_output_and_state_selection(account, tmp_path):
     assert report["calls_at_next_up"] == {}
 
 
-def test_import_refuses_to_overwrite_without_merge_or_force(account, tmp_path):
+def test_import_refuses_to_overwrite_without_merge_or_force(
+    account: tuple[EmulatorServer, dict[str, str]], tmp_path: Path
+) -> None:
     _, env = account
     path = write_existing(tmp_path)
     code, out, err = run_import(["-o", str(path)], env)
@@ -392,7 +402,9 @@ def test_import_refuses_to_overwrite_without_merge_or_force(account, tmp_path):
     assert len(load_fleet(path)) == 12
 
 
-def test_import_merge_reports_what_it_left_alone(account, tmp_path):
+def test_import_merge_reports_what_it_left_alone(
+    account: tuple[EmulatorServer, dict[str, str]], tmp_path: Path
+) -> None:
     _, env = account
     path = write_existing(tmp_path)
     code, out, err = run_import(["-o", str(path), "--merge"], env)
@@ -416,7 +428,9 @@ def test_import_merge_reports_what_it_left_alone(account, tmp_path):
         ("overwrite-alone", "--overwrite goes with --merge"),
     ],
 )
-def test_errors_are_one_line_and_exit_1(account, tmp_path, setup, expected):
+def test_errors_are_one_line_and_exit_1(
+    account: tuple[EmulatorServer, dict[str, str]], tmp_path: Path, setup: str, expected: str
+) -> None:
     emulator, env = account
     env = dict(env)
     path = tmp_path / "fleet.yaml"
@@ -476,7 +490,7 @@ AWKWARD = [
 
 
 @pytest.mark.parametrize("value", AWKWARD)
-def test_values_round_trip_through_a_written_file_whatever_they_contain(tmp_path, value):
+def test_values_round_trip_through_a_written_file_whatever_they_contain(tmp_path: Path, value: str) -> None:
     devices = [device(1, cost_center=value, note=value), device(2, cost_center=value), device(3, note1=value)]
     sims = sims_of(*devices)
     spec = write_validated(tmp_path / "fleet.yaml", render_new(layout(sims), endpoint="http://lattigo.test"))

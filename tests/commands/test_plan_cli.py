@@ -19,7 +19,7 @@ def parse(*argv: str) -> argparse.Namespace:
     return parser.parse_args(list(argv))
 
 
-def test_arguments():
+def test_arguments() -> None:
     args = parse("--stack", "prod", "--cwd", "infra", "--json")
     assert (args.stack, args.cwd, args.from_file, args.json) == ("prod", "infra", None, True)
     assert parse("--from", "-").from_file == "-"
@@ -33,7 +33,9 @@ def test_arguments():
         ('{"name": "not a preview"}', "not the output of `pulumi preview --json`"),
     ],
 )
-def test_a_bad_file_is_one_line_and_exit_1(tmp_path, capsys, content, says):
+def test_a_bad_file_is_one_line_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, says: str
+) -> None:
     path = tmp_path / "preview.json"
     if content is not None:
         path.write_text(content)
@@ -44,7 +46,7 @@ def test_a_bad_file_is_one_line_and_exit_1(tmp_path, capsys, content, says):
     assert err.startswith("lattigo-fleet plan: ") and says in err and err.count("\n") == 1
 
 
-def test_pulumi_missing_is_one_line(monkeypatch, capsys):
+def test_pulumi_missing_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     assert plan.main(parse(), out=io.StringIO()) == 1
     assert capsys.readouterr().err == (
@@ -52,7 +54,7 @@ def test_pulumi_missing_is_one_line(monkeypatch, capsys):
     )
 
 
-def test_standard_input(capsys):
+def test_standard_input(capsys: pytest.CaptureFixture[str]) -> None:
     text = (FIXTURES / "changes.json").read_text()
     out = io.StringIO()
     assert plan.main(parse("--from", "-"), out=out, stdin=io.StringIO(text)) == 0

@@ -41,19 +41,19 @@ def check_golden(path: Path, text: str) -> None:
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_markdown_comment_matches_its_golden_file(name):
+def test_markdown_comment_matches_its_golden_file(name: str) -> None:
     _code, text, _log = run_plan(name, as_json=False)
     check_golden(GOLDEN / f"{name}.md", text)
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_json_matches_its_golden_file(name):
+def test_json_matches_its_golden_file(name: str) -> None:
     _code, text, _log = run_plan(name, as_json=True)
     json.loads(text)
     check_golden(GOLDEN / f"{name}.json", text)
 
 
-def test_one_of_each_change_is_counted_and_listed_with_old_and_new_values():
+def test_one_of_each_change_is_counted_and_listed_with_old_and_new_values() -> None:
     code, text, _log = run_plan("changes", as_json=True)
     doc = json.loads(text)
     assert code == 0
@@ -69,10 +69,14 @@ def test_one_of_each_change_is_counted_and_listed_with_old_and_new_values():
     }
 
 
-def test_new_sims_say_adopted_or_activated_with_the_rate_plan():
+def test_new_sims_say_adopted_or_activated_with_the_rate_plan() -> None:
     _code, text, _log = run_plan("create", as_json=True)
     doc = json.loads(text)
     assert doc["counts"] == {"activate": 1, "adopt": 8}
+    adopted = [c for c in doc["changes"] if c["action"] == "adopt"]
+    assert [(c["sim"], c["field"], c["new"]) for c in adopted] == [
+        (f"truck-{i}", "origin", "adopted") for i in range(1, 9)
+    ]
     activated = [c for c in doc["changes"] if c["action"] == "activate"]
     assert [(c["sim"], c["field"], c["new"]) for c in activated] == [
         ("truck-9", "origin", "activated"),
@@ -83,7 +87,7 @@ def test_new_sims_say_adopted_or_activated_with_the_rate_plan():
     assert table.index("truck-9") < table.index("truck-1")  # activations first
 
 
-def test_a_removal_under_on_remove_suspend_is_a_suspension():
+def test_a_removal_under_on_remove_suspend_is_a_suspension() -> None:
     _code, text, _log = run_plan("remove_suspend", as_json=True)
     doc = json.loads(text)
     assert doc["counts"] == {"forget_suspend": 1}
@@ -99,7 +103,7 @@ def test_a_removal_under_on_remove_suspend_is_a_suspension():
     ]
 
 
-def test_a_refusal_by_the_guard_is_shown_first_and_fails_the_job():
+def test_a_refusal_by_the_guard_is_shown_first_and_fails_the_job() -> None:
     code, text, log = run_plan("refused", as_json=False)
     assert code == 1
     assert text.splitlines()[2] == "> [!CAUTION]"
@@ -108,7 +112,7 @@ def test_a_refusal_by_the_guard_is_shown_first_and_fails_the_job():
     assert log.count("\n") == 1 and "refused by the blast-radius guard" in log
 
 
-def test_a_failed_preview_shows_its_errors_and_exits_1():
+def test_a_failed_preview_shows_its_errors_and_exits_1() -> None:
     code, text, log = run_plan("unreachable", as_json=False)
     assert code == 1
     assert "The preview failed" in text and "cannot read the Lattigo account at http://127.0.0.1:9" in text

@@ -9,24 +9,28 @@ import io
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from lattigo_fleet.commands import plan
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def _template(doc: dict, name: str, op: str) -> dict:
-    return next(s for s in doc["steps"] if s["op"] == op and s["urn"].endswith(f"::{name}"))
+def _template(doc: dict[str, Any], name: str, op: str) -> dict[str, Any]:
+    step: dict[str, Any] = next(s for s in doc["steps"] if s["op"] == op and s["urn"].endswith(f"::{name}"))
+    return step
 
 
-def _renamed(step: dict, i: int) -> dict:
+def _renamed(step: dict[str, Any], i: int) -> dict[str, Any]:
     """The step of SIM number i: its ICCID, URN and name replaced."""
     text = json.dumps(step)
     old_iccid = step["urn"].rsplit("::", 1)[-1]
-    old_name = (step.get("newState") or step.get("oldState"))["inputs"]["name"]
+    state: dict[str, Any] = step.get("newState") or step["oldState"]
+    old_name = state["inputs"]["name"]
     iccid = f"8901990{i:013d}"
     text = text.replace(old_iccid, iccid).replace(f'"{old_name}"', f'"sim-{i:05d}"')
-    return json.loads(text)
+    renamed: dict[str, Any] = json.loads(text)
+    return renamed
 
 
 def synthetic_preview(total: int, plan_of: dict[str, int], note: str | None = None) -> str:
@@ -44,13 +48,15 @@ def synthetic_preview(total: int, plan_of: dict[str, int], note: str | None = No
         "activate": _template(create, "89012600000000000009", "create"),
     }
     refresh = _template(changes, "89012600000000000005", "refresh")
-    steps, i = [], 0
+    steps: list[dict[str, Any]] = []
+    i = 0
     kinds = [k for k, n in plan_of.items() for _ in range(n)]
     kinds += ["same"] * (total - len(kinds))
     for kind in kinds:
         i += 1
         step = None if kind == "same" else _renamed(copy.deepcopy(templates[kind]), i)
         if note is not None and kind == "notes":
+            assert step is not None
             step["newState"]["inputs"]["notes"] = {"note1": note}
         if kind != "activate":
             steps.append(_renamed(copy.deepcopy(refresh), i))
@@ -67,7 +73,7 @@ def render(text: str) -> tuple[str, str, int]:
     return out.getvalue(), log.getvalue(), code
 
 
-def test_5000_sims_with_500_changes_stay_under_the_limit_and_name_what_was_cut():
+def test_5000_sims_with_500_changes_stay_under_the_limit_and_name_what_was_cut() -> None:
     text = synthetic_preview(
         5000, {"activate": 20, "suspend": 30, "restore": 10, "cost_center": 300, "notes": 100, "usage_limit": 40}
     )
@@ -100,7 +106,7 @@ def test_5000_sims_with_500_changes_stay_under_the_limit_and_name_what_was_cut()
     assert log.count("\n  sim-") == 500
 
 
-def test_the_worst_case_stays_under_the_limit():
+def test_the_worst_case_stays_under_the_limit() -> None:
     """Every SIM changes, with the longest notes, characters that Markdown and HTML care about, and a flood
     of warnings."""
     note = ("|`<details>` " * 10)[:100]
@@ -114,6 +120,6 @@ def test_the_worst_case_stays_under_the_limit():
     assert comment.rstrip().endswith("</details>")
 
 
-def test_a_short_list_is_not_folded():
+def test_a_short_list_is_not_folded() -> None:
     comment, _log, _code = render(synthetic_preview(50, {"cost_center": 3}))
     assert "<details>" not in comment and comment.count("| `8901990") == 3

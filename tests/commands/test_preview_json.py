@@ -10,6 +10,7 @@ import pytest
 
 from lattigo_fleet.commands.preview_json import (
     MISSING,
+    Preview,
     PreviewError,
     first_error,
     is_guard,
@@ -27,7 +28,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SIM_URN = "urn:pulumi:ci::lattigo-fleet::pulumi-python:dynamic/lattigo:Sim::89012600000000000001"
 
 
-def fixture(name: str):
+def fixture(name: str) -> Preview:
     return parse_preview((FIXTURES / f"{name}.json").read_text(), name)
 
 
@@ -41,11 +42,11 @@ def fixture(name: str):
         ("list[12]", ["list", 12]),
     ],
 )
-def test_property_paths_split_as_pulumi_writes_them(path, keys):
+def test_property_paths_split_as_pulumi_writes_them(path: str, keys: list[str | int]) -> None:
     assert split_path(path) == keys
 
 
-def test_a_value_is_read_at_its_path_and_missing_when_absent():
+def test_a_value_is_read_at_its_path_and_missing_when_absent() -> None:
     props = {"notes": {"note1": "east", "a.b": "x"}, "list": [1, 2], "state": "active"}
     assert value_at(props, "notes.note1") == "east"
     assert value_at(props, 'notes["a.b"]') == "x"
@@ -56,14 +57,14 @@ def test_a_value_is_read_at_its_path_and_missing_when_absent():
     assert value_at({"k": {"4dabf18193072939515e22adb298388d": "x", "value": "plain"}}, "k") == "[secret]"
 
 
-def test_urns_give_stack_type_and_name():
+def test_urns_give_stack_type_and_name() -> None:
     assert urn_name(SIM_URN) == "89012600000000000001"
     assert urn_type(SIM_URN) == "pulumi-python:dynamic/lattigo:Sim"
     assert urn_stack(SIM_URN) == "ci"
     assert urn_name("urn:pulumi:ci::p::t::name::with::colons") == "name::with::colons"
 
 
-def test_a_change_preview_reads_ops_detailed_diffs_and_diagnostics():
+def test_a_change_preview_reads_ops_detailed_diffs_and_diagnostics() -> None:
     preview = fixture("changes")
     assert preview.stack == "ci"
     ops = {(s.op, s.name) for s in preview.planned() if is_sim(s) and s.op != "same"}
@@ -87,7 +88,7 @@ def test_a_change_preview_reads_ops_detailed_diffs_and_diagnostics():
     assert preview.errors == [] and preview.refusal is None
 
 
-def test_the_refresh_step_holds_the_applied_state_and_the_update_step_the_live_one():
+def test_the_refresh_step_holds_the_applied_state_and_the_update_step_the_live_one() -> None:
     preview = fixture("drift")
     urn = next(s.urn for s in preview.planned() if s.name == "89012600000000000001")
     update = next(s for s in preview.planned() if s.urn == urn)
@@ -96,13 +97,13 @@ def test_the_refresh_step_holds_the_applied_state_and_the_update_step_the_live_o
     assert value_at(update.new_inputs, "cost_center") == "Fleet-East"  # declared
 
 
-def test_a_guard_refusal_is_found_among_the_errors():
+def test_a_guard_refusal_is_found_among_the_errors() -> None:
     preview = fixture("refused")
     assert preview.refusal is not None
     assert "policy.max_changes: this run would take 5 SIMs out of service" in preview.refusal.message
 
 
-def test_the_first_error_skips_the_programs_problem_count():
+def test_the_first_error_skips_the_programs_problem_count() -> None:
     preview = fixture("unreachable")
     assert first_error(preview).startswith("cannot read the Lattigo account at http://127.0.0.1:9")
     assert "problem(s) found" not in first_error(preview)
@@ -117,13 +118,13 @@ def test_the_first_error_skips_the_programs_problem_count():
         ('{"name": "x"}', "not the output of `pulumi preview --json`"),
     ],
 )
-def test_what_is_not_a_preview_is_refused_in_one_line(text, says):
+def test_what_is_not_a_preview_is_refused_in_one_line(text: str, says: str) -> None:
     with pytest.raises(PreviewError) as err:
         parse_preview(text, "preview.json")
     assert says in str(err.value) and "\n" not in str(err.value)
 
 
-def test_a_missing_file_and_standard_input(tmp_path):
+def test_a_missing_file_and_standard_input(tmp_path: Path) -> None:
     with pytest.raises(PreviewError, match="no such file"):
         read_preview_file(str(tmp_path / "nope.json"))
     doc = json.dumps({"steps": [], "diagnostics": [], "changeSummary": {}})

@@ -8,9 +8,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -48,8 +51,38 @@ def _state(pending: list[str]) -> str:
     return json.dumps({"version": 3, "deployment": {"resources": [{"urn": "x"}], "pending_operations": ops}})
 
 
+@dataclass
+class FakeEngine:
+    """What the fixture `fake` sets up, and what the tests do with it."""
+
+    project: Path  # the project dir, with its Pulumi.yaml
+    proc: Path  # the fake /proc
+    state: Path  # what `pulumi stack export` prints
+    lock_dir: Path  # the file backend's lock dir of stack 'test'
+    env: dict[str, str]
+    calls_log: Path  # one JSON line per `pulumi` call
+
+    def calls(self) -> list[list[str]]:
+        return [json.loads(line)["argv"] for line in self.calls_log.read_text().splitlines()]
+
+    def skip_flags(self) -> list[str | None]:
+        return [json.loads(line)["skip"] for line in self.calls_log.read_text().splitlines()]
+
+    def add_process(self, pid: int, argv: list[str], cwd: Path) -> None:
+        (self.proc / str(pid)).mkdir()
+        (self.proc / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+        (self.proc / str(pid) / "cwd").symlink_to(cwd)
+
+    def run(
+        self, stack: str | None = "test", yes: bool = True, confirm: Callable[[str], str] | None = None
+    ) -> tuple[int, str]:
+        out = io.StringIO()
+        code = rc.recover(self.project, stack, rc.engine_env(), yes=yes, out=out, proc_root=self.proc, confirm=confirm)
+        return code, out.getvalue()
+
+
 @pytest.fixture
-def fake(tmp_path, monkeypatch):
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
     """A project dir, an empty fake /proc, a file backend with its lock dir, and a fake `pulumi` on PATH."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -80,38 +113,16 @@ def fake(tmp_path, monkeypatch):
             monkeypatch.delenv(key)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-
-    class Fake:
-        pass
-
-    f = Fake()
-    f.project, f.proc, f.state, f.lock_dir, f.env = project, proc, state, lock_dir, env
-
-    def calls_made() -> list[list[str]]:
-        return [json.loads(line)["argv"] for line in calls.read_text().splitlines()]
-
-    def add_process(pid: int, argv: list[str], cwd: Path) -> None:
-        (proc / str(pid)).mkdir()
-        (proc / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
-        (proc / str(pid) / "cwd").symlink_to(cwd)
-
-    def run(stack: str | None = "test", yes: bool = True, **kw) -> tuple[int, str]:
-        out = io.StringIO()
-        code = rc.recover(project, stack, rc.engine_env(), yes=yes, out=out, proc_root=proc, **kw)
-        return code, out.getvalue()
-
-    f.calls, f.add_process, f.run = calls_made, add_process, run
-    f.skip_flags = lambda: [json.loads(line)["skip"] for line in calls.read_text().splitlines()]
-    return f
+    return FakeEngine(project=project, proc=proc, state=state, lock_dir=lock_dir, env=env, calls_log=calls)
 
 
 def _mutating(calls: list[list[str]]) -> list[str]:
     return [c[0] for c in calls if c[0] in ("cancel", "refresh")]
 
 
-def test_a_dead_run_lock_is_removed_and_nothing_else_is_done(fake):
+def test_a_dead_run_lock_is_removed_and_nothing_else_is_done(fake: FakeEngine) -> None:
     (fake.lock_dir / "abc.json").write_text(
-        json.dumps({"pid": 4242, "hostname": rc.socket.gethostname(), "timestamp": "2026-01-02T03:04:05.123Z"})
+        json.dumps({"pid": 4242, "hostname": socket.gethostname(), "timestamp": "2026-01-02T03:04:05.123Z"})
     )
     code, out = fake.run()
     assert code == 0, out
@@ -119,7 +130,7 @@ def test_a_dead_run_lock_is_removed_and_nothing_else_is_done(fake):
     assert lines[0].startswith("checked: no pulumi run on stack 'test'")
     assert lines[1] == (
         "lock: removed the lock left by a dead run (pid 4242 on "
-        f"{rc.socket.gethostname()} since 2026-01-02T03:04:05) with pulumi cancel --yes"
+        f"{socket.gethostname()} since 2026-01-02T03:04:05) with pulumi cancel --yes"
     )
     assert lines[2] == "pending operations: none in the state, nothing to clear"
     assert lines[3].startswith("next: pulumi up --stack test")
@@ -128,7 +139,7 @@ def test_a_dead_run_lock_is_removed_and_nothing_else_is_done(fake):
     assert set(fake.skip_flags()) == {ENGINE_ENV["PULUMI_SKIP_CHECKPOINTS"]}  # the project's engine settings
 
 
-def test_without_a_lock_it_does_not_fail(fake):
+def test_without_a_lock_it_does_not_fail(fake: FakeEngine) -> None:
     code, out = fake.run()
     assert code == 0
     assert "lock: none; stack 'test' was not locked" in out
@@ -137,7 +148,9 @@ def test_without_a_lock_it_does_not_fail(fake):
 
 
 @pytest.mark.parametrize("pending", [["creating"] * 3, ["creating", "updating", "deleting"]])
-def test_pending_operations_are_cleared_with_refresh_clear_pending_creates(fake, pending):
+def test_pending_operations_are_cleared_with_refresh_clear_pending_creates(
+    fake: FakeEngine, pending: list[str]
+) -> None:
     fake.state.write_text(_state(pending))
     code, out = fake.run()
     assert code == 0, out
@@ -150,7 +163,9 @@ def test_pending_operations_are_cleared_with_refresh_clear_pending_creates(fake,
     assert _mutating(fake.calls()) == ["cancel", "refresh"]  # the lock first: refresh takes it
 
 
-def test_a_running_pulumi_up_on_the_stack_is_refused_and_named(fake, capsys):
+def test_a_running_pulumi_up_on_the_stack_is_refused_and_named(
+    fake: FakeEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
     fake.add_process(31337, ["/opt/pulumi/bin/pulumi", "up", "--yes", "--stack", "test"], fake.project)
     with pytest.raises(rc.RecoverError) as refused:
         fake.run()
@@ -173,7 +188,7 @@ def test_a_running_pulumi_up_on_the_stack_is_refused_and_named(fake, capsys):
         (["pulumi-language-python", "up", "--stack", "test"], ".", False),  # not the CLI
     ],
 )
-def test_which_processes_count(fake, argv, cwd_rel, refused):
+def test_which_processes_count(fake: FakeEngine, argv: list[str], cwd_rel: str, refused: bool) -> None:
     (fake.project / "sub").mkdir(exist_ok=True)
     argv = [str(fake.project) if a == "PROJECT" else a for a in argv]
     cwd = Path(cwd_rel) if cwd_rel.startswith("/") else fake.project / cwd_rel
@@ -185,9 +200,9 @@ def test_which_processes_count(fake, argv, cwd_rel, refused):
         assert fake.run()[0] == 0
 
 
-def test_the_lock_holder_still_alive_is_refused(fake, tmp_path):
+def test_the_lock_holder_still_alive_is_refused(fake: FakeEngine, tmp_path: Path) -> None:
     fake.add_process(5000, ["/usr/bin/pulumi", "up", "--stack", "test"], tmp_path)  # elsewhere (another clone)
-    (fake.lock_dir / "l.json").write_text(json.dumps({"pid": 5000, "hostname": rc.socket.gethostname()}))
+    (fake.lock_dir / "l.json").write_text(json.dumps({"pid": 5000, "hostname": socket.gethostname()}))
     with pytest.raises(rc.RecoverError, match=r"pulumi \(pid 5000\), which holds the lock of stack 'test', is still"):
         fake.run()
     (fake.lock_dir / "l.json").write_text(json.dumps({"pid": 5000, "hostname": "ci-runner-7"}))
@@ -196,7 +211,7 @@ def test_the_lock_holder_still_alive_is_refused(fake, tmp_path):
     assert _mutating(fake.calls()) == []
 
 
-def test_a_real_process_named_pulumi_is_found_in_the_real_proc(fake):
+def test_a_real_process_named_pulumi_is_found_in_the_real_proc(fake: FakeEngine) -> None:
     """The /proc reading itself, on a live process whose argv[0] is `pulumi`."""
     sleeper = subprocess.Popen(
         ["pulumi", "-c", "sleep 30; true", "up", "--stack", "test"], executable="/bin/sh", cwd=fake.project
@@ -214,7 +229,9 @@ def test_a_real_process_named_pulumi_is_found_in_the_real_proc(fake):
         sleeper.wait()
 
 
-def test_errors_are_one_line_without_traceback(fake, capsys, monkeypatch, tmp_path):
+def test_errors_are_one_line_without_traceback(
+    fake: FakeEngine, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     assert cli_main(["recover", "--yes", "--cwd", str(tmp_path / "nowhere")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("lattigo-fleet recover: no Pulumi.yaml in") and err.count("\n") == 1
@@ -240,21 +257,26 @@ def test_errors_are_one_line_without_traceback(fake, capsys, monkeypatch, tmp_pa
     assert capsys.readouterr().err == f"lattigo-fleet recover: {rc.NOT_ON_PATH}\n"
 
 
-def test_no_stack_selected_and_none_given(fake, monkeypatch):
+def test_no_stack_selected_and_none_given(fake: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_SELECTED", "")
     with pytest.raises(rc.RecoverError, match="no stack selected .*: pass --stack NAME"):
         fake.run(stack=None)
 
 
-def test_the_selected_stack_is_the_default(fake):
+def test_the_selected_stack_is_the_default(fake: FakeEngine) -> None:
     code, out = fake.run(stack=None)
     assert code == 0 and "next: pulumi up --stack test" in out
 
 
-def test_without_yes_it_asks_and_a_no_changes_nothing(fake):
+def test_without_yes_it_asks_and_a_no_changes_nothing(fake: FakeEngine) -> None:
     fake.state.write_text(_state(["creating", "creating"]))
-    asked = []
-    code, out = fake.run(yes=False, confirm=lambda q: asked.append(q) or "n")
+    asked: list[str] = []
+
+    def say_no(question: str) -> str:
+        asked.append(question)
+        return "n"
+
+    code, out = fake.run(yes=False, confirm=say_no)
     assert code == 1 and out.splitlines()[-1] == "nothing changed"
     assert asked == ["remove no lock file of stack 'test' and clear 2 pending operation(s) (2 CREATE)? [y/N] "]
     assert _mutating(fake.calls()) == []
@@ -262,13 +284,13 @@ def test_without_yes_it_asks_and_a_no_changes_nothing(fake):
     assert code == 0 and _mutating(fake.calls()) == ["cancel", "refresh"]
 
 
-def test_without_yes_and_without_a_terminal_it_refuses(fake, monkeypatch):
+def test_without_yes_and_without_a_terminal_it_refuses(fake: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     with pytest.raises(rc.RecoverError, match="not a terminal: pass --yes"):
         fake.run(yes=False)
 
 
-def test_parse_pulumi_argv():
+def test_parse_pulumi_argv() -> None:
     assert rc.parse_pulumi_argv(["up", "--yes", "-s", "dev", "--message", "preview"]) == ("up", "dev", None)
     assert rc.parse_pulumi_argv(["-C", "/x", "preview", "--stack=a/b/c"]) == ("preview", "a/b/c", "/x")
     assert rc.parse_pulumi_argv(["--cwd=/y", "refresh"]) == ("refresh", None, "/y")

@@ -7,8 +7,11 @@ import io
 import json
 import threading
 import xml.etree.ElementTree as ET
-from datetime import date, timedelta
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
 from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,7 +24,9 @@ from lattigo_fleet.usage.render import render_csv, render_json, render_text
 from lattigo_fleet.usage.report import (
     LIMITS_NOTE,
     DayFigure,
+    Series,
     SimInfo,
+    UsageReport,
     build_report,
     differs,
     parse_share,
@@ -55,21 +60,21 @@ LATTIGO = {
         (5_000, 0, True),  # a day one side does not report
     ],
 )
-def test_a_day_differs_beyond_the_tolerance_and_the_floor(lattigo, thingspace, differ):
+def test_a_day_differs_beyond_the_tolerance_and_the_floor(lattigo: int, thingspace: int, differ: bool) -> None:
     assert differs(lattigo, thingspace, 0.05, 1024) is differ
 
 
 @pytest.mark.parametrize(("text", "value"), [("80%", 0.8), ("0.8", 0.8), ("80", 0.8), ("5%", 0.05), ("0", 0.0)])
-def test_shares_read_as_percentages_or_fractions(text, value):
+def test_shares_read_as_percentages_or_fractions(text: str, value: float) -> None:
     assert parse_share(text, "--over") == pytest.approx(value)
 
 
-def test_a_share_that_is_not_a_number_is_named():
+def test_a_share_that_is_not_a_number_is_named() -> None:
     with pytest.raises(ValueError, match="--over must be a share"):
         parse_share("lots", "--over")
 
 
-def test_totals_per_sim_cost_center_and_group():
+def test_totals_per_sim_cost_center_and_group() -> None:
     report = build_report(SIMS, LATTIGO, D1, D3, top=2)
     assert report.total.bytes_used == 600_000 and report.total.sms_used == 6
     assert report.total.daily == {D1: 250_000, D2: 50_000, D3: 300_000}
@@ -79,18 +84,19 @@ def test_totals_per_sim_cost_center_and_group():
     assert {r.sim.name: r.bytes_used for r in report.sims} == {"kiosk-1": 500_000, "truck-1": 90_000, "truck-2": 10_000}
 
 
-def test_days_outside_the_range_count_only_for_the_month():
+def test_days_outside_the_range_count_only_for_the_month() -> None:
     report = build_report(SIMS, LATTIGO, D2, D3, over=0.8)
     assert report.total.bytes_used == 350_000
     # truck-1: 90,000 of 102,400 bytes this month (from the 1st) = 87.9%; truck-2: 1%; kiosk-1 has no limit.
+    assert report.over is not None
     assert [(o.sim.name, o.month_bytes, round(o.share, 3)) for o in report.over] == [("truck-1", 90_000, 0.879)]
     assert report.month == (D1, D3)
     assert LIMITS_NOTE in report.notes and report.attention
 
 
-def test_same_day_thingspace_records_are_summed_before_comparing():
+def test_same_day_thingspace_records_are_summed_before_comparing() -> None:
     class FakeThingSpace:
-        def daily_usage_by_day(self, iccid, earliest, latest):
+        def daily_usage_by_day(self, iccid: str, earliest: datetime, latest: datetime) -> dict[date, DailyUsage]:
             usage = DailyUsage(D1)
             usage.bytes_used, usage.records = 105_369_575 + 64_963_283, 2
             return {D1: usage}
@@ -103,13 +109,14 @@ def test_same_day_thingspace_records_are_summed_before_comparing():
     assert report.comparison is not None and report.comparison.discrepancies == []
 
 
-def test_discrepancies_list_both_figures():
+def test_discrepancies_list_both_figures() -> None:
     thingspace = {
         SIMS[0].iccid: {D1: DayFigure(50_000), D2: DayFigure(60_000)},
         SIMS[2].iccid: {D1: DayFigure(200_500), D3: DayFigure(300_000)},
     }
     report = build_report(SIMS, LATTIGO, D1, D3, thingspace=thingspace)
     c = report.comparison
+    assert c is not None
     assert [(d.sim.name, d.day, d.lattigo, d.thingspace) for d in c.discrepancies] == [
         ("truck-1", D2, 40_000, 60_000),
         ("truck-2", D2, 10_000, 0),
@@ -119,14 +126,14 @@ def test_discrepancies_list_both_figures():
     assert "40,000" in text and "60,000" in text and "+20,000" in text
 
 
-def test_lattigo_rows_are_read_with_a_limit_covering_the_window():
-    calls = []
+def test_lattigo_rows_are_read_with_a_limit_covering_the_window() -> None:
+    calls: list[tuple[str, dict[str, Any]]] = []
 
     class FakeLattigo:
         class stats:
             total_requests = 0
 
-        def daily_data_usages(self, device, **kw):
+        def daily_data_usages(self, device: str, **kw: Any) -> list[dict[str, Any]]:
             calls.append((device, kw))
             return [
                 {"id": 1, "date_for": "2024-05-03", "bytes_used": 7, "sms_used": 1},
@@ -138,7 +145,7 @@ def test_lattigo_rows_are_read_with_a_limit_covering_the_window():
     assert calls == [("8901", {"start_date": D1, "end_date": D3, "limit": 3, "id_type": "iccid"})]
 
 
-def test_the_cache_keeps_complete_days_only(tmp_path):
+def test_the_cache_keeps_complete_days_only(tmp_path: Path) -> None:
     path = tmp_path / "usage.sqlite"
     with UsageCache(path, today=D3) as cache:
         stored = cache.store("lattigo", "a", "8901", {D1: DayFigure(5)}, [D1, D2, D3])
@@ -150,7 +157,7 @@ def test_the_cache_keeps_complete_days_only(tmp_path):
         assert cache.hits == 2
 
 
-def test_the_default_cache_path_follows_xdg(tmp_path):
+def test_the_default_cache_path_follows_xdg(tmp_path: Path) -> None:
     assert default_path({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "lattigo-fleet" / "usage.sqlite"
     assert scope_of("http://a/", "k") == scope_of("http://a", "k") != scope_of("http://a", "other")
 
@@ -158,13 +165,13 @@ def test_the_default_cache_path_follows_xdg(tmp_path):
 class CountingSource:
     """A fake API: every read counted, at most ``workers`` at once checked, some ICCIDs failing."""
 
-    def __init__(self, name="lattigo", fail=(), refuse=False):
+    def __init__(self, name: str = "lattigo", fail: Iterable[str] = (), refuse: bool = False) -> None:
         self.calls: list[tuple[str, date, date]] = []
         self.lock = threading.Lock()
         self.active = self.peak = 0
         self.fail, self.refuse, self.name = set(fail), refuse, name
 
-    def read(self, iccid, first, last):
+    def read(self, iccid: str, first: date, last: date) -> Series:
         with self.lock:
             self.calls.append((iccid, first, last))
             self.active += 1
@@ -180,15 +187,15 @@ class CountingSource:
             with self.lock:
                 self.active -= 1
 
-    def source(self):
+    def source(self) -> Source:
         return Source(self.name, "scope", self.read, lambda: len(self.calls))
 
 
-def _days(first, last):
+def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def test_a_warm_cache_reads_only_the_days_it_lacks(tmp_path):
+def test_a_warm_cache_reads_only_the_days_it_lacks(tmp_path: Path) -> None:
     iccids = [f"8901000000000000{i:03d}" for i in range(40)]
     today = date(2024, 5, 31)
     api = CountingSource()
@@ -208,7 +215,7 @@ def test_a_warm_cache_reads_only_the_days_it_lacks(tmp_path):
     assert {(first, last) for _, first, last in api.calls} == {(today, today)} and len(api.calls) == 40
 
 
-def test_a_sim_that_fails_is_reported_and_not_cached(tmp_path):
+def test_a_sim_that_fails_is_reported_and_not_cached(tmp_path: Path) -> None:
     iccids = ["8901000000000000001", "8901000000000000002"]
     api = CountingSource(fail={iccids[1]})
     with UsageCache(tmp_path / "c.sqlite", today=D3) as cache:
@@ -219,7 +226,7 @@ def test_a_sim_that_fails_is_reported_and_not_cached(tmp_path):
     assert report.total.sims == 1 and "Not read (1)" in render_text(report)
 
 
-def test_a_refused_credential_stops_everything(tmp_path):
+def test_a_refused_credential_stops_everything(tmp_path: Path) -> None:
     api = CountingSource(refuse=True)
     with UsageCache(None, today=D3) as cache, pytest.raises(AuthenticationError):
         fetch_usage(
@@ -228,20 +235,26 @@ def test_a_refused_credential_stops_everything(tmp_path):
     assert len(api.calls) < 50
 
 
-def _report_with_compare():
+def _report_with_compare() -> UsageReport:
     thingspace = {s.iccid: {d: DayFigure(int(f.bytes_used * 1.1)) for d, f in LATTIGO[s.iccid].items()} for s in SIMS}
     return build_report(SIMS, LATTIGO, D1, D3, over=0.5, thingspace=thingspace)
 
 
-def test_the_chart_is_valid_html_and_svg_with_one_series_per_cost_center():
+def int_attr(element: ET.Element, name: str) -> int:
+    value = element.get(name)
+    assert value is not None, f"<{element.tag}> has no {name}"
+    return int(value)
+
+
+def test_the_chart_is_valid_html_and_svg_with_one_series_per_cost_center() -> None:
     html = render_chart(_report_with_compare())
 
     class Collect(HTMLParser):
-        def __init__(self):
+        def __init__(self) -> None:
             super().__init__()
             self.svgs = 0
 
-        def handle_starttag(self, tag, attrs):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
             self.svgs += tag == "svg"
 
     parser = Collect()
@@ -252,7 +265,7 @@ def test_the_chart_is_valid_html_and_svg_with_one_series_per_cost_center():
     charts = {svg.get("id"): svg for svg in root.iter(f"{SVG}svg")}
     assert set(charts) == {"daily-by-cost-center", "discrepancies"}
     series = {
-        g.get("data-cost-center"): int(g.get("data-total-bytes"))
+        g.get("data-cost-center"): int_attr(g, "data-total-bytes")
         for g in charts["daily-by-cost-center"].iter(f"{SVG}g")
         if g.get("class") == "series"
     }
@@ -263,33 +276,33 @@ def test_the_chart_is_valid_html_and_svg_with_one_series_per_cost_center():
         if g.get("data-cost-center") == "West"
         for c in g.iter(f"{SVG}circle")
     ]
-    assert [(p.get("data-day"), int(p.get("data-bytes"))) for p in points] == [
+    assert [(p.get("data-day"), int_attr(p, "data-bytes")) for p in points] == [
         ("2024-05-01", 200_000),
         ("2024-05-02", 0),
         ("2024-05-03", 300_000),
     ]
     sources = {
-        g.get("data-source"): int(g.get("data-total-bytes"))
+        g.get("data-source"): int_attr(g, "data-total-bytes")
         for g in charts["discrepancies"].iter(f"{SVG}g")
         if g.get("class") == "series"
     }
     assert sources == {"lattigo": 600_000, "thingspace": 660_000}
     bands = {
-        r.get("data-day"): int(r.get("data-sims"))
+        r.get("data-day"): int_attr(r, "data-sims")
         for r in charts["discrepancies"].iter(f"{SVG}rect")
         if r.get("class") == "discrepancy"
     }
     assert bands == {"2024-05-01": 2, "2024-05-02": 1, "2024-05-03": 1}
 
 
-def test_a_cost_center_name_is_escaped_in_the_chart():
+def test_a_cost_center_name_is_escaped_in_the_chart() -> None:
     sims = [SimInfo("8901", "a", cost_center='R&D <"lab">')]
     html = render_chart(build_report(sims, {"8901": {D1: DayFigure(5)}}, D1, D1))
     root = ET.fromstring(html.split("\n", 1)[1])
     assert [g.get("data-cost-center") for g in root.iter(f"{SVG}g") if g.get("class") == "series"] == ['R&D <"lab">']
 
 
-def test_json_and_csv_carry_every_sim_and_day():
+def test_json_and_csv_carry_every_sim_and_day() -> None:
     report = _report_with_compare()
     data = render_json(report, {"lattigo": 3})
     assert data["totals"]["bytes"] == 600_000 and len(data["sims"]) == 3 and data["requests"] == {"lattigo": 3}
@@ -305,7 +318,7 @@ def test_json_and_csv_carry_every_sim_and_day():
     }
 
 
-def test_the_text_report_says_limits_cannot_be_read_back():
+def test_the_text_report_says_limits_cannot_be_read_back() -> None:
     text = render_text(_report_with_compare())
     assert "the Lattigo API cannot read limits back" in text
     assert "Over 50% of their usage limit this month (2024-05-01 .. 2024-05-03): 1 SIM(s)" in text

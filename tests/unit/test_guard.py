@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from lattigo_fleet.client.models import LiveDevice
 from lattigo_fleet.guard import refusal, suspended_by_fleet, suspended_by_removal
 from lattigo_fleet.spec import DesiredSim, Policy
 
 
-def sim(i: int, state: str = "active", ignore=()) -> DesiredSim:
+def sim(i: int, state: str = "active", ignore: tuple[str, ...] = ()) -> DesiredSim:
     return DesiredSim(iccid=f"890100000000000000{i:02d}", name=f"truck-{i}", state=state, ignore_changes=ignore)
 
 
-def live(i: int, state: str) -> tuple[str, dict]:
-    return f"890100000000000000{i:02d}", {"state": state}
+def live(i: int, state: str) -> tuple[str, LiveDevice]:
+    iccid = f"890100000000000000{i:02d}"
+    return iccid, {"iccid": iccid, "state": state}
 
 
 @pytest.mark.parametrize(
@@ -29,8 +31,10 @@ def live(i: int, state: str) -> tuple[str, dict]:
         ("active", "suspended", ("state",), False),  # ignore_changes: state: the declared state is not applied
     ],
 )
-def test_what_a_declared_suspension_counts(live_state, declared, ignore, counts):
-    account = dict([live(1, live_state)]) if live_state else {}
+def test_what_a_declared_suspension_counts(
+    live_state: str | None, declared: str, ignore: tuple[str, ...], counts: bool
+) -> None:
+    account: dict[str, LiveDevice] = dict([live(1, live_state)]) if live_state else {}
     assert (suspended_by_fleet([sim(1, declared, ignore)], account) != []) is counts
 
 
@@ -44,8 +48,8 @@ def test_what_a_declared_suspension_counts(live_state, declared, ignore, counts)
         ("retain", "active", False),  # a removal sends nothing
     ],
 )
-def test_what_a_removal_counts(on_remove, live_state, counts):
-    account = dict([live(1, live_state)]) if live_state else {}
+def test_what_a_removal_counts(on_remove: str, live_state: str | None, counts: bool) -> None:
+    account: dict[str, LiveDevice] = dict([live(1, live_state)]) if live_state else {}
     removed = suspended_by_removal(Policy(on_remove), [sim(1).iccid], account)
     assert (removed != []) is counts
 
@@ -65,7 +69,7 @@ def test_what_a_removal_counts(on_remove, live_state, counts):
         (Policy(max_changes=0), 100, 0, 1, False, True),
     ],
 )
-def test_the_limit(policy, size, suspended, removed, allow, refused):
+def test_the_limit(policy: Policy, size: int, suspended: int, removed: int, allow: bool, refused: bool) -> None:
     message = refusal(
         policy,
         size,
@@ -76,10 +80,11 @@ def test_the_limit(policy, size, suspended, removed, allow, refused):
     assert (message is not None) is refused
 
 
-def test_the_refusal_names_the_sims_and_offers_a_per_run_override():
+def test_the_refusal_names_the_sims_and_offers_a_per_run_override() -> None:
     message = refusal(
         Policy(max_changes=1), 10, suspended=["truck-1"], removed=["8901", "8902"], command="pulumi destroy"
     )
+    assert message is not None
     assert "take 3 SIMs out of service" in message
     assert "1 suspended by fleet.yaml: truck-1" in message
     assert "2 removed from fleet.yaml with on_remove: suspend: 8901, 8902" in message
@@ -90,6 +95,7 @@ def test_the_refusal_names_the_sims_and_offers_a_per_run_override():
     assert "pulumi config set" not in message
 
 
-def test_long_lists_are_cut():
+def test_long_lists_are_cut() -> None:
     message = refusal(Policy(max_changes=0), 100, removed=[f"r{i}" for i in range(25)])
+    assert message is not None
     assert "r9, and 15 more" not in message and "r9 and 15 more" in message

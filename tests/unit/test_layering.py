@@ -104,7 +104,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def test_no_import_cycles():
+def test_no_import_cycles() -> None:
     graph = import_graph()
     package_graph: dict[str, set[str]] = defaultdict(set)
     for a, targets in graph.items():
@@ -113,7 +113,7 @@ def test_no_import_cycles():
     assert _cycles(package_graph) == []
 
 
-def test_no_arrow_from_a_lower_layer_to_a_higher_one():
+def test_no_arrow_from_a_lower_layer_to_a_higher_one() -> None:
     wrong = [
         f"{a} imports {b}: {why}"
         for a, targets in import_graph().items()

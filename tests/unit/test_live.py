@@ -4,28 +4,37 @@ from __future__ import annotations
 
 import threading
 
+from lattigo_fleet.client.models import LiveDevice
 from lattigo_fleet.live import LiveFleet
+from tests.unit.fakes import UnusedApi
 
 
-class SlowClient:
+class SlowClient(UnusedApi):
     """A snapshot() that can be held open, to record a write while a bulk read is in flight."""
 
-    def __init__(self, data: dict[str, dict]) -> None:
+    def __init__(self, data: dict[str, LiveDevice]) -> None:
         self.data = data
         self.calls = 0
         self.entered = threading.Event()
         self.release = threading.Event()
         self.release.set()
 
-    def snapshot(self) -> dict[str, dict]:
+    def snapshot(self, state: str | None = None) -> dict[str, LiveDevice]:
+        assert state is None, "this account serves whole reads only"
         self.calls += 1
-        taken = {k: dict(v) for k, v in self.data.items()}  # what the platform said when the read began
+        taken = {k: v.copy() for k, v in self.data.items()}  # what the platform said when the read began
         self.entered.set()
         self.release.wait(5)
         return taken
 
 
-def test_first_reader_loads_once_and_everyone_shares_it():
+def state_of(live: LiveFleet, iccid: str) -> str:
+    sim = live.get(iccid)
+    assert sim is not None, f"{iccid} is not in the snapshot"
+    return sim["state"]
+
+
+def test_first_reader_loads_once_and_everyone_shares_it() -> None:
     client = SlowClient({"a": {"iccid": "a", "state": "active"}})
     live = LiveFleet(client)
     threads = [threading.Thread(target=live.get, args=("a",)) for _ in range(8)]
@@ -34,10 +43,10 @@ def test_first_reader_loads_once_and_everyone_shares_it():
     for t in threads:
         t.join()
     assert client.calls == 1
-    assert live.get("a")["state"] == "active"
+    assert state_of(live, "a") == "active"
 
 
-def test_a_write_recorded_during_a_reload_survives_it():
+def test_a_write_recorded_during_a_reload_survives_it() -> None:
     client = SlowClient({"a": {"iccid": "a", "state": "active", "cost_center": "ops"}})
     live = LiveFleet(client)
     live.get("a")
@@ -51,62 +60,62 @@ def test_a_write_recorded_during_a_reload_survives_it():
     client.release.set()
     reloader.join(5)
 
-    assert live.get("a")["state"] == "suspended"
+    assert state_of(live, "a") == "suspended"
 
     # Once a read starts after the write, the platform's answer is the truth again.
     client.data["a"]["state"] = "active"
     live.reload()
-    assert live.get("a")["state"] == "active"
+    assert state_of(live, "a") == "active"
 
 
-class PendingClient:
+class PendingClient(UnusedApi):
     """An account where SIMs land one by one; it counts what each poll reads."""
 
     per_page = 1000
 
-    def __init__(self, data: dict[str, dict]) -> None:
+    def __init__(self, data: dict[str, LiveDevice]) -> None:
         self.data = data
         self.reads: list[str] = []
 
-    def snapshot(self, state: str | None = None) -> dict[str, dict]:
+    def snapshot(self, state: str | None = None) -> dict[str, LiveDevice]:
         self.reads.append(f"list:{state or 'all'}")
-        return {k: dict(v) for k, v in self.data.items() if state is None or v["state"] == state}
+        return {k: v.copy() for k, v in self.data.items() if state is None or v["state"] == state}
 
-    def device(self, iccid: str) -> dict:
-        self.reads.append(f"get:{iccid}")
-        return dict(self.data[iccid])
+    def device(self, iccid_or_name: str, id_type: str | None = "iccid") -> LiveDevice:
+        self.reads.append(f"get:{iccid_or_name}")
+        return self.data[iccid_or_name].copy()
 
 
-def test_a_poll_reads_what_is_pending_not_the_whole_fleet():
-    data = {f"s{i}": {"iccid": f"s{i}", "state": "active"} for i in range(50)}
+def test_a_poll_reads_what_is_pending_not_the_whole_fleet() -> None:
+    data: dict[str, LiveDevice] = {f"s{i}": {"iccid": f"s{i}", "state": "active"} for i in range(50)}
     data["new1"] = {"iccid": "new1", "state": "pending_activation"}
     data["new2"] = {"iccid": "new2", "state": "pending_activation"}
     client = PendingClient(data)
     client.per_page = 10  # the fleet is 6 pages: more than the pending lists
     live = LiveFleet(client, poll_interval=0.001, max_poll_interval=0.001)
-    assert live.get("new1")["state"] == "pending_activation"
+    assert state_of(live, "new1") == "pending_activation"
     client.reads.clear()
 
     data["new1"]["state"] = "active"  # lands; new2 still pending
     live.reload_pending()
     assert client.reads == ["list:pending_activation", "list:pending_suspend_no_billing", "get:new1"]
-    assert (live.get("new1")["state"], live.get("new2")["state"]) == ("active", "pending_activation")
+    assert (state_of(live, "new1"), state_of(live, "new2")) == ("active", "pending_activation")
 
     data["new2"]["state"] = "active"
     assert live.wait_settled(["new1", "new2"], timeout=5) == {"new1": "active", "new2": "active"}
     assert "list:all" not in client.reads
 
 
-def test_a_fleet_of_fewer_pages_than_pending_lists_is_polled_with_one_full_read():
+def test_a_fleet_of_fewer_pages_than_pending_lists_is_polled_with_one_full_read() -> None:
     """1,000 SIMs are one page: reading it whole costs one request, the pending lists two (plus the landed SIMs).
     The issue's 1,000-SIM change read 7 times against a floor of 3."""
-    data = {f"s{i}": {"iccid": f"s{i}", "state": "active"} for i in range(50)}
+    data: dict[str, LiveDevice] = {f"s{i}": {"iccid": f"s{i}", "state": "active"} for i in range(50)}
     data["new1"] = {"iccid": "new1", "state": "pending_activation"}
     client = PendingClient(data)
     live = LiveFleet(client, poll_interval=0.001, max_poll_interval=0.001)
-    assert live.get("new1")["state"] == "pending_activation"
+    assert state_of(live, "new1") == "pending_activation"
     client.reads.clear()
     data["new1"]["state"] = "active"
     live.reload_pending()
     assert client.reads == ["list:all"]
-    assert live.get("new1")["state"] == "active"
+    assert state_of(live, "new1") == "active"

@@ -4,11 +4,14 @@ the digest, and what makes an approved plan stale (each SIM and field, before at
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from lattigo_fleet import guard, plan_document
 from lattigo_fleet.account_check import AccountCheck
+from lattigo_fleet.client.models import LiveDevice
 from lattigo_fleet.planner import (
     BY_USAGE_LIMIT,
     CANNOT_TELL,
@@ -30,11 +33,13 @@ LIMIT = UsageLimit(100, "suspend")
     ("held", "declared", "size"),
     [(0, 12, 12), (100, 50, 100), (50, 100, 100), (20, 20, 20), (0, 0, 0)],
 )
-def test_the_guard_measures_a_percentage_against_the_larger_of_the_fleet_before_and_after(held, declared, size):
+def test_the_guard_measures_a_percentage_against_the_larger_of_the_fleet_before_and_after(
+    held: int, declared: int, size: int
+) -> None:
     assert guard.fleet_size(held, declared) == size
 
 
-def test_100_held_50_forgotten_and_6_suspended_at_10_percent_is_allowed_on_every_path():
+def test_100_held_50_forgotten_and_6_suspended_at_10_percent_is_allowed_on_every_path() -> None:
     # The case: one path counted 10% of 50 (5: refuse), the other 10% of 100 (10: allow).
     verdict = guard.assess(Policy(max_changes_percent=10), held=100, declared=50, suspended=[f"s{i}" for i in range(6)])
     assert (verdict.fleet_size, verdict.limit, verdict.refusal) == (100, 10, None)
@@ -50,9 +55,11 @@ def test_100_held_50_forgotten_and_6_suspended_at_10_percent_is_allowed_on_every
         (200 * 1024, UsageLimit(50, "suspend"), CANNOT_TELL),  # the limit in force is not the declared one
     ],
 )
-def test_a_suspension_by_the_sims_own_usage_limit_is_told_from_the_accounts_figures(month_bytes, last_limit, verdict):
+def test_a_suspension_by_the_sims_own_usage_limit_is_told_from_the_accounts_figures(
+    month_bytes: int | None, last_limit: UsageLimit, verdict: str
+) -> None:
     sim = DesiredSim(ICCID, state="active", usage_limit=LIMIT)
-    live = {"iccid": ICCID, "state": "suspended"}
+    live: LiveDevice = {"iccid": ICCID, "state": "suspended"}
     assert limit_suspension(sim, live, last_limit, month_bytes) == verdict
     plan = plan_sim(sim, live, last_limit, month_bytes=month_bytes)
     assert plan.limit_suspension == verdict
@@ -61,13 +68,15 @@ def test_a_suspension_by_the_sims_own_usage_limit_is_told_from_the_accounts_figu
         assert observe(sim, live, month_bytes).state == ("active" if verdict == BY_USAGE_LIMIT else "suspended")
 
 
-def test_no_usage_is_read_for_a_sim_that_is_no_candidate():
+def test_no_usage_is_read_for_a_sim_that_is_no_candidate() -> None:
     email = DesiredSim(ICCID, state="active", usage_limit=UsageLimit(100, "email", ("ops",)))
-    assert limit_suspension(email, {"state": "suspended"}, email.usage_limit, 10**9) is None
-    assert limit_suspension(DesiredSim(ICCID, usage_limit=LIMIT), {"state": "active"}, LIMIT, 10**9) is None
+    suspended: LiveDevice = {"iccid": ICCID, "state": "suspended"}
+    active: LiveDevice = {"iccid": ICCID, "state": "active"}
+    assert limit_suspension(email, suspended, email.usage_limit, 10**9) is None
+    assert limit_suspension(DesiredSim(ICCID, usage_limit=LIMIT), active, LIMIT, 10**9) is None
 
 
-def test_a_sim_of_a_fleet_d_file_is_positioned_in_that_file(tmp_path):
+def test_a_sim_of_a_fleet_d_file_is_positioned_in_that_file(tmp_path: Path) -> None:
     (tmp_path / "fleet.yaml").write_text(
         "version: 1\nsims:\n" + "".join(f'  - {{iccid: "8901000000000000000{i}"}}\n' for i in range(4))
     )
@@ -78,7 +87,7 @@ def test_a_sim_of_a_fleet_d_file_is_positioned_in_that_file(tmp_path):
     assert fleet.sim_path("89010000000000000003") == "sims[3]"
 
 
-def _doc(fleet: FleetSpec, live: dict, state: StackState | None = None) -> dict:
+def _doc(fleet: FleetSpec, live: dict[str, LiveDevice], state: StackState | None = None) -> dict[str, Any]:
     state = state or StackState(held=frozenset(sim.iccid for sim in fleet.sims))
     plans = {sim.name: plan_sim(sim, live.get(sim.iccid), state.last_limit(sim.iccid)) for sim in fleet.sims}
     checked = AccountCheck(plans=plans, live=live)
@@ -87,7 +96,7 @@ def _doc(fleet: FleetSpec, live: dict, state: StackState | None = None) -> dict:
 
 
 @pytest.fixture
-def fleet(tmp_path) -> FleetSpec:
+def fleet(tmp_path: Path) -> FleetSpec:
     (tmp_path / "fleet.yaml").write_text(
         'version: 1\nsims:\n  - {iccid: "89010000000000000001", name: a, cost_center: East}\n'
         '  - {iccid: "89010000000000000002", name: b, cost_center: East}\n'
@@ -95,14 +104,14 @@ def fleet(tmp_path) -> FleetSpec:
     return load_fleet(tmp_path / "fleet.yaml")
 
 
-def live_of(a: str, b: str, b_state: str = "active") -> dict:
+def live_of(a: str, b: str, b_state: str = "active") -> dict[str, LiveDevice]:
     return {
         "89010000000000000001": {"iccid": "89010000000000000001", "state": "active", "cost_center": a},
         "89010000000000000002": {"iccid": "89010000000000000002", "state": b_state, "cost_center": b},
     }
 
 
-def test_the_digest_is_of_the_content_and_a_changed_plan_is_refused(fleet, tmp_path):
+def test_the_digest_is_of_the_content_and_a_changed_plan_is_refused(fleet: FleetSpec, tmp_path: Path) -> None:
     doc = _doc(fleet, live_of("West", "East"))
     assert doc["digest"] == plan_document.digest(doc)
     path = tmp_path / "plan.json"
@@ -115,11 +124,11 @@ def test_the_digest_is_of_the_content_and_a_changed_plan_is_refused(fleet, tmp_p
         plan_document.read(path)
 
 
-def test_the_same_account_makes_the_same_plan(fleet):
+def test_the_same_account_makes_the_same_plan(fleet: FleetSpec) -> None:
     assert not plan_document.compare(_doc(fleet, live_of("West", "East")), _doc(fleet, live_of("West", "East")))
 
 
-def test_a_touched_sim_that_moved_is_stale_with_its_before_at_review_and_now(fleet):
+def test_a_touched_sim_that_moved_is_stale_with_its_before_at_review_and_now(fleet: FleetSpec) -> None:
     stale = plan_document.compare(_doc(fleet, live_of("West", "East")), _doc(fleet, live_of("North", "East")))
     [sim] = stale.sims
     assert (sim.name, [(f.field, f.at_review, f.now) for f in sim.fields]) == ("a", [("cost_center", "West", "North")])
@@ -129,7 +138,7 @@ def test_a_touched_sim_that_moved_is_stale_with_its_before_at_review_and_now(fle
     ]
 
 
-def test_an_untouched_sim_that_moved_is_stale_too(fleet):
+def test_an_untouched_sim_that_moved_is_stale_too(fleet: FleetSpec) -> None:
     stale = plan_document.compare(
         _doc(fleet, live_of("West", "East")), _doc(fleet, live_of("West", "East", b_state="suspended"))
     )
@@ -138,7 +147,7 @@ def test_an_untouched_sim_that_moved_is_stale_too(fleet):
     assert [(f.field, f.at_review, f.now) for f in sim.fields] == [("state", "active", "suspended")]
 
 
-def test_a_live_change_against_a_plan_is_what_the_drift_report_names(fleet):
+def test_a_live_change_against_a_plan_is_what_the_drift_report_names(fleet: FleetSpec) -> None:
     doc = _doc(fleet, live_of("West", "East"))
     assert plan_document.stale_against_live(doc, live_of("West", "East")) == []
     [moved] = plan_document.stale_against_live(doc, live_of("North", "East"))
@@ -146,42 +155,43 @@ def test_a_live_change_against_a_plan_is_what_the_drift_report_names(fleet):
 
 
 class _Live:
-    def __init__(self, sims):
+    def __init__(self, sims: dict[str, LiveDevice]) -> None:
         self.sims = sims
 
-    def get(self, iccid):
+    def get(self, iccid: str) -> LiveDevice | None:
         return self.sims.get(iccid)
 
 
 class _Applier:
-    def __init__(self, live):
-        self.live, self.sent, self.waited = live, [], []
+    def __init__(self, live: _Live) -> None:
+        self.live = live
+        self.calls: list[tuple[str, str]] = []  # in the order they were made
 
-    def wait_settled(self, iccid):
-        self.waited.append(iccid)
+    def wait_settled(self, iccid: str) -> None:
+        self.calls.append(("wait_settled", iccid))
         self.live.sims[iccid]["state"] = "active"
 
-    def suspend(self, iccid):
-        self.sent.append(iccid)
+    def suspend(self, iccid: str) -> None:
+        self.calls.append(("suspend", iccid))
 
 
 class _Runtime:
-    approved_plan = None
+    approved_plan: dict[str, Any] | None = None
 
-    def __init__(self, sims):
+    def __init__(self, sims: dict[str, LiveDevice]) -> None:
         self.live = _Live(sims)
         self.applier = _Applier(self.live)
 
-    def fleet(self):
+    def fleet(self) -> FleetSpec:
         return FleetSpec([], Policy("suspend"))
 
-    def check_removal(self, iccid):
+    def check_removal(self, iccid: str) -> None:
         pass
 
 
-def test_a_sim_removed_while_activating_is_suspended_once_it_lands(monkeypatch):
+def test_a_sim_removed_while_activating_is_suspended_once_it_lands(monkeypatch: pytest.MonkeyPatch) -> None:
     # The guard counted it and the comment said "suspended"; the delete used to send nothing (active, unmanaged).
     fake = _Runtime({ICCID: {"iccid": ICCID, "state": "pending_activation"}})
     monkeypatch.setattr(rt, "_RUNTIME", fake)
     SimProvider().delete(ICCID, {"iccid": ICCID})
-    assert (fake.applier.waited, fake.applier.sent) == ([ICCID], [ICCID])
+    assert fake.applier.calls == [("wait_settled", ICCID), ("suspend", ICCID)]  # the suspension once it landed

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any, Unpack
+
 import pytest
 
+from lattigo_fleet.client.models import DeviceFields, LiveDevice
 from lattigo_fleet.operations import (
+    PHASE_ACTIVATE,
+    PHASE_FIELDS,
+    PHASE_STATE,
     Activate,
     Restore,
     SetCostCenter,
@@ -14,15 +20,15 @@ from lattigo_fleet.operations import (
     SuspendNoBilling,
 )
 from lattigo_fleet.planner import observe, plan_sim
-from lattigo_fleet.spec import UNMANAGED, DesiredSim, UsageLimit
+from lattigo_fleet.spec import UNMANAGED, DesiredSim, Unmanaged, UsageLimit
 
 ICCID = "89010000000000000001"
 IMEI = "353000000000001"
 LIMIT = UsageLimit(kb_limit=51200, action="suspend", usernames=("ops-oncall",))
 
 
-def desired(**overrides) -> DesiredSim:
-    fields = dict(
+def desired(**overrides: Any) -> DesiredSim:
+    fields: dict[str, Any] = dict(
         iccid=ICCID,
         imei=IMEI,
         name=ICCID,
@@ -39,8 +45,14 @@ def desired(**overrides) -> DesiredSim:
     return DesiredSim(**fields)
 
 
-def live(**overrides) -> dict:
-    sim = {
+class LiveOverrides(DeviceFields, total=False):
+    """What a case changes of the live device below: any field the API lists, or the ICCID."""
+
+    iccid: str
+
+
+def live(**overrides: Unpack[LiveOverrides]) -> LiveDevice:
+    sim: LiveDevice = {
         "iccid": ICCID,
         "imei": IMEI,
         "device_name": "36524",
@@ -176,14 +188,20 @@ CASES = [
 @pytest.mark.parametrize(
     ("desired_sim", "live_sim", "last_limit", "kinds", "wait"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
-def test_plan(desired_sim, live_sim, last_limit, kinds, wait):
+def test_plan(
+    desired_sim: DesiredSim,
+    live_sim: LiveDevice | None,
+    last_limit: UsageLimit | Unmanaged | None,
+    kinds: list[str],
+    wait: bool,
+) -> None:
     plan = plan_sim(desired_sim, live_sim, last_limit)
     assert plan.problems == []
     assert plan.kinds == kinds
     assert plan.wait_for_settle is wait
 
 
-def test_each_operation_carries_its_own_parameters():
+def test_each_operation_carries_its_own_parameters() -> None:
     """Kinds are not enough: a note sent to the wrong field must fail here, not only end to end."""
     plan = plan_sim(
         desired(cost_center="cc", notes={"note2": "east", "note3": ""}, usage_limit=LIMIT),
@@ -209,19 +227,23 @@ def test_each_operation_carries_its_own_parameters():
     ]
 
 
-def test_activation_needs_imei_and_rate_plan():
+def test_activation_needs_imei_and_rate_plan() -> None:
     plan = plan_sim(desired(imei=None, rate_plan=None), None)
     assert plan.ops == []
     assert any("imei" in p for p in plan.problems)
     assert any("rate" in p for p in plan.problems)
 
 
-def test_phases_order_activation_before_state_before_fields():
+def test_phases_order_activation_before_state_before_fields() -> None:
     plan = plan_sim(desired(state="suspended", cost_center="cc"), None)
     assert [op.phase for op in plan.ops] == sorted(op.phase for op in plan.ops)
+    # one op of each phase, in that order: the activation, then the state, then the fields
+    assert plan.kinds == ["activate", "suspend", "cost_center"]
+    assert [op.phase for op in plan.ops] == [PHASE_ACTIVATE, PHASE_STATE, PHASE_FIELDS]
+    assert PHASE_ACTIVATE < PHASE_STATE < PHASE_FIELDS
 
 
-def test_compatible_ops_share_a_batch_key_and_notes_never_do():
+def test_compatible_ops_share_a_batch_key_and_notes_never_do() -> None:
     a = plan_sim(desired(cost_center="cc"), live())
     b = plan_sim(desired(iccid="89010000000000000002", cost_center="cc"), live(iccid="89010000000000000002"))
     assert a.ops[0].batch_key == b.ops[0].batch_key
@@ -232,7 +254,7 @@ def test_compatible_ops_share_a_batch_key_and_notes_never_do():
     assert n1.ops[0].batch_key != n2.ops[0].batch_key
 
 
-def test_activations_of_different_sims_on_one_plan_share_a_request():
+def test_activations_of_different_sims_on_one_plan_share_a_request() -> None:
     a = plan_sim(desired(notes={"note": "a"}), None).ops[0]
     b = plan_sim(desired(iccid="89010000000000000002", imei="353000000000002"), None).ops[0]
     assert a.batch_key == b.batch_key
@@ -240,7 +262,7 @@ def test_activations_of_different_sims_on_one_plan_share_a_request():
     assert other_plan.batch_key != a.batch_key
 
 
-def test_plan_summary_groups_sims_by_call_and_leaves_limits_to_the_diff():
+def test_plan_summary_groups_sims_by_call_and_leaves_limits_to_the_diff() -> None:
     from lattigo_fleet.account_check import plan_summary
 
     plans = {
@@ -300,5 +322,5 @@ OBSERVE = [
 
 
 @pytest.mark.parametrize(("declared", "live_sim", "expected"), [c[1:] for c in OBSERVE], ids=[c[0] for c in OBSERVE])
-def test_observe(declared, live_sim, expected):
+def test_observe(declared: DesiredSim, live_sim: LiveDevice, expected: DesiredSim) -> None:
     assert observe(declared, live_sim) == expected

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from lattigo_fleet.planner import plan_sim
+from lattigo_fleet.client.models import LiveDevice
+from lattigo_fleet.planner import Plan, plan_sim
 from lattigo_fleet.spec import DesiredSim, FleetSpec
 from providers import program
 
@@ -53,9 +54,9 @@ async def settle() -> None:
 
 
 @pytest.fixture
-def fleet_and_plans():
+def fleet_and_plans() -> tuple[FleetSpec, dict[str, Plan]]:
     sims = [DesiredSim(iccid=iccid(i), name=iccid(i), state="active", cost_center="ops") for i in range(SIMS)]
-    live = {s.iccid: {"iccid": s.iccid, "state": "active", "cost_center": "ops"} for s in sims}
+    live: dict[str, LiveDevice] = {s.iccid: {"iccid": s.iccid, "state": "active", "cost_center": "ops"} for s in sims}
     for i in CHANGED:
         live[iccid(i)]["cost_center"] = "finance"
     plans = {s.name: plan_sim(s, live[s.iccid]) for s in sims}
@@ -63,7 +64,9 @@ def fleet_and_plans():
     return FleetSpec(sims=sims), plans
 
 
-def test_sims_with_planned_calls_go_first_and_the_rest_at_most_in_flight_at_once(monkeypatch, fleet_and_plans):
+def test_sims_with_planned_calls_go_first_and_the_rest_at_most_in_flight_at_once(
+    monkeypatch: pytest.MonkeyPatch, fleet_and_plans: tuple[FleetSpec, dict[str, Plan]]
+) -> None:
     fleet, plans = fleet_and_plans
     engine = Engine()
     monkeypatch.setattr(program, "IN_FLIGHT", BOUND)
@@ -72,6 +75,7 @@ def test_sims_with_planned_calls_go_first_and_the_rest_at_most_in_flight_at_once
 
     async def run() -> list[int]:
         counted: list[int] = []
+        # No FleetGuard resource outside a Pulumi program; the stand-in Sim ignores what it would be deleted with.
         program._register_sims(fleet, plans, fleet_guard=None).apply(counted.append)  # type: ignore[arg-type]
         await settle()
         # every SIM with planned calls at once, before any other; then the bound
@@ -97,19 +101,22 @@ def test_sims_with_planned_calls_go_first_and_the_rest_at_most_in_flight_at_once
     assert counted == [SIMS]
 
 
-def test_activations_register_first_and_members_of_one_bulk_request_together():
+def test_activations_register_first_and_members_of_one_bulk_request_together() -> None:
     """The engine works on PULUMI_PARALLEL SIMs at a time: an activated SIM must reach the cost-center requests
     of the others before they go, and a batch whose members arrive together goes out whole."""
-    live_sim = {"state": "active", "cost_center": "ops"}
+
+    def live_sim(i: int) -> LiveDevice:
+        return {"iccid": iccid(i), "state": "active", "cost_center": "ops"}
+
     moves = ["finance", "logistics", "finance", "logistics"]
     plans = {
-        f"move-{i}": plan_sim(DesiredSim(iccid=iccid(i), name=f"move-{i}", cost_center=cc), live_sim)
+        f"move-{i}": plan_sim(DesiredSim(iccid=iccid(i), name=f"move-{i}", cost_center=cc), live_sim(i))
         for i, cc in enumerate(moves)
     }
     plans["new"] = plan_sim(
         DesiredSim(iccid=iccid(9), name="new", imei="356938035643809", rate_plan="ACME Co 5mb Rate Plan"), None
     )
-    plans["nothing"] = plan_sim(DesiredSim(iccid=iccid(8), name="nothing", cost_center="ops"), live_sim)
+    plans["nothing"] = plan_sim(DesiredSim(iccid=iccid(8), name="nothing", cost_center="ops"), live_sim(8))
     order = sorted(plans, key=lambda name: program._registration_order(plans[name]))
     assert order[0] == "new" and order[-1] == "nothing"
     ccs = [moves[int(name[-1])] for name in order[1:-1]]

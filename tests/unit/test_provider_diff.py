@@ -3,13 +3,17 @@ under management and never records an activation field that was not applied."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 import pytest
 
+from lattigo_fleet.client.models import LiveDevice
 from providers import runtime as rt
 from providers.sim import ACTIVATED, ADOPTED, SimProvider, declared_changes
 
 ICCID = "89010000000000000001"
-BASE = {
+BASE: dict[str, Any] = {
     "iccid": ICCID,
     "imei": "353000000000001",
     "name": "truck-1",
@@ -49,27 +53,30 @@ LIMIT = {"kb_limit": 5, "action": "suspend", "usernames": ["ops"]}
         ),
     ],
 )
-def test_declared_changes(stored, declared, expected):
+def test_declared_changes(stored: dict[str, Any], declared: dict[str, Any], expected: dict[str, str]) -> None:
     assert declared_changes(stored, declared) == expected
 
 
+Sims = dict[str, LiveDevice]
+
+
 class FakeLive:
-    def __init__(self, sims):
+    def __init__(self, sims: Sims) -> None:
         self.sims = sims
 
-    def get(self, iccid):
+    def get(self, iccid: str) -> LiveDevice | None:
         return self.sims.get(iccid)
 
 
 class FakeRuntime:
-    def __init__(self, sims):
+    def __init__(self, sims: Sims) -> None:
         self.live = FakeLive(sims)
-        self.warned = set()
+        self.warned: set[str] = set()
 
 
 @pytest.fixture
-def account(monkeypatch):
-    def make(sims):
+def account(monkeypatch: pytest.MonkeyPatch) -> Callable[[Sims], FakeRuntime]:
+    def make(sims: Sims) -> FakeRuntime:
         fake = FakeRuntime(sims)
         monkeypatch.setattr(rt, "_RUNTIME", fake)
         return fake
@@ -77,8 +84,10 @@ def account(monkeypatch):
     return make
 
 
-def test_an_adopted_sim_records_no_rate_plan_and_a_later_correction_is_not_refused(account):
-    account({ICCID: {"state": "active"}})
+def test_an_adopted_sim_records_no_rate_plan_and_a_later_correction_is_not_refused(
+    account: Callable[[Sims], FakeRuntime],
+) -> None:
+    account({ICCID: {"iccid": ICCID, "state": "active"}})
     declared = {**BASE, "rate_plan": "ACME Co 1GB Pooled Plan"}
     declared.pop("origin")
     created = SimProvider().check({}, declared)
@@ -88,7 +97,7 @@ def test_an_adopted_sim_records_no_rate_plan_and_a_later_correction_is_not_refus
     assert corrected.failures == [] and "rate_plan" not in corrected.inputs
 
 
-def test_an_activated_sim_keeps_its_rate_plan_and_refuses_to_change_it(account):
+def test_an_activated_sim_keeps_its_rate_plan_and_refuses_to_change_it(account: Callable[[Sims], FakeRuntime]) -> None:
     account({})
     declared = {k: v for k, v in BASE.items() if k != "origin"} | {"rate_plan": "ACME Co 5mb Rate Plan"}
     created = SimProvider().check({}, declared)
@@ -99,17 +108,26 @@ def test_an_activated_sim_keeps_its_rate_plan_and_refuses_to_change_it(account):
     assert SimProvider().check(created.inputs, declared).failures == []
 
 
-def test_the_unapplied_rate_plan_is_said_once_per_run(account, monkeypatch):
-    said = []
+def test_the_unapplied_rate_plan_is_said_once_per_run(
+    account: Callable[[Sims], FakeRuntime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    said: list[str] = []
     monkeypatch.setattr("providers.sim.warn", said.append)
-    account({ICCID: {"state": "active"}, "89010000000000000002": {"state": "active"}})
+    account(
+        {
+            ICCID: {"iccid": ICCID, "state": "active"},
+            "89010000000000000002": {"iccid": "89010000000000000002", "state": "active"},
+        }
+    )
     for iccid in (ICCID, "89010000000000000002"):
         SimProvider().check({}, {"iccid": iccid, "state": "active", "rate_plan": "P"})
     [message] = said
     assert "rate_plan" in message and "not applied" in message and ICCID in message
 
 
-def test_a_stack_written_by_an_earlier_version_is_stopped_until_the_upgrade_run(monkeypatch):
+def test_a_stack_written_by_an_earlier_version_is_stopped_until_the_upgrade_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Earlier versions named Sims by `name`: without the aliases of the upgrade run, every named SIM would
     look removed and added again, so FleetGuard stops the run and says what to do."""
     from lattigo_fleet.provider_host import ProviderError
@@ -120,12 +138,12 @@ def test_a_stack_written_by_an_earlier_version_is_stopped_until_the_upgrade_run(
 
     class Runtime:
         settings = type("S", (), {"allow_large_changes": False})()
-        live = FakeLive({ICCID: {"state": "active"}})
+        live = FakeLive({ICCID: {"iccid": ICCID, "state": "active"}})
 
-        def fleet(self):
+        def fleet(self) -> FleetSpec:
             return fleet
 
-        def approve_removals(self, iccids):
+        def approve_removals(self, iccids: Iterable[str]) -> None:
             pass
 
     monkeypatch.setattr(rt, "_RUNTIME", Runtime())

@@ -13,7 +13,7 @@ from tests.e2e.harness import REPO
 CREDENTIALS = {"lattigo:endpoint": "https://x", "lattigo:keyName": "k", "lattigo:apiKey": "s"}
 
 
-def test_pulumi_yaml_declares_the_project_keys_with_the_same_types_and_defaults():
+def test_pulumi_yaml_declares_the_project_keys_with_the_same_types_and_defaults() -> None:
     project = YAML(typ="safe").load((REPO / "Pulumi.yaml").read_text())
     assert project["name"] == "lattigo-fleet"
     assert project["options"]["refresh"] == "always"
@@ -25,7 +25,7 @@ def test_pulumi_yaml_declares_the_project_keys_with_the_same_types_and_defaults(
         assert str(declared[setting.name]["default"]).lower() == str(setting.default).lower()
 
 
-def test_the_readme_lists_every_key():
+def test_the_readme_lists_every_key() -> None:
     readme = (REPO / "README.md").read_text()
     listed = set(re.findall(r"^\| `(lattigo(?:-fleet)?:\w+)`", readme, re.M))
     assert listed == set(BY_KEY)
@@ -40,12 +40,12 @@ def test_the_readme_lists_every_key():
         ("lattigo-fleet:colour", "the known keys are"),
     ],
 )
-def test_an_unknown_key_of_ours_is_named_with_a_hint(key, hint):
+def test_an_unknown_key_of_ours_is_named_with_a_hint(key: str, hint: str) -> None:
     [message] = unknown_keys([key, "aws:region", "lattigo-fleet:fleetFile"])
     assert f"`{key}`" in message and hint in message
 
 
-def test_settings_come_from_config_then_environment_then_default():
+def test_settings_come_from_config_then_environment_then_default() -> None:
     settings = read_settings(CREDENTIALS.get, env={})
     assert (
         settings.fleet_file,
@@ -60,7 +60,7 @@ def test_settings_come_from_config_then_environment_then_default():
     assert from_env.endpoint == "https://e"
 
 
-def test_the_per_run_escape_hatch_wins_over_the_stack_setting_either_way():
+def test_the_per_run_escape_hatch_wins_over_the_stack_setting_either_way() -> None:
     config = {**CREDENTIALS, "lattigo-fleet:allowLargeChanges": "false"}
     assert read_settings(config.get, env={"LATTIGO_ALLOW_LARGE_CHANGES": "true"}).allow_large_changes
     config["lattigo-fleet:allowLargeChanges"] = "true"
@@ -68,7 +68,7 @@ def test_the_per_run_escape_hatch_wins_over_the_stack_setting_either_way():
     assert read_settings(config.get, env={}).allow_large_changes
 
 
-def test_missing_credentials_and_bad_values_are_all_named():
+def test_missing_credentials_and_bad_values_are_all_named() -> None:
     with pytest.raises(SettingsError) as caught:
         read_settings({"lattigo:endpoint": "https://x", "lattigo-fleet:batchWindowMs": "soon"}.get, env={})
     message = str(caught.value)
@@ -76,11 +76,11 @@ def test_missing_credentials_and_bad_values_are_all_named():
     assert "batchWindowMs must be a number" in message
 
 
-def test_the_api_key_is_not_in_the_settings_repr():
+def test_the_api_key_is_not_in_the_settings_repr() -> None:
     assert "s3cr3t" not in repr(read_settings({**CREDENTIALS, "lattigo:apiKey": "s3cr3t"}.get, env={}))
 
 
-def test_the_makefile_sets_the_engine_settings_the_module_names():
+def test_the_makefile_sets_the_engine_settings_the_module_names() -> None:
     from lattigo_fleet.engine_settings import ENGINE_ENV
 
     makefile = (REPO / "Makefile").read_text()
@@ -88,7 +88,7 @@ def test_the_makefile_sets_the_engine_settings_the_module_names():
     assert {k: exported.get(k) for k in ENGINE_ENV} == ENGINE_ENV
 
 
-def test_a_large_fleet_without_the_engine_settings_is_warned():
+def test_a_large_fleet_without_the_engine_settings_is_warned() -> None:
     from lattigo_fleet.engine_settings import ENGINE_ENV, advice
 
     assert advice(10, env={}) is None  # small: not worth a warning
@@ -107,13 +107,13 @@ def test_a_large_fleet_without_the_engine_settings_is_warned():
         ("lattigo-fleet:fleetFile", "fleets/../../x.yaml", "inside the project"),
     ],
 )
-def test_settings_a_pull_request_could_turn_against_the_runner_are_refused(key, value, says):
+def test_settings_a_pull_request_could_turn_against_the_runner_are_refused(key: str, value: str, says: str) -> None:
     with pytest.raises(SettingsError) as caught:
         read_settings({**CREDENTIALS, key: value}.get, env={})
     assert key in str(caught.value) and says in str(caught.value)
 
 
-def test_loopback_http_and_a_fleet_file_in_a_subdirectory_are_fine():
+def test_loopback_http_and_a_fleet_file_in_a_subdirectory_are_fine() -> None:
     settings = read_settings(
         {**CREDENTIALS, "lattigo:endpoint": "http://127.0.0.1:5000", "lattigo-fleet:fleetFile": "fleets/prod.yaml"}.get,
         env={},

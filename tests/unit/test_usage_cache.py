@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -14,14 +15,14 @@ TODAY = date(2026, 12, 6)
 DAY = date(2026, 12, 1)
 
 
-def fill(path) -> None:
+def fill(path: Path) -> None:
     with UsageCache(path, today=TODAY) as cache:
         cache.store("lattigo", "s", "8901", {DAY: DayFigure(10, 1, 1)}, [DAY])
         cache.commit()
 
 
 @pytest.mark.parametrize("damage", ["not a database", "cut off"])
-def test_a_corrupted_cache_is_set_aside_and_rebuilt(tmp_path, damage):
+def test_a_corrupted_cache_is_set_aside_and_rebuilt(tmp_path: Path, damage: str) -> None:
     path = tmp_path / "usage.sqlite"
     fill(path)
     if damage == "not a database":
@@ -38,14 +39,14 @@ def test_a_corrupted_cache_is_set_aside_and_rebuilt(tmp_path, damage):
         assert cache.set_aside is None and cache.load("lattigo", "s", ["8901"], DAY, DAY)
 
 
-def test_a_directory_at_the_path_is_one_clear_error(tmp_path):
+def test_a_directory_at_the_path_is_one_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "usage.sqlite"
     path.mkdir()
     with pytest.raises(UsageCacheError, match="usage.sqlite.*directory"):
         UsageCache(path, today=TODAY)
 
 
-def test_a_cache_locked_by_another_process_is_one_clear_error(tmp_path):
+def test_a_cache_locked_by_another_process_is_one_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "usage.sqlite"
     fill(path)
     holder = sqlite3.connect(str(path), check_same_thread=False)

@@ -13,18 +13,18 @@ from lattigo_fleet.spec.schema import fleet_schema, iccid_pattern, note_max_leng
 from tests.e2e.harness import REPO
 
 
-def test_the_emulator_speaks_the_same_words():
+def test_the_emulator_speaks_the_same_words() -> None:
     assert lifecycle.API_STATES == vocabulary.SIM_STATES
     assert EMULATOR_NOTE_FIELDS == vocabulary.NOTE_FIELDS
 
 
-def test_the_schema_declares_the_same_note_fields_and_the_declarable_states():
+def test_the_schema_declares_the_same_note_fields_and_the_declarable_states() -> None:
     defs = fleet_schema()["$defs"]
     assert tuple(defs["notes"]["properties"]) == vocabulary.NOTE_FIELDS
     assert tuple(defs["state"]["enum"]) == STATES and set(STATES) <= set(vocabulary.SIM_STATES)
 
 
-def test_an_iccid_and_a_note_are_what_the_schema_says_and_nothing_else_restates_them():
+def test_an_iccid_and_a_note_are_what_the_schema_says_and_nothing_else_restates_them() -> None:
     assert iccid_pattern().pattern == fleet_schema()["$defs"]["iccid"]["pattern"]
     assert note_max_length() == fleet_schema()["$defs"]["note"]["maxLength"]
     sources = [p for d in ("lattigo_fleet", "providers") for p in (REPO / d).rglob("*.py")]
