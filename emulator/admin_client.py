@@ -62,7 +62,7 @@ class AdminClient:
     # --- the request log ---------------------------------------------------------------------------------
 
     def requests(self) -> list[dict[str, Any]]:
-        """Every request served, oldest first (admin requests included)."""
+        """Every API request served, oldest first (the emulator does not log its admin requests)."""
         log: list[dict[str, Any]] = self.get("requests")
         return log
 

@@ -16,7 +16,6 @@ other SIMs of the request are activated.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from lattigo_fleet.operations import RemoveUsageLimit, SetCostCenter, SetUsageLi
 from lattigo_fleet.planner import NOT_READ, Plan, limit_suspension_candidate, plan_sim
 from lattigo_fleet.spec import FleetSpec, Issue, validate_against_account
 from lattigo_fleet.stack_state import StackState
+from lattigo_fleet.suggest import COST_CENTER_CUTOFF, did_you_mean
 
 PROBE_CONCURRENCY = 8
 
@@ -91,8 +91,8 @@ def new_cost_center_warnings(fleet: FleetSpec, plans: Mapping[str, Plan], live: 
     warnings = []
     for cost_center, iccids in sorted(moving.items()):
         loc = fleet.source_of(iccids[0], "cost_center")
-        close = difflib.get_close_matches(cost_center, sorted(in_use), n=1, cutoff=0.75)
-        hint = f"; did you mean {close[0]!r}?" if close else " (a new cost center, if that is intended)"
+        close = did_you_mean(cost_center, sorted(in_use), COST_CENTER_CUTOFF)
+        hint = f"; did you mean {close!r}?" if close else " (a new cost center, if that is intended)"
         warnings.append(
             f"{loc}: cost_center: {len(iccids)} SIM(s) move to {cost_center!r}, which no SIM in the "
             f"account uses yet{hint}"

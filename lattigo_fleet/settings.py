@@ -11,11 +11,12 @@ guard's escape hatch is an environment variable for one run, which wins over the
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from lattigo_fleet.suggest import CONFIG_KEY_CUTOFF, did_you_mean
 
 NAMESPACES = ("lattigo", "lattigo-fleet")
 TRUE_WORDS = ("1", "true", "yes")
@@ -169,8 +170,7 @@ def unknown_keys(keys: Iterable[str]) -> list[str]:
     for key in sorted(keys):
         if key.split(":", 1)[0] not in NAMESPACES or key in BY_KEY:
             continue
-        lowered = {k.lower(): k for k in known}
-        guess = lowered.get(key.lower()) or next(iter(difflib.get_close_matches(key, known, n=1, cutoff=0.85)), None)
+        guess = did_you_mean(key, known, CONFIG_KEY_CUTOFF)
         hint = f"; did you mean `{guess}`?" if guess else f"; the known keys are {', '.join(known)}"
         problems.append(f"unknown stack config key `{key}`{hint} (fix it with `pulumi config rm {key}`)")
     return problems

@@ -23,16 +23,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 from typing import Any, TextIO
 
 from lattigo_fleet import plan_document
-from lattigo_fleet.commands.preview_json import Preview, fail
+from lattigo_fleet.commands import pulumi_cli
+from lattigo_fleet.commands.base import Command
+from lattigo_fleet.commands.common import CommandFailure
+from lattigo_fleet.commands.preview_json import Preview
 
 APPLIED, FAILED, STALE = 0, 1, 3
-UP_ARGS = ("up", "--yes", "--skip-preview", "--continue-on-error", "--non-interactive")
+UP_ARGS = ("up", "--yes", "--skip-preview", "--continue-on-error")  # and --non-interactive, as every run
+COMMAND = Command("apply")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,11 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _mode_of(stack: str | None, cwd: str | None) -> str:
     """The stack's merge mode, as the program will read it (stack config, else the default)."""
-    from lattigo_fleet.commands.preview_json import PreviewError, run_json
-
     try:
-        config = run_json(["config"], stack=stack, cwd=cwd)
-    except PreviewError:
+        config = pulumi_cli.run_json(["config"], stack=stack, cwd=cwd)
+    except CommandFailure:
         return plan_document.STRICT
     value = config.get("lattigo-fleet:mergeMode") if isinstance(config, dict) else None
     mode = value.get("value") if isinstance(value, dict) else value
@@ -96,39 +97,35 @@ def _has_fd(stream: TextIO) -> bool:
 
 
 def main(args: argparse.Namespace, out: TextIO | None = None, log: TextIO | None = None) -> int:
-    out, log = out or sys.stdout, log or sys.stderr
+    return COMMAND.run(lambda: _apply(args, out or sys.stdout, log or sys.stderr))
+
+
+def _apply(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
     approved: dict[str, Any] | None = None
     if args.plan:
         try:
             approved = plan_document.read(args.plan)
         except plan_document.PlanDocumentError as exc:
-            return fail("apply", str(exc))
+            raise CommandFailure(str(exc)) from None
         expected = (args.expect_digest or "").strip()
         if expected and not (
             approved["digest"].startswith(expected) or plan_document.short(approved["digest"]).startswith(expected)
         ):
-            return fail(
-                "apply",
+            raise CommandFailure(
                 f"{args.plan} is plan {plan_document.short(approved['digest'])}, not the plan {expected} that the "
                 "reviewer read: nothing was sent",
             )
         if args.stack and args.stack != approved["stack"]:
-            return fail("apply", f"{args.plan} is a plan for stack {approved['stack']!r}, not {args.stack!r}")
+            raise CommandFailure(f"{args.plan} is a plan for stack {approved['stack']!r}, not {args.stack!r}")
     if approved is not None and args.heal:
-        return fail("apply", "--heal applies fleet.yaml without a plan: give it or --plan, not both")
+        raise CommandFailure("--heal applies fleet.yaml without a plan: give it or --plan, not both")
     stack = args.stack or (approved or {}).get("stack")
     if approved is None and not args.heal and _mode_of(stack, args.cwd) != plan_document.HEAL:
-        return fail(
-            "apply",
+        raise CommandFailure(
             "no approved plan: in the strict merge mode the merge applies only a reviewed plan (`--plan FILE`, the "
             "pull request's plan document); `--heal` applies whatever fleet.yaml needs for one run, and "
             "lattigo-fleet:mergeMode heal for every run",
         )
-    argv = ["pulumi", *UP_ARGS]
-    if stack:
-        argv += ["--stack", stack]
-    if args.cwd:
-        argv += ["--cwd", args.cwd]
     with tempfile.TemporaryDirectory(prefix="lattigo-fleet-apply-") as scratch:
         now_path = os.path.join(scratch, "plan-now.json")
         env = {**os.environ, plan_document.PLAN_OUT_ENV: now_path}
@@ -137,11 +134,10 @@ def main(args: argparse.Namespace, out: TextIO | None = None, log: TextIO | None
             env[plan_document.APPROVED_ENV] = os.path.abspath(args.plan)
         out.flush()
         log.flush()
-        try:
-            # pulumi's progress goes to our standard error: standard output is the report alone.
-            code = subprocess.run(argv, env=env, stdout=log.fileno() if _has_fd(log) else None).returncode
-        except FileNotFoundError:
-            return fail("apply", '`pulumi` is not on PATH (run `eval "$(make -s env)"` in the clone)')
+        # pulumi's progress goes to our standard error: standard output is the report alone.
+        code = pulumi_cli.run(
+            UP_ARGS, stack=stack, cwd=args.cwd, env=env, capture=False, output_to=log.fileno() if _has_fd(log) else None
+        ).returncode
         now = None
         if os.path.exists(now_path):
             try:
@@ -152,14 +148,16 @@ def main(args: argparse.Namespace, out: TextIO | None = None, log: TextIO | None
             try:
                 plan_document.write(now, args.out)
             except OSError as exc:
-                return fail("apply", f"cannot write the plan at merge time to {args.out}: {exc.strerror or exc}")
+                raise CommandFailure(
+                    f"cannot write the plan at merge time to {args.out}: {exc.strerror or exc}"
+                ) from None
     staleness = plan_document.compare(approved, now) if approved and now else None
     if code != 0 and staleness and now is not None and now.get("mode") == plan_document.STRICT:
         assert approved is not None
         print(stale_report(approved, now, staleness), file=out)
         return STALE
     if code != 0:
-        return fail("apply", f"pulumi up failed (exit code {code}): see its output above")
+        raise CommandFailure(f"pulumi up failed (exit code {code}): see its output above")
     if approved:
         what = f"the approved plan {plan_document.short(approved['digest'])}"
     else:

@@ -1,28 +1,28 @@
 """What every `lattigo-fleet` subcommand shares at its edge, stated once: the failure that stops it (one line,
-exit code 1, never a traceback), the last error line of a pulumi run, the fleet file loaded or refused with its
-first problem and how many more, and the hint for refused credentials."""
+exit code 1, never a traceback), the last error line of a pulumi run, and the fleet file loaded or refused with
+its first problem and how many more. (Running a command and ending it: base.py; credentials: credentials.py.)"""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from lattigo_fleet.spec import FleetError, FleetSpec
-
-CREDENTIALS_HINT = "check lattigo:keyName and lattigo:apiKey (or LATTIGO_KEY_NAME / LATTIGO_API_KEY)"
 
 
 class CommandFailure(Exception):
     """What stops a subcommand, in words the user can act on (its message); `fail` prints it. Each command's
     own failure (DeviceFailure, UsageFailure, ImportFailure, RecoverError, PreviewError) is one of these."""
 
+    exit_code = 1
 
-def fail(command: str, message: str) -> int:
-    """A subcommand's one-line error on standard error (never a traceback); exit code 1."""
+
+def fail(command: str, message: str, stream: TextIO | None = None) -> int:
+    """A subcommand's one-line error on ``stream`` (None: standard error), never a traceback; exit code 1."""
     first = (message.strip().splitlines() or ["failed"])[0]
-    print(f"lattigo-fleet {command}: {first}", file=sys.stderr)
+    print(f"lattigo-fleet {command}: {first}", file=stream or sys.stderr)
     return 1
 
 

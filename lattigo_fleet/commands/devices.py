@@ -28,7 +28,6 @@ repeat that code or scatter it.
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -37,8 +36,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from lattigo_fleet.commands.common import CREDENTIALS_HINT, CommandFailure, fail, load_fleet_file
+from lattigo_fleet.commands.base import Command
+from lattigo_fleet.commands.common import CommandFailure, fail, load_fleet_file
+from lattigo_fleet.commands.credentials import api_failure_line, read_credentials
+from lattigo_fleet.commands.table import table
 from lattigo_fleet.spec.schema import iccid_pattern
+from lattigo_fleet.suggest import did_you_mean
 from lattigo_fleet.vocabulary import SIM_STATES
 
 __all__ = [
@@ -135,18 +138,14 @@ def open_session(
     stderr: TextIO | None = None,
 ) -> Session:
     """Credentials (``--stack`` or the environment), the client and the fleet file."""
-    from lattigo_fleet.commands.importer import ImportFailure, read_credentials
-
-    try:
-        endpoint, key_name, api_key, stack_fleet = read_credentials(args.stack, env)
-    except ImportFailure as e:
-        raise DeviceFailure(str(e)) from None
+    credentials = read_credentials(args.stack, env=env, failure=DeviceFailure)
+    endpoint, stack_fleet = credentials.endpoint, credentials.fleet_file
     if client_factory is None:
         from lattigo_fleet.client import LattigoClient
 
         client_factory = LattigoClient
     try:
-        client = client_factory(endpoint, key_name, api_key, max_retries=2)
+        client = client_factory(endpoint, credentials.key_name, credentials.api_key, max_retries=2)
     except ValueError as e:
         raise DeviceFailure(f"bad endpoint {endpoint!r}: {e}") from None
     session = Session(
@@ -215,8 +214,8 @@ def _unknown_names(session: Session, unknown: Sequence[str]) -> str:
             f"{first!r}{more} is not an ICCID (19-20 digits), and there is no fleet file to look the name up "
             f"in{why}: pass --fleet FILE"
         )
-    guess = difflib.get_close_matches(first, list(fleet.by_name), n=1, cutoff=0.6)
-    hint = f"; did you mean {guess[0]!r}?" if guess else ""
+    guess = did_you_mean(first, fleet.by_name)
+    hint = f"; did you mean {guess!r}?" if guess else ""
     return f"no SIM named {first!r}{more} in {fleet.path}, and it is not an ICCID{hint}"
 
 
@@ -347,13 +346,8 @@ def _text(value: date | datetime | None) -> str:
 
 
 def render_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], indent: str = "") -> str:
-    """Aligned columns, two spaces apart; long cells clipped to :data:`CELL` characters."""
-    cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
-    lines = [headers, *cells]
-    return "".join(
-        indent + "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() + "\n" for line in lines
-    )
+    """The commands' table (:func:`~lattigo_fleet.commands.table.table`), its cells written by :func:`_cell`."""
+    return "".join(line + "\n" for line in table(headers, rows, indent=indent, cell=_cell))
 
 
 def _cell(value: Any) -> str:
@@ -790,39 +784,31 @@ def main(
     stderr: TextIO | None = None,
 ) -> int:
     """Run the device command that ``args.run`` names: 0 when every device succeeded, 1 otherwise."""
+    streams = {"stdin": stdin, "stdout": stdout, "stderr": stderr}
+    return Command(args.label).run(lambda: _run(args, env, client_factory, streams))
+
+
+def _run(
+    args: argparse.Namespace,
+    env: Mapping[str, str] | None,
+    client_factory: Callable[..., Any] | None,
+    streams: Mapping[str, TextIO | None],
+) -> int:
     from lattigo_fleet.client import LattigoError
 
-    label = args.label
     session: Session | None = None
     try:
-        session = open_session(args, env=env, client_factory=client_factory, stdin=stdin, stdout=stdout, stderr=stderr)
+        session = open_session(args, env=env, client_factory=client_factory, **streams)
         return int(args.run(session, args))
-    except DeviceFailure as e:
-        message = str(e)
-        if hasattr(args, "yes") and "nothing sent" not in message:
-            message += "; nothing sent"
-        return fail(label, message)
     except NotConfirmed:
-        return fail(label, "not confirmed: nothing sent")
-    except LattigoError as e:
-        return fail(label, _api_error(e, session.endpoint if session else ""))
-    except KeyboardInterrupt:
-        return fail(label, "interrupted")
+        raise DeviceFailure("not confirmed: nothing sent") from None
+    except LattigoError as e:  # the whole command, not one device
+        raise DeviceFailure(api_failure_line(e, session.endpoint if session else "")) from None
+    except CommandFailure as e:
+        # A command that sends says that it sent nothing when it stops before its calls.
+        if hasattr(args, "yes") and "nothing sent" not in str(e):
+            raise DeviceFailure(f"{e}; nothing sent") from None
+        raise
     finally:
         if session is not None:
             session.client.close()
-
-
-def _api_error(e: Exception, endpoint: str) -> str:
-    """A failure of the whole command (not of one device), for the user."""
-    from lattigo_fleet.client import AuthenticationError, LattigoConnectionError, RateLimited
-
-    if isinstance(e, LattigoConnectionError):
-        detail = str(getattr(e, "detail", None) or e).lower()
-        why = "connection refused" if "refused" in detail else "timed out" if "timed out" in detail else "no answer"
-        return f"cannot reach the Lattigo API at {endpoint} ({why}): check lattigo:endpoint / LATTIGO_ENDPOINT"
-    if isinstance(e, AuthenticationError):
-        return f"the Lattigo API at {endpoint} refused the credentials (HTTP {e.status or 401}): " + CREDENTIALS_HINT
-    if isinstance(e, RateLimited):
-        return f"the Lattigo API at {endpoint} kept answering 429 (rate limited): try again later"
-    return f"the Lattigo API at {endpoint}: {_device_error(e)}"

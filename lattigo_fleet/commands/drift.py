@@ -28,20 +28,20 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lattigo_fleet.client.models import LiveDevice
+from lattigo_fleet.commands.base import Command
 from lattigo_fleet.commands.common import CommandFailure, load_fleet_file
+from lattigo_fleet.commands.credentials import api_failure_line, read_credentials
 from lattigo_fleet.commands.preview_json import (
     MISSING,
     SIM_TYPE,
     Diagnostic,
     Preview,
-    PreviewError,
-    fail,
     first_error,
-    stack_config,
     value_at,
 )
 
 IN_SYNC, DRIFTED, ERROR = 0, 2, 1
+COMMAND = Command("drift")
 NOT_READABLE = "usage limits: the Lattigo API cannot read them back, so a limit changed outside fleet.yaml is not seen"
 
 
@@ -389,35 +389,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    return COMMAND.run(lambda: _drift(args, out or sys.stdout))
+
+
+def _drift(args: argparse.Namespace, out: TextIO) -> int:
     from lattigo_fleet.client import LattigoClient, LattigoError
-    from lattigo_fleet.settings import SettingsError, read_settings
+    from lattigo_fleet.commands.plan import preview_with_document
+    from lattigo_fleet.plan_document import PlanDocumentError
+    from lattigo_fleet.sharding import SiblingError, owned_by_siblings
 
-    out = out or sys.stdout
-    try:
-        settings = read_settings(stack_config(args.stack, args.cwd).get)
-    except (PreviewError, SettingsError) as exc:
-        return fail("drift", str(exc))
-    fleet_path = Path(args.cwd or ".") / settings.fleet_file
-    try:
-        fleet = load_fleet_file(fleet_path)
-    except CommandFailure as exc:
-        return fail("drift", str(exc))
-    try:
-        from lattigo_fleet.commands.plan import preview_with_document
-
-        preview, doc = preview_with_document(("--refresh", "--expect-no-changes"), stack=args.stack, cwd=args.cwd)
-    except PreviewError as exc:
-        return fail("drift", str(exc))
+    # The stack's config even without --stack: the preview runs on the selected stack anyway.
+    settings = read_credentials(args.stack, cwd=args.cwd, selected_stack=True).settings
+    fleet = load_fleet_file(Path(args.cwd or ".") / settings.fleet_file)
+    preview, doc = preview_with_document(("--refresh", "--expect-no-changes"), stack=args.stack, cwd=args.cwd)
     if preview.errors:
-        return fail("drift", f"the preview failed: {first_error(preview)}")
+        raise CommandFailure(f"the preview failed: {first_error(preview)}")
     try:
         snapshot = LattigoClient(settings.endpoint, settings.key_name, settings.api_key, max_retries=2).snapshot()
     except LattigoError as exc:
-        return fail("drift", f"cannot read the Lattigo account at {settings.endpoint}: {exc}")
+        raise CommandFailure(api_failure_line(exc, settings.endpoint)) from None
     ignoring = sum(1 for sim in fleet.sims if sim.ignore_changes)
     # A SIM that a sibling stack manages (a slice of the same account) is not unmanaged.
-    from lattigo_fleet.sharding import SiblingError, owned_by_siblings
-
     try:
         owned = (
             owned_by_siblings(settings.sibling_stacks, this_stack=args.stack, cwd=args.cwd)
@@ -425,16 +417,14 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
             else {}
         )
     except SiblingError as exc:
-        return fail("drift", str(exc))
+        raise CommandFailure(str(exc)) from None
     report = build_report(preview, snapshot, set(fleet.by_iccid) | set(owned), ignoring, args.stack or "")
     report.left_alone = list((doc or {}).get("left_alone") or [])
     if getattr(args, "plans", None) is not None:
-        from lattigo_fleet.plan_document import PlanDocumentError
-
         try:
             report.stale_plans = stale_plans(list(args.plans), report, snapshot)
         except PlanDocumentError as exc:
-            return fail("drift", str(exc))
+            raise CommandFailure(str(exc)) from None
     if args.json:
         out.write(json.dumps(render_json(report), indent=2, ensure_ascii=False) + "\n")
     elif args.markdown:

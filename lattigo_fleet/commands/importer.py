@@ -1,6 +1,7 @@
 """``lattigo-fleet import``: the live account → fleet.yaml, so that the first ``pulumi up`` sends nothing.
 
-The flow, one function per step: :func:`read_credentials` (the stack's config, else the environment),
+The flow, one function per step: :func:`~lattigo_fleet.commands.credentials.read_credentials` (the stack's
+config, else the environment),
 :func:`read_account` (the client's paged bulk read, with progress on stderr), :func:`live_sims` (device
 objects → :class:`LiveSim`, in fleet.yaml's terms), :class:`Selection` (``--cost-center``, ``--state``,
 ``--iccid-file``), :func:`layout` (what goes to ``defaults``, ``groups`` and each SIM entry), then either
@@ -54,9 +55,11 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from lattigo_fleet.client.models import LiveDevice, as_live_device
-from lattigo_fleet.commands.common import CREDENTIALS_HINT, CommandFailure
+from lattigo_fleet.commands.base import Command
+from lattigo_fleet.commands.common import CommandFailure, fleet_error_line
+from lattigo_fleet.commands.credentials import api_failure_line, read_credentials
+from lattigo_fleet.commands.progress import progress_bar
 from lattigo_fleet.planner import SETTLES_TO, plan_sim
-from lattigo_fleet.settings import SettingsError, read_settings
 from lattigo_fleet.spec import DEFAULT_STATE, NOTE_FIELDS, STATES, DesiredSim, FleetError, FleetSpec, load_fleet
 from lattigo_fleet.spec.schema import iccid_pattern, note_max_length
 from lattigo_fleet.vocabulary import SIM_STATES
@@ -73,7 +76,6 @@ __all__ = [
     "main",
     "merge_into",
     "read_account",
-    "read_credentials",
     "render_new",
     "run",
     "write_validated",
@@ -97,6 +99,11 @@ Empty notes are left unmanaged; cost_center "" means: no cost center."""
 
 class ImportFailure(CommandFailure):
     """What stops an import, as one line for the user (never a traceback)."""
+
+
+COMMAND = Command(
+    "import", error_prefix="error: ", json_errors=True, interrupted="interrupted, nothing written", interrupted_code=130
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -226,7 +233,7 @@ class Layout:
     defaults: dict[str, Any]
     new_groups: dict[str, dict[str, Any]]
     entries: list[dict[str, Any]]
-    group_sizes: Counter = field(default_factory=Counter)
+    group_sizes: Counter[str] = field(default_factory=Counter)
 
 
 def _most_common(values: Iterable[str], order: Sequence[str] = ()) -> str | None:
@@ -290,7 +297,7 @@ def layout(
         return all(getattr(sim, key) == value for key, value in body.items())
 
     entries = []
-    sizes: Counter = Counter()
+    sizes: Counter[str] = Counter()
     for sim in sims:
         entry: dict[str, Any] = {"iccid": sim.iccid}
         if sim.imei:
@@ -594,52 +601,26 @@ def calls_at_next_up(spec: FleetSpec, sims: Sequence[LiveSim]) -> dict[str, list
 # The account
 
 
-def _pulumi_config(stack: str, cwd: str | None) -> dict[str, Any]:
-    from lattigo_fleet.commands.preview_json import PreviewError, stack_config
-
-    try:
-        return stack_config(stack, cwd)
-    except PreviewError as exc:
-        raise ImportFailure(f"cannot read the config of stack {stack!r}: {exc}") from None
-
-
-def read_credentials(
-    stack: str | None, env: Mapping[str, str] | None = None, cwd: str | None = None
-) -> tuple[str, str, str, str | None]:
-    """(endpoint, key name, API key, the stack's fleetFile or None) from ``stack``'s config, else the
-    environment (as the program reads them: :func:`lattigo_fleet.settings.read_settings`)."""
-    config = _pulumi_config(stack, cwd) if stack else {}
-    try:
-        settings = read_settings(lambda key: config.get(key), env)
-    except SettingsError as e:
-        raise ImportFailure(str(e)) from None
-    fleet_file = config.get("lattigo-fleet:fleetFile") if stack else None
-    return settings.endpoint, settings.key_name, settings.api_key, fleet_file or None
-
-
 class Progress:
-    """A count of SIMs read, on stderr: rewritten in place on a terminal, one line at the end otherwise."""
+    """The SIMs read so far, as a bar on a terminal (:func:`~lattigo_fleet.commands.progress.progress_bar`); and
+    at the end, on any stream, one line: how many, in how many requests, how long."""
 
-    def __init__(self, stream: TextIO, label: str = "reading the account") -> None:
+    def __init__(self, stream: TextIO, label: str = "reading the account", show: bool | None = None) -> None:
         self.stream = stream
         self.label = label
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
         self.count = 0
         self.started = time.monotonic()
-        self._shown = 0.0
+        self.bar = progress_bar(label, stream=stream, show=show)
 
     def update(self, count: int) -> None:
+        self.bar.update(count - self.count)
         self.count = count
-        now = time.monotonic()
-        if self.tty and now - self._shown >= 0.1:
-            self._shown = now
-            self.stream.write(f"\r{self.label}: {count} SIM(s)")
-            self.stream.flush()
 
     def close(self, requests: int | None = None) -> None:
+        self.bar.close()
         took = time.monotonic() - self.started
         how = f" in {requests} request(s)" if requests else ""
-        self.stream.write(f"{chr(13) if self.tty else ''}{self.label}: {self.count} SIM(s){how}, {took:.1f} s\n")
+        self.stream.write(f"{self.label}: {self.count} SIM(s){how}, {took:.1f} s\n")
         self.stream.flush()
 
 
@@ -654,18 +635,6 @@ def read_account(client: Any, progress: Progress | None = None) -> list[dict[str
             if progress is not None:
                 progress.update(len(found))
     return list(found.values())
-
-
-def _connect_error(e: Exception, endpoint: str) -> str:
-    from lattigo_fleet.client import AuthenticationError, LattigoConnectionError
-
-    if isinstance(e, LattigoConnectionError):
-        detail = str(e.detail or e).lower()
-        why = "connection refused" if "refused" in detail else "timed out" if "timed out" in detail else "no answer"
-        return f"cannot reach the Lattigo API at {endpoint} ({why}): check lattigo:endpoint / LATTIGO_ENDPOINT"
-    if isinstance(e, AuthenticationError):
-        return f"the Lattigo API at {endpoint} refused the credentials (HTTP {e.status or '401'}): " + CREDENTIALS_HINT
-    return f"reading the account at {endpoint} failed: {e}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -724,23 +693,14 @@ def run(
     client_factory: Callable[..., Any] | None = None,
 ) -> int:
     """``lattigo-fleet import``: 0 on success, 1 with one line on stderr otherwise."""
-    stdout = stdout or sys.stdout
-    stderr = stderr or sys.stderr
-    try:
-        report = _import(args, stderr, env, client_factory)
-    except ImportFailure as e:
-        stderr.write(f"lattigo-fleet import: error: {e}\n")
-        if args.json:
-            stdout.write(json.dumps({"ok": False, "error": str(e)}) + "\n")
-        return 1
-    except KeyboardInterrupt:
-        stderr.write("lattigo-fleet import: interrupted, nothing written\n")
-        return 130
-    if args.json:
-        stdout.write(json.dumps(report, indent=2) + "\n")
-    else:
-        stdout.write(_readable(report))
-    return 0
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+
+    def work() -> int:
+        report = _import(args, err, env, client_factory)
+        out.write(json.dumps(report, indent=2) + "\n" if args.json else _readable(report))
+        return 0
+
+    return COMMAND.run(work, json_output=args.json, stdout=out, stderr=err)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -757,7 +717,8 @@ def _import(
     selection = Selection(
         tuple(args.cost_center), args.state, read_iccid_file(args.iccid_file) if args.iccid_file else None
     )
-    endpoint, key_name, api_key, stack_file = read_credentials(args.stack, env)
+    credentials = read_credentials(args.stack, env=env, failure=ImportFailure)
+    endpoint, stack_file = credentials.endpoint, credentials.fleet_file
     target = Path(args.output or stack_file or "fleet.yaml")
     exists = target.exists()
     if exists and target.is_dir():
@@ -769,10 +730,7 @@ def _import(
         try:
             existing = (target.read_text(encoding="utf-8-sig"), load_fleet(target))
         except FleetError as e:
-            raise ImportFailure(
-                f"cannot merge into {target}, it is not valid: {e.issues[0]}"
-                + (f" (and {len(e.issues) - 1} more)" if len(e.issues) > 1 else "")
-            ) from None
+            raise ImportFailure(f"cannot merge into {target}, it is not valid: {fleet_error_line(e, target)}") from None
         except OSError as e:
             raise ImportFailure(f"cannot read {target}: {e.strerror or e}") from None
 
@@ -781,13 +739,15 @@ def _import(
     factory = client_factory or LattigoClient
     progress = Progress(stderr)
     try:
-        with factory(endpoint, key_name, api_key, max_retries=2, timeout=30.0) as client:
+        with factory(endpoint, credentials.key_name, credentials.api_key, max_retries=2, timeout=30.0) as client:
             devices = read_account(client, progress)
             requests = getattr(getattr(client, "stats", None), "total_requests", None)
     except LattigoError as e:
-        raise ImportFailure(_connect_error(e, endpoint)) from None
+        raise ImportFailure(api_failure_line(e, endpoint)) from None
     except ValueError as e:
         raise ImportFailure(f"bad endpoint {endpoint!r}: {e}") from None
+    finally:
+        progress.bar.close()  # before the error or the summary line: a bar never stays behind on the terminal
     progress.close(requests)
 
     every, skipped, warnings = live_sims(devices)

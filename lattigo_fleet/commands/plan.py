@@ -22,20 +22,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from lattigo_fleet.commands.base import Command
 from lattigo_fleet.commands.preview_json import (
     MISSING,
     Diagnostic,
     Preview,
     PreviewError,
     Step,
-    fail,
     is_guard,
     is_sim,
     read_preview_file,
     run_preview,
     value_at,
 )
+from lattigo_fleet.planner import CANNOT_TELL
 from lattigo_fleet.vocabulary import OUT_OF_SERVICE_STATES
+
+COMMAND = Command("plan")
 
 DEFAULT_PLAN_FILE = "fleet-plan.json"
 COMMENT_LIMIT = 60_000  # characters; GitHub's own limit is 65,536
@@ -444,7 +447,7 @@ def document_section(report: PlanReport) -> list[str]:
         why = (
             "cannot tell whether its usage limit suspended it (the limit in force or this month's usage is not "
             "known): it is restored as declared"
-            if verdict["verdict"] == plan_document.CANNOT_TELL
+            if verdict["verdict"] == CANNOT_TELL
             else f"suspended under its usage limit ({verdict['month_kb']:,} of {verdict['kb_limit']:,} KB): restored"
         )
         lines.append(f"- :warning: {_cell(str(entry['name']))} `{entry['iccid']}`: {why}")
@@ -651,11 +654,11 @@ def main(
 ) -> int:
     """Exit 0 with the comment; 1 with the comment if the preview itself failed (a refusal, a program error),
     or with a one-line error alone if there is no preview to read."""
-    out, log = out or sys.stdout, log or sys.stderr
-    try:
-        preview, doc = load(args, stdin)
-    except PreviewError as exc:
-        return fail("plan", str(exc))
+    return COMMAND.run(lambda: _plan(args, out or sys.stdout, log or sys.stderr, stdin))
+
+
+def _plan(args: argparse.Namespace, out: TextIO, log: TextIO, stdin: TextIO | None) -> int:
+    preview, doc = load(args, stdin)
     report = build_report(preview, doc)
     if doc is not None and not args.from_file and getattr(args, "out", None):
         from lattigo_fleet import plan_document
@@ -663,7 +666,7 @@ def main(
         try:
             plan_document.write(doc, args.out)
         except OSError as exc:
-            return fail("plan", f"cannot write the plan document to {args.out}: {exc.strerror or exc}")
+            raise PreviewError(f"cannot write the plan document to {args.out}: {exc.strerror or exc}") from None
         print(
             f"lattigo-fleet plan: wrote the plan document {args.out} ({plan_document.short(doc['digest'])})", file=log
         )

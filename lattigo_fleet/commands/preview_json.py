@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lattigo_fleet.commands.common import CommandFailure, fail, pulumi_error_line
-
-__all__ = ["fail"]  # re-exported: the commands that read a preview fail through the same function
+from lattigo_fleet.commands import pulumi_cli
+from lattigo_fleet.commands.common import CommandFailure
 
 SIM_TYPE = "lattigo:Sim"
 GUARD_TYPE = "lattigo:FleetGuard"
@@ -293,59 +291,20 @@ def read_preview_file(path: str, stdin: Any = None) -> Preview:
     return parse_preview(text, path)
 
 
-def pulumi_args(command: Sequence[str], stack: str | None = None, cwd: str | None = None) -> list[str]:
-    args = ["pulumi", *command, "--json", "--non-interactive"]
-    if stack:
-        args += ["--stack", stack]
-    if cwd:
-        args += ["--cwd", cwd]
-    return args
-
-
 def run_preview(
     extra: Sequence[str] = (), *, stack: str | None = None, cwd: str | None = None, env: Mapping[str, str] | None = None
 ) -> tuple[Preview, int]:
     """Run `pulumi preview --json` and read it: (preview, pulumi's exit code). A preview that fails after
     printing its document (errors in diagnostics, or --expect-no-changes) is returned, not raised."""
-    args = pulumi_args(["preview", *extra], stack, cwd)
-    try:
-        proc = subprocess.run(args, capture_output=True, text=True, env=None if env is None else dict(env))
-    except FileNotFoundError:
-        raise PreviewError('`pulumi` is not on PATH (run `eval "$(make -s env)"` in the clone)') from None
+    proc = pulumi_cli.run(["preview", *extra], stack=stack, cwd=cwd, json=True, env=env, failure=PreviewError)
     if not proc.stdout.strip():
-        raise PreviewError(f"pulumi preview failed: {pulumi_error_line(proc.stderr)}")
+        raise pulumi_cli.failed("pulumi preview", proc, PreviewError)
     try:
         return parse_preview(proc.stdout, "the output of `pulumi preview --json`"), proc.returncode
     except PreviewError:
         if proc.returncode:
-            raise PreviewError(f"pulumi preview failed: {pulumi_error_line(proc.stderr)}") from None
+            raise pulumi_cli.failed("pulumi preview", proc, PreviewError) from None
         raise
-
-
-def run_json(
-    command: Sequence[str], *, stack: str | None = None, cwd: str | None = None, env: Mapping[str, str] | None = None
-) -> Any:
-    """Run a pulumi command that prints one JSON document (`config --show-secrets`, ...)."""
-    args = pulumi_args(command, stack, cwd)
-    try:
-        proc = subprocess.run(args, capture_output=True, text=True, env=None if env is None else dict(env))
-    except FileNotFoundError:
-        raise PreviewError('`pulumi` is not on PATH (run `eval "$(make -s env)"` in the clone)') from None
-    if proc.returncode:
-        raise PreviewError(f"pulumi {command[0]} failed: {pulumi_error_line(proc.stderr)}")
-    try:
-        return json.loads(proc.stdout)
-    except ValueError:
-        raise PreviewError(f"pulumi {' '.join(command)} did not print JSON") from None
-
-
-def stack_config(stack: str | None, cwd: str | None = None) -> dict[str, Any]:
-    """The stack's configuration, secrets in clear (`pulumi config --json --show-secrets`): key -> value. The
-    one reader of it for every command that takes `--stack`; raises PreviewError with a one-line reason."""
-    config = run_json(["config", "--show-secrets"], stack=stack, cwd=cwd)
-    if not isinstance(config, Mapping):
-        raise PreviewError("pulumi config --json did not print an object")
-    return {str(k): (v.get("value") if isinstance(v, Mapping) else v) for k, v in config.items()}
 
 
 def first_error(preview: Preview) -> str:

@@ -35,20 +35,22 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import unquote, urlparse
 
-from lattigo_fleet.commands.common import CommandFailure, fail, pulumi_error_line
+from lattigo_fleet.commands import pulumi_cli
+from lattigo_fleet.commands.base import Command
+from lattigo_fleet.commands.common import CommandFailure
+from lattigo_fleet.commands.pulumi_cli import NOT_ON_PATH as NOT_ON_PATH  # what recover says without pulumi
 from lattigo_fleet.engine_settings import ENGINE_ENV
 
-COMMAND = "recover"
+COMMAND = Command("recover")
 # The pulumi subcommands that take the stack's lock (or, for preview, run the program against the account).
 RUNNING_COMMANDS = frozenset({"up", "update", "preview", "pre", "destroy", "down", "dn", "refresh", "import", "watch"})
 PROJECT_FILES = ("Pulumi.yaml", "Pulumi.yml")
-NOT_ON_PATH = '`pulumi` is not on PATH (run `eval "$(make -s env)"` in the clone)'
 PULUMI_TIMEOUT = 1800  # seconds; a refresh reads every SIM of the account
 
 
@@ -307,20 +309,7 @@ def lock_files(url: str | None, project: str, stack: str) -> list[Lock] | None:
 
 
 def run_pulumi(args: Sequence[str], project_dir: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            ["pulumi", *args, "--non-interactive"],
-            cwd=project_dir,
-            env=dict(env),
-            capture_output=True,
-            text=True,
-            timeout=PULUMI_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    except FileNotFoundError:
-        raise RecoverError(NOT_ON_PATH) from None
-    except subprocess.TimeoutExpired:
-        raise RecoverError(f"pulumi {args[0]} did not finish within {PULUMI_TIMEOUT} s") from None
+    return pulumi_cli.run(args, env=env, workdir=project_dir, timeout=PULUMI_TIMEOUT, failure=RecoverError)
 
 
 def selected_stack(project_dir: Path, env: Mapping[str, str]) -> str | None:
@@ -333,7 +322,7 @@ def pending_operations(project_dir: Path, stack: str, env: Mapping[str, str]) ->
     """(the types of the state's pending operations, how many resources it holds)."""
     proc = run_pulumi(["stack", "export", "--stack", stack], project_dir, env)
     if proc.returncode:
-        raise RecoverError(f"pulumi stack export failed: {pulumi_error_line(proc.stderr + proc.stdout)}")
+        raise pulumi_cli.failed("pulumi stack export", proc, RecoverError)
     try:
         deployment = json.loads(proc.stdout).get("deployment") or {}
     except ValueError:
@@ -359,9 +348,9 @@ def recover(
     env: Mapping[str, str],
     *,
     yes: bool,
-    out=sys.stdout,
+    out: TextIO = sys.stdout,
     proc_root: Path = Path("/proc"),
-    confirm=None,
+    confirm: Callable[[str], str] | None = None,
 ) -> int:
     def say(line: str) -> None:
         print(line, file=out, flush=True)
@@ -432,7 +421,7 @@ def recover(
         re.IGNORECASE,
     )
     if cancel.returncode and not no_update:
-        raise RecoverError(f"pulumi cancel failed: {pulumi_error_line(cancel.stderr + cancel.stdout)}")
+        raise pulumi_cli.failed("pulumi cancel", cancel, RecoverError)
     if locks is None:
         say(f"lock: pulumi cancel --yes: stack '{stack}' is unlocked")
     elif locks:
@@ -451,9 +440,7 @@ def recover(
             ["refresh", "--yes", "--skip-preview", "--clear-pending-creates", "--stack", stack], project_dir, env
         )
         if refresh.returncode:
-            raise RecoverError(
-                f"pulumi refresh --clear-pending-creates failed: {pulumi_error_line(refresh.stderr + refresh.stdout)}"
-            )
+            raise pulumi_cli.failed("pulumi refresh --clear-pending-creates", refresh, RecoverError)
         left, _ = pending_operations(project_dir, stack, env)
         if left:
             raise RecoverError(
@@ -480,13 +467,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    return COMMAND.run(lambda: _recover(args))
+
+
+def _recover(args: argparse.Namespace) -> int:
     start = Path(args.cwd).expanduser().resolve()
     project_dir = find_project_dir(start)
     if project_dir is None:
-        return fail(COMMAND, f"no Pulumi.yaml in {start} or above (pass --cwd PROJECT_DIR)")
-    try:
-        return recover(project_dir, args.stack, engine_env(), yes=args.yes)
-    except RecoverError as exc:
-        return fail(COMMAND, str(exc))
-    except KeyboardInterrupt:
-        return fail(COMMAND, "interrupted")
+        raise RecoverError(f"no Pulumi.yaml in {start} or above (pass --cwd PROJECT_DIR)")
+    return recover(project_dir, args.stack, engine_env(), yes=args.yes)

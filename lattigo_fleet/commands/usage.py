@@ -2,7 +2,8 @@
 to date by default): totals, daily figures, the top consumers, the SIMs above a share of their usage limit,
 and with ``--compare`` Lattigo's daily figures against ThingSpace's, day by day.
 
-The flow: credentials (:func:`read_credentials`: the stack's config with ``--stack``, else the environment),
+The flow: credentials (:mod:`lattigo_fleet.commands.credentials`: the stack's config with ``--stack``, else the
+environment),
 the SIMs (one paged read of the account for ICCIDs and cost centers; fleet.yaml for groups, names and usage
 limits), the days (:func:`lattigo_fleet.usage.fetch.fetch_usage`: per SIM, concurrent, through the cache of
 complete days), the report (:func:`lattigo_fleet.usage.report.build_report`, pure), and the output (a table,
@@ -28,14 +29,13 @@ import json
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
-from lattigo_fleet.commands.common import CREDENTIALS_HINT, CommandFailure, load_fleet_file
-from lattigo_fleet.commands.preview_json import PreviewError, fail, stack_config
-from lattigo_fleet.settings import BY_KEY, SettingsError, read_settings
+from lattigo_fleet.commands.base import Command
+from lattigo_fleet.commands.common import CommandFailure, load_fleet_file
+from lattigo_fleet.commands.credentials import api_failure_line, read_credentials, thingspace_credentials
 from lattigo_fleet.usage.cache import UsageCache, UsageCacheError, default_path, scope_of, utc_today
 from lattigo_fleet.usage.report import (
     NO_COST_CENTER,
@@ -48,31 +48,12 @@ from lattigo_fleet.usage.report import (
     parse_share,
 )
 
-COMMAND = "usage"
+COMMAND = Command("usage", interrupted="interrupted (the days read so far are cached)")
 OK, ATTENTION, ERROR = 0, 2, 1
-THINGSPACE_KEYS = (
-    "lattigo:thingspaceEndpoint",
-    "lattigo:thingspaceAppKey",
-    "lattigo:thingspaceAppSecret",
-    "lattigo:thingspaceUsername",
-    "lattigo:thingspacePassword",
-)
 
 
 class UsageFailure(CommandFailure):
     """What stops the report, as one line for the user."""
-
-
-@dataclass(frozen=True)
-class ThingSpaceCredentials:
-    endpoint: str
-    app_key: str
-    app_secret: str
-    username: str
-    password: str
-
-    def __repr__(self) -> str:  # never the secrets
-        return f"ThingSpaceCredentials(endpoint={self.endpoint!r})"
 
 
 # --- arguments -----------------------------------------------------------------------------------------------
@@ -170,50 +151,6 @@ def _cache_hint() -> str:
     return "${XDG_CACHE_HOME:-~/.cache}/lattigo-fleet/usage.sqlite"
 
 
-# --- credentials ---------------------------------------------------------------------------------------------
-
-
-def _stack_config(stack: str, cwd: str | None) -> dict[str, Any]:
-    try:
-        return stack_config(stack, cwd)
-    except PreviewError as exc:
-        raise UsageFailure(f"cannot read the config of stack {stack!r}: {exc}") from None
-
-
-def read_credentials(config: Mapping[str, Any], env: Mapping[str, str]) -> tuple[Any, str | None]:
-    """(Lattigo settings, the stack's fleetFile or None), as the program reads them."""
-    try:
-        settings = read_settings(lambda key: config.get(key), env)
-    except SettingsError as exc:
-        raise UsageFailure(str(exc)) from None
-    return settings, config.get("lattigo-fleet:fleetFile") or None
-
-
-def thingspace_credentials(config: Mapping[str, Any], env: Mapping[str, str]) -> ThingSpaceCredentials:
-    """The stack's ``lattigo:thingspace*`` keys, else ``LATTIGO_THINGSPACE_*``; the names of the missing ones."""
-    values: dict[str, str] = {}
-    missing = []
-    for key in THINGSPACE_KEYS:
-        setting = BY_KEY.get(key)
-        env_name = setting.env if setting else "LATTIGO_THINGSPACE_" + _snake(key.split(":thingspace", 1)[1])
-        value = config.get(key) or (env.get(env_name) if env_name else None) or (setting.default if setting else None)
-        if value:
-            values[key] = str(value)
-        else:
-            missing.append(f"{key} ({env_name})")
-    if missing:
-        raise UsageFailure(
-            "--compare needs the ThingSpace credentials: set "
-            + ", ".join(missing)
-            + " (the secret and the password with `pulumi config set --secret`)"
-        )
-    return ThingSpaceCredentials(*(values[k] for k in THINGSPACE_KEYS))
-
-
-def _snake(name: str) -> str:
-    return "".join(f"_{c}" if c.isupper() and i else c for i, c in enumerate(name)).upper()
-
-
 # --- the SIMs --------------------------------------------------------------------------------------------------
 
 
@@ -249,18 +186,7 @@ def _load_fleet(path: Path, explicit: bool) -> Any | None:
 
 
 def _api_failure(exc: Exception, what: str, endpoint: str) -> UsageFailure:
-    from lattigo_fleet.client import AuthenticationError, LattigoConnectionError
-
-    if isinstance(exc, LattigoConnectionError):
-        return UsageFailure(f"cannot reach the {what} API at {endpoint}: {exc}")
-    if isinstance(exc, AuthenticationError):
-        keys = (
-            "lattigo:thingspaceAppKey/AppSecret/Username/Password (or LATTIGO_THINGSPACE_*)"
-            if what == "ThingSpace"
-            else CREDENTIALS_HINT.removeprefix("check ")
-        )
-        return UsageFailure(f"the {what} API at {endpoint} refused the credentials ({exc}): check {keys}")
-    return UsageFailure(f"reading the {what} API at {endpoint} failed: {exc}")
+    return UsageFailure(api_failure_line(exc, endpoint, what))
 
 
 # --- the command -----------------------------------------------------------------------------------------------
@@ -282,9 +208,9 @@ def produce(
     start = args.start or month_start(end)
     if start > end:
         raise UsageFailure(f"--from {start.isoformat()} is after --to {end.isoformat()}")
-    config = _stack_config(args.stack, args.cwd) if args.stack else {}
-    settings, stack_fleet = read_credentials(config, env)
-    ts_creds = thingspace_credentials(config, env) if args.compare else None
+    credentials = read_credentials(args.stack, cwd=args.cwd, env=env, failure=UsageFailure)
+    settings, stack_fleet = credentials.settings, credentials.fleet_file
+    ts_creds = thingspace_credentials(credentials, env, UsageFailure) if args.compare else None
     base = Path(args.cwd or ".")
     fleet_path = base / (args.fleet or stack_fleet or "fleet.yaml")
     fleet = _load_fleet(fleet_path, explicit=bool(args.fleet or stack_fleet))
@@ -388,28 +314,25 @@ def main(
 
     out = out or sys.stdout
     err = err or sys.stderr
-    try:
+
+    def work() -> int:
         report, requests = produce(args, os.environ if env is None else env, err, **factories)
-    except UsageFailure as exc:
-        return fail(COMMAND, str(exc))
-    except KeyboardInterrupt:
-        return fail(COMMAND, "interrupted (the days read so far are cached)")
-    if args.chart:
-        try:
-            Path(args.chart).write_text(render_chart(report), encoding="utf-8")
-        except OSError as exc:
-            return fail(COMMAND, f"{args.chart}: cannot write the chart: {exc.strerror or exc}")
-    if args.json:
-        out.write(json.dumps(render_json(report, requests), indent=2, ensure_ascii=False) + "\n")
-    elif args.csv:
-        out.write(render_csv(report))
-    else:
-        out.write(render_text(report, requests))
         if args.chart:
-            out.write(f"Chart written to {args.chart}.\n")
-    if report.not_read:
-        print(
-            f"lattigo-fleet {COMMAND}: {len(report.not_read)} SIM read(s) failed: the report leaves them out", file=err
-        )
-        return ERROR
-    return ATTENTION if report.attention else OK
+            try:
+                Path(args.chart).write_text(render_chart(report), encoding="utf-8")
+            except OSError as exc:
+                raise UsageFailure(f"{args.chart}: cannot write the chart: {exc.strerror or exc}") from None
+        if args.json:
+            out.write(json.dumps(render_json(report, requests), indent=2, ensure_ascii=False) + "\n")
+        elif args.csv:
+            out.write(render_csv(report))
+        else:
+            out.write(render_text(report, requests))
+            if args.chart:
+                out.write(f"Chart written to {args.chart}.\n")
+        if report.not_read:
+            COMMAND.fail(f"{len(report.not_read)} SIM read(s) failed: the report leaves them out", err)
+            return ERROR
+        return ATTENTION if report.attention else OK
+
+    return COMMAND.run(work, stderr=err)

@@ -8,7 +8,6 @@ one-value cases.  ``_show`` and ``_did_you_mean`` are shared with the account ch
 from __future__ import annotations
 
 import datetime as _dt
-import difflib
 import json
 import re
 from collections.abc import Iterable
@@ -18,6 +17,7 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from lattigo_fleet.spec.model import SIM_ONLY_FIELDS
 from lattigo_fleet.spec.positions import YamlPath, _Doc, _fmt_path, _locate
+from lattigo_fleet.suggest import did_you_mean
 
 _TYPE_NAMES = {
     "string": "a string",
@@ -76,8 +76,8 @@ def _source_token(doc: _Doc, path: YamlPath) -> str | None:
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{match[0]}'?)" if match else ""
+    match = did_you_mean(word, choices)
+    return f" (did you mean '{match}'?)" if match else ""
 
 
 def _context(path: YamlPath, kind: str) -> str:

@@ -8,7 +8,7 @@ clients' business (Lattigo's transport rides them out within its retry budget an
 ThingSpace's retries honour ``Retry-After``). A SIM that fails is reported and the others go on; a refused
 credential stops everything at once (every other request would be refused too).
 
-Progress bars (tqdm) go to stderr, one per source, and only on a terminal unless asked.
+Progress bars go to stderr, one per source, in the commands' one style (:mod:`lattigo_fleet.commands.progress`).
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from datetime import UTC, date, datetime
 from datetime import time as dtime
 from typing import Any, TextIO
 
-from tqdm import tqdm
-
 from lattigo_fleet.client import AuthenticationError, LattigoError
+from lattigo_fleet.commands.progress import progress_bar
 from lattigo_fleet.usage.cache import UsageCache
 from lattigo_fleet.usage.report import DayFigure, Series, days_between
 
@@ -113,14 +112,11 @@ def fetch_usage(
         result.fetched_sims[source.name] = sum(1 for job in jobs if job[0] is source)
     result.cached_days = cache.hits
     bars = {
-        s.name: tqdm(
+        s.name: progress_bar(
+            f"{s.name} daily usage",
+            stream=stream,
             total=result.fetched_sims[s.name],
-            desc=f"{s.name} daily usage",
-            unit="SIM",
-            file=stream,
-            disable=True if not result.fetched_sims[s.name] else None if progress is None else not progress,
-            leave=False,
-            dynamic_ncols=True,
+            show=False if not result.fetched_sims[s.name] else progress,
         )
         for s in sources
     }

@@ -7,6 +7,7 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
+from lattigo_fleet.commands.table import table
 from lattigo_fleet.usage.report import SimInfo, Total, UsageReport
 
 UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
@@ -18,17 +19,6 @@ def human_bytes(n: int | float) -> str:
     while abs(value) >= 1024 and unit < len(UNITS) - 1:
         value, unit = value / 1024, unit + 1
     return f"{int(value)} B" if unit == 0 else f"{value:.1f} {UNITS[unit]}"
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = ()) -> list[str]:
-    """Columns padded to their widest cell; the columns in ``right`` (numbers) aligned right."""
-    cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = []
-    for row in cells:
-        parts = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
-        lines.append("  " + "  ".join(parts).rstrip())
-    return lines
 
 
 def _name(sim: SimInfo) -> str:
