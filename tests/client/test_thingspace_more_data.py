@@ -9,12 +9,13 @@ document's).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
 from lattigo_fleet.client import ThingSpaceClient, ThingSpaceError
+from tests.client.conftest import add_active, api_requests
 from tests.client.stub import Reply, Stub, StubRequest, start_stub
 
 ICCID = "89148000000000000001"
@@ -104,3 +105,28 @@ def test_the_token_endpoint_stays_strict_about_200(stub: Stub) -> None:
     with _client(stub) as ts, pytest.raises(ThingSpaceError) as info:
         ts.daily_usage(ICCID, date(2024, 3, 1), date(2024, 3, 1))
     assert info.value.status == 202 and info.value.endpoint == "api/ts/v1/oauth2/token"
+
+
+# --- against the emulator ------------------------------------------------------------------------------------
+
+START = date(2024, 3, 1)
+
+
+def _plant(emu: Any, days: int) -> tuple[str, dict[date, int]]:
+    sim = add_active(emu, 0, 1)[0]
+    expected = {START + timedelta(days=n): 5_000 + n for n in range(days)}
+    for day, nbytes in expected.items():
+        emu.record_usage(sim, day, nbytes)
+    return sim, expected
+
+
+@pytest.mark.parametrize(("setting", "more_status"), [({}, 202), ({"thingspace_more_data_status": 200}, 200)])
+def test_every_page_is_read_whichever_status_the_emulator_gives_pages_with_more_data(
+    emu: Any, ts: ThingSpaceClient, setting: dict[str, int], more_status: int
+) -> None:
+    sim, expected = _plant(emu, 7)
+    emu.set_faults(thingspace_page_days=3, **setting)
+    records = ts.daily_usage(sim, START, START + timedelta(days=6))
+    assert {r.day: r.bytes_used for r in records} == expected
+    statuses = [p["status"] for p in api_requests(emu, "/usage/actions/list")]
+    assert statuses == [more_status, more_status, 200]  # 3 + 3 days with more to come, then the last day
