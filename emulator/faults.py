@@ -19,6 +19,9 @@
 - ``thingspace_page_days``: days of usage per ThingSpace answer before ``hasMoreData`` (default 31).
 - ``thingspace_duplicate_days``: ThingSpace splits each day into two records with the same timestamp
   (the document's own sample does this).
+- ``thingspace_more_data_status``: the HTTP status of a ThingSpace usage page with ``hasMoreData: true``:
+  202 (the default: Verizon's way, as its published client models it) or 200 (the contract document's only
+  case). The last page is always 200.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any
 from emulator.errors import BadRequest
 
 DEFAULT_THINGSPACE_PAGE_DAYS = 31
+THINGSPACE_MORE_DATA_STATUSES = (202, 200)  # Verizon's, then the document's; the first is the default
 
 
 def _defaults() -> dict[str, Any]:
@@ -48,6 +52,7 @@ def _defaults() -> dict[str, Any]:
         "thingspace_usage_skew": 0.0,
         "thingspace_page_days": DEFAULT_THINGSPACE_PAGE_DAYS,
         "thingspace_duplicate_days": False,
+        "thingspace_more_data_status": THINGSPACE_MORE_DATA_STATUSES[0],
     }
 
 
@@ -137,6 +142,10 @@ class Faults:
                 if not isinstance(value, bool):
                     raise BadRequest("thingspace_duplicate_days must be true or false")
                 new[key] = value
+            elif key == "thingspace_more_data_status":
+                if isinstance(value, bool) or value not in THINGSPACE_MORE_DATA_STATUSES:
+                    raise BadRequest("thingspace_more_data_status must be 202 or 200")
+                new[key] = int(value)
         with self._lock:
             if "rate_limit_per_second" in new or "rate_limit_burst" in new:
                 self._buckets.clear()
@@ -258,3 +267,8 @@ class Faults:
                 int(s["thingspace_page_days"]),
                 bool(s["thingspace_duplicate_days"]),
             )
+
+    @property
+    def thingspace_more_data_status(self) -> int:
+        with self._lock:
+            return int(self._settings["thingspace_more_data_status"])

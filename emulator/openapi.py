@@ -497,6 +497,10 @@ def _thingspace_paths() -> dict[str, Any]:
                             },
                         }
                     ),
+                    "202": {
+                        "description": "a page with hasMoreData true, body as for 200 (Verizon's way; the "
+                        "thingspace_more_data_status setting gives 200 instead)"
+                    },
                     **_errors(400, 401, 404, 429, ts=True),
                 },
                 body=_body(
@@ -553,7 +557,8 @@ def _admin_paths() -> dict[str, Any]:
                 "set faults: rate_limit_per_second, rate_limit_burst, error_rate, error_status, latency_ms, "
                 "fail_next [{path, status, count, method?, retry_after?, message?, skip?, after?, apply_rows?, "
                 "expire_sessions?}], unprocessed_activations, "
-                "thingspace_usage_skew, thingspace_page_days, thingspace_duplicate_days",
+                "thingspace_usage_skew, thingspace_page_days, thingspace_duplicate_days, "
+                "thingspace_more_data_status (202|200)",
                 True,
             ),
             "delete": admin("clear every fault"),

@@ -8,7 +8,8 @@
 - ``POST /api/m2m/v1/devices/usage/actions/list``: bearer + ``VZ-M2M-Token``; a session expires after
   20 minutes without use. An expired or unknown API token answers 401 "API access token has expired" /
   "Invalid API access token"; an expired or unknown session answers 401 "VZ-M2M session token has expired"
-  / "Invalid VZ-M2M session token".
+  / "Invalid VZ-M2M session token". A page with ``hasMoreData: true`` answers 202, as Verizon does (the
+  document shows only 200; the ``thingspace_more_data_status`` setting gives 200 instead); the last page 200.
 Errors are ``{"errorCode": "<3-digit status>", "errorMessage": "..."}``.
 """
 
@@ -99,7 +100,8 @@ def usage_list() -> Response:
     usage = backend.usage.carrier_daily_usage(account, iccid, earliest, latest, page_days)
     records = [record for day in usage.days for record in _usage_records(day, usage.rate_plan, skew, split)]
     return json_response(
-        {"hasMoreData": usage.more, "deviceId": {"id": iccid, "kind": "iccid"}, "usageHistory": records}
+        {"hasMoreData": usage.more, "deviceId": {"id": iccid, "kind": "iccid"}, "usageHistory": records},
+        app_faults().thingspace_more_data_status if usage.more else 200,
     )
 
 

@@ -8,7 +8,8 @@ Token lifecycle, per ``thingspace-auth-facts.md``:
 * a login refused on its credentials is never retried: five consecutive failures lock the account, so the
   client remembers the refusal and will not send that login again.
 
-``daily_usage`` follows ``hasMoreData`` to the end: each next request starts (``earliest``) at the
+``daily_usage`` follows ``hasMoreData`` to the end (a page is any 2xx answer with a JSON body: Verizon sends
+202 while there is more data, 200 with the last page): each next request starts (``earliest``) at the
 timestamp of the last record received, and the records the server sends again at that boundary are
 dropped, counted as a multiset, so that two genuine records for the same day are both kept.
 
@@ -350,6 +351,8 @@ class ThingSpaceClient:
                 auth=self._app,
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
             )
+            # Strictly 200 (not any 2xx as in ``_call``): an OAuth2 token is granted with 200 (RFC 6749
+            # section 5.1), and the auth facts name no other success for the token or the login.
             if resp.status_code != 200:
                 raise self._error(resp, TOKEN_PATH, login=True)
             data = self._json(resp, TOKEN_PATH)
@@ -428,7 +431,9 @@ class ThingSpaceClient:
                     "Content-Type": "application/json",
                 },
             )
-            if resp.status_code == 200:
+            if 200 <= resp.status_code < 300:
+                # Any 2xx: Verizon answers a usage page that has more data 202 (``hasMoreData: true``), though
+                # the document shows only 200. The body must still be JSON; ``_json`` says so when it is not.
                 return self._json(resp, path)
             err = self._error(resp, path, devices)
             with self._lock:

@@ -10,8 +10,9 @@ complete days), the report (:func:`lattigo_fleet.usage.report.build_report`, pur
 ``--json``, ``--csv``; ``--chart FILE`` besides).
 
 Exit codes: 0; 2 when there is something to look at (a SIM over ``--over``, a day that differs with
-``--compare``); 1 on an error (one line on stderr), or when some SIMs could not be read (the report is still
-printed, and names them).
+``--compare``, but not one of the last days ThingSpace may still add to: those are shown apart, as provisional,
+see :func:`lattigo_fleet.usage.report.provisional`); 1 on an error (one line on stderr), or when some SIMs could
+not be read (the report is still printed, and names them).
 
 ThingSpace credentials (``--compare``) come from the stack (``lattigo:thingspaceAppKey``,
 ``lattigo:thingspaceAppSecret``, ``lattigo:thingspaceUsername``, ``lattigo:thingspacePassword``, the two
@@ -285,6 +286,7 @@ def produce(
         tolerance=args.tolerance,
         min_bytes=args.min_bytes,
         not_read=fetched.not_read,
+        today=today,
     )
     if fleet is None:
         report.notes.append(f"no fleet file ({fleet_path}): groups and usage limits are unknown")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lattigo_fleet.commands.table import table
-from lattigo_fleet.usage.report import SimInfo, Total, UsageReport
+from lattigo_fleet.usage.report import PROVISIONAL_NOTE, Comparison, Discrepancy, SimInfo, Total, UsageReport
 
 UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 DAILY_COLUMNS = 6  # cost centers shown side by side in the daily table; the rest are summed as "other"
@@ -131,22 +131,8 @@ def render_text(report: UsageReport, requests: dict[str, Any] | None = None) -> 
                 else "no day differs"
             ),
         ]
-        if c.discrepancies:
-            lines += table(
-                ["SIM", "ICCID", "day", "Lattigo bytes", "ThingSpace bytes", "difference"],
-                [
-                    [
-                        _name(d.sim),
-                        d.sim.iccid,
-                        d.day.isoformat(),
-                        f"{d.lattigo:,}",
-                        f"{d.thingspace:,}",
-                        f"{d.difference:+,} ({_share(abs(d.difference), max(d.lattigo, d.thingspace))})",
-                    ]
-                    for d in c.discrepancies
-                ],
-                right=(3, 4, 5),
-            )
+        lines += _discrepancy_table(c.discrepancies)
+        lines += _provisional_lines(c)
     if r.not_read:
         lines += ["", f"Not read ({len(r.not_read)}):"]
         lines += [f"  {iccid}  {source}: {error}" for iccid, source, error in r.not_read]
@@ -155,6 +141,41 @@ def render_text(report: UsageReport, requests: dict[str, Any] | None = None) -> 
     if requests:
         lines += ["", _requests_line(requests)]
     return "\n".join(lines) + "\n"
+
+
+def _provisional_lines(c: Comparison) -> list[str]:
+    """The window's provisional days, apart: what differs there is not counted above (nor in the exit status).
+    Nothing at all for a window that ends before them, so such a report reads as it always did."""
+    if c.provisional_from is None:
+        return []
+    sims = len({d.sim.iccid for d in c.provisional})
+    return [
+        "",
+        f"Provisional from {c.provisional_from.isoformat()} ({PROVISIONAL_NOTE}; not counted above): "
+        + (f"{len(c.provisional)} day(s) differ on {sims} SIM(s)" if c.provisional else "no day differs"),
+        *_discrepancy_table(c.provisional),
+    ]
+
+
+def _discrepancy_table(days: Sequence[Discrepancy]) -> list[str]:
+    """Days on which the two sources differ, a row each (nothing for none)."""
+    if not days:
+        return []
+    return table(
+        ["SIM", "ICCID", "day", "Lattigo bytes", "ThingSpace bytes", "difference"],
+        [
+            [
+                _name(d.sim),
+                d.sim.iccid,
+                d.day.isoformat(),
+                f"{d.lattigo:,}",
+                f"{d.thingspace:,}",
+                f"{d.difference:+,} ({_share(abs(d.difference), max(d.lattigo, d.thingspace))})",
+            ]
+            for d in days
+        ],
+        right=(3, 4, 5),
+    )
 
 
 def _requests_line(req: dict[str, Any]) -> str:
@@ -209,7 +230,8 @@ def render_csv(report: UsageReport) -> str:
     if c is not None:
         header += ["thingspace_bytes", "differs"]
     writer.writerow(header)
-    flagged = {(d.sim.iccid, d.day) for d in c.discrepancies} if c is not None else set()
+    flagged = {(d.sim.iccid, d.day): "yes" for d in c.discrepancies} if c is not None else {}
+    flagged.update({(d.sim.iccid, d.day): "provisional" for d in c.provisional} if c is not None else {})
     for row in sorted(report.sims, key=lambda r: (r.sim.name, r.sim.iccid)):
         ts = c.thingspace.get(row.sim.iccid, {}) if c is not None else {}
         for day in report.days:
@@ -222,6 +244,6 @@ def render_csv(report: UsageReport) -> str:
                 row.daily.get(day, 0),
             ]
             if c is not None:
-                line += [ts[day].bytes_used if day in ts else 0, "yes" if (row.sim.iccid, day) in flagged else "no"]
+                line += [ts[day].bytes_used if day in ts else 0, flagged.get((row.sim.iccid, day), "no")]
             writer.writerow(line)
     return buf.getvalue()

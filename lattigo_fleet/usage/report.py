@@ -6,6 +6,8 @@ The rules, each written once here:
 - a day of a SIM is its bytes and SMS as the source reports them; a day a source does not report is 0;
 - :func:`differs`: Lattigo and ThingSpace disagree on a day when ``|L - T| > max(tolerance * max(L, T),
   min_bytes)`` (symmetric, and small numbers need an absolute difference above the floor);
+- :func:`provisional`: ThingSpace's last :data:`PROVISIONAL_DAYS` days before today (UTC) are not final, so a
+  difference on one of them is reported apart, flagged provisional, and is not a discrepancy (``attention``);
 - ``--over``: this month's bytes (the month of the report's last day, from its 1st to that day) against the
   SIM's fleet.yaml ``usage_limit.kb_limit`` (KB = 1,024 bytes, as the platform counts it). Limits come from
   fleet.yaml only: the Lattigo API cannot read them back (:data:`LIMITS_NOTE`).
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 NO_COST_CENTER = "(none)"
@@ -26,6 +28,10 @@ LIMITS_NOTE = (
     "usage limits are the ones fleet.yaml declares: the Lattigo API cannot read limits back, so a "
     "limit set outside fleet.yaml (or on a SIM fleet.yaml does not manage) is not seen"
 )
+# Verizon's SMS records of a day reach ThingSpace up to 3 days late: a day's ThingSpace figures are final only
+# once the day is more than this many days before today (UTC). A window ending earlier has no provisional day.
+PROVISIONAL_DAYS = 3
+PROVISIONAL_NOTE = f"ThingSpace may still add records for the last {PROVISIONAL_DAYS} days"
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,11 @@ def days_between(start: date, end: date) -> list[date]:
 
 def month_start(day: date) -> date:
     return day.replace(day=1)
+
+
+def provisional(day: date, today: date) -> bool:
+    """Whether ThingSpace may still add records for ``day``: it is at most PROVISIONAL_DAYS days before today."""
+    return (today - day).days <= PROVISIONAL_DAYS
 
 
 def differs(lattigo: int, thingspace: int, tolerance: float, min_bytes: int) -> bool:
@@ -158,13 +169,14 @@ class Discrepancy:
     day: date
     lattigo: int
     thingspace: int
+    provisional: bool = False  # on a day ThingSpace may still add records for (:func:`provisional`)
 
     @property
     def difference(self) -> int:
         return self.thingspace - self.lattigo
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "iccid": self.sim.iccid,
             "name": self.sim.name,
             "cost_center": self.sim.cost_center,
@@ -173,6 +185,13 @@ class Discrepancy:
             "thingspace_bytes": self.thingspace,
             "difference": self.difference,
         }
+        if self.provisional:  # only then, so that a report of final days reads as it always did
+            out["provisional"] = True
+        return out
+
+
+def _by_sim_and_day(d: Discrepancy) -> tuple[str, str, date]:
+    return (d.sim.name, d.sim.iccid, d.day)
 
 
 @dataclass
@@ -184,23 +203,36 @@ class Comparison:
     lattigo_daily: dict[date, int]
     thingspace_daily: dict[date, int]
     thingspace: dict[str, Series] = field(default_factory=dict, repr=False)
+    # The days that differ on a provisional day (not in ``discrepancies``), and the window's first provisional
+    # day: None when the window ends more than PROVISIONAL_DAYS days before today.
+    provisional: list[Discrepancy] = field(default_factory=list)
+    provisional_from: date | None = None
 
     @property
     def sims_with_discrepancies(self) -> int:
         return len({d.sim.iccid for d in self.discrepancies})
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "tolerance": self.tolerance,
             "min_bytes": self.min_bytes,
             "compared_sims": self.compared_sims,
             "rule": "differs when |lattigo - thingspace| > max(tolerance * max(lattigo, thingspace), min_bytes)",
-            "discrepancies": [d.to_json() for d in self.discrepancies],
+            # Every day that differs; those on a provisional day say so ("provisional": true).
+            "discrepancies": [d.to_json() for d in sorted(self.discrepancies + self.provisional, key=_by_sim_and_day)],
             "daily": {
                 "lattigo": {d.isoformat(): b for d, b in sorted(self.lattigo_daily.items())},
                 "thingspace": {d.isoformat(): b for d, b in sorted(self.thingspace_daily.items())},
             },
         }
+        if self.provisional_from is not None:
+            out["provisional"] = {
+                "from": self.provisional_from.isoformat(),
+                "days": PROVISIONAL_DAYS,
+                "note": PROVISIONAL_NOTE,
+                "differ": len(self.provisional),
+            }
+        return out
 
 
 @dataclass
@@ -225,7 +257,7 @@ class UsageReport:
 
     @property
     def attention(self) -> bool:
-        """Something to look at: SIMs over the threshold, or days on which the two sources disagree."""
+        """Something to look at: SIMs over the threshold, or final days on which the two sources disagree."""
         return bool(self.over) or bool(self.comparison and self.comparison.discrepancies)
 
 
@@ -245,9 +277,11 @@ def build_report(
     tolerance: float = 0.05,
     min_bytes: int = 1024,
     not_read: Iterable[tuple[str, str, str]] = (),
+    today: date | None = None,
 ) -> UsageReport:
     """The report of ``sims`` over [start, end] from their Lattigo daily figures (and ThingSpace's, to compare).
-    ``lattigo`` may hold days outside the range (``--over`` needs the whole month): they count only there."""
+    ``lattigo`` may hold days outside the range (``--over`` needs the whole month): they count only there.
+    ``today`` (default: the UTC date now) tells which days ThingSpace may still add to (:func:`provisional`)."""
     days = days_between(start, end)
     not_read = list(not_read)
     unread_lattigo = {iccid for iccid, source, _ in not_read if source == "lattigo"}
@@ -311,6 +345,7 @@ def build_report(
             tolerance,
             min_bytes,
             {iccid for iccid, source, _ in not_read if source == "thingspace"},
+            today=today,
         )
     return report
 
@@ -323,8 +358,12 @@ def compare(
     tolerance: float,
     min_bytes: int,
     skip: set[str] | None = None,
+    *,
+    today: date | None = None,
 ) -> Comparison:
-    """Each SIM's days, Lattigo beside ThingSpace; the days that differ (:func:`differs`), by SIM then day."""
+    """Each SIM's days, Lattigo beside ThingSpace; the days that differ (:func:`differs`), by SIM then day, those
+    on a provisional day apart (``today``: the UTC date now unless given)."""
+    today = today or datetime.now(UTC).date()
     found: list[Discrepancy] = []
     l_daily, t_daily = dict.fromkeys(days, 0), dict.fromkeys(days, 0)
     compared = 0
@@ -339,6 +378,16 @@ def compare(
             l_daily[d] += lb
             t_daily[d] += tb
             if differs(lb, tb, tolerance, min_bytes):
-                found.append(Discrepancy(sim, d, lb, tb))
-    found.sort(key=lambda x: (x.sim.name, x.sim.iccid, x.day))
-    return Comparison(tolerance, min_bytes, compared, found, l_daily, t_daily, dict(thingspace))
+                found.append(Discrepancy(sim, d, lb, tb, provisional(d, today)))
+    found.sort(key=_by_sim_and_day)
+    return Comparison(
+        tolerance,
+        min_bytes,
+        compared,
+        [d for d in found if not d.provisional],
+        l_daily,
+        t_daily,
+        dict(thingspace),
+        provisional=[d for d in found if d.provisional],
+        provisional_from=next((d for d in days if provisional(d, today)), None),
+    )

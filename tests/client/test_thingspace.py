@@ -40,7 +40,7 @@ def test_daily_usage_follows_has_more_data_without_duplicates_or_gaps(
 ) -> None:
     sim = add_active(emu, 0, 1)[0]
     expected = _record_days(emu, sim, 10)
-    emu.set_faults(thingspace_page_days=3)
+    emu.set_faults(thingspace_page_days=3, thingspace_more_data_status=200)  # the statuses below are 200s
     records = ts.daily_usage(sim, START, START + timedelta(days=9))
     assert [r.day for r in records] == sorted(expected)
     assert {r.day: r.bytes_used for r in records} == expected
@@ -84,7 +84,7 @@ def test_tokens_are_cached_across_calls(emu: EmulatorServer, ts: ThingSpaceClien
 def test_session_expiring_halfway_through_paging_is_renewed_once(emu: EmulatorServer, ts: ThingSpaceClient) -> None:
     sim = add_active(emu, 0, 1)[0]
     expected = _record_days(emu, sim, 9)
-    emu.set_faults(thingspace_page_days=3)
+    emu.set_faults(thingspace_page_days=3, thingspace_more_data_status=200)  # the statuses below are 200s
     pages = {"n": 0}
 
     def expire_after_first_page(resp: requests.Response, *args: Any, **kwargs: Any) -> None:
