@@ -23,9 +23,9 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, cast
 
-from bench.reconcile import API_KEY, KEY_NAME, RATE_PLAN, _admin, iccid, imei
+from bench.reconcile import API_KEY, KEY_NAME, RATE_PLAN, iccid, imei
+from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from tests.e2e.harness import REPO, PulumiStack, make_project, pulumi_bin_dir
 
@@ -39,25 +39,14 @@ def fleet_yaml(sims: int, moved: set[int], suspended: set[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def requests_since(base: str) -> dict[str, int]:
-    served = [
-        r for r in cast(list[dict[str, Any]], _admin(base, "/_emulator/requests")) if not r["path"].startswith("/_")
-    ]
-    counts = Counter("writes" if r["method"] != "GET" else "reads" for r in served)
+def requests_since(admin: AdminClient) -> dict[str, int]:
+    counts = Counter("writes" if r["method"] != "GET" else "reads" for r in admin.api_requests())
     return {"reads": counts["reads"], "writes": counts["writes"]}
 
 
-def clear(base: str) -> None:
-    _admin(base, "/_emulator/requests", method="DELETE")
-
-
-def out_of_band(base: str, sims: list[dict[str, Any]]) -> None:
-    _admin(base, "/_emulator/sims", {"sims": sims})
-
-
 class Bench:
-    def __init__(self, stack: PulumiStack, base: str) -> None:
-        self.stack, self.base = stack, base
+    def __init__(self, stack: PulumiStack, admin: AdminClient) -> None:
+        self.stack, self.admin = stack, admin
 
     def cli(self, *args: str) -> tuple[int, float, str]:
         start = time.perf_counter()
@@ -78,21 +67,20 @@ class Bench:
         return path, took
 
     def apply(self, path: Path) -> tuple[int, float, dict[str, int]]:
-        clear(self.base)
+        self.admin.clear_requests()
         code, took, _output = self.cli("apply", "--plan", str(path))
-        return code, took, requests_since(self.base)
+        return code, took, requests_since(self.admin)
 
     def plain_up(self) -> tuple[float, dict[str, int]]:
-        clear(self.base)
+        self.admin.clear_requests()
         start = time.perf_counter()
         self.stack.run("up", "--yes", "--skip-preview").check()
-        return time.perf_counter() - start, requests_since(self.base)
+        return time.perf_counter() - start, requests_since(self.admin)
 
 
-def revert(base: str, moved: set[int], suspended: set[int]) -> None:
+def revert(admin: AdminClient, moved: set[int], suspended: set[int]) -> None:
     """Put the account back to before the pull request (as if it had not been applied)."""
-    out_of_band(
-        base,
+    admin.add_sims(
         [{"iccid": iccid(i), "cost_center": "ops"} for i in moved]
         + [{"iccid": iccid(i), "state": "active"} for i in suspended],
     )
@@ -121,9 +109,9 @@ def main(argv: list[str] | None = None) -> None:
         EmulatorServer(db=":memory:", seed="empty", key_name=KEY_NAME, api_key=API_KEY, activation_delay=0.0) as emu,
     ):
         base = emu.base_url
-        out_of_band(
-            base,
-            [{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"} for i in range(args.sims)],
+        admin = AdminClient(base)
+        admin.add_sims(
+            [{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"} for i in range(args.sims)]
         )
         project = make_project(Path(tmp) / "project")
         stack = PulumiStack(project, Path(tmp), "bench", bin_dir=pulumi_bin_dir())
@@ -132,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         stack.set_config("lattigo:apiKey", API_KEY, secret=True)
         (project / "fleet.yaml").write_text(fleet_yaml(args.sims, set(), set()))
         stack.run("up", "--yes", "--skip-preview").check()  # adopt the account
-        bench = Bench(stack, base)
+        bench = Bench(stack, admin)
         (project / "fleet.yaml").write_text(fleet_yaml(args.sims, moved, suspended))
         report("fleet", f"{args.sims:,} SIMs; the pull request moves {args.moves} and suspends {args.suspends}")
 
@@ -152,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
             "(c) `apply --plan`, nothing moved in between",
             f"{took_apply:.1f} s, {counts['reads']} reads, {counts['writes']} writes",
         )
-        revert(base, moved, suspended)
+        revert(admin, moved, suspended)
         took_plain, plain = bench.plain_up()
         report(
             "(c) plain `pulumi up` of the same change",
@@ -163,9 +151,9 @@ def main(argv: list[str] | None = None) -> None:
         )
 
         # (a) a SIM the pull request touches moved in the account between plan and merge.
-        revert(base, moved, suspended)
+        revert(admin, moved, suspended)
         path, _ = bench.plan("plan-a.json")
-        out_of_band(base, [{"iccid": iccid(min(moved)), "cost_center": "warehouse"}])
+        admin.add_sims([{"iccid": iccid(min(moved)), "cost_center": "warehouse"}])
         code, took, counts = bench.apply(path)
         assert code == 3, code
         report(
@@ -174,9 +162,9 @@ def main(argv: list[str] | None = None) -> None:
         )
 
         # (b) a SIM the pull request does not touch moved: strict refuses, heal applies and heals.
-        out_of_band(base, [{"iccid": iccid(min(moved)), "cost_center": "ops"}])
+        admin.add_sims([{"iccid": iccid(min(moved)), "cost_center": "ops"}])
         path, _ = bench.plan("plan-b.json")
-        out_of_band(base, [{"iccid": iccid(untouched), "state": "suspended"}])
+        admin.add_sims([{"iccid": iccid(untouched), "state": "suspended"}])
         code, took, counts = bench.apply(path)
         assert code == 3, code
         report(

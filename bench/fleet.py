@@ -34,7 +34,6 @@ import re
 import signal
 import subprocess
 import tempfile
-import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -42,10 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from bench.proctree import TreeSampler
 from bench.reconcile import API_KEY, KEY_NAME, RATE_PLAN, iccid, imei
+from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from lattigo_fleet.engine_settings import ENGINE_ENV
 from tests.e2e.harness import REPO, PulumiStack, make_project, pulumi_bin_dir
@@ -161,48 +159,25 @@ def floor_reads(declared: int) -> int:
     return math.ceil(declared / PER_PAGE) + 2
 
 
-class Admin:
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self._local = threading.local()
+def day_of_usage(admin: AdminClient, n: int) -> None:
+    """A day of usage on SIMs 0..n-1 (eight at a time), then the roll-up."""
+    day = admin.now()[:10]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: admin.record_usage(iccid(i), day, 1_000_000 + i, sms=1), range(n)))
+    admin.tick()
 
-    def _session(self) -> requests.Session:
-        if not hasattr(self._local, "session"):
-            self._local.session = requests.Session()
-        session: requests.Session = self._local.session
-        return session
 
-    def call(self, method: str, path: str, payload: object | None = None) -> Any:
-        resp = self._session().request(method, self.base + path, json=payload, timeout=300)
-        resp.raise_for_status()
-        return resp.json() if resp.content else None
-
-    def sims(self, sims: list[dict[str, Any]]) -> None:
-        self.call("POST", "/_emulator/sims", {"sims": sims})
-
-    def day_of_usage(self, n: int) -> None:
-        day = str(self.call("GET", "/_emulator/clock")["now"])[:10]
-        with ThreadPoolExecutor(8) as pool:
-            list(
-                pool.map(
-                    lambda i: self.call(
-                        "POST", "/_emulator/usage", {"iccid": iccid(i), "date": day, "bytes": 1_000_000 + i, "sms": 1}
-                    ),
-                    range(n),
-                )
-            )
-        self.call("POST", "/_emulator/tick", {})
-
-    def mismatches(self, fleet: Fleet) -> int:
-        live = {s["iccid"]: s for s in self.call("GET", "/_emulator/sims")["sims"]}
-        wrong = 0
-        for i in range(fleet.n):
-            sim = live.get(iccid(i)) or {}
-            want = fleet.expected(i)
-            wrong += any(str(sim.get(k)) != v for k, v in want.items())
-        for i in range(fleet.n, fleet.declared):
-            wrong += (live.get(iccid(i)) or {}).get("state") != "active"
-        return wrong
+def mismatches(admin: AdminClient, fleet: Fleet) -> int:
+    """SIMs whose live fields differ from what the fleet declares; new SIMs that are not active."""
+    live = admin.sims()
+    wrong = 0
+    for i in range(fleet.n):
+        sim = live.get(iccid(i)) or {}
+        want = fleet.expected(i)
+        wrong += any(str(sim.get(k)) != v for k, v in want.items())
+    for i in range(fleet.n, fleet.declared):
+        wrong += (live.get(iccid(i)) or {}).get("state") != "active"
+    return wrong
 
 
 # --- one measured command --------------------------------------------------------------------------------
@@ -263,17 +238,17 @@ def measure(
     scenario: str,
     stack: PulumiStack,
     root: Path,
-    admin: Admin,
+    admin: AdminClient,
     fleet: Fleet,
     args: tuple[str, ...],
     known: Counter[tuple[str, str]],
     expect_ok: bool,
     timeout: float,
 ) -> dict[str, Any]:
-    admin.call("DELETE", "/_emulator/requests")
+    admin.clear_requests()
     print(f"[{n}] {scenario}: pulumi {' '.join(args)} ...", flush=True)
     rc, stdout, stderr, wall, sampler = run_sampled(stack, args, timeout)
-    log = [r for r in admin.call("GET", "/_emulator/requests") if not r["path"].startswith("/_emulator")]
+    log = admin.api_requests()
     reads = [r for r in log if r["method"] == "GET"]
     writes = [r for r in log if r["method"] != "GET"]
     procs = sampler.by_role()
@@ -327,8 +302,8 @@ def run_size(n: int, bin_dir: str) -> list[dict[str, Any]]:
         ) as emu,
     ):
         root = Path(tmp)
-        admin = Admin(emu.base_url)
-        admin.sims(
+        admin = AdminClient(emu.base_url)
+        admin.add_sims(
             [
                 {
                     "iccid": iccid(i),
@@ -365,7 +340,7 @@ def run_size(n: int, bin_dir: str) -> list[dict[str, Any]]:
                 timeout=timeout,
             )
             if args[0] == "up":
-                row["live_mismatches_after"] = admin.mismatches(fleet)
+                row["live_mismatches_after"] = mismatches(admin, fleet)
             rows.append(row)
             as_expected: bool = row["as_expected"]
             return as_expected
@@ -375,15 +350,15 @@ def run_size(n: int, bin_dir: str) -> list[dict[str, Any]]:
             return rows
         if not step(SCENARIOS[1], ("preview", "--expect-no-changes"), Counter()):
             return rows
-        admin.day_of_usage(n)
+        day_of_usage(admin, n)
         drift = [
             {"iccid": iccid(7), "note": "moved to the north yard"},
             {"iccid": iccid(8), "cost_center": "finance"},
             {"iccid": iccid(9), "state": "suspended"},
         ]
-        admin.sims(drift)
+        admin.add_sims(drift)
         ok = step(SCENARIOS[2], ("preview", "--expect-no-changes", "--diff"), Counter(), expect_ok=False)
-        admin.sims(
+        admin.add_sims(
             [
                 {"iccid": iccid(7), "note": original_note(7)},
                 {"iccid": iccid(8), "cost_center": "ops"},
@@ -398,7 +373,7 @@ def run_size(n: int, bin_dir: str) -> list[dict[str, Any]]:
         ten = [i for i in range(n) if i % 10 == 3]  # another 10%, disjoint from the 1%
         if not step(SCENARIOS[4], up, fleet.change(ten)):
             return rows
-        admin.sims([{"iccid": iccid(i), "imei": imei(i)} for i in range(n, n + NEW_SIMS)])
+        admin.add_sims([{"iccid": iccid(i), "imei": imei(i)} for i in range(n, n + NEW_SIMS)])
         fleet.new = NEW_SIMS
         step(SCENARIOS[5], up, Counter({("activation_request", RATE_PLAN): NEW_SIMS}))
     return rows

@@ -22,12 +22,13 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from bench.reconcile import API_KEY, KEY_NAME, _admin
+from bench.reconcile import API_KEY, KEY_NAME
+from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from lattigo_fleet.spec import FleetError, load_fleet
 from tests.e2e.harness import PulumiStack, make_project, pulumi_bin_dir
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory() as tmp,
         EmulatorServer(db=":memory:", seed="empty", key_name=KEY_NAME, api_key=API_KEY) as emu,
     ):
+        admin = AdminClient(emu.base_url)
         project = make_project(Path(tmp) / "project")
         stack = PulumiStack(project, Path(tmp), "fuzz", bin_dir=pulumi_bin_dir())
         stack.set_config("lattigo:endpoint", emu.base_url)
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                 refused = True
             except Exception:  # the loader's own traceback: counted by bench.fuzz_loader; still preview it
                 refused = True
-            _admin(emu.base_url, "/_emulator/requests", method="DELETE")
+            admin.clear_requests()
             try:
                 proc = stack.run("preview", timeout=args.timeout)
                 output = proc.stdout + proc.stderr
@@ -84,11 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                 counts["hangs"] += 1
                 examples.setdefault("hangs", raw[:200].decode("utf-8", "replace"))
                 return
-            served = [
-                r
-                for r in cast(list[dict[str, Any]], _admin(emu.base_url, "/_emulator/requests"))
-                if not r["path"].startswith("/_")
-            ]
+            served = admin.api_requests()
             if "Traceback" in output:
                 counts["tracebacks"] += 1
                 examples.setdefault("tracebacks", output[output.index("Traceback") :][:800])

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.reconcile import API_KEY, KEY_NAME, RATE_PLAN, _admin, iccid, imei
+from bench.reconcile import API_KEY, KEY_NAME, RATE_PLAN, iccid, imei
+from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from tests.e2e.harness import PulumiStack, make_project, pulumi_bin_dir
 
@@ -71,16 +72,13 @@ def main(argv: list[str] | None = None) -> None:
         EmulatorServer(db=":memory:", seed="empty", key_name=KEY_NAME, api_key=API_KEY, activation_delay=0.0) as emu,
     ):
         base = emu.base_url
-        _admin(
-            base,
-            "/_emulator/sims",
-            {
-                "sims": [
-                    {"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops", "note": "depot"}
-                    for i in range(n)
-                ]
-                + [{"iccid": iccid(n), "imei": imei(n)}]
-            },
+        admin = AdminClient(base)
+        admin.add_sims(
+            [
+                {"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops", "note": "depot"}
+                for i in range(n)
+            ]
+            + [{"iccid": iccid(n), "imei": imei(n)}]
         )
         project = make_project(Path(tmp) / "project")
         stack = PulumiStack(project, Path(tmp), "bench", bin_dir=bin_dir)
@@ -110,11 +108,11 @@ def main(argv: list[str] | None = None) -> None:
         results.append(measure(f"(c) {args.moves} cost-center moves", stack, "preview", "--diff"))
 
         fleet.write_text(fleet_yaml(n))
-        day = str(_admin(base, "/_emulator/clock")["now"])[:10]
+        day = admin.now()[:10]
         for i in range(n):
-            _admin(base, "/_emulator/usage", {"iccid": iccid(i), "date": day, "bytes": 1000 + i, "sms": 1})
-        _admin(base, "/_emulator/tick", {})
-        _admin(base, "/_emulator/sims", {"sims": [{"iccid": iccid(7), "note": "moved to the north yard"}]})
+            admin.record_usage(iccid(i), day, 1000 + i, sms=1)
+        admin.tick()
+        admin.add_sims([{"iccid": iccid(7), "note": "moved to the north yard"}])
         results.append(
             measure(
                 "(d) drift check: 1 real drift after a day of usage",

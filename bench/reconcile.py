@@ -10,33 +10,19 @@ new: the first `pulumi up` (requests by endpoint, wall time), a no-change `pulum
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
+from emulator.admin_client import ADMIN_PREFIX, AdminClient
 from emulator.server import EmulatorServer
 from tests.e2e.harness import PulumiStack, make_project, pulumi_bin_dir
 
 KEY_NAME, API_KEY = "bench-key", "bench-secret"
 RATE_PLAN = "ACME Co 5mb Rate Plan"
-
-
-def _admin(base: str, path: str, payload: object | None = None, method: str | None = None) -> Any:
-    data = json.dumps(payload).encode() if payload is not None else None
-    req = urllib.request.Request(
-        base + path,
-        data=data,
-        method=method or ("POST" if data else "GET"),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=120) as resp:
-        body = resp.read()
-    return json.loads(body) if body else None
 
 
 def iccid(i: int) -> str:
@@ -55,7 +41,7 @@ def fleet_yaml(indices: range, cost_center_for: Callable[[int], str]) -> str:
 
 
 def mutating(requests: list[dict[str, Any]]) -> Counter[str]:
-    return Counter(f"{r['method']} {r['path']}" for r in requests if not r["path"].startswith("/_emulator"))
+    return Counter(f"{r['method']} {r['path']}" for r in requests if not r["path"].startswith(ADMIN_PREFIX))
 
 
 def timed(label: str, stack: PulumiStack, *args: str) -> float:
@@ -84,18 +70,12 @@ def main(argv: list[str] | None = None) -> None:
         EmulatorServer(db=":memory:", seed="empty", key_name=KEY_NAME, api_key=API_KEY, activation_delay=0.0) as emu,
     ):
         base = emu.base_url
+        admin = AdminClient(base)
         existing = args.sims - args.new
         # Most SIMs exist, half in the "ops" cost center; the rest are new (inventory) and get activated.
-        _admin(
-            base,
-            "/_emulator/sims",
-            {
-                "sims": [
-                    {"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"}
-                    for i in range(existing)
-                ]
-                + [{"iccid": iccid(i), "imei": imei(i)} for i in range(existing, args.sims)]
-            },
+        admin.add_sims(
+            [{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"} for i in range(existing)]
+            + [{"iccid": iccid(i), "imei": imei(i)} for i in range(existing, args.sims)]
         )
 
         project = make_project(Path(tmp) / "project")
@@ -118,11 +98,11 @@ def main(argv: list[str] | None = None) -> None:
             f"fleet: {args.sims} SIMs ({existing} exist, {existing // 2} need a cost-center move, "
             f"{args.new} need activation)"
         )
-        _admin(base, "/_emulator/requests", method="DELETE")
+        admin.clear_requests()
         timed("first pulumi up", stack, "up", "--yes", "--skip-preview")
-        served = cast(list[dict[str, Any]], _admin(base, "/_emulator/requests"))
+        served = admin.requests()
         print(f"  requests: {len(served)}; by endpoint: {dict(mutating(served))}")
-        api = [r for r in served if not r["path"].startswith("/_emulator")]
+        api = [r for r in served if not r["path"].startswith(ADMIN_PREFIX)]
         writes, reads = sum(r["method"] != "GET" for r in api), sum(r["method"] == "GET" for r in api)
         # The floor, as the fleet table counts it: one bulk request per call and parameters (at most 500 each).
         from bench.fleet import floor_reads, floor_writes
@@ -140,9 +120,9 @@ def main(argv: list[str] | None = None) -> None:
             ("no-change pulumi preview", ("preview", "--expect-no-changes")),
             ("pulumi preview --refresh", ("preview", "--refresh", "--expect-no-changes")),
         ):
-            _admin(base, "/_emulator/requests", method="DELETE")
+            admin.clear_requests()
             timed(label, stack, *cmd)
-            served = cast(list[dict[str, Any]], _admin(base, "/_emulator/requests"))
+            served = admin.requests()
             print(f"  requests: {len(served)}; by endpoint: {dict(mutating(served))}")
 
 

@@ -10,18 +10,16 @@ requests, both as the client counted them and as the emulator logged them.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
+from emulator.admin_client import AdminClient
 from lattigo_fleet.client import LattigoClient
 
 KEY_NAME, API_KEY = "bench-snapshot-key", "bench-snapshot-secret"
@@ -36,19 +34,6 @@ print(server.base_url, flush=True)
 sys.stdin.read()
 server.stop()
 """
-
-
-def _admin(base: str, path: str, payload: object | None = None, method: str | None = None) -> Any:
-    data = json.dumps(payload).encode() if payload is not None else None
-    req = urllib.request.Request(
-        base + path,
-        data=data,
-        method=method or ("POST" if data is not None else "GET"),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=300) as resp:
-        body = resp.read()
-    return json.loads(body) if body else None
 
 
 def _loopback(base_url: str) -> str:
@@ -78,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         assert child.stdout is not None
         base = _loopback(child.stdout.readline().strip())
+        admin = AdminClient(base)
         t0 = time.perf_counter()
         batch = 2000
         for start in range(0, args.sims, batch):
@@ -85,20 +71,19 @@ def main(argv: list[str] | None = None) -> int:
                 {"iccid": f"8901{i:016d}", "imei": f"35{i:013d}", "state": "active"}
                 for i in range(start, min(args.sims, start + batch))
             ]
-            _admin(base, "/_emulator/sims", {"sims": sims})
+            admin.add_sims(sims)
         print(f"loaded {args.sims} active SIMs in {time.perf_counter() - t0:.1f} s")
 
         timings = []
         for run in range(1, args.runs + 1):
-            _admin(base, "/_emulator/requests", method="DELETE")
+            admin.clear_requests()
             client = LattigoClient(base, KEY_NAME, API_KEY, per_page=args.per_page)
             t0 = time.perf_counter()
             snap = client.snapshot()
             elapsed = time.perf_counter() - t0
             timings.append(elapsed)
-            logged = _admin(base, "/_emulator/requests")
-            logged_list = logged.get("requests", logged) if isinstance(logged, dict) else logged
-            server_count = sum(1 for r in logged_list or [] if r.get("path", "").rstrip("/").endswith("/v2/devices"))
+            logged = admin.requests()
+            server_count = sum(1 for r in logged if r.get("path", "").rstrip("/").endswith("/v2/devices"))
             expected = math.ceil(args.sims / args.per_page)
             print(
                 f"run {run}: {len(snap)} SIMs in {elapsed:.2f} s; requests: client counted "

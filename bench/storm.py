@@ -19,7 +19,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.reconcile import API_KEY, KEY_NAME, RATE_PLAN, _admin, iccid, imei
+from bench.reconcile import API_KEY, KEY_NAME, RATE_PLAN, iccid, imei
+from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from tests.e2e.harness import PulumiStack, make_project, pulumi_bin_dir
 
@@ -46,16 +47,10 @@ def main(argv: list[str] | None = None) -> None:
         EmulatorServer(db=":memory:", seed="empty", key_name=KEY_NAME, api_key=API_KEY, activation_delay=0.0) as emu,
     ):
         base = emu.base_url
-        _admin(
-            base,
-            "/_emulator/sims",
-            {
-                "sims": [
-                    {"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"}
-                    for i in range(existing)
-                ]
-                + [{"iccid": iccid(i), "imei": imei(i)} for i in range(existing, args.sims)]
-            },
+        admin = AdminClient(base)
+        admin.add_sims(
+            [{"iccid": iccid(i), "imei": imei(i), "state": "active", "cost_center": "ops"} for i in range(existing)]
+            + [{"iccid": iccid(i), "imei": imei(i)} for i in range(existing, args.sims)]
         )
         project = make_project(Path(tmp) / "project")
         rows = "".join(
@@ -70,17 +65,17 @@ def main(argv: list[str] | None = None) -> None:
         stack.set_config("lattigo:keyName", KEY_NAME)
         stack.set_config("lattigo:apiKey", API_KEY, secret=True)
 
-        _admin(base, "/_emulator/requests", method="DELETE")
-        _admin(base, "/_emulator/faults", {"rate_limit_per_second": args.rate, "rate_limit_burst": 2})
+        admin.clear_requests()
+        admin.faults(rate_limit_per_second=args.rate, rate_limit_burst=2)
         start = time.perf_counter()
         result = stack.up()
         wall = time.perf_counter() - start
-        _admin(base, "/_emulator/faults", method="DELETE")
+        admin.clear_faults()
 
-        served = [r for r in _admin(base, "/_emulator/requests") if not r["path"].startswith("/_emulator")]
+        served = admin.api_requests()
         statuses = Counter(r["status"] for r in served)
         failed = sum(1 for event in result.events if "resOpFailedEvent" in event)
-        live = {s["iccid"]: s for s in _admin(base, "/_emulator/sims")["sims"]}
+        live = admin.sims()
         mismatched = sum(
             1
             for i in range(args.sims)
