@@ -3,7 +3,8 @@
 A day is complete once it is over in UTC (``day < today``): its figures will not change, so a SIM's day is
 read from an API once and from here afterwards, and the nightly run asks only for the days it has not seen.
 Every day of a fetched window is stored, a day the source did not report as a zero (``records`` 0), so
-that "no usage" is remembered too. Today and later days are never stored.
+that "no usage" is remembered too. Today and later days are never stored, nor ThingSpace's provisional days
+(the last ``PROVISIONAL_DAYS``: its records for them may still arrive).
 
 Rows are keyed by source (``lattigo`` / ``thingspace``), a *scope* (a hash of the endpoint and the key name
 or app key, so two accounts or two emulators never share figures; no credential is stored) and ICCID.
@@ -19,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from lattigo_fleet.usage.report import DayFigure, Series
+from lattigo_fleet.usage.report import THINGSPACE, DayFigure, Series, provisional
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS days (
@@ -142,8 +143,10 @@ class UsageCache:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def complete(self, day: date) -> bool:
-        return day < self.today
+    def complete(self, day: date, source: str) -> bool:
+        """Whether the source's figures of this day are final: the day is over, and for ThingSpace, no
+        longer provisional (its records of the last days may still arrive; report.provisional)."""
+        return day < self.today and not (source == THINGSPACE and provisional(day, self.today))
 
     def load(self, source: str, scope: str, iccids: Iterable[str], start: date, end: date) -> dict[str, Series]:
         """The cached days of these SIMs within [start, end]."""
@@ -167,7 +170,7 @@ class UsageCache:
         """Remember the complete ones of ``days`` (those absent from ``series`` as zeros). Returns how many."""
         rows = []
         for day in days:
-            if not self.complete(day):
+            if not self.complete(day, source):
                 continue
             fig = series.get(day) or DayFigure(0, 0, 0)
             rows.append((source, scope, iccid, day.isoformat(), fig.bytes_used, fig.sms_used, fig.records))

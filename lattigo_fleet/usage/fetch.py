@@ -24,9 +24,7 @@ from typing import Any, TextIO
 from lattigo_fleet.client import AuthenticationError, LattigoError
 from lattigo_fleet.commands.progress import progress_bar
 from lattigo_fleet.usage.cache import UsageCache
-from lattigo_fleet.usage.report import DayFigure, Series, days_between
-
-LATTIGO, THINGSPACE = "lattigo", "thingspace"
+from lattigo_fleet.usage.report import LATTIGO, THINGSPACE, DayFigure, Series, days_between
 
 
 @dataclass

@@ -30,6 +30,7 @@ LIMITS_NOTE = (
 )
 # Verizon's SMS records of a day reach ThingSpace up to 3 days late: a day's ThingSpace figures are final only
 # once the day is more than this many days before today (UTC). A window ending earlier has no provisional day.
+LATTIGO, THINGSPACE = "lattigo", "thingspace"  # the two sources of figures
 PROVISIONAL_DAYS = 3
 PROVISIONAL_NOTE = f"ThingSpace may still add records for the last {PROVISIONAL_DAYS} days"
 

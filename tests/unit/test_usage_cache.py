@@ -59,3 +59,17 @@ def test_a_cache_locked_by_another_process_is_one_clear_error(tmp_path: Path) ->
     finally:
         holder.rollback()
         holder.close()
+
+
+def test_thingspace_days_still_provisional_are_not_cached_but_lattigo_days_are(tmp_path: Path) -> None:
+    """A ThingSpace figure of the last PROVISIONAL_DAYS days may still grow: cached, it would never be read
+    again and, once final, show as a discrepancy against Lattigo's complete figure."""
+    yesterday, settled = date(2026, 12, 5), date(2026, 12, 2)
+    days = [settled, yesterday]
+    figures = {d: DayFigure(10, 1, 1) for d in days}
+    with UsageCache(tmp_path / "usage.sqlite", today=TODAY) as cache:
+        assert cache.store("thingspace", "s", "8901", figures, days) == 1
+        assert cache.store("lattigo", "s", "8901", figures, days) == 2
+        cache.commit()
+        assert set(cache.load("thingspace", "s", ["8901"], settled, yesterday)["8901"]) == {settled}
+        assert set(cache.load("lattigo", "s", ["8901"], settled, yesterday)["8901"]) == set(days)
