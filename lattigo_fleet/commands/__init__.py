@@ -8,7 +8,7 @@ What they share is written once, as pip's `cli/base_command.py` and `cli/cmdopti
   with its first problem and "(and N more: run `lattigo-fleet validate`)".
 - :mod:`~lattigo_fleet.commands.credentials`: the stack's config, else the environment; the hints of a refusal.
 - :mod:`~lattigo_fleet.commands.pulumi_cli`: every run of the `pulumi` CLI.
-- :mod:`~lattigo_fleet.commands.table` and :mod:`~lattigo_fleet.commands.progress`: the one table and the one
+- :mod:`~lattigo_fleet.terminal.table` and :mod:`~lattigo_fleet.terminal.progress`: the one table and the one
   progress bar; :mod:`lattigo_fleet.suggest`: the one did-you-mean.
 
 `plan` (the pull-request comment) and `drift` (the scheduled drift report) read `pulumi preview --json`

@@ -39,9 +39,9 @@ from typing import Any, TextIO
 from lattigo_fleet.commands.base import Command
 from lattigo_fleet.commands.common import CommandFailure, fail, load_fleet_file
 from lattigo_fleet.commands.credentials import api_failure_line, read_credentials
-from lattigo_fleet.commands.table import table
 from lattigo_fleet.spec.schema import iccid_pattern
 from lattigo_fleet.suggest import did_you_mean
+from lattigo_fleet.terminal.table import table
 from lattigo_fleet.vocabulary import SIM_STATES
 
 __all__ = [
@@ -346,7 +346,7 @@ def _text(value: date | datetime | None) -> str:
 
 
 def render_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], indent: str = "") -> str:
-    """The commands' table (:func:`~lattigo_fleet.commands.table.table`), its cells written by :func:`_cell`."""
+    """The commands' table (:func:`~lattigo_fleet.terminal.table.table`), its cells written by :func:`_cell`."""
     return "".join(line + "\n" for line in table(headers, rows, indent=indent, cell=_cell))
 
 

@@ -58,10 +58,10 @@ from lattigo_fleet.client.models import LiveDevice, as_live_device
 from lattigo_fleet.commands.base import Command
 from lattigo_fleet.commands.common import CommandFailure, fleet_error_line
 from lattigo_fleet.commands.credentials import api_failure_line, read_credentials
-from lattigo_fleet.commands.progress import progress_bar
 from lattigo_fleet.planner import SETTLES_TO, plan_sim
 from lattigo_fleet.spec import DEFAULT_STATE, NOTE_FIELDS, STATES, DesiredSim, FleetError, FleetSpec, load_fleet
 from lattigo_fleet.spec.schema import iccid_pattern, note_max_length
+from lattigo_fleet.terminal.progress import progress_bar
 from lattigo_fleet.vocabulary import SIM_STATES
 
 __all__ = [
@@ -602,7 +602,7 @@ def calls_at_next_up(spec: FleetSpec, sims: Sequence[LiveSim]) -> dict[str, list
 
 
 class Progress:
-    """The SIMs read so far, as a bar on a terminal (:func:`~lattigo_fleet.commands.progress.progress_bar`); and
+    """The SIMs read so far, as a bar on a terminal (:func:`~lattigo_fleet.terminal.progress.progress_bar`); and
     at the end, on any stream, one line: how many, in how many requests, how long."""
 
     def __init__(self, stream: TextIO, label: str = "reading the account", show: bool | None = None) -> None:

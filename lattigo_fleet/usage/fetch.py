@@ -8,7 +8,7 @@ clients' business (Lattigo's transport rides them out within its retry budget an
 ThingSpace's retries honour ``Retry-After``). A SIM that fails is reported and the others go on; a refused
 credential stops everything at once (every other request would be refused too).
 
-Progress bars go to stderr, one per source, in the commands' one style (:mod:`lattigo_fleet.commands.progress`).
+Progress bars go to stderr, one per source, in the commands' one style (:mod:`lattigo_fleet.terminal.progress`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from datetime import time as dtime
 from typing import Any, TextIO
 
 from lattigo_fleet.client import AuthenticationError, LattigoError
-from lattigo_fleet.commands.progress import progress_bar
+from lattigo_fleet.terminal.progress import progress_bar
 from lattigo_fleet.usage.cache import UsageCache
 from lattigo_fleet.usage.report import LATTIGO, THINGSPACE, DayFigure, Series, days_between
 

@@ -7,7 +7,7 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
-from lattigo_fleet.commands.table import table
+from lattigo_fleet.terminal.table import table
 from lattigo_fleet.usage.report import PROVISIONAL_NOTE, Comparison, Discrepancy, SimInfo, Total, UsageReport
 
 UNITS = ("B", "KiB", "MiB", "GiB", "TiB")

@@ -26,8 +26,8 @@ from lattigo_fleet.commands.credentials import (
     read_credentials,
     thingspace_credentials,
 )
-from lattigo_fleet.commands.progress import progress_bar
-from lattigo_fleet.commands.table import table
+from lattigo_fleet.terminal.progress import progress_bar
+from lattigo_fleet.terminal.table import table
 
 ENV = {"LATTIGO_ENDPOINT": "http://127.0.0.1:1", "LATTIGO_KEY_NAME": "fleet-key", "LATTIGO_API_KEY": "s3cret-key"}
 

@@ -23,6 +23,9 @@ FORBIDDEN = [
     ("lattigo_fleet.client", "lattigo_fleet.planner", "the client is below the planner"),
     ("lattigo_fleet.vocabulary", "lattigo_fleet.", "the API's words import nothing"),
     ("lattigo_fleet.spec", "lattigo_fleet.client", "the fleet file's model is independent of the wire"),
+    ("lattigo_fleet.usage", "lattigo_fleet.commands", "the usage report is below the command that prints it"),
+    ("lattigo_fleet.terminal", "lattigo_fleet.", "tables and progress bars know nothing of the product"),
+    ("lattigo_fleet.suggest", "lattigo_fleet.", "the did-you-mean imports nothing"),
 ]
 
 
