@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import re
@@ -41,16 +40,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.account import API_KEY, KEY_NAME, RATE_PLAN, floor_reads, floor_writes, iccid, imei
 from bench.proctree import TreeSampler
-from bench.reconcile import API_KEY, KEY_NAME, RATE_PLAN, iccid, imei
+from devtools.pulumi_stack import REPO, PulumiStack, make_project, pulumi_bin_dir
 from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from lattigo_fleet.engine_settings import ENGINE_ENV
-from tests.e2e.harness import REPO, PulumiStack, make_project, pulumi_bin_dir
 
 RESULTS = REPO / "bench" / "results"
-CHUNK = 500  # devices per bulk request (the API's limit, LattigoClient.chunk_size)
-PER_PAGE = 1000  # devices per page of v2/devices (the API's maximum)
 NEW_SIMS = 100
 MIX = ("finance",) * 4 + ("logistics",) * 3 + ("note",) * 2 + ("suspend",)  # the mix of a change, per 10 SIMs
 SCENARIOS = (
@@ -147,16 +144,6 @@ class Fleet:
 
 def original_note(i: int) -> str:
     return f"unit {i}"
-
-
-def floor_writes(known: Counter[tuple[str, str]]) -> int:
-    """One bulk request per (call, parameters) of at most 500 devices; notes one request per SIM per field."""
-    return sum(count if call == "note" else math.ceil(count / CHUNK) for (call, _), count in known.items())
-
-
-def floor_reads(declared: int) -> int:
-    """The paged snapshot, the rate plans and the users."""
-    return math.ceil(declared / PER_PAGE) + 2
 
 
 def day_of_usage(admin: AdminClient, n: int) -> None:

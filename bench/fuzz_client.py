@@ -1,7 +1,7 @@
 """Fuzz run (not a test): hostile answers to every Lattigo client endpoint, counting tracebacks and hangs.
 
 Each case is one answer (status, headers, body) given to one endpoint method through the client's whole
-reading path, by the canned transport adapter of ``tests/client/canned.py`` (no socket, no sleeping).
+reading path, by the canned transport adapter of ``devtools/canned_client.py`` (no socket, no sleeping).
 Answers are random JSON biased towards the keys the readers look for, mutations of valid answers, random
 bytes, and a fixed set of known-hostile bodies (deep nesting, huge numbers, NaN, bad encodings, a gzip
 header on plain bytes). A case passes when the call returns a well-typed result or raises a
@@ -29,8 +29,8 @@ import zlib
 from collections import Counter
 from typing import Any
 
+from devtools.canned_client import ENDPOINTS, HEADERS, ICCIDS, IMEIS, KEYS, NAMES, STATUSES, canned_client
 from lattigo_fleet.client import LattigoError
-from tests.client.canned import ENDPOINTS, HEADERS, ICCIDS, IMEIS, KEYS, NAMES, STATUSES, canned_client
 
 SHOW_TRACEBACKS = 5
 

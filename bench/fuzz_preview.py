@@ -1,6 +1,6 @@
 """Fuzz run (not a test): damaged fleet files through the real `pulumi preview`, against the emulator.
 
-The same generators as bench/fuzz_loader.py (tests/spec/fleetgen.py): N cases (default 50), 1 in 5 a valid
+The same generators as bench/fuzz_loader.py (devtools/fleetgen.py): N cases (default 50), 1 in 5 a valid
 fleet, the others damaged. Each is written as fleet.yaml of one stack that holds no resource (so that no
 refresh reads the account) and previewed with `pulumi preview --non-interactive`. It counts:
 
@@ -27,12 +27,12 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from bench.reconcile import API_KEY, KEY_NAME
+from bench.account import API_KEY, KEY_NAME
+from devtools.fleetgen import fleets, mutations
+from devtools.pulumi_stack import PulumiStack, make_project, pulumi_bin_dir
 from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from lattigo_fleet.spec import FleetError, load_fleet
-from tests.e2e.harness import PulumiStack, make_project, pulumi_bin_dir
-from tests.spec.fleetgen import fleets, mutations
 
 
 def main(argv: list[str] | None = None) -> int:

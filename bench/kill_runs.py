@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devtools.pulumi_stack import REPO, PulumiStack, make_project, pulumi_bin_dir
 from emulator.server import EmulatorServer
-from tests.e2e.harness import REPO, PulumiStack, make_project, pulumi_bin_dir
 
 KEY_NAME, API_KEY = "bench-key", "bench-secret"
 RATE_PLAN = "ACME Co 5mb Rate Plan"

@@ -17,20 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.account import API_KEY, KEY_NAME, RATE_PLAN, floor_reads, floor_writes, iccid, imei
+from devtools.pulumi_stack import PulumiStack, make_project, pulumi_bin_dir
 from emulator.admin_client import ADMIN_PREFIX, AdminClient
 from emulator.server import EmulatorServer
-from tests.e2e.harness import PulumiStack, make_project, pulumi_bin_dir
-
-KEY_NAME, API_KEY = "bench-key", "bench-secret"
-RATE_PLAN = "ACME Co 5mb Rate Plan"
-
-
-def iccid(i: int) -> str:
-    return f"890100{i:014d}"
-
-
-def imei(i: int) -> str:
-    return f"35{i:013d}"
 
 
 def fleet_yaml(indices: range, cost_center_for: Callable[[int], str]) -> str:
@@ -105,7 +95,6 @@ def main(argv: list[str] | None = None) -> None:
         api = [r for r in served if not r["path"].startswith(ADMIN_PREFIX)]
         writes, reads = sum(r["method"] != "GET" for r in api), sum(r["method"] == "GET" for r in api)
         # The floor, as the fleet table counts it: one bulk request per call and parameters (at most 500 each).
-        from bench.fleet import floor_reads, floor_writes
 
         known = Counter(
             {

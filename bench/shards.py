@@ -28,9 +28,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from devtools.pulumi_stack import REPO, PulumiStack, make_project, pulumi_bin_dir
 from emulator.server import EmulatorServer
 from lattigo_fleet.engine_settings import ENGINE_ENV
-from tests.e2e.harness import REPO, PulumiStack, make_project, pulumi_bin_dir
 
 KEY_NAME, API_KEY = "bench-key", "bench-secret-0123456789"
 RATE_PLAN = "ACME Co 5mb Rate Plan"

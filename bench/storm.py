@@ -19,10 +19,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.reconcile import API_KEY, KEY_NAME, RATE_PLAN, iccid, imei
+from bench.account import API_KEY, KEY_NAME, RATE_PLAN, iccid, imei
+from devtools.pulumi_stack import PulumiStack, make_project, pulumi_bin_dir
 from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
-from tests.e2e.harness import PulumiStack, make_project, pulumi_bin_dir
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,7 +8,7 @@ When a batch goes, in order of preference:
 1. **Everything it expects has arrived.** The caller may say, per key, which members (ICCIDs) will submit in
    this run (`expect`): the provider knows it from fleet.yaml and the live account, exactly as the preview
    planned. Then the batch is complete as soon as they are all in: deterministic, whatever the timing.
-2. **It is full** (`max_size`, the API's bulk limit).
+2. **It is full** (`max_size`: the Applier gives it the client's bulk request size, `chunk_size`).
 3. **Nothing else can arrive**: as many callers wait here as the provider can serve at once (`capacity`:
    the engine hands out no more work until one of them returns). Then the largest batch goes, with every
    other batch its callers also wait on (so that each of them is freed): that frees the most places, and
@@ -50,7 +50,7 @@ class Batcher(Generic[Item]):
         flush: FlushFn[Item],
         *,
         window: float = 0.2,
-        max_size: int = 500,
+        max_size: int | None = None,
         capacity: int | None = None,
         expect_window: float = 30.0,
     ) -> None:
@@ -162,7 +162,7 @@ class Batcher(Generic[Item]):
 
     # -- under the lock ---------------------------------------------------------------------------------
     def _ready(self, key: Hashable, pending: _Pending[Item]) -> str | None:
-        if len(pending.items) >= self._max_size:
+        if self._max_size is not None and len(pending.items) >= self._max_size:
             return "full"
         expected = self._expected.get(key)
         if expected and expected <= pending.members:

@@ -51,6 +51,13 @@ R = TypeVar("R")
 _P_DEVICES = "v2/devices"
 _P_OPS = DEVICE_OPERATIONS
 
+#: Devices per bulk request (activation, state, cost center, usage limit): the one statement of the size the
+#: reconciler batches to (the Applier's batcher is cut to `chunk_size`). The documents name no limit; 500 keeps
+#: a request's body and the platform's work per request bounded, and 10,000 SIMs in 20 requests.
+CHUNK_SIZE = 500
+#: Devices per page of `v2/devices` asked for: a fleet of N SIMs is read in ceil(N / PER_PAGE) requests.
+PER_PAGE = 1000
+
 
 class LattigoClient:
     """Client of the Lattigo API v2.
@@ -87,8 +94,8 @@ class LattigoClient:
         api_key: str,
         *,
         timeout: float = 30.0,
-        chunk_size: int = 500,
-        per_page: int = 1000,
+        chunk_size: int = CHUNK_SIZE,
+        per_page: int = PER_PAGE,
         audit_log: str | Path | None = None,
         max_retries: int = 5,
         backoff_factor: float = 0.5,

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
+from devtools.canned_client import ENDPOINTS, HEADERS, ICCIDS, IMEIS, KEYS, NAMES, STATUSES, canned_client
 from lattigo_fleet.client import LattigoError
-from tests.client.canned import ENDPOINTS, HEADERS, ICCIDS, IMEIS, KEYS, NAMES, STATUSES, canned_client
 
 # Hypothesis keeps its files in a temporary directory, not in the working tree.
 set_hypothesis_home_dir(tempfile.mkdtemp(prefix="hypothesis-client-"))

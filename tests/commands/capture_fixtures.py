@@ -16,11 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from devtools.pulumi_stack import PulumiResult, PulumiStack, make_project, pulumi_bin_dir
 from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from lattigo_fleet.plan_document import PLAN_OUT_ENV
 from tests.e2e.fleets import PLAN_5MB, iccid, imei
-from tests.e2e.harness import PulumiResult, PulumiStack, make_project, pulumi_bin_dir
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ENDPOINT = "http://127.0.0.1:8080"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.pulumi_stack import PulumiStack, StackFactory, make_project, pulumi_bin_dir
 from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
-from tests.e2e.harness import PulumiStack, StackFactory, make_project, pulumi_bin_dir
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from devtools.pulumi_stack import REPO, PulumiStack
 from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from tests.e2e.fleets import PLAN_5MB, by_endpoint, iccid, imei, seed_active
-from tests.e2e.harness import REPO, PulumiStack
 
 
 def fleet_of(rows: list[str], head: str = "") -> str:

@@ -42,9 +42,9 @@ import pytest
 import requests
 from ruamel.yaml import YAML
 
+from devtools.pulumi_stack import REPO
 from emulator.server import EmulatorServer
 from lattigo_fleet.engine_settings import ENGINE_ENV
-from tests.e2e.harness import REPO
 from tests.e2e.test_readme import make_clone, plain_env, real_cache_dir
 
 CI = REPO / "ci"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 
+from devtools.pulumi_stack import REPO, PulumiStack
 from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from lattigo_fleet.spec import UNMANAGED, load_fleet
-from tests.e2e.harness import REPO, PulumiStack
 
 
 def test_import_of_the_demo_account_then_pulumi_up_sends_nothing(

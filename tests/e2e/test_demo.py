@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.e2e.harness import REPO, make_project
+from devtools.pulumi_stack import REPO, make_project
 
 
 def test_demo_runs_to_its_end(tmp_path: Path, pulumi_bin: str) -> None:

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from devtools.pulumi_stack import REPO
 from emulator.admin_client import AdminClient
 from emulator.seeds import _iccid
 from emulator.server import EmulatorServer
 from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
-from tests.e2e.harness import REPO
 
 FLEET = "version: 1\nsims:\n" + "".join(
     f'  - {{iccid: "{iccid}", name: {name}}}\n'

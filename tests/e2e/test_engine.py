@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.e2e.harness import REPO, StackFactory
+from devtools.pulumi_stack import REPO, StackFactory
 
 TRIVIAL_PROGRAM = """
 import pulumi

@@ -8,10 +8,10 @@ import re
 
 import requests
 
+from devtools.pulumi_stack import PulumiStack
 from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from tests.e2e.fleets import PLAN_5MB, by_endpoint, device_names, iccid, imei, seed_active, small_fleet
-from tests.e2e.harness import PulumiStack
 
 
 def fleet_of(rows: list[str], head: str = "") -> str:

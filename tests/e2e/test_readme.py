@@ -20,8 +20,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from devtools.pulumi_stack import REPO
 from emulator.server import EmulatorServer
-from tests.e2e.harness import REPO
 
 SECTION = "## Using it on your own account"
 ENDPOINT_PLACEHOLDER = "https://api.lattigo.com"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from devtools.pulumi_stack import PulumiStack
 from emulator.admin_client import AdminClient
 from tests.conftest import EMULATOR_API_KEY
 from tests.e2e.fleets import PLAN_5MB, by_endpoint, device_names, iccid, imei, seed_active, small_fleet
-from tests.e2e.harness import PulumiStack
 
 MIXED_FLEET = f"""\
 version: 1

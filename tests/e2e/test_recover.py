@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from devtools.pulumi_stack import REPO, PulumiStack
 from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from lattigo_fleet.engine_settings import ENGINE_ENV
 from tests.e2e.fleets import PLAN_5MB, iccid, imei
-from tests.e2e.harness import REPO, PulumiStack
 
 NEW = range(1, 13)  # in inventory: activated by the run
 MOVED = range(13, 19)  # active in 'ops', moved to 'logistics'

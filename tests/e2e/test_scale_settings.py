@@ -9,11 +9,11 @@ import subprocess
 import time
 from collections import Counter
 
+from devtools.pulumi_stack import PulumiStack
 from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from lattigo_fleet.engine_settings import ENGINE_ENV
 from tests.e2e.fleets import PLAN_5MB, by_endpoint, device_names, iccid, imei
-from tests.e2e.harness import PulumiStack
 
 
 def test_the_tests_run_pulumi_as_users_do(fleet_stack: PulumiStack) -> None:

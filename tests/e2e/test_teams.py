@@ -19,12 +19,12 @@ from typing import Any, TypeAlias
 
 import pytest
 
+from devtools.pulumi_stack import REPO, PulumiResult, PulumiStack, make_project
 from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
 from lattigo_fleet.sharding import sibling_iccids
 from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
 from tests.e2e.fleets import PLAN_5MB, device_names, iccid, imei
-from tests.e2e.harness import REPO, PulumiResult, PulumiStack, make_project
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

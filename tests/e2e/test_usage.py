@@ -16,13 +16,13 @@ from typing import TypeAlias
 import pytest
 import requests
 
+from devtools.pulumi_stack import REPO, PulumiStack
 from emulator.server import EmulatorServer
 from lattigo_fleet.cli import build_parser
 from lattigo_fleet.commands.usage import main as usage_main
 from lattigo_fleet.usage.report import differs, provisional
 from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
 from tests.e2e.fleets import iccid, imei
-from tests.e2e.harness import REPO, PulumiStack
 
 TODAY = datetime.now(UTC).date()
 START = TODAY - timedelta(days=8)

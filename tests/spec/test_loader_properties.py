@@ -1,4 +1,4 @@
-"""Property-based: ``load_fleet`` on generated fleet files (tests/spec/fleetgen.py) either returns the
+"""Property-based: ``load_fleet`` on generated fleet files (devtools/fleetgen.py) either returns the
 SIMs the file declares or raises a FleetError whose every issue is inside the file (1 <= line <= lines
 + 1, the column on that line) with a one-line message free of ruamel's "<unicode string>"; never any
 other exception.  Bounded for ``make test``; bench/fuzz_loader.py runs the same generators longer."""
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.spec.fleetgen import Fleet, fleets, mutations, outcome_problems
+from devtools.fleetgen import Fleet, fleets, mutations, outcome_problems
 
 BOUNDED = settings(
     max_examples=200,

@@ -8,15 +8,24 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-from tests.e2e.harness import REPO
+from devtools.pulumi_stack import REPO
 
-PACKAGES = ("lattigo_fleet", "providers", "emulator")
+PACKAGES = ("lattigo_fleet", "providers", "emulator", "devtools", "bench", "tests")
 # Who may not import whom: (importer prefix, forbidden prefix, why).
 FORBIDDEN = [
     ("lattigo_fleet", "providers", "the library is below the Pulumi provider that uses it"),
     # (the demo and `lattigo-fleet emulator` run the emulator: lattigo_fleet.demo and .cli, allowed below)
     ("lattigo_fleet", "emulator", "the product depends on its test double only to run it (demo, cli)"),
     ("lattigo_fleet", "tests", "the product never depends on its tests"),
+    ("lattigo_fleet", "devtools", "the product never depends on its development tools"),
+    ("lattigo_fleet", "bench", "the product never depends on its benchmarks"),
+    ("providers", "tests", "the provider never depends on the tests"),
+    ("emulator", "tests", "the emulator never depends on the tests"),
+    ("emulator", "devtools", "the emulator never depends on the development tools"),
+    ("devtools", "tests", "the tools are below the tests that use them"),
+    ("devtools", "bench", "the tools are below the benchmarks that use them"),
+    ("bench", "tests", "benchmarks and tests share devtools/, never each other"),
+    ("tests", "bench", "benchmarks and tests share devtools/, never each other"),
     ("providers", "emulator", "the provider never depends on the emulator"),
     ("emulator", "lattigo_fleet", "the emulator implements the documents, not our client"),
     ("lattigo_fleet.client", "lattigo_fleet.spec", "the client knows the API, not fleet.yaml"),
@@ -68,8 +77,8 @@ def import_graph() -> dict[str, set[str]]:
                 continue
             for target in targets:
                 root = target.split(".")[0]
-                if root in (*PACKAGES, "tests") and target != name:
-                    graph[name].add(target if target in modules or root == "tests" else target.rsplit(".", 1)[0])
+                if root in PACKAGES and target != name:
+                    graph[name].add(target if target in modules else target.rsplit(".", 1)[0])
     return graph
 
 

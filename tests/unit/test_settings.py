@@ -7,8 +7,8 @@ import re
 import pytest
 from ruamel.yaml import YAML
 
+from devtools.pulumi_stack import REPO
 from lattigo_fleet.settings import BY_KEY, SETTINGS, SettingsError, read_settings, unknown_keys
-from tests.e2e.harness import REPO
 
 CREDENTIALS = {"lattigo:endpoint": "https://x", "lattigo:keyName": "k", "lattigo:apiKey": "s"}
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from lattigo_fleet.engine_settings import ENGINE_ENV
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 TEST_PASSPHRASE = "lattigo-fleet-demo"  # the documented default for demo and test stacks
 
 
