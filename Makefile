@@ -61,12 +61,16 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# Tests run side by side: most of an end-to-end test's time is the Pulumi engine and the emulator waiting on
+# each other, so on 2 cores 4 workers finish first. One test at a time per worker, longest first (conftest.py).
+TEST_WORKERS ?= 4
+
 test: setup lint
-	$(WITH_PULUMI) $(VENV)/bin/pytest
+	$(WITH_PULUMI) $(VENV)/bin/pytest -n $(TEST_WORKERS) --maxschedchunk 1
 
 # The fast loop: lint, types, and every test but the end-to-end ones (no Pulumi CLI needed).
 check: lint
-	$(VENV)/bin/pytest -q -m fast
+	$(VENV)/bin/pytest -q -m fast -n 2
 
 # The wheel on its own (tests/packaging): built from the working tree, installed by pre-commit into a fresh
 # virtualenv as .pre-commit-hooks.yaml does for users, the hook run on a sample fleet repository. No Pulumi CLI.

@@ -72,3 +72,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.e2e)  # also a slow test outside tests/e2e (tests/packaging builds a wheel)
         else:
             item.add_marker(pytest.mark.fast)
+    # Longest first: run side by side (`make test`: pytest-xdist, one test at a time per worker), the few
+    # minute-long story tests start at once on their own workers and the seconds-long ones fill in around them.
+    items.sort(key=lambda item: (item.path.name not in LONGEST_FIRST, item.get_closest_marker("e2e") is None))
+
+
+# The tests that each take a minute or more: a whole PR -> merge -> nightly story through the CI templates.
+LONGEST_FIRST = ("test_ci_templates.py",)
