@@ -76,7 +76,7 @@ def test_5000_sims_with_500_changes_stay_under_the_limit_and_name_what_was_cut()
     text = synthetic_preview(
         5000, {"activate": 20, "suspend": 30, "restore": 10, "cost_center": 300, "notes": 100, "usage_limit": 40}
     )
-    comment, log, code = render(text)  # its speed at scale is bench/readability.py's to measure
+    comment, log, code = render(text)  # how long it takes is a benchmark's question, not a test's
     assert code == 0
     assert len(comment) < plan.COMMENT_LIMIT
     # Every change is counted, whatever was cut.
