@@ -40,6 +40,21 @@ __all__ = [
 ]
 
 
+def emulator_env(emulator: EmulatorServer, **extra: str) -> dict[str, str]:
+    """The environment that points every command at this emulator: Lattigo and ThingSpace credentials."""
+    return {
+        "LATTIGO_ENDPOINT": emulator.base_url,
+        "LATTIGO_KEY_NAME": EMULATOR_KEY_NAME,
+        "LATTIGO_API_KEY": EMULATOR_API_KEY,
+        "LATTIGO_THINGSPACE_ENDPOINT": emulator.base_url,
+        "LATTIGO_THINGSPACE_APP_KEY": EMULATOR_KEY_NAME,
+        "LATTIGO_THINGSPACE_APP_SECRET": EMULATOR_API_KEY,
+        "LATTIGO_THINGSPACE_USERNAME": EMULATOR_KEY_NAME,
+        "LATTIGO_THINGSPACE_PASSWORD": EMULATOR_API_KEY,
+        **extra,
+    }
+
+
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[EmulatorServer]:
     srv = EmulatorServer(

@@ -17,7 +17,7 @@ from lattigo_fleet.cli import build_parser
 from lattigo_fleet.commands import usage as usage_command
 from lattigo_fleet.usage.render import render_csv, render_json, render_text
 from lattigo_fleet.usage.report import PROVISIONAL_DAYS, DayFigure, SimInfo, UsageReport, build_report, provisional
-from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
+from tests.conftest import emulator_env
 
 TODAY = date(2024, 5, 20)
 SIM = SimInfo("8901000000000000001", "truck-1", "East", "trucks")
@@ -100,16 +100,7 @@ def _run(emulator: EmulatorServer, tmp_path: Path, differing_day: date, monkeypa
     emulator.add_sims([{"iccid": ICCID, "imei": "350000000000001", "state": "active"}])
     emulator.record_usage(ICCID, differing_day, 5_000_000)
     emulator.set_faults(thingspace_usage_skew=0.10)  # only days with usage differ: here, the one day
-    env = {
-        "LATTIGO_ENDPOINT": emulator.base_url,
-        "LATTIGO_KEY_NAME": EMULATOR_KEY_NAME,
-        "LATTIGO_API_KEY": EMULATOR_API_KEY,
-        "LATTIGO_THINGSPACE_ENDPOINT": emulator.base_url,
-        "LATTIGO_THINGSPACE_APP_KEY": EMULATOR_KEY_NAME,
-        "LATTIGO_THINGSPACE_APP_SECRET": EMULATOR_API_KEY,
-        "LATTIGO_THINGSPACE_USERNAME": EMULATOR_KEY_NAME,
-        "LATTIGO_THINGSPACE_PASSWORD": EMULATOR_API_KEY,
-    }
+    env = emulator_env(emulator)
     window = ["--from", (REAL_TODAY - timedelta(days=6)).isoformat(), "--to", REAL_TODAY.isoformat()]
     args = build_parser().parse_args(
         ["usage", "--cwd", str(tmp_path), "--no-cache", "--no-progress", "--compare", "--json", *window]

@@ -21,7 +21,7 @@ from emulator.server import EmulatorServer
 from lattigo_fleet.cli import build_parser
 from lattigo_fleet.commands.usage import main as usage_main
 from lattigo_fleet.usage.report import differs, provisional
-from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
+from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME, emulator_env
 from tests.e2e.fleets import iccid, imei
 
 TODAY = datetime.now(UTC).date()
@@ -31,18 +31,6 @@ COST_CENTERS = ("Fleet-East", "Fleet-West", "Cold-Chain")
 N = 9
 
 
-def env_for(emulator: EmulatorServer, **extra: str) -> dict[str, str]:
-    return {
-        "LATTIGO_ENDPOINT": emulator.base_url,
-        "LATTIGO_KEY_NAME": EMULATOR_KEY_NAME,
-        "LATTIGO_API_KEY": EMULATOR_API_KEY,
-        "LATTIGO_THINGSPACE_ENDPOINT": emulator.base_url,
-        "LATTIGO_THINGSPACE_APP_KEY": EMULATOR_KEY_NAME,
-        "LATTIGO_THINGSPACE_APP_SECRET": EMULATOR_API_KEY,
-        "LATTIGO_THINGSPACE_USERNAME": EMULATOR_KEY_NAME,
-        "LATTIGO_THINGSPACE_PASSWORD": EMULATOR_API_KEY,
-        **extra,
-    }
 
 
 def record(base: str, sim: str, day: date, nbytes: int, sms: int = 0) -> None:
@@ -97,7 +85,7 @@ def run(
 ) -> tuple[int, str, str]:
     args = build_parser().parse_args(["usage", "--fleet", str(fleet), "--cache", str(cache), "--no-progress", *argv])
     out, err = io.StringIO(), io.StringIO()
-    code = usage_main(args, out=out, err=err, env=env or env_for(emulator))
+    code = usage_main(args, out=out, err=err, env=env or emulator_env(emulator))
     printed = capsys.readouterr().err if capsys else ""
     return code, out.getvalue(), err.getvalue() + printed
 
@@ -258,7 +246,7 @@ def test_a_refused_thingspace_login_is_one_line_without_the_password(
     emulator.clear_requests()
     secret = "wrong-pa55word-xyz"
     code, out, err = run(
-        emulator, fleet, cache, "--compare", env=env_for(emulator, LATTIGO_THINGSPACE_PASSWORD=secret), capsys=capsys
+        emulator, fleet, cache, "--compare", env=emulator_env(emulator, LATTIGO_THINGSPACE_PASSWORD=secret), capsys=capsys
     )
     assert code == 1 and out == ""
     lines = [line for line in err.splitlines() if line.strip()]
@@ -270,7 +258,7 @@ def test_a_refused_thingspace_login_is_one_line_without_the_password(
 
 def test_missing_thingspace_credentials_are_named(account: Account, capsys: pytest.CaptureFixture[str]) -> None:
     emulator, fleet, cache = account
-    env = {k: v for k, v in env_for(emulator).items() if "THINGSPACE" not in k}
+    env = {k: v for k, v in emulator_env(emulator).items() if "THINGSPACE" not in k}
     code, _, err = run(emulator, fleet, cache, "--compare", env=env, capsys=capsys)
     assert code == 1
     assert "lattigo:thingspaceAppKey (LATTIGO_THINGSPACE_APP_KEY)" in err
@@ -279,7 +267,7 @@ def test_missing_thingspace_credentials_are_named(account: Account, capsys: pyte
 
 def test_the_cli_prints_tables_and_csv(account: Account) -> None:
     emulator, fleet, cache = account
-    env = {**os.environ, **env_for(emulator), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, **emulator_env(emulator), "PYTHONPATH": str(REPO)}
     base = [
         sys.executable,
         "-m",
