@@ -31,8 +31,6 @@ COST_CENTERS = ("Fleet-East", "Fleet-West", "Cold-Chain")
 N = 9
 
 
-
-
 def record(base: str, sim: str, day: date, nbytes: int, sms: int = 0) -> None:
     body = {"iccid": sim, "date": day.isoformat(), "bytes": nbytes, "sms": sms}
     requests.post(f"{base}/_emulator/usage", json=body, timeout=30).raise_for_status()
@@ -246,7 +244,12 @@ def test_a_refused_thingspace_login_is_one_line_without_the_password(
     emulator.clear_requests()
     secret = "wrong-pa55word-xyz"
     code, out, err = run(
-        emulator, fleet, cache, "--compare", env=emulator_env(emulator, LATTIGO_THINGSPACE_PASSWORD=secret), capsys=capsys
+        emulator,
+        fleet,
+        cache,
+        "--compare",
+        env=emulator_env(emulator, LATTIGO_THINGSPACE_PASSWORD=secret),
+        capsys=capsys,
     )
     assert code == 1 and out == ""
     lines = [line for line in err.splitlines() if line.strip()]
