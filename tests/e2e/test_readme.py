@@ -1,4 +1,5 @@
-"""The README's "Using it on your own account" works as written, in a plain shell on a fresh machine.
+"""The guide "Using it on your own account" (docs/own-account.md, linked from the README) works as written,
+in a plain shell on a fresh machine.
 
 The section's ```sh block is run line by line in one bash, as a user pastes it into a shell of their clone
 after `make setup`: with no `pulumi` or `lattigo-fleet` on PATH, a fresh HOME and ~/.pulumi (so no login)
@@ -23,7 +24,8 @@ from pathlib import Path
 from devtools.pulumi_stack import REPO
 from emulator.server import EmulatorServer
 
-SECTION = "## Using it on your own account"
+GUIDE = REPO / "docs" / "own-account.md"
+SECTION = "Using it on your own account"
 ENDPOINT_PLACEHOLDER = "https://api.lattigo.com"
 USER_PASSPHRASE = "a passphrase of the user's own"  # deliberately not the demo default
 # What a clone needs for the block: `make -s env` (Makefile, its venv stamp inputs, the pinning script and
@@ -41,12 +43,29 @@ CLONE_FILES = (
 )
 
 
-def readme_block() -> list[str]:
-    text = (REPO / "README.md").read_text()
-    assert SECTION in text, f"README.md has no section {SECTION!r}"
-    section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
+def section_lines(path: Path, heading: str) -> list[str]:
+    """The lines under the Markdown heading `heading` (of any level) in `path`, up to the next heading; a `#`
+    at the start of a line inside a fenced block is a shell comment, not a heading."""
+    lines = path.read_text().splitlines()
+    headings = [i for i, line in enumerate(lines) if re.fullmatch(rf"#+ {re.escape(heading)}", line)]
+    assert len(headings) == 1, f"{path.name} has {len(headings)} heading(s) {heading!r}, expected one"
+    section: list[str] = []
+    fenced = False
+    for line in lines[headings[0] + 1 :]:
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("#"):
+            break
+        section.append(line)
+    return section
+
+
+def sh_block(path: Path, heading: str) -> list[str]:
+    """The one ```sh block under `heading` in the Markdown file `path`: its lines, without blank lines and
+    comment lines."""
+    section = "\n".join(section_lines(path, heading)) + "\n"
     blocks = re.findall(r"^```sh\n(.*?)^```", section, re.S | re.M)
-    assert len(blocks) == 1, f"expected one ```sh block in {SECTION!r}, found {len(blocks)}"
+    assert len(blocks) == 1, f"expected one ```sh block under {heading!r} in {path.name}, found {len(blocks)}"
     return [line for line in blocks[0].splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
@@ -54,7 +73,7 @@ def substitute(lines: list[str], endpoint: str, key_name: str, api_key: str) -> 
     """Only the allowed substitutions; each placeholder must be there exactly once."""
     text = "\n".join(lines)
     for placeholder, value in ((ENDPOINT_PLACEHOLDER, endpoint), ("<key_name>", key_name), ("<api_key>", api_key)):
-        assert text.count(placeholder) == 1, f"placeholder {placeholder!r} is not in the README block exactly once"
+        assert text.count(placeholder) == 1, f"placeholder {placeholder!r} is not in the guide's block exactly once"
         text = text.replace(placeholder, value)
     text, previews = re.subn(r"^pulumi preview\b", "pulumi preview --non-interactive", text, flags=re.M)
     text, ups = re.subn(r"^pulumi up\b", "pulumi up --yes --non-interactive", text, flags=re.M)
@@ -123,10 +142,10 @@ def make_clone(directory: Path) -> Path:
     return directory
 
 
-def test_readme_account_section_runs_as_written(tmp_path: Path, emulator: EmulatorServer, pulumi_bin: str) -> None:
+def test_the_own_account_guide_runs_as_written(tmp_path: Path, emulator: EmulatorServer, pulumi_bin: str) -> None:
     emulator.reset("demo")  # the demo account: what the shipped fleet.yaml is written against
     assert emulator.key_name is not None and emulator.api_key is not None  # narrows: the fixture sets both
-    lines = substitute(readme_block(), emulator.base_url, emulator.key_name, emulator.api_key)
+    lines = substitute(sh_block(GUIDE, SECTION), emulator.base_url, emulator.key_name, emulator.api_key)
     clone = make_clone(tmp_path / "clone")
     home = tmp_path / "home"
     home.mkdir()
@@ -162,7 +181,7 @@ def test_readme_account_section_runs_as_written(tmp_path: Path, emulator: Emulat
             r for r in emulator.requests_log() if r["method"] != "GET" and not r["path"].startswith("/_emulator")
         ]
         assert mutating, out[-4000:]
-        # ...the state went where the README said, and the API key is in the stack file only encrypted.
+        # ...the state went where the guide said, and the API key is in the stack file only encrypted.
         assert (clone / ".state" / ".pulumi").is_dir()
         assert (clone / ".state").as_uri() in (home / ".pulumi" / "credentials.json").read_text()
         stack_file = (clone / "Pulumi.prod.yaml").read_text()
