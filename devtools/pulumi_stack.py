@@ -99,7 +99,7 @@ class PulumiStack:
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
             "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
             "NO_COLOR": "1",
-            **ENGINE_ENV,  # as users run it (the README's `make env`): linear in the fleet
+            **ENGINE_ENV,  # as users run it (`make env`, docs/scale.md): linear in the fleet
         }
         for var in ("LATTIGO_ENDPOINT", "LATTIGO_KEY_NAME", "LATTIGO_API_KEY"):
             self.env.pop(var, None)

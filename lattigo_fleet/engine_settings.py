@@ -1,4 +1,4 @@
-"""The Pulumi engine settings a fleet needs, written once: the Makefile, the README, the CI templates, the demo,
+"""The Pulumi engine settings a fleet needs, written once: the Makefile, the docs (docs/scale.md), the CI templates, the demo,
 the tests and the benchmarks all use these, and the program warns when a large fleet runs without them.
 
 - `PULUMI_SKIP_CHECKPOINTS=true`: the file (DIY) backend otherwise rewrites the whole state before and after
@@ -39,7 +39,7 @@ def advice(fleet_size: int, env: Mapping[str, str] | None = None) -> str | None:
         return None
     return (
         f"{fleet_size} SIMs without {' '.join(lacking)}: this run's state writes grow with the square of "
-        "the fleet and few SIMs can share a bulk request; set them as the README's commands do (`eval "
+        "the fleet and few SIMs can share a bulk request; set them as docs/own-account.md's commands do (`eval "
         '"$(make -s env)"` sets them), see lattigo_fleet/engine_settings.py for the trade-off'
     )
 

@@ -3,7 +3,7 @@
 The program and the provider process both read their settings here (from the stack config Pulumi hands
 them, then the environment, then the default). Pulumi.yaml declares the project's own keys with their types
 and these defaults (Pulumi types only keys of the project's namespace, and a typed key needs a default), and
-the README's table lists every key: tests pin both to this table. A key in the `lattigo:` or
+docs/settings.md's table lists every key: tests pin both to this table. A key in the `lattigo:` or
 `lattigo-fleet:` namespace that is not in it is refused with a did-you-mean: a typo must not silently fall
 back to a default. The credentials may come from the environment instead of the stack (CI secrets); the
 guard's escape hatch is an environment variable for one run, which wins over the stack's setting.

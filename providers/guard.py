@@ -94,7 +94,7 @@ class FleetGuardProvider(ResourceProvider):
             raise ProviderError(
                 "this stack was last applied by an earlier lattigo-fleet, whose SIM resources are named by their "
                 f"`name`: run `{guard.UPGRADE_ENV}=1 pulumi up` once to take them over in place (nothing is sent to "
-                "Lattigo; see README, Upgrading a stack), then run as usual"
+                "Lattigo; see docs/fleet-yaml.md, Upgrading a stack from an earlier version), then run as usual"
             )
         held = [str(i) for i in olds.get("iccids") or []]
         live = {iccid: sim for iccid in held if (sim := runtime.live.get(iccid)) is not None}

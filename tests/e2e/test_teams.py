@@ -64,7 +64,7 @@ class S3Server:
         return [o["Key"] for o in listed.get("Contents") or []]
 
     def readme_url(self, bucket: str) -> str:
-        """The form the README documents (gocloud.dev s3blob's own parameters)."""
+        """The form docs/teams.md documents (gocloud.dev s3blob's own parameters)."""
         return f"s3://{bucket}?endpoint={self.endpoint}&disable_https=true&use_path_style=true&region=us-east-1"
 
     def legacy_url(self, bucket: str) -> str:
