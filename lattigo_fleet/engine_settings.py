@@ -1,5 +1,6 @@
-"""The Pulumi engine settings a fleet needs, written once: the Makefile, the docs (docs/scale.md), the CI templates, the demo,
-the tests and the benchmarks all use these, and the program warns when a large fleet runs without them.
+"""The Pulumi engine settings a fleet needs, written once: the Makefile, the docs (docs/scale.md), the CI
+templates, the demo, the tests and the benchmarks all use these, and the program warns when a large fleet runs
+without them.
 
 - `PULUMI_SKIP_CHECKPOINTS=true`: the file (DIY) backend otherwise rewrites the whole state before and after
   every changed resource, O(N) per step and so O(N²) per run (500 -> 1,000 SIMs went 66 s -> 267 s). The

@@ -682,7 +682,7 @@ def shell(cwd: Path, env: dict[str, str], script: str) -> str:
 
 
 def onboard(runner: Runner) -> None:
-    """The fleet repository before the pull request, as docs/own-account.md onboards an account that already has SIMs: the
+    """The fleet repository before the pull request, as the README's GitOps section onboards an account: the
     stack, `lattigo-fleet import` of the account as it is, a first `pulumi up` (adopts, sends nothing). The
     pull request then declares the shipped fleet.yaml's changes, with the rest of the account merged in."""
     work = runner.checkout()

@@ -153,7 +153,8 @@ def test_activation_batches_and_partial_rejection_fails_only_those_sims(
 
     activations = [r for r in admin.mutating() if r["path"].endswith("activation_request")]
     print(f"{len(activations)} activation requests for {len(new)} SIMs")
-    # Measured 25-26 here (4 per request at most, see docs/how-it-works.md, "Batching"); the bound leaves room for a busy box.
+    # Measured 25-26 here (4 per request at most, see docs/how-it-works.md, "Batching"); the bound leaves room
+    # for a busy box.
     assert len(activations) <= len(new) / 2, f"{len(activations)} activation requests for {len(new)} SIMs"
     sent = [row["iccid"] for r in activations for row in r["body"]["activation_requests"]]
     assert len(sent) == len(set(sent)) == len(new)  # none sent twice
