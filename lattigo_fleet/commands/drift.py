@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lattigo_fleet.client.models import LiveDevice
+from lattigo_fleet.commands import pulumi_summary
 from lattigo_fleet.commands.base import Command
 from lattigo_fleet.commands.common import CommandFailure, load_fleet_file
 from lattigo_fleet.commands.credentials import api_failure_line, read_credentials
@@ -95,6 +96,9 @@ class DriftReport:
     # Open pull requests' plans (--plans): label -> the SIMs whose live values moved since the plan was made.
     # None: no plan was given, so which open plans this drift makes stale cannot be told.
     stale_plans: dict[str, list[str]] | None = None
+    preview: Preview | None = None  # the preview it was read from (its steps and duration, for --json)
+    # ICCID -> the Lattigo calls that `pulumi up` would send (the run's plan document); None: no document.
+    calls: dict[str, list[dict[str, Any]]] | None = None
 
     @property
     def drifted(self) -> bool:
@@ -201,7 +205,7 @@ def build_report(
     not_checked = [NOT_READABLE]
     if ignoring:
         not_checked.append(f"fields listed in ignore_changes ({ignoring:,} SIM(s)): left alone by design")
-    return DriftReport(stack or preview.stack, items, unmanaged, not_checked, preview.warnings)
+    return DriftReport(stack or preview.stack, items, unmanaged, not_checked, preview.warnings, preview=preview)
 
 
 # --- output ------------------------------------------------------------------------------------------------
@@ -356,8 +360,59 @@ def render_markdown(report: DriftReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def pulumi_steps(report: DriftReport) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The SIMs the preview would change as Pulumi's steps, drift first, each with `kind` (drift if any of its
+    fields drifted, else pending), each field's `before` (the account now) and `after` (fleet.yaml) with its
+    kind, and the calls `pulumi up` would send (`calls`; null without the plan document); and their
+    `changeSummary`."""
+    preview = report.preview or Preview([], [])
+    changed = pulumi_summary.sim_steps(preview)
+    by_sim: dict[str, list[DriftItem]] = {}
+    for item in report.items:
+        by_sim.setdefault(item.iccid, []).append(item)
+    order = list(by_sim) + [name for name in changed if name not in by_sim]
+    steps = []
+    for iccid in order:
+        items = by_sim.get(iccid, [])
+        step = changed.get(iccid)
+        detail = {
+            "sim": items[0].sim if items else iccid,
+            "iccid": iccid,
+            "kind": "drift" if any(i.kind == "drift" for i in items) else "pending",
+            "fields": {
+                i.field: {"before": _jsonable(i.live), "after": _jsonable(i.declared), "kind": i.kind}
+                for i in items
+                if i.field
+            },
+            "calls": None if report.calls is None else report.calls.get(iccid, []),
+            "note": "; ".join(i.note for i in items if i.note) or None,
+        }
+        op = step.op if step is not None else "update"
+        urn = step.urn if step is not None else pulumi_summary.sim_urn(preview, iccid)
+        steps.append(pulumi_summary.step_json(op, urn, step, iccid, detail))
+    ops = [s["op"] for s in steps]
+    return steps, pulumi_summary.change_summary(ops, len(pulumi_summary.known_sims(preview) | set(order)))
+
+
 def render_json(report: DriftReport) -> dict[str, Any]:
-    return {
+    """Pulumi's summary (pulumi_summary.py: the SIMs that `pulumi up` would change; `result` is the check's, so
+    "succeeded" with drift found too, which `in_sync` and the exit code say), then the report's own keys (the
+    keys that `drift --json` had before Pulumi's)."""
+    steps, changes = pulumi_steps(report)
+    names = {str(s["iccid"]): str(s["sim"]) for s in steps}
+    diagnostics = [
+        {
+            "severity": w.severity,
+            "message": w.message,
+            "sim": names.get(w.resource) if w.resource else None,
+            "urn": w.urn or None,
+        }
+        for w in report.warnings
+    ]
+    # No durationSeconds: the same account gives the same report, run after run (pulumi_summary.py).
+    return pulumi_summary.summary(
+        failed=False, duration_seconds=None, changes=changes, steps=steps, diagnostics=diagnostics
+    ) | {
         "stack": report.stack,
         "in_sync": not report.drifted,
         "counts": report.counts,
@@ -377,7 +432,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", help="the stack to check (default: the selected stack)")
     parser.add_argument("--cwd", help="the project directory (default: the current directory)")
     output = parser.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_true", help="print JSON for machines")
+    output.add_argument(
+        "--json", action="store_true", help="print JSON for machines (Pulumi's summary shape: docs/json-outputs.md)"
+    )
     output.add_argument("--markdown", action="store_true", help="print Markdown (an issue or a chat message)")
     parser.add_argument(
         "--plans",
@@ -420,6 +477,8 @@ def _drift(args: argparse.Namespace, out: TextIO) -> int:
         raise CommandFailure(str(exc)) from None
     report = build_report(preview, snapshot, set(fleet.by_iccid) | set(owned), ignoring, args.stack or "")
     report.left_alone = list((doc or {}).get("left_alone") or [])
+    if doc is not None:
+        report.calls = {str(e["iccid"]): list(e.get("operations") or []) for e in doc.get("sims") or []}
     if getattr(args, "plans", None) is not None:
         try:
             report.stale_plans = stale_plans(list(args.plans), report, snapshot)

@@ -7,7 +7,10 @@ account fields that change, old -> new, activations and suspensions first.
 
 The comment always stays under :data:`COMMENT_LIMIT` characters (GitHub refuses a comment of 65,536): rows
 that do not fit are cut and counted by kind ("and 4,212 more cost-center moves: see the job log"), and the
-job log (standard error) then lists every SIM. `--json` gives bots the same content, uncut.
+job log (standard error) then lists every SIM; on GitHub Actions ($GITHUB_STEP_SUMMARY set) the full plan is
+appended to the job summary too, and the cut note says so. `--json` gives bots the same content, uncut, in the
+shape of Pulumi's own summary (pulumi_summary.py); `--gitlab-report FILE` writes GitLab's Terraform report for
+the merge-request widget.
 
 Over 400 lines: the comment's size budget and its cutting rules are one algorithm with the rendering; the parsing
 of the preview is in preview_json.py.
@@ -22,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from lattigo_fleet.commands import pulumi_summary
 from lattigo_fleet.commands.base import Command
 from lattigo_fleet.commands.preview_json import (
     MISSING,
@@ -50,6 +54,14 @@ CELL_CHARS = 160  # of one value
 # first hundred, the job log has them all. Activations and suspensions are shown as far as the size allows.
 ROUTINE_ROWS = 100
 IMPORTANT = ("activate", "suspend", "forget_suspend")
+# Where a cut comment sends the reader: the job log always lists every SIM; on GitHub Actions the job summary
+# ($GITHUB_STEP_SUMMARY) has the full plan too.
+SEE_JOB_LOG = "see the job log"
+SEE_JOB_SUMMARY = "the full plan is in the job summary"
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+# GitHub refuses a step's summary over 1 MiB (bytes, of everything the step appended): the full plan stays under,
+# leaving room for what the step appends after it (ci/github/merge.yml appends its report, a comment's size).
+STEP_SUMMARY_BYTES = 1024 * 1024 - 128 * 1024
 
 
 @dataclass(frozen=True)
@@ -145,6 +157,7 @@ class PlanReport:
     failed: bool = False  # the preview reported errors
     names: dict[str, str] = field(default_factory=dict)  # ICCID -> SIM name
     document: Mapping[str, Any] | None = None  # the plan document the rows were read from (plan_document.py)
+    preview: Preview | None = None  # the preview it was built from (its steps and duration, for --json)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -346,6 +359,7 @@ def build_report(preview: Preview, doc: Mapping[str, Any] | None = None) -> Plan
         failed=bool(preview.errors),
         names=names,
         document=doc,
+        preview=preview,
     )
 
 
@@ -468,18 +482,22 @@ def diagnostics_section(report: PlanReport) -> list[str]:
     return ["", f"### {title}", "", *_fold(title, lines, len(lines) > 10, open_=True)]
 
 
-def _cut_note(cut: list[SimRow]) -> str:
+def _cut_note(cut: list[SimRow], see: str = SEE_JOB_LOG) -> str:
     by_action: dict[str, int] = {}
     for row in cut:
         by_action[row.primary] = by_action.get(row.primary, 0) + 1
     kinds = [f"{n:,} more {BY_KEY[a].noun}" for a, n in sorted(by_action.items(), key=lambda i: BY_KEY[i[0]].rank)]
     if len(kinds) > 1:
-        return f"_… and {len(cut):,} more SIMs not shown here ({', '.join(kinds)}): see the job log._"
-    return f"_… and {kinds[0]}: see the job log._"
+        return f"_… and {len(cut):,} more SIMs not shown here ({', '.join(kinds)}): {see}._"
+    return f"_… and {kinds[0]}: {see}._"
 
 
-def render_markdown(report: PlanReport, limit: int = COMMENT_LIMIT) -> tuple[str, list[SimRow]]:
-    """The comment, and the rows cut from it to keep it under `limit` characters."""
+def render_markdown(
+    report: PlanReport, limit: int = COMMENT_LIMIT, *, routine_rows: int | None = ROUTINE_ROWS, see: str = SEE_JOB_LOG
+) -> tuple[str, list[SimRow]]:
+    """The comment, and the rows cut from it to keep it under `limit` characters. `routine_rows`: how many rows
+    of one routine kind are shown before the rest is counted (None: all that fit, as in the full plan); `see`:
+    where the cut note sends the reader for the rest."""
     head = [f"## lattigo-fleet plan{f' · stack `{report.stack}`' if report.stack else ''}", ""]
     if report.refusal:
         sims = f" ({report.refused_sims:,} SIMs out of service)" if report.refused_sims else ""
@@ -530,7 +548,7 @@ def render_markdown(report: PlanReport, limit: int = COMMENT_LIMIT) -> tuple[str
         if used + len(line) + 1 > budget:
             cut += report.rows[index:]
             break
-        if row.primary not in IMPORTANT and per_kind.get(row.primary, 0) >= ROUTINE_ROWS:
+        if row.primary not in IMPORTANT and routine_rows is not None and per_kind.get(row.primary, 0) >= routine_rows:
             cut.append(row)
             continue
         per_kind[row.primary] = per_kind.get(row.primary, 0) + 1
@@ -538,10 +556,10 @@ def render_markdown(report: PlanReport, limit: int = COMMENT_LIMIT) -> tuple[str
         used += len(line) + 1
     body = [TABLE_HEAD, *shown]
     if cut:
-        body += ["", _cut_note(cut)]
+        body += ["", _cut_note(cut, see)]
     text += "\n".join(opening + body + closing) + "\n"
     if len(text) >= limit:  # only if the fixed part alone is too long: never post more than the limit
-        text = text[: limit - 200] + "\n\n_… the comment was cut here to stay under the size limit: see the job log._\n"
+        text = text[: limit - 200] + f"\n\n_… the comment was cut here to stay under the size limit: {see}._\n"
     return text, cut
 
 
@@ -559,9 +577,70 @@ def log_line(row: SimRow) -> str:
 # --- JSON --------------------------------------------------------------------------------------------------
 
 
-def render_json(report: PlanReport) -> dict[str, Any]:
-    doc = report.document
+def _fields(row: SimRow | None, step: Step | None) -> dict[str, dict[str, Any]]:
+    """Each field that changes, before and after: the row's; without one (a Pulumi update that sends nothing),
+    the step's own inputs."""
+    if row is not None:
+        return {c.field: {"before": _jsonable(c.old), "after": _jsonable(c.new)} for c in row.changes if c.field}
+    if step is None:
+        return {}
     return {
+        path: {
+            "before": _jsonable(value_at(step.old_inputs, path)),
+            "after": _jsonable(value_at(step.new_inputs, path)),
+        }
+        for path in step.changed_paths
+    }
+
+
+def pulumi_steps(report: PlanReport) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The changed SIMs as Pulumi's steps, each with what happens in the account (`actions`), each field before
+    and after (`fields`) and the Lattigo calls of the plan document (`calls`; null without one), in the order
+    of the comment; and their `changeSummary`."""
+    preview = report.preview or Preview([], [])
+    changed = pulumi_summary.sim_steps(preview)
+    entries = {str(e["iccid"]): e for e in (report.document or {}).get("sims") or []}
+    steps, ops = [], []
+
+    def add(name: str, step: Step | None, row: SimRow | None) -> None:
+        op = step.op if step is not None else pulumi_summary.ACTION_OPS[row.primary if row else "other"]
+        entry = entries.get(name)
+        sim = row.sim if row else report.names.get(name, name)
+        detail = {
+            "sim": sim,
+            "iccid": row.iccid if row else name,
+            "actions": row.actions if row else [],
+            "fields": _fields(row, step),
+            "calls": list(entry.get("operations") or []) if entry else ([] if report.document is not None else None),
+            "note": (row.note if row else "") or None,
+        }
+        urn = step.urn if step is not None else pulumi_summary.sim_urn(preview, name)
+        steps.append(pulumi_summary.step_json(op, urn, step, name, detail))
+        ops.append(op)
+
+    for row in report.rows:
+        add(row.iccid, changed.pop(row.iccid, None), row)
+    for name, step in changed.items():  # a Pulumi change that sends nothing (the stack's record alone)
+        add(name, step, None)
+    seen = pulumi_summary.known_sims(preview) | {r.iccid for r in report.rows}
+    return steps, pulumi_summary.change_summary(ops, len(seen))
+
+
+def render_json(report: PlanReport) -> dict[str, Any]:
+    """Pulumi's summary (pulumi_summary.py), then the comment's content: `counts` by what happens in the account,
+    `changes` one per field (the keys that `plan --json` had before Pulumi's)."""
+    doc = report.document
+    steps, changes = pulumi_steps(report)
+    diagnostics = [
+        {
+            "severity": d.severity,
+            "message": d.message,
+            "sim": report.names.get(d.resource) if d.resource else None,
+            "urn": d.urn or None,
+        }
+        for d in report.diagnostics
+    ]
+    ours = {
         "stack": report.stack,
         "plan": {"digest": doc["digest"], "mode": doc.get("mode"), "left_alone": doc.get("left_alone")}
         if doc
@@ -571,16 +650,20 @@ def render_json(report: PlanReport) -> dict[str, Any]:
         "sims_changing": len(report.rows),
         "counts": report.counts,
         "changes": [c.to_json() for c in report.changes],
-        "diagnostics": [
-            {
-                "severity": d.severity,
-                "message": d.message,
-                "sim": report.names.get(d.resource) if d.resource else None,
-                "urn": d.urn or None,
-            }
-            for d in report.diagnostics
-        ],
     }
+    duration = report.preview.duration_seconds if report.preview else 0
+    return (
+        pulumi_summary.summary(
+            failed=report.failed, duration_seconds=duration, changes=changes, steps=steps, diagnostics=diagnostics
+        )
+        | ours
+    )
+
+
+def gitlab_report(report: PlanReport) -> dict[str, int]:
+    """GitLab's Terraform report for the merge-request widget: the SIMs created, updated and deleted
+    (pulumi_summary.ACTION_OPS: an adoption is a create, a removal a delete whatever on_remove sends)."""
+    return pulumi_summary.gitlab_report(pulumi_steps(report)[1])
 
 
 # --- the command -------------------------------------------------------------------------------------------
@@ -595,7 +678,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="read the output of `pulumi preview --json` from FILE (`-`: standard input) instead of running it",
     )
-    parser.add_argument("--json", action="store_true", help="print JSON for bots instead of Markdown")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON for bots instead of Markdown (Pulumi's summary shape: docs/json-outputs.md)",
+    )
+    parser.add_argument(
+        "--gitlab-report",
+        metavar="FILE",
+        help="also write GitLab's Terraform report {create, update, delete} to FILE "
+        "(artifacts:reports:terraform: the merge-request widget shows the counts)",
+    )
     parser.add_argument(
         "--out",
         metavar="FILE",
@@ -649,15 +742,53 @@ def preview_with_document(
         return preview, doc
 
 
+def full_plan(report: PlanReport, budget: int = STEP_SUMMARY_BYTES) -> str:
+    """The plan uncut (every row, no routine kind counted away), for the job summary, in at most `budget` bytes
+    of UTF-8; a plan too long even for that is cut there, and says the job log has every SIM."""
+    limit = budget
+    for _ in range(8):
+        text, _cut = render_markdown(report, limit, routine_rows=None)
+        size = len(text.encode("utf-8"))
+        if size <= budget:
+            return text
+        limit = max(int(limit * budget / size * 0.98), 1000)  # the non-ASCII characters, in proportion
+    return text.encode("utf-8")[:budget].decode("utf-8", errors="ignore")
+
+
+def write_step_summary(path: str, report: PlanReport) -> None:
+    """Append the full plan to the job summary (GitHub's $GITHUB_STEP_SUMMARY file, the runner's; only written,
+    never read). OSError if it cannot be written, or if what the step appended already leaves no room."""
+    import os
+
+    try:
+        used = os.path.getsize(path)
+    except FileNotFoundError:
+        used = 0
+    budget = STEP_SUMMARY_BYTES - used
+    if budget < 10_000:
+        raise OSError(f"the job summary already holds {used:,} bytes of GitHub's 1 MiB")
+    text = full_plan(report, budget - 1)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(("\n" if used else "") + text)
+
+
 def main(
-    args: argparse.Namespace, out: TextIO | None = None, log: TextIO | None = None, stdin: TextIO | None = None
+    args: argparse.Namespace,
+    out: TextIO | None = None,
+    log: TextIO | None = None,
+    stdin: TextIO | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> int:
     """Exit 0 with the comment; 1 with the comment if the preview itself failed (a refusal, a program error),
-    or with a one-line error alone if there is no preview to read."""
-    return COMMAND.run(lambda: _plan(args, out or sys.stdout, log or sys.stderr, stdin))
+    or with a one-line error alone if there is no preview to read. `environ` (default: the process's) is read
+    for GITHUB_STEP_SUMMARY alone."""
+    import os
+
+    env = os.environ if environ is None else environ
+    return COMMAND.run(lambda: _plan(args, out or sys.stdout, log or sys.stderr, stdin, env))
 
 
-def _plan(args: argparse.Namespace, out: TextIO, log: TextIO, stdin: TextIO | None) -> int:
+def _plan(args: argparse.Namespace, out: TextIO, log: TextIO, stdin: TextIO | None, environ: Mapping[str, str]) -> int:
     preview, doc = load(args, stdin)
     report = build_report(preview, doc)
     if doc is not None and not args.from_file and getattr(args, "out", None):
@@ -670,10 +801,33 @@ def _plan(args: argparse.Namespace, out: TextIO, log: TextIO, stdin: TextIO | No
         print(
             f"lattigo-fleet plan: wrote the plan document {args.out} ({plan_document.short(doc['digest'])})", file=log
         )
+    gitlab = getattr(args, "gitlab_report", None)
+    if gitlab and report.failed and not report.refusal:
+        print(f"lattigo-fleet plan: no GitLab report written to {gitlab}: the preview failed", file=log)
+    elif gitlab:
+        counts = gitlab_report(report)
+        pulumi_summary.write_json(gitlab, counts, "the GitLab report")
+        print(
+            f"lattigo-fleet plan: wrote the GitLab report {gitlab} ({counts['create']:,} to add, "
+            f"{counts['update']:,} to change, {counts['delete']:,} to delete)",
+            file=log,
+        )
     if args.json:
         out.write(json.dumps(render_json(report), indent=2, ensure_ascii=False) + "\n")
     else:
-        text, cut = render_markdown(report)
+        summary_path = environ.get(STEP_SUMMARY_ENV) or None
+        text, cut = render_markdown(report, see=SEE_JOB_SUMMARY if summary_path else SEE_JOB_LOG)
+        if cut and summary_path:
+            try:
+                write_step_summary(summary_path, report)
+            except OSError as exc:
+                print(
+                    f"lattigo-fleet plan: cannot add the full plan to the job summary: {exc.strerror or exc}",
+                    file=log,
+                )
+                text, cut = render_markdown(report)  # the cut note then points at the job log alone
+            else:
+                print(f"lattigo-fleet plan: the full plan is in the job summary (${STEP_SUMMARY_ENV})", file=log)
         out.write(text)
         if cut:
             print(

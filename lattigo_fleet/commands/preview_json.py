@@ -10,7 +10,10 @@ What the document looks like (Pulumi v3, with this project's provider host, whic
   the resource's *next* step (an ``update``'s old inputs are the refreshed ones). So "what changed in the
   account" is the refresh step's old value against the update step's old value.
 - ``detailedDiff``: ``{path: {"kind": "update"|"add"|"delete"|..., "inputDiff": true}}``; a path is
-  Pulumi's property path (``cost_center``, ``notes.note1``, ``a["b.c"]``, ``list[0]``).
+  Pulumi's property path (``cost_center``, ``notes.note1``, ``a["b.c"]``, ``list[0]``). ``diffReasons``: the
+  top-level keys that differ.
+- ``changeSummary``: ``{op: count}`` over every resource (the stack and the FleetGuard too); ``duration``: how
+  long the preview took, in nanoseconds (a Go ``time.Duration``).
 - ``diagnostics``: ``{"severity", "message", "urn"?}``; the message starts with ``warning: ``/``error: `` and
   ends in a newline. A preview refused by a provider (the blast-radius guard) lists its error here and stops
   planning: the steps before it are all the document holds.
@@ -84,6 +87,7 @@ class Step:
     new_outputs: Mapping[str, Any] | None = None
     detailed_diff: Mapping[str, str] = field(default_factory=dict)  # path -> kind
     diff_reasons: tuple[str, ...] = ()
+    input_diffs: frozenset[str] = frozenset()  # the paths of the detailed diff whose `inputDiff` is true
 
     @property
     def type(self) -> str:
@@ -105,6 +109,12 @@ class Preview:
     diagnostics: list[Diagnostic]
     change_summary: dict[str, int] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    duration_ns: int = 0  # how long the preview took, as Pulumi measured it
+
+    @property
+    def duration_seconds(self) -> int:
+        """In whole seconds, as Pulumi's summary event counts them (`durationSeconds`)."""
+        return self.duration_ns // 1_000_000_000
 
     @property
     def stack(self) -> str:
@@ -263,16 +273,23 @@ def parse_preview(text: str, source: str = "the preview") -> Preview:
                 if isinstance(detailed, Mapping)
                 else {},
                 diff_reasons=tuple(str(r) for r in raw.get("diffReasons") or ()),
+                input_diffs=frozenset(
+                    str(path) for path, d in detailed.items() if isinstance(d, Mapping) and d.get("inputDiff")
+                )
+                if isinstance(detailed, Mapping)
+                else frozenset(),
             )
         )
     diagnostics = [_diagnostic(d) for d in doc.get("diagnostics") or [] if isinstance(d, Mapping)]
     summary: Mapping[str, Any] = doc["changeSummary"] if isinstance(doc.get("changeSummary"), Mapping) else {}
     config: Mapping[str, Any] = doc["config"] if isinstance(doc.get("config"), Mapping) else {}
+    duration = doc.get("duration")
     return Preview(
         steps,
         [d for d in diagnostics if d.severity != "debug"],
         {str(k): int(v) for k, v in summary.items() if isinstance(v, int)},
         dict(config),
+        duration if isinstance(duration, int) and not isinstance(duration, bool) and duration > 0 else 0,
     )
 
 
