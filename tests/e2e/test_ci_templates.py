@@ -1,25 +1,37 @@
 """The CI templates under ci/ run as written: every job's own steps, in order, against the emulator.
 
-Each workflow file is parsed (ruamel.yaml) and its jobs' `run:` steps (GitHub) / `script:` lines (GitLab) are
+The templates are thin callers: the GitHub workflows of the composite action (action.yml, `uses: ./`), the
+GitLab pipeline of the CI/CD component (templates/lattigo-fleet/template.yml, `include: component:`). Each
+workflow file is parsed (ruamel.yaml) and its jobs' `run:` steps (GitHub) / `script:` lines (GitLab) are
 executed in bash, with the `env:` / `variables:` the file declares, in a fresh temporary "checkout" per job (a
-copy of the project like tests/e2e/test_readme.py makes, plus the fleet repository's committed files), with
-no `pulumi` or `lattigo-fleet` on PATH: the job's own `make setup` / `make -s env` lines provide them. The
-story is the one a fleet repository lives: pull request -> merge -> nightly drift report, then an
+copy of the project like tests/e2e/test_readme.py makes, plus action.yml and the fleet repository's committed
+files), with no `pulumi` or `lattigo-fleet` on PATH: the job's own `make setup` / `make -s env` lines provide
+them. The story is the one a fleet repository lives: pull request -> merge -> nightly drift report, then an
 out-of-band change in the account and the nightly report again.
 
 What is substituted, and nothing else:
 
-- GitHub `${{ ... }}` in `env:` and `run:`: the values of GITHUB_EXPRESSIONS below (secrets: the emulator's
-  URL and credentials, a temporary file backend, a passphrase; vars: the stack; github: the token, the
-  repository, the pull request's number). Any other expression fails the test.
-- GitHub `uses:` steps are not run: the temporary checkout stands for actions/checkout, this machine's
-  Python 3.11, Go and CLI cache for setup-python, setup-go and actions/cache. `$GITHUB_ENV` and
-  `$GITHUB_PATH` work as on a runner (a new file per step, read after it); each step runs in
+- GitHub `${{ ... }}` in `env:`, `with:`, `run:` and `if:`, read as GitHub reads them (`evaluate`: literals,
+  `==`, `!=`, `&&`, `||`, `!`, the status functions): the values of the workflow's contexts (secrets: the
+  emulator's URL and credentials, a temporary file backend, a passphrase; vars: the stack; github: the token,
+  the repository, the pull request's number and head). Any other expression fails the test.
+- `uses: ./`: the checkout's composite action. Its steps run in a scope of their own (`Scope`), as on a
+  runner: `inputs.*` from the step's `with:` and the action's defaults (a required one must be given, an
+  undeclared one fails), `github.*` (and `github.action_path`), its own steps' outputs (`$GITHUB_OUTPUT`),
+  no `secrets` or `vars`; `failure()` is its own steps'; a `run:` step names its shell. Its `outputs:` are
+  given back to the job (Job.outputs).
+- Other `uses:` steps are not run: the temporary checkout stands for actions/checkout, this machine's Python
+  3.11, Go and CLI cache for setup-python, setup-go and actions/cache (whose path and key are recorded);
+  actions/upload-artifact keeps the files in the fake forge. `$GITHUB_ENV`, `$GITHUB_PATH` and
+  `$GITHUB_OUTPUT` work as on a runner (a new file per step, read after it); each step runs in
   `bash --noprofile --norc -eo pipefail`, as `shell: bash` does.
-- GitLab CI/CD variables and predefined variables: GITLAB_VARIABLES below. The jobs' `before_script:`
-  (packages of the job's image: it must only run apt-get) is not run; the template's cache locations
-  (CACHE_VARIABLES) keep this machine's, so nothing is rebuilt. The script lines run in one
-  `bash --noprofile --norc -eo pipefail`, as the runner does.
+- GitLab: the pipeline's `include:` (a `component:` resolves to this project's templates/, a `local:` to its
+  file) with `spec: inputs` checked and `$[[ inputs.x ]]` interpolated, merged as GitLab merges, then the job
+  with its `extends` chain; its `rules:` must let it run in the pipeline it is run in. CI/CD variables and
+  predefined variables: GITLAB_VARIABLES below. The jobs' `before_script:` (packages of the job's image: it
+  must only run apt-get) is not run; the template's cache locations (CACHE_VARIABLES) keep this machine's,
+  so nothing is rebuilt. The script lines run in one `bash --noprofile --norc -eo pipefail`, as the runner
+  does.
 - The forge: `gh` (GitHub) and `curl` (GitLab's REST API, the only URLs the scripts send to curl) are a fake
   first on PATH (FAKE_FORGE): it records each call with its arguments and the text of the body file it
   was given, and keeps the comments, notes and issues that a real forge would, in a JSON file.
