@@ -1,25 +1,37 @@
 """The CI templates under ci/ run as written: every job's own steps, in order, against the emulator.
 
-Each workflow file is parsed (ruamel.yaml) and its jobs' `run:` steps (GitHub) / `script:` lines (GitLab) are
+The templates are thin callers: the GitHub workflows of the composite action (action.yml, `uses: ./`), the
+GitLab pipeline of the CI/CD component (templates/lattigo-fleet/template.yml, `include: component:`). Each
+workflow file is parsed (ruamel.yaml) and its jobs' `run:` steps (GitHub) / `script:` lines (GitLab) are
 executed in bash, with the `env:` / `variables:` the file declares, in a fresh temporary "checkout" per job (a
-copy of the project like tests/e2e/test_readme.py makes, plus the fleet repository's committed files), with
-no `pulumi` or `lattigo-fleet` on PATH: the job's own `make setup` / `make -s env` lines provide them. The
-story is the one a fleet repository lives: pull request -> merge -> nightly drift report, then an
+copy of the project like tests/e2e/test_readme.py makes, plus action.yml and the fleet repository's committed
+files), with no `pulumi` or `lattigo-fleet` on PATH: the job's own `make setup` / `make -s env` lines provide
+them. The story is the one a fleet repository lives: pull request -> merge -> nightly drift report, then an
 out-of-band change in the account and the nightly report again.
 
 What is substituted, and nothing else:
 
-- GitHub `${{ ... }}` in `env:` and `run:`: the values of GITHUB_EXPRESSIONS below (secrets: the emulator's
-  URL and credentials, a temporary file backend, a passphrase; vars: the stack; github: the token, the
-  repository, the pull request's number). Any other expression fails the test.
-- GitHub `uses:` steps are not run: the temporary checkout stands for actions/checkout, this machine's
-  Python 3.11, Go and CLI cache for setup-python, setup-go and actions/cache. `$GITHUB_ENV` and
-  `$GITHUB_PATH` work as on a runner (a new file per step, read after it); each step runs in
+- GitHub `${{ ... }}` in `env:`, `with:`, `run:` and `if:`, read as GitHub reads them (`evaluate`: literals,
+  `==`, `!=`, `&&`, `||`, `!`, the status functions): the values of the workflow's contexts (secrets: the
+  emulator's URL and credentials, a temporary file backend, a passphrase; vars: the stack; github: the token,
+  the repository, the pull request's number and head). Any other expression fails the test.
+- `uses: ./`: the checkout's composite action. Its steps run in a scope of their own (`Scope`), as on a
+  runner: `inputs.*` from the step's `with:` and the action's defaults (a required one must be given, an
+  undeclared one fails), `github.*` (and `github.action_path`), its own steps' outputs (`$GITHUB_OUTPUT`),
+  no `secrets` or `vars`; `failure()` is its own steps'; a `run:` step names its shell. Its `outputs:` are
+  given back to the job (Job.outputs).
+- Other `uses:` steps are not run: the temporary checkout stands for actions/checkout, this machine's Python
+  3.11, Go and CLI cache for setup-python, setup-go and actions/cache (whose path and key are recorded);
+  actions/upload-artifact keeps the files in the fake forge. `$GITHUB_ENV`, `$GITHUB_PATH` and
+  `$GITHUB_OUTPUT` work as on a runner (a new file per step, read after it); each step runs in
   `bash --noprofile --norc -eo pipefail`, as `shell: bash` does.
-- GitLab CI/CD variables and predefined variables: GITLAB_VARIABLES below. The jobs' `before_script:`
-  (packages of the job's image: it must only run apt-get) is not run; the template's cache locations
-  (CACHE_VARIABLES) keep this machine's, so nothing is rebuilt. The script lines run in one
-  `bash --noprofile --norc -eo pipefail`, as the runner does.
+- GitLab: the pipeline's `include:` (a `component:` resolves to this project's templates/, a `local:` to its
+  file) with `spec: inputs` checked and `$[[ inputs.x ]]` interpolated, merged as GitLab merges, then the job
+  with its `extends` chain; its `rules:` must let it run in the pipeline it is run in. CI/CD variables and
+  predefined variables: GITLAB_VARIABLES below. The jobs' `before_script:` (packages of the job's image: it
+  must only run apt-get) is not run; the template's cache locations (CACHE_VARIABLES) keep this machine's,
+  so nothing is rebuilt. The script lines run in one `bash --noprofile --norc -eo pipefail`, as the runner
+  does.
 - The forge: `gh` (GitHub) and `curl` (GitLab's REST API, the only URLs the scripts send to curl) are a fake
   first on PATH (FAKE_FORGE): it records each call with its arguments and the text of the body file it
   was given, and keeps the comments, notes and issues that a real forge would, in a JSON file.
@@ -33,7 +45,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +62,9 @@ from tests.e2e.test_readme import make_clone, plain_env, real_cache_dir
 CI = REPO / "ci"
 GITHUB_WORKFLOWS = {name: CI / "github" / f"{name}.yml" for name in ("pull-request", "merge", "nightly-drift")}
 GITLAB_PIPELINE = CI / "gitlab" / ".gitlab-ci.yml"
+ACTION = REPO / "action.yml"
+COMPONENT = REPO / "templates" / "lattigo-fleet" / "template.yml"
+FLEET_REPOSITORY_FILES = ("action.yml",)  # besides test_readme's CLONE_FILES: what the jobs here read
 STACK = "prod"
 PASSPHRASE = "a passphrase of the fleet repository's own"
 PR_NUMBER = "7"
@@ -63,6 +78,13 @@ MAKE_ENV = {
     **ENGINE_ENV,
 }  # what `make -s env` exports
 SECRETS = ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "LATTIGO_ENDPOINT", "LATTIGO_KEY_NAME", "LATTIGO_API_KEY")
+SECRET_INPUTS = {  # the action's input for each secret
+    "PULUMI_BACKEND_URL": "backend-url",
+    "PULUMI_CONFIG_PASSPHRASE": "config-passphrase",
+    "LATTIGO_ENDPOINT": "lattigo-endpoint",
+    "LATTIGO_KEY_NAME": "lattigo-key-name",
+    "LATTIGO_API_KEY": "lattigo-api-key",
+}
 CACHE_VARIABLES = ("LATTIGO_FLEET_CACHE", "GOPATH", "GOCACHE", "GOMODCACHE")
 DRIFTED_SIM = ("truck-0009", "89014103000211118008")  # declared with cost center Fleet-East
 
@@ -346,6 +368,250 @@ class Forge:
         return calls
 
 
+# --- GitHub expressions, composite actions, GitLab includes ------------------------------------------------
+
+Value = str | bool | float | None
+TOKEN = re.compile(r"\s*(?:(\|\||&&|==|!=|!|\(|\))|'((?:[^']|'')*)'|(\d+(?:\.\d+)?)(?![\w.-])|([A-Za-z_][\w.-]*))")
+STATUS_FUNCTIONS = ("success", "failure", "always", "cancelled")
+
+
+def evaluate(expression: str, lookup: Callable[[str], Value], functions: Mapping[str, bool]) -> Value:
+    """A GitHub expression, as much of the syntax as the templates use: literals, context names (`lookup`), the
+    status functions, `!`, `==` and `!=` (strings compared ignoring case, as GitHub does), `&&` and `||` (which
+    give an operand, as GitHub's do), parentheses. Anything else fails the test."""
+    tokens: list[tuple[str, Value]] = []
+    text, pos = expression.strip(), 0
+    while pos < len(text):
+        m = TOKEN.match(text, pos)
+        assert m and m.end() > pos, f"expression {expression!r}: cannot read {text[pos:]!r}"
+        pos = m.end()
+        op, string, number, name = m.groups()
+        if op:
+            tokens.append(("op", op))
+        elif string is not None:
+            tokens.append(("value", string.replace("''", "'")))
+        elif number is not None:
+            tokens.append(("value", float(number)))
+        else:
+            assert name is not None
+            literals: dict[str, Value] = {"true": True, "false": False, "null": None}
+            tokens.append(("value", literals[name]) if name in literals else ("name", name))
+
+    def at(i: int) -> tuple[str, Value]:
+        return tokens[i] if i < len(tokens) else ("end", None)
+
+    def either(i: int) -> tuple[Value, int]:
+        left, i = both(i)
+        while at(i) == ("op", "||"):
+            right, i = both(i + 1)
+            left = left if truthy(left) else right
+        return left, i
+
+    def both(i: int) -> tuple[Value, int]:
+        left, i = negation(i)
+        while at(i) == ("op", "&&"):
+            right, i = negation(i + 1)
+            left = right if truthy(left) else left
+        return left, i
+
+    def negation(i: int) -> tuple[Value, int]:
+        if at(i) == ("op", "!"):
+            value, i = negation(i + 1)
+            return not truthy(value), i
+        return comparison(i)
+
+    def comparison(i: int) -> tuple[Value, int]:
+        left, i = primary(i)
+        if at(i) in (("op", "=="), ("op", "!=")):
+            equal_op = at(i)[1] == "=="
+            right, i = primary(i + 1)
+            return (folded(left) == folded(right)) == equal_op, i
+        return left, i
+
+    def primary(i: int) -> tuple[Value, int]:
+        kind, value = at(i)
+        if (kind, value) == ("op", "("):
+            inner, i = either(i + 1)
+            assert at(i) == ("op", ")"), f"expression {expression!r}: no closing parenthesis"
+            return inner, i + 1
+        if kind == "value":
+            return value, i + 1
+        assert kind == "name" and isinstance(value, str), f"expression {expression!r}: unexpected {value!r}"
+        if at(i + 1) == ("op", "("):
+            assert value in functions and at(i + 2) == ("op", ")"), f"expression {expression!r}: {value}()"
+            return functions[value], i + 3
+        return lookup(value), i + 1
+
+    result, end = either(0)
+    assert end == len(tokens), f"expression {expression!r}: cannot read past token {end}"
+    return result
+
+
+def truthy(value: Value) -> bool:
+    return value not in (False, None, "", 0)
+
+
+def folded(value: Value) -> Value:
+    return value.casefold() if isinstance(value, str) else value
+
+
+def as_text(value: Value) -> str:
+    """A value where GitHub puts it in a string (`${{ }}` in `run:`, `env:`, `with:`)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else str(value)
+    return value
+
+
+@dataclass
+class Scope:
+    """Where a step's expressions are read: a workflow's job, or the steps of a composite action it uses (which
+    see their `inputs`, `github`, their own steps' outputs and status, and no `secrets` or `vars`)."""
+
+    where: str
+    context: dict[str, str]  # flat names: secrets.X, vars.X, github.X, inputs.X
+    shell: str | None  # the default shell (`defaults.run.shell`); a composite action's steps must name theirs
+    steps: dict[str, dict[str, str]] = field(default_factory=dict)  # a step's id -> its outputs
+    failed: bool = False  # a step here failed: what failure() reads
+    caller_env: dict[str, str] = field(default_factory=dict)  # a composite's: the env of the step that uses it
+
+    def lookup(self, name: str) -> Value:
+        if name in self.context:
+            return self.context[name]
+        parts = name.split(".")
+        if parts[0] == "steps" and len(parts) == 4 and parts[2] == "outputs":
+            return self.steps.get(parts[1], {}).get(parts[3], "")
+        if name == "runner.os":
+            return "Linux"
+        raise AssertionError(f"{self.where}: no substitution for ${{{{ {name} }}}}")
+
+    def functions(self) -> dict[str, bool]:
+        return {"success": not self.failed, "failure": self.failed, "always": True, "cancelled": False}
+
+    def sub(self, text: Any) -> str:
+        if isinstance(text, bool):
+            return str(text).lower()
+        return re.sub(
+            r"\$\{\{\s*(.*?)\s*\}\}",
+            lambda m: as_text(evaluate(m.group(1), self.lookup, self.functions())),
+            str(text),
+        )
+
+    def runs(self, condition: Any) -> bool:
+        """A step's `if:` (without a status function: success() && it)."""
+        if condition is None:
+            return not self.failed
+        text = str(condition).strip()
+        if text.startswith("${{") and text.endswith("}}"):
+            text = text[3:-2]
+        if not any(re.search(rf"\b{f}\(\)", text) for f in STATUS_FUNCTIONS):
+            text = f"success() && ({text})"
+        return truthy(evaluate(text, self.lookup, self.functions()))
+
+
+@dataclass
+class GitHubRun:
+    """One job's run: what its steps share."""
+
+    workflow: str
+    checkout: Path
+    run_id: int
+    env: dict[str, str]
+    pr_files: dict[str, str]
+    log: list[str] = field(default_factory=list)
+    failed_at: str | None = None
+    artifacts: dict[str, str] = field(default_factory=dict)
+    caches: list[dict[str, str]] = field(default_factory=list)  # actions/cache's path and key, as given
+    outputs: dict[str, str] = field(default_factory=dict)  # the outputs of the (last) composite action run
+
+
+def component_file(address: str) -> Path:
+    """`<host>/<group>/lattigo-fleet/<name>@<version>`: this project's templates/ (the version under test)."""
+    m = re.fullmatch(r"[^/\s]+(?:/[^/\s]+)*/lattigo-fleet/([\w-]+)@[\w.~-]+", address)
+    assert m, f"include: component {address!r} is not lattigo-fleet's"
+    for path in (REPO / "templates" / m.group(1) / "template.yml", REPO / "templates" / f"{m.group(1)}.yml"):
+        if path.exists():
+            return path
+    raise AssertionError(f"include: component {address!r}: no such component in templates/")
+
+
+def with_inputs(path: Path, given: Mapping[str, Any]) -> dict[str, Any]:
+    """A file with a `spec: inputs:` header, its `$[[ inputs.x ]]` interpolated in keys and values, as GitLab
+    does at include time: every input given is declared, an input without a default is given, `options` hold."""
+    header, sep, body = path.read_text().partition("\n---\n")
+    assert sep, f"{path}: no `---` after the spec header"
+    declared = YAML(typ="safe").load(header)["spec"]["inputs"]
+    assert set(given) <= set(declared), f"{path}: inputs {set(given) - set(declared)} are not declared"
+    values: dict[str, str] = {}
+    for name, spec in declared.items():
+        spec = spec or {}
+        assert name in given or "default" in spec, f"{path}: input {name} is required"
+        value = given.get(name, spec.get("default"))
+        assert "options" not in spec or value in spec["options"], f"{path}: {name}: {value!r} not in options"
+        values[name] = str(value)
+
+    def interpolate(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {interpolate(k): interpolate(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [interpolate(v) for v in node]
+        if not isinstance(node, str):
+            return node
+
+        def one(m: re.Match[str]) -> str:
+            assert m.group(1) in values, f"{path}: $[[ inputs.{m.group(1)} ]] is not declared"
+            return values[m.group(1)]
+
+        text = re.sub(r"\$\[\[\s*inputs\.([\w-]+)\s*\]\]", one, node)
+        assert "$[[" not in text, f"{path}: interpolation not supported here: {text}"
+        return text
+
+    interpolated: dict[str, Any] = interpolate(YAML(typ="safe").load(body))
+    return interpolated
+
+
+def merged(base: Any, over: Any) -> Any:
+    """GitLab's merge of configuration (includes, `extends`): hashes deep, anything else replaced."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: merged(base[k], v) if k in base else v for k, v in over.items()}}
+    return over
+
+
+def gitlab_pipeline(inputs: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
+    """ci/gitlab/.gitlab-ci.yml with its includes (a component, or a local file) merged in, each with its
+    `inputs` (and, for the include whose command is a key of `inputs`, those on top)."""
+    doc: dict[str, Any] = load(GITLAB_PIPELINE)
+    includes = doc.pop("include", None) or []
+    whole: dict[str, Any] = {}
+    for include in [includes] if isinstance(includes, dict | str) else includes:
+        assert isinstance(include, dict), f"include {include!r}: only component: and local: are run here"
+        given = dict(include.get("inputs") or {})
+        given.update((inputs or {}).get(str(given.get("command")), {}))
+        if "component" in include:
+            path = component_file(str(include["component"]))
+        else:
+            assert set(include) <= {"local", "inputs"}, f"include {include!r}: only component: and local:"
+            path = REPO / str(include["local"]).lstrip("/")
+        with_spec = re.search(r"^spec:", path.read_text().partition("\n---\n")[0], re.M)
+        whole = merged(whole, with_inputs(path, given) if with_spec else load(path))
+    pipeline: dict[str, Any] = merged(whole, doc)
+    return pipeline
+
+
+def gitlab_job(doc: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """A job with its `extends` chain merged in."""
+    job = doc[name]
+    parents = job.get("extends") or []
+    base: dict[str, Any] = {}
+    for parent in [parents] if isinstance(parents, str) else parents:
+        base = merged(base, gitlab_job(doc, parent))
+    resolved: dict[str, Any] = merged(base, {k: v for k, v in job.items() if k != "extends"})
+    return resolved
+
+
 # --- running a job -----------------------------------------------------------------------------------------
 
 
@@ -363,6 +629,9 @@ class Job:
     calls: list[dict[str, Any]] = field(default_factory=list)
     run_id: int = 0  # GitHub: the run's id; GitLab: the job's
     summary: Path | None = None  # GitHub: $GITHUB_STEP_SUMMARY
+    env: dict[str, str] = field(default_factory=dict)  # GitHub: the job's environment after its last step
+    outputs: dict[str, str] = field(default_factory=dict)  # GitHub: the composite action's outputs
+    caches: list[dict[str, str]] = field(default_factory=list)  # GitHub: actions/cache's path and key
 
 
 class Runner:
@@ -373,10 +642,11 @@ class Runner:
         self.forge = Forge(root)
         self.home = root / "home"
         self.home.mkdir()
-        self.steps = root / "steps"  # each GitHub step's script, $GITHUB_ENV and $GITHUB_PATH
+        self.steps = root / "steps"  # each GitHub step's script, $GITHUB_ENV, $GITHUB_PATH and $GITHUB_OUTPUT
         self.steps.mkdir()
         (root / "artifacts").mkdir()
         self.jobs = 0
+        self.step_files = 0
 
     def base_env(self) -> dict[str, str]:
         env = plain_env(self.home)
@@ -387,6 +657,9 @@ class Runner:
     def checkout(self) -> Path:
         self.jobs += 1
         clone = make_clone(self.root / f"job-{self.jobs}")
+        # The fleet repository is a clone of this one: it has the action too (`uses: ./`).
+        for name in FLEET_REPOSITORY_FILES:
+            shutil.copy2(REPO / name, clone / name)
         # The clone's .venv is the repo's: never rebuilt by `make setup`, whatever touched the repo's files later.
         stamp = (REPO / ".venv" / ".installed").stat().st_mtime_ns  # exact: make compares nanoseconds
         for name in ("pyproject.toml", "constraints.txt"):
@@ -405,15 +678,17 @@ class Runner:
         pr: str = PR_NUMBER,
         inputs: dict[str, str] | None = None,
         pr_files: dict[str, str] | None = None,
+        expressions: dict[str, str] | None = None,
     ) -> Job:
         """One run of a workflow's job, as the runner would for `event` on commit `sha` (a pull request's:
-        `head`). The checkout is main's files (`committed`); a checkout with a `path:` is the pull request's
-        (`pr_files`, default the same), as far as its sparse-checkout lists. Other `uses:` steps are skipped but
+        `head`), `expressions` overriding the secrets and variables. The checkout is main's files (`committed`);
+        a checkout with a `path:` is the pull request's (`pr_files`, default the same), as far as its
+        sparse-checkout lists. `uses: ./` runs the checkout's composite action (action.yml): its steps, with
+        its inputs from `with:` and its defaults, its outputs given back. Other `uses:` steps are skipped but
         actions/upload-artifact, which keeps the files as the run's artifact in the fake forge (for `gh run
-        download`). A failed step skips the rest but `if: failure()`."""
+        download`), and actions/cache, whose key is recorded. A failed step skips the rest but `if: failure()`."""
         doc = load(GITHUB_WORKFLOWS[workflow])
         ((name, job),) = doc["jobs"].items()
-        shell = (doc.get("defaults") or {}).get("run", {}).get("shell", "bash")
         triggers = doc[True if True in doc else "on"]
         event = event or next(iter(triggers))
         assert event in triggers, f"{workflow} does not run on {event}"
@@ -423,21 +698,16 @@ class Runner:
         assert set(inputs or {}) <= set(declared), f"{workflow}: inputs {set(inputs or {}) - set(declared)}"
         given = {k: json.dumps(v["default"]) if "default" in v else "" for k, v in declared.items()}
         given.update(inputs or {})
-        expressions = {
+        context = {
             **self.account.github_expressions(),
             "github.event.pull_request.number": pr,
             "github.event.pull_request.head.sha": head or sha,
             **{f"inputs.{k}": v for k, v in given.items()},
+            **(expressions or {}),
         }
         if event != "workflow_dispatch":
-            expressions.update({f"inputs.{k}": "" for k in ("plan_run", "digest", "heal")})
-
-        def sub(text: Any) -> str:
-            def one(m: re.Match[str]) -> str:
-                assert m.group(1) in expressions, f"{workflow}: no substitution for ${{{{ {m.group(1)} }}}}"
-                return expressions[m.group(1)]
-
-            return re.sub(r"\$\{\{\s*(.*?)\s*\}\}", one, str(text))
+            context.update({f"inputs.{k}": "" for k in ("plan_run", "digest", "heal")})
+        scope = Scope(workflow, context, (doc.get("defaults") or {}).get("run", {}).get("shell", "bash"))
 
         checkout = self.checkout()
         run_id = 9000 + self.jobs
@@ -452,80 +722,137 @@ class Runner:
                 "GITHUB_RUN_ID": str(run_id),
                 "GITHUB_REPOSITORY": "acme/fleet",
                 "GITHUB_STEP_SUMMARY": str(summary),
+                "GITHUB_WORKSPACE": str(checkout),
+                "RUNNER_OS": "Linux",
             }
         )
-        env.update({k: sub(v) for k, v in {**(doc.get("env") or {}), **(job.get("env") or {})}.items()})
-        since, log, failed_at = len(self.forge.calls()), [], None
-        artifacts: dict[str, str] = {}
-        for i, step in enumerate(job["steps"]):
-            label = step.get("name") or step.get("uses") or step["run"].splitlines()[0]
-            condition = step.get("if")
-            runs = {None: failed_at is None, "failure()": failed_at is not None, "always()": True}
-            assert condition in runs, f"{workflow}: step if {condition!r}"
-            if not runs[condition]:
-                continue
-            if "uses" in step:
-                uses = str(step["uses"])
-                assert uses.startswith("actions/"), step
-                if not uses.startswith(("actions/checkout@", "actions/upload-artifact@")):
-                    continue  # setup-python, setup-go, cache: this machine's
-                given_with = {k: sub(v) for k, v in (step.get("with") or {}).items()}
-                if uses.startswith("actions/checkout@") and "path" in given_with:
-                    assert given_with["persist-credentials"] == "False", step
-                    wanted = given_with["sparse-checkout"].split()
-                    for name, text in (self.committed if pr_files is None else pr_files).items():
-                        if any(name == w or name.startswith(w + "/") for w in wanted):
-                            (checkout / given_with["path"] / name).parent.mkdir(parents=True, exist_ok=True)
-                            (checkout / given_with["path"] / name).write_text(text)
-                if uses.startswith("actions/upload-artifact@"):
-                    found = checkout / given_with["path"]
-                    assert found.exists() or given_with.get("if-no-files-found") == "ignore", step
-                    if found.exists():
-                        kept = self.root / "artifacts" / str(run_id) / given_with["name"]
-                        kept.mkdir(parents=True)
-                        shutil.copy(found, kept / found.name)
-                        artifacts[given_with["name"]] = str(kept)
-                continue
-            assert step.get("shell", shell) == "bash", step
-            files = {kind: self.steps / f"job-{self.jobs}-step-{i}.{kind}" for kind in ("env", "path")}
-            for f in files.values():
-                f.write_text("")
-            script = self.steps / f"job-{self.jobs}-step-{i}.sh"
-            script.write_text(sub(step["run"]))
-            step_env = {
-                **env,
-                **{k: sub(v) for k, v in (step.get("env") or {}).items()},
-                "GITHUB_ENV": str(files["env"]),
-                "GITHUB_PATH": str(files["path"]),
-            }
-            proc = subprocess.run(
-                ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
-                cwd=checkout,
-                env=step_env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                timeout=1200,
-            )
-            log.append(f"--- {workflow}: {label} (exit {proc.returncode})\n{proc.stdout}")
-            if proc.returncode:
-                failed_at = failed_at or label
-                continue
-            env.update(read_github_env(files["env"].read_text()))
-            for line in files["path"].read_text().splitlines():
-                env["PATH"] = f"{line}{os.pathsep}{env['PATH']}"
+        env.update({k: scope.sub(v) for k, v in {**(doc.get("env") or {}), **(job.get("env") or {})}.items()})
+        since = len(self.forge.calls())
+        run = GitHubRun(workflow, checkout, run_id, env, self.committed if pr_files is None else pr_files)
+        self.github_steps(run, job["steps"], scope)
         self.forge.append(
             "runs",
             {
                 "databaseId": run_id,
                 "workflow": doc["name"],
                 "headSha": head or sha,
-                "conclusion": "failure" if failed_at else "success",
-                "artifacts": artifacts,
+                "conclusion": "failure" if run.failed_at else "success",
+                "artifacts": run.artifacts,
             },
         )
-        return Job(name, failed_at is None, "".join(log), checkout, failed_at, self.forge.calls(since), run_id, summary)
+        return Job(
+            name,
+            run.failed_at is None,
+            "".join(run.log),
+            checkout,
+            run.failed_at,
+            self.forge.calls(since),
+            run_id,
+            summary,
+            run.env,
+            run.outputs,
+            run.caches,
+        )
+
+    def github_steps(self, run: GitHubRun, steps: list[dict[str, Any]], scope: Scope) -> None:
+        for step in steps:
+            label = step.get("name") or step.get("uses") or step["run"].splitlines()[0]
+            if not scope.runs(step.get("if")):
+                continue
+            passed = self.github_uses(run, step, scope) if "uses" in step else self.github_run(run, step, scope, label)
+            if not passed:
+                scope.failed = True
+                run.failed_at = run.failed_at or label
+
+    def github_run(self, run: GitHubRun, step: dict[str, Any], scope: Scope, label: str) -> bool:
+        assert step.get("shell", scope.shell) == "bash", f"{scope.where}: {label}: shell bash"
+        self.step_files += 1
+        prefix = self.steps / f"job-{self.jobs}-step-{self.step_files}"
+        files = {kind: prefix.with_suffix(f".{kind}") for kind in ("env", "path", "output")}
+        for f in files.values():
+            f.write_text("")
+        script = prefix.with_suffix(".sh")
+        script.write_text(scope.sub(step["run"]))
+        step_env = {
+            **run.env,
+            **scope.caller_env,
+            **{k: scope.sub(v) for k, v in (step.get("env") or {}).items()},
+            "GITHUB_ENV": str(files["env"]),
+            "GITHUB_PATH": str(files["path"]),
+            "GITHUB_OUTPUT": str(files["output"]),
+        }
+        cwd = run.checkout / scope.sub(step.get("working-directory", "."))
+        proc = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+            cwd=cwd,
+            env=step_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=1200,
+        )
+        run.log.append(f"--- {scope.where}: {label} (exit {proc.returncode})\n{proc.stdout}")
+        # The runner reads the files a step wrote when it ends, whatever its exit status.
+        run.env.update(read_github_env(files["env"].read_text()))
+        for line in files["path"].read_text().splitlines():
+            run.env["PATH"] = f"{line}{os.pathsep}{run.env['PATH']}"
+        if step.get("id"):
+            scope.steps[step["id"]] = read_github_env(files["output"].read_text())
+        return proc.returncode == 0
+
+    def github_uses(self, run: GitHubRun, step: dict[str, Any], scope: Scope) -> bool:
+        uses = str(step["uses"])
+        if uses.startswith("./"):
+            return self.github_action(run, step, scope)
+        assert uses.startswith("actions/"), step
+        given_with = {k: scope.sub(v) for k, v in (step.get("with") or {}).items()}
+        checkout = run.checkout
+        if uses.startswith("actions/cache@"):
+            run.caches.append({"path": given_with["path"], "key": given_with["key"]})
+        if uses.startswith("actions/checkout@") and "path" in given_with:
+            assert given_with["persist-credentials"] == "false", step
+            wanted = given_with["sparse-checkout"].split()
+            for name, text in run.pr_files.items():
+                if any(name == w or name.startswith(w + "/") for w in wanted):
+                    (checkout / given_with["path"] / name).parent.mkdir(parents=True, exist_ok=True)
+                    (checkout / given_with["path"] / name).write_text(text)
+        if uses.startswith("actions/upload-artifact@"):
+            found = checkout / given_with["path"]
+            assert found.exists() or given_with.get("if-no-files-found") == "ignore", step
+            if found.exists():
+                kept = self.root / "artifacts" / str(run.run_id) / given_with["name"]
+                kept.mkdir(parents=True)
+                shutil.copy(found, kept / found.name)
+                run.artifacts[given_with["name"]] = str(kept)
+        return True  # setup-python, setup-go, cache: this machine's
+
+    def github_action(self, run: GitHubRun, step: dict[str, Any], scope: Scope) -> bool:
+        """`uses: ./path`: the composite action's steps, in a scope of their own."""
+        where = run.checkout / str(step["uses"])
+        action = load(where / "action.yml")
+        assert action["runs"]["using"] == "composite", where
+        declared: dict[str, Any] = action.get("inputs") or {}
+        given = {k: scope.sub(v) for k, v in (step.get("with") or {}).items()}
+        assert set(given) <= set(declared), f"{scope.where}: inputs {set(given) - set(declared)} not in the action"
+        for name, spec in declared.items():
+            assert name in given or not spec.get("required"), f"{scope.where}: the action's input {name} is required"
+        github = {k: v for k, v in scope.context.items() if k.startswith("github.")}
+        inner = Scope(
+            f"{scope.where} > action.yml",
+            {**github, "github.action_path": str(where.resolve())},
+            None,
+            caller_env={k: scope.sub(v) for k, v in (step.get("env") or {}).items()},
+        )
+        # Defaults are read in the action's scope, before any input is known.
+        inner.context.update(
+            {f"inputs.{k}": given.get(k, inner.sub(spec.get("default", ""))) for k, spec in declared.items()}
+        )
+        self.github_steps(run, action["runs"]["steps"], inner)
+        run.outputs = {k: inner.sub(v["value"]) for k, v in (action.get("outputs") or {}).items()}
+        if step.get("id"):
+            scope.steps[step["id"]] = dict(run.outputs)
+        return not inner.failed
 
     def run_gitlab(
         self,
@@ -536,15 +863,19 @@ class Runner:
         mr: str | None = None,
         variables: dict[str, str] | None = None,
         mr_files: dict[str, str] | None = None,
+        inputs: dict[str, str] | None = None,
     ) -> Job:
         """One job in a pipeline of its own (`source`, commit `sha`, merge request `mr`), with the pipeline's
-        `variables` (Run pipeline). Its `artifacts:` are kept in the fake forge as GitLab keeps them. A merge
-        request's job checks out a git repository as the runner does: its `origin` has main (`committed`), and
-        the checkout is the merge request's commit (`mr_files` on top of main), whose sha is CI_COMMIT_SHA."""
-        doc = load(GITLAB_PIPELINE)
-        job = {**doc[doc[name]["extends"]], **doc[name]} if "extends" in doc[name] else doc[name]
+        `variables` (Run pipeline). The job is the pipeline's with its includes expanded (the component, with
+        the inputs the pipeline gives it, `inputs` on top). Its `artifacts:` are kept in the fake forge as
+        GitLab keeps them. A merge request's job checks out a git repository as the runner does: its `origin`
+        has main (`committed`), and the checkout is the merge request's commit (`mr_files` on top of main),
+        whose sha is CI_COMMIT_SHA."""
+        doc = gitlab_pipeline({name.removeprefix("fleet-"): inputs} if inputs else None)
+        job = gitlab_job(doc, name)
         for line in job.get("before_script") or []:
             assert line.startswith("apt-get "), f"{name}: before_script is for the image's packages only: {line}"
+        assert job["stage"] in doc.get("stages", [".pre", "build", "test", "deploy", ".post"]), job["stage"]
         checkout = self.checkout()
         if mr:
             sha = git_merge_request(checkout, mr_files or {})
@@ -571,6 +902,7 @@ class Runner:
             if key not in CACHE_VARIABLES:
                 env[key] = re.sub(r"\$\{?(\w+)\}?", lambda m: env.get(m.group(1), ""), str(value))
         env.update(variables or {})
+        assert any(rule_holds(rule["if"], env) for rule in job["rules"]), f"{name} does not run on {source}"
         script = "\n".join(str(line) for line in flatten(job["script"]))
         since = len(self.forge.calls())
         proc = subprocess.run(
@@ -638,6 +970,23 @@ def git_merge_request(checkout: Path, mr_files: dict[str, str]) -> str:
     git("add", "-A")
     git("commit", "-q", "--allow-empty", "-m", "merge request")
     return git("rev-parse", "HEAD")
+
+
+def rule_holds(condition: str, env: Mapping[str, str]) -> bool:
+    """A `rules: if:` of the form the templates use: `$A == "x" && $B == $C`."""
+
+    def value(term: str) -> str:
+        term = term.strip()
+        if term.startswith("$"):
+            return env.get(term[1:], "")
+        assert term.startswith('"') and term.endswith('"'), f"rules: if: {condition!r}"
+        return term[1:-1]
+
+    for clause in condition.split("&&"):
+        left, op, right = re.split(r"\s*(==|!=)\s*", clause.strip())
+        if (value(left) == value(right)) != (op == "=="):
+            return False
+    return True
 
 
 def flatten(lines: Any) -> list[str]:
@@ -743,23 +1092,49 @@ def demo_account(emulator: EmulatorServer, tmp_path: Path, pulumi_bin: str) -> I
 # --- the tests ---------------------------------------------------------------------------------------------
 
 
+def for_command(step: Mapping[str, Any], command: str) -> bool:
+    """Whether an action step can run for `command` (its `if` names no command, or this one)."""
+    condition = str(step.get("if") or "")
+    return "inputs.command" not in condition or f"inputs.command == '{command}'" in condition
+
+
 def test_templates_declare_the_settings_and_serialize_applies() -> None:
+    action = load(ACTION)
+    assert action["runs"]["using"] == "composite"
+    assert "${{ secrets." not in ACTION.read_text() and "${{ vars." not in ACTION.read_text()
     for name, path in GITHUB_WORKFLOWS.items():
         doc = load(path)
-        env = doc["env"]
-        assert {k: str(env.get(k)) for k in MAKE_ENV} == MAKE_ENV, f"{name}: the engine settings of `make env`"
-        assert env["PULUMI_STACK"] == "${{ vars.PULUMI_STACK }}"
-        # The secrets reach only the step that runs pulumi, and the checkout keeps no token.
+        # The workflow is a caller of the action: its checkouts, then `uses: ./` with the command and the stack.
         ((_job, job),) = doc["jobs"].items()
-        assert not set(SECRETS) & set(env) and not set(SECRETS) & set(job.get("env") or {}), name
-        with_secrets = [step["name"] for step in job["steps"] if set(SECRETS) & set(step.get("env") or {})]
+        (call,) = [step for step in job["steps"] if step.get("uses") == "./"]
+        command = call["with"]["command"]
+        assert command == {"pull-request": "plan", "merge": "apply", "nightly-drift": "drift"}[name]
+        assert call["with"]["stack"] == "${{ vars.PULUMI_STACK }}"
+        # The engine settings are the action's to set (from `make env`: the story tests check the job's env),
+        # never a copy here.
+        assert not set(MAKE_ENV) & set(doc.get("env") or {}), f"{name}: the engine settings are the action's"
+        # The secrets reach only the step that runs pulumi, and the checkout keeps no token: from the secrets
+        # into the action's inputs (never an env: it would reach every step of the action)...
+        assert not set(SECRETS) & {k for s in (doc, job, *job["steps"]) for k in (s.get("env") or {})}, name
+        assert {k: v for k, v in call["with"].items() if k in SECRET_INPUTS.values()} == {
+            field: f"${{{{ secrets.{secret} }}}}" for secret, field in SECRET_INPUTS.items()
+        }, f"{name}: each secret from its secret"
+        # ...and in the action, into one step of the command alone, as the variable of its name.
+        steps = [step for step in action["runs"]["steps"] if for_command(step, command)]
+        with_secrets = [
+            step["name"]
+            for step in steps
+            if any(f"inputs.{field}" in json.dumps(step) for field in SECRET_INPUTS.values())
+        ]
         assert len(with_secrets) == 1, f"{name}: {with_secrets}"
-        for step in job["steps"]:
-            for secret in SECRETS:
-                if secret in (step.get("env") or {}):
-                    assert step["env"][secret] == f"${{{{ secrets.{secret} }}}}", f"{name}: {secret} from a secret"
+        (secret_step,) = [step for step in steps if step.get("name") == with_secrets[0]]
+        assert {k: secret_step["env"].get(k) for k in SECRETS} == {
+            secret: f"${{{{ inputs.{field} }}}}" for secret, field in SECRET_INPUTS.items()
+        }, name
+        assert "inputs." not in secret_step["run"], f"{name}: the secrets are read from the environment"
         checkout = next(step for step in job["steps"] if str(step.get("uses", "")).startswith("actions/checkout@"))
         assert checkout["with"]["persist-credentials"] is False, name
+        assert job["steps"].index(checkout) < job["steps"].index(call), f"{name}: `./` is the checkout's action"
     triggers = {name: load(path)[True if True in load(path) else "on"] for name, path in GITHUB_WORKFLOWS.items()}
     # The plan runs main's workflow and code (pull_request_target); the pull request is checked out as data.
     assert set(triggers["pull-request"]) == {"pull_request_target"}
@@ -767,31 +1142,76 @@ def test_templates_declare_the_settings_and_serialize_applies() -> None:
     checkouts = [s.get("with") or {} for s in plan_steps if str(s.get("uses", "")).startswith("actions/checkout@")]
     assert "ref" not in checkouts[0] and checkouts[1]["path"] == ".pull-request"
     assert checkouts[1]["sparse-checkout"].split() == ["fleet.yaml", "fleet.d"]
+    (plan_call,) = [s for s in plan_steps if s.get("uses") == "./"]
+    assert plan_call["with"]["pull-request-files"] == checkouts[1]["path"], "the action plans the data checkout"
     assert load(GITHUB_WORKFLOWS["merge"])["jobs"]["apply"]["environment"] == "lattigo-fleet-apply"
     assert triggers["merge"]["push"]["branches"] == ["main"]
     assert set(triggers["merge"]["workflow_dispatch"]["inputs"]) == {"plan_run", "digest", "heal"}
+    (apply_call,) = [s for s in load(GITHUB_WORKFLOWS["merge"])["jobs"]["apply"]["steps"] if s.get("uses") == "./"]
+    assert {k: apply_call["with"][k] for k in ("plan-run", "digest", "heal")} == {
+        "plan-run": "${{ inputs.plan_run }}",
+        "digest": "${{ inputs.digest }}",
+        "heal": "${{ inputs.heal }}",
+    }
     assert "schedule" in triggers["nightly-drift"]
     merge = load(GITHUB_WORKFLOWS["merge"])["concurrency"]
     assert merge["cancel-in-progress"] is False and "fleet-apply" in merge["group"]
 
-    gitlab = load(GITLAB_PIPELINE)
-    assert {k: str(gitlab["variables"].get(k)) for k in MAKE_ENV} == MAKE_ENV
-    assert gitlab["fleet-apply"]["resource_group"]
-    sources = {
-        job: " ".join(r["if"] for r in gitlab[job]["rules"]) for job in ("fleet-plan", "fleet-apply", "fleet-drift")
-    }
+    # GitLab: the pipeline is three includes of the component, one per command, each with the stack.
+    includes = load(GITLAB_PIPELINE)["include"]
+    assert [i["inputs"]["command"] for i in includes] == ["plan", "apply", "drift"]
+    assert {i["inputs"]["stack"] for i in includes} == {STACK}
+    assert all(str(i["component"]).endswith("/lattigo-fleet/lattigo-fleet@v1") for i in includes)
+    gitlab = gitlab_pipeline()
+    jobs = {name: gitlab_job(gitlab, name) for name in ("fleet-plan", "fleet-apply", "fleet-drift")}
+    assert not any(name.startswith("fleet-") for name in gitlab if name not in jobs), "one job per include"
+    for name, job in jobs.items():
+        assert {k: str(job["variables"].get(k)) for k in MAKE_ENV} == MAKE_ENV, name
+        assert job["variables"]["FLEET_STACK"] == STACK and job["stage"] == name.removeprefix("fleet-"), name
+    assert jobs["fleet-apply"]["resource_group"]
+    assert jobs["fleet-apply"]["environment"]["name"] == "lattigo-fleet-apply"
+    assert "environment" not in jobs["fleet-plan"] and "environment" not in jobs["fleet-drift"]
+    sources = {name: " ".join(r["if"] for r in job["rules"]) for name, job in jobs.items()}
     assert '"merge_request_event"' in sources["fleet-plan"]
     assert '"push"' in sources["fleet-apply"] and "$CI_DEFAULT_BRANCH" in sources["fleet-apply"]
     assert '"schedule"' in sources["fleet-drift"] and '"schedule"' not in sources["fleet-apply"]
-    assert gitlab["fleet-plan"]["artifacts"]["paths"] == ["fleet-plan.json"]
-    assert gitlab["fleet-apply"]["artifacts"] == {
+    assert jobs["fleet-plan"]["artifacts"]["paths"] == ["fleet-plan.json"]
+    assert jobs["fleet-apply"]["artifacts"] == {
         "when": "on_failure",
         "paths": ["fleet-plan-now.json"],
         "expire_in": "30 days",
     }
-    text = GITLAB_PIPELINE.read_text()
+    text = COMPONENT.read_text()
     for secret in (*SECRETS, "GITLAB_TOKEN"):
         assert f"${secret}" in text or secret in text, secret
+    # An input the component does not declare, or a command it does not have, is refused as GitLab would.
+    with pytest.raises(AssertionError, match="not declared"):
+        gitlab_pipeline({"plan": {"stack_name": STACK}})
+    with pytest.raises(AssertionError, match="not in options"):
+        gitlab_pipeline({"plan": {"command": "destroy"}})
+
+
+def test_the_runner_reads_expressions_as_github_does() -> None:
+    """The runner's reading of `${{ }}` and `if:` (what the action's steps rely on), as GitHub's docs state."""
+    context = {"inputs.command": "apply", "inputs.empty": "", "inputs.heal": "false"}
+    scope = Scope("table", context, None)
+    rows = [
+        ("inputs.command == 'apply'", True),
+        ("inputs.command == 'APPLY'", True),  # strings compare ignoring case
+        ("inputs.command != 'plan' && inputs.empty == ''", True),
+        ("inputs.command == 'plan' || inputs.command == 'drift'", False),
+        ("!(inputs.command == 'apply')", False),
+        ("inputs.heal", True),  # a non-empty string is truthy, "false" too
+        ("inputs.empty", False),
+        ("failure() && inputs.command == 'apply'", False),
+    ]
+    assert [(condition, scope.runs(condition)) for condition, _ in rows] == rows
+    assert scope.sub("${{ inputs.empty || inputs.command }}-${{ steps.none.outputs.x }}") == "apply-"
+    scope.failed = True
+    assert scope.runs("failure() && inputs.command == 'apply'") and not scope.runs("inputs.command == 'apply'")
+    assert scope.runs("always()")
+    with pytest.raises(AssertionError, match="no substitution"):
+        scope.sub("${{ secrets.LATTIGO_API_KEY }}")
 
 
 def hijacked(stack_file: str) -> str:
@@ -826,6 +1246,22 @@ def test_github_workflows_pull_request_merge_nightly(tmp_path: Path, demo_accoun
     # artifact; a second push edits the comment and keeps a new document.
     first = ok(runner.run_github("pull-request", sha="a1" * 20, head="b1" * 20))
     plan = (first.checkout / "plan.md").read_text()
+    # The action set up the CLI with its cache (keyed on the pin), gave the job the engine settings of `make
+    # env`, and says what it planned: the digest, that it changes the account, the artifact that keeps it.
+    pin = re.search(r"^pulumi==(\S+)$", (REPO / "constraints.txt").read_text(), re.M)
+    assert pin and [c["path"] for c in first.caches] == ["~/.cache/lattigo-fleet"]
+    assert first.caches[0]["key"].startswith(f"lattigo-fleet-Linux-pulumi-{pin.group(1)}-"), first.caches
+    assert {k: first.env.get(k) for k in MAKE_ENV} == MAKE_ENV, "the engine settings reach every later step"
+    first_plan = json.loads((first.checkout / "fleet-plan.json").read_text())
+    assert first.outputs == {
+        "digest": first_plan["digest"],
+        "has-changes": "true",
+        "plan-file": "./fleet-plan.json",
+        "artifact": f"fleet-plan-{PR_NUMBER}-{'b1' * 20}",
+        "exit-code": "0",
+        "drift": "",
+    }
+    assert first_plan["stack"] == STACK, "the stack input reaches pulumi"
     assert "## lattigo-fleet plan" in plan
     comments = runner.forge.db["comments"][PR_NUMBER]
     assert comments == [plan], "one comment, the plan's Markdown"
@@ -906,6 +1342,7 @@ def test_github_workflows_pull_request_merge_nightly(tmp_path: Path, demo_accoun
     assert "truck-0009" in summary and "cost_center: 'Fleet-East' at review / 'Field-Service' now" in summary
     assert f"plan_run {refused.run_id}" in summary
     now = json.loads((refused.checkout / "fleet-plan-now.json").read_text())
+    assert (refused.outputs["exit-code"], refused.outputs["digest"]) == ("3", now["digest"]), refused.outputs
     runs = runner.forge.db["runs"]
     assert any(r["databaseId"] == refused.run_id and "fleet-plan-now" in r["artifacts"] for r in runs)
 
@@ -938,6 +1375,12 @@ def test_github_workflows_pull_request_merge_nightly(tmp_path: Path, demo_accoun
     assert not refused_by_guard.ok and "policy.max_changes" in refused_by_guard.log, refused_by_guard.log[-3000:]
     assert mutating(demo_account.endpoint) == []
 
+    # The stack is the action's input, and it is what pulumi runs: a stack the backend does not hold fails
+    # (pulumi: "no stack selected", though this machine's workspace has prod selected since the onboarding).
+    elsewhere = runner.run_github("nightly-drift", expressions={"vars.PULUMI_STACK": "staging"})
+    assert not elsewhere.ok and elsewhere.failed_at == "Drift report", elsewhere.log[-3000:]
+    assert "no stack selected" in elsewhere.log.split("action.yml: Drift report")[1], elsewhere.log[-3000:]
+
 
 def test_gitlab_pipeline_merge_request_apply_schedule(tmp_path: Path, demo_account: Account) -> None:
     runner = Runner(tmp_path, demo_account, {})
@@ -965,6 +1408,7 @@ def test_gitlab_pipeline_merge_request_apply_schedule(tmp_path: Path, demo_accou
     assert [c["method"] for c in runner.forge.calls()[-2:]] == ["GET", "PUT"]
     approved = json.loads((second.checkout / "fleet-plan.json").read_text())
     assert plan_digest(runner.forge.db["notes"][0]["body"]) == approved["digest"]
+    assert approved["stack"] == STACK, "the component's stack input reaches pulumi"
 
     # The merge: the commit's merge request, the digest in its note, its last successful plan job's artifact.
     runner.forge.update(gl_mrs=[{"iid": int(MR_IID), "state": "merged", "merge_commit_sha": "c1" * 20}])
@@ -993,3 +1437,8 @@ def test_gitlab_pipeline_merge_request_apply_schedule(tmp_path: Path, demo_accou
     ok(runner.run_gitlab("fleet-apply", source="web", sha="c9" * 20, variables={"FLEET_HEAL": "true"}))
     ok(runner.run_gitlab("fleet-drift"))
     assert runner.forge.db["gl_issues"][0]["state"] == "closed"
+
+    # The stack is the include's input, and it is what pulumi runs: a stack the backend does not hold fails.
+    elsewhere = runner.run_gitlab("fleet-drift", inputs={"stack": "staging"})
+    assert not elsewhere.ok and "no stack selected" in elsewhere.log, elsewhere.log[-3000:]
+    assert runner.forge.db["gl_issues"][0]["state"] == "closed", "an error leaves the issue alone"
