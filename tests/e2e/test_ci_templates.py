@@ -1031,9 +1031,10 @@ def shell(cwd: Path, env: dict[str, str], script: str) -> str:
 
 
 def onboard(runner: Runner) -> None:
-    """The fleet repository before the pull request, as the README's GitOps section onboards an account: the
-    stack, `lattigo-fleet import` of the account as it is, a first `pulumi up` (adopts, sends nothing). The
-    pull request then declares the shipped fleet.yaml's changes, with the rest of the account merged in."""
+    """The fleet repository before the pull request, as docs/own-account.md onboards an account that already
+    has SIMs: the stack, `lattigo-fleet import` of the account as it is, a first `pulumi up` (adopts, sends
+    nothing). The pull request then declares the shipped fleet.yaml's changes, with the rest of the account
+    merged in."""
     work = runner.checkout()
     env = {
         **runner.base_env(),
@@ -1408,6 +1409,10 @@ def test_gitlab_pipeline_merge_request_apply_schedule(tmp_path: Path, demo_accou
     assert [c["method"] for c in runner.forge.calls()[-2:]] == ["GET", "PUT"]
     approved = json.loads((second.checkout / "fleet-plan.json").read_text())
     assert plan_digest(runner.forge.db["notes"][0]["body"]) == approved["digest"]
+    # The merge request widget's counts (artifacts:reports:terraform): one per SIM the plan changes.
+    report = json.loads((second.checkout / "fleet-plan.tfreport.json").read_text())
+    assert set(report) == {"create", "update", "delete"} and report["update"] >= 1, report
+    assert sum(report.values()) == len(approved["sims"]), (report, [s["action"] for s in approved["sims"]])
     assert approved["stack"] == STACK, "the component's stack input reaches pulumi"
 
     # The merge: the commit's merge request, the digest in its note, its last successful plan job's artifact.
