@@ -1,5 +1,5 @@
 """Fuzz run (not a test): ``load_fleet`` on N generated fleet files (default 10,000), the longer run of the
-property-based suite (tests/spec/test_loader_properties.py) with the same generators (devtools/fleetgen.py):
+property-based suite (tests/fleetfile/test_loader_properties.py) with the same generators (devtools/fleetgen.py):
 1 in 5 a valid fleet, the others that fleet damaged (random bytes, control characters, truncation, deep
 nesting, YAML bombs, aliases, duplicate anchors, huge numbers, duplicate keys, punctuation).
 

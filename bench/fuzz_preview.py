@@ -32,7 +32,7 @@ from devtools.fleetgen import fleets, mutations
 from devtools.pulumi_stack import PulumiStack, make_project, pulumi_bin_dir
 from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
-from lattigo_fleet.spec import FleetError, load_fleet
+from lattigo_fleet.fleetfile import FleetError, load_fleet
 
 
 def main(argv: list[str] | None = None) -> int:

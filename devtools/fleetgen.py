@@ -1,4 +1,4 @@
-"""Generated fleet files for the property-based suite (tests/spec/test_loader_properties.py) and the
+"""Generated fleet files for the property-based suite (tests/fleetfile/test_loader_properties.py) and the
 longer fuzz run (bench/fuzz_loader.py): valid fleets built from hypothesis strategies, with the SIMs
 they declare; hostile mutations of them; and the check every outcome of ``load_fleet`` must pass.
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from lattigo_fleet.spec import (
+from lattigo_fleet.fleetfile import (
     DEFAULT_STATE,
     IGNORABLE_FIELDS,
     NOTE_FIELDS,

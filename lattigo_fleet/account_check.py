@@ -24,10 +24,10 @@ from typing import Any
 from lattigo_fleet import guard
 from lattigo_fleet.client.models import LiveDevice
 from lattigo_fleet.client.protocols import LattigoApi
+from lattigo_fleet.fleetfile import FleetSpec, Issue, validate_against_account
 from lattigo_fleet.live import month_bytes
 from lattigo_fleet.operations import RemoveUsageLimit, SetCostCenter, SetUsageLimit
 from lattigo_fleet.planner import NOT_READ, Plan, limit_suspension_candidate, plan_sim
-from lattigo_fleet.spec import FleetSpec, Issue, validate_against_account
 from lattigo_fleet.stack_state import StackState
 from lattigo_fleet.suggest import COST_CENTER_CUTOFF, did_you_mean
 

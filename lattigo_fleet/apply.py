@@ -13,6 +13,7 @@ from typing import Any
 
 from lattigo_fleet.batcher import Batcher
 from lattigo_fleet.client import LattigoApi
+from lattigo_fleet.fleetfile import UNMANAGED, DesiredSim, UsageLimit
 from lattigo_fleet.live import LiveFleet
 from lattigo_fleet.operations import (
     PHASE_STATE,
@@ -28,7 +29,6 @@ from lattigo_fleet.operations import (
     SuspendNoBilling,
 )
 from lattigo_fleet.planner import NOT_READ, Plan, limit_suspension_candidate, plan_sim
-from lattigo_fleet.spec import UNMANAGED, DesiredSim, UsageLimit
 from lattigo_fleet.vocabulary import PENDING_ACTIVATION, PENDING_SUSPEND_NO_BILLING
 
 __all__ = ["Applier", "SimOperationError"]

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from lattigo_fleet.client.models import LiveDevice
+from lattigo_fleet.fleetfile import DesiredSim, Policy
 from lattigo_fleet.planner import ACTIVE, PENDING_ACTIVATION, SUSPENDED, SUSPENDED_NO_BILLING
-from lattigo_fleet.spec import DesiredSim, Policy
 
 SERVING = (ACTIVE, PENDING_ACTIVATION)
 ALLOW_ENV = "LATTIGO_ALLOW_LARGE_CHANGES"

@@ -15,7 +15,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from lattigo_fleet.spec import UsageLimit
+from lattigo_fleet.fleetfile import UsageLimit
 from lattigo_fleet.vocabulary import (
     ACTIVE,
     PENDING_ACTIVATION,

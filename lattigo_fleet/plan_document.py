@@ -26,10 +26,10 @@ from deepdiff import DeepDiff
 
 from lattigo_fleet.account_check import AccountCheck
 from lattigo_fleet.client.models import LiveDevice
+from lattigo_fleet.fleetfile import NOTE_FIELDS, UNMANAGED, DesiredSim, FleetSpec, UsageLimit
 from lattigo_fleet.operations import Op
 from lattigo_fleet.planner import BY_USAGE_LIMIT, CANNOT_TELL, NOT_BY_USAGE_LIMIT, SETTLES_TO
 from lattigo_fleet.settings import MERGE_MODES
-from lattigo_fleet.spec import NOTE_FIELDS, UNMANAGED, DesiredSim, FleetSpec, UsageLimit
 from lattigo_fleet.stack_state import StackState
 
 SCHEMA = "lattigo-fleet/plan/v1"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from lattigo_fleet.client.models import LiveDevice, live_note
+from lattigo_fleet.fleetfile import NOTE_FIELDS, STATES, UNMANAGED, DesiredSim, UsageLimit
 from lattigo_fleet.operations import (
     PHASE_ACTIVATE,
     PHASE_FIELDS,
@@ -27,7 +28,6 @@ from lattigo_fleet.operations import (
     SetUsageLimit,
     SuspendNoBilling,
 )
-from lattigo_fleet.spec import NOTE_FIELDS, STATES, UNMANAGED, DesiredSim, UsageLimit
 from lattigo_fleet.vocabulary import (
     ACTIVE,
     PENDING_ACTIVATION,

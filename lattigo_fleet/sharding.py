@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lattigo_fleet.spec import FleetSpec, Issue
+from lattigo_fleet.fleetfile import FleetSpec, Issue
 from lattigo_fleet.stack_state import StackStateError, export, from_deployment
 
 SHOWN = 10

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lattigo_fleet.spec import UNMANAGED, DesiredSim, UsageLimit
+from lattigo_fleet.fleetfile import UNMANAGED, DesiredSim, UsageLimit
 
 GUARD_TYPE_SUFFIX = "lattigo:FleetGuard"
 SIM_TYPE_SUFFIX = ":Sim"

@@ -23,8 +23,8 @@ import pulumi
 from pulumi.dynamic import CheckResult, ConfigureRequest, CreateResult, Resource, ResourceProvider, UpdateResult
 
 from lattigo_fleet import guard
+from lattigo_fleet.fleetfile import FleetSpec, Policy
 from lattigo_fleet.provider_host import DetailedDiffResult, ProviderError, warn
-from lattigo_fleet.spec import FleetSpec, Policy
 from providers import runtime as rt
 
 

@@ -23,9 +23,9 @@ import pulumi
 
 from lattigo_fleet import guard
 from lattigo_fleet.account_check import AccountCheck, check_against_account, plan_summary
+from lattigo_fleet.fleetfile import DesiredSim, FleetError, FleetSpec, Issue, load_fleet
 from lattigo_fleet.planner import Plan
 from lattigo_fleet.settings import Settings, SettingsError, read_settings, unknown_keys
-from lattigo_fleet.spec import DesiredSim, FleetError, FleetSpec, Issue, load_fleet
 from lattigo_fleet.stack_state import StackState, StackStateError, read_stack_state
 from providers.guard import FleetGuard
 from providers.sim import Sim

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lattigo_fleet import guard, provider_host
+from lattigo_fleet.fleetfile import FleetError, FleetSpec
 from lattigo_fleet.provider_host import ProviderError
 from lattigo_fleet.settings import Settings, SettingsError, read_settings
-from lattigo_fleet.spec import FleetError, FleetSpec
 
 if TYPE_CHECKING:
     from lattigo_fleet.operations import Op
@@ -54,7 +54,7 @@ class Runtime:
 
     def fleet(self) -> FleetSpec:
         """The fleet file, read once per process (the program read the same file in this run)."""
-        from lattigo_fleet.spec import load_fleet
+        from lattigo_fleet.fleetfile import load_fleet
 
         with self._lock:
             if self._fleet is None:

@@ -26,8 +26,8 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from lattigo_fleet.fleetfile import ACTIVATION_FIELDS, UNMANAGED, DesiredSim, SimInputs
 from lattigo_fleet.provider_host import DetailedDiffResult, ProviderError, warn
-from lattigo_fleet.spec import ACTIVATION_FIELDS, UNMANAGED, DesiredSim, SimInputs
 from providers import runtime as rt
 
 # How the SIM came under management, recorded at its first apply. An adopted SIM was already in the account:

@@ -9,7 +9,7 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from lattigo_fleet.spec import FleetError, FleetSpec
+    from lattigo_fleet.fleetfile import FleetError, FleetSpec
 
 
 class CommandFailure(Exception):
@@ -43,7 +43,7 @@ def fleet_error_line(exc: FleetError, path: str | os.PathLike[str]) -> str:
 
 def load_fleet_file(path: str | os.PathLike[str], failure: type[CommandFailure] = CommandFailure) -> FleetSpec:
     """The fleet file, or `failure` with its problems in one line (a bad file, or one that cannot be read)."""
-    from lattigo_fleet.spec import FleetError, load_fleet
+    from lattigo_fleet.fleetfile import FleetError, load_fleet
 
     try:
         return load_fleet(str(path))

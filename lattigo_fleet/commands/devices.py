@@ -39,7 +39,7 @@ from typing import Any, TextIO
 from lattigo_fleet.commands.base import Command
 from lattigo_fleet.commands.common import CommandFailure, fail, load_fleet_file
 from lattigo_fleet.commands.credentials import api_failure_line, read_credentials
-from lattigo_fleet.spec.schema import iccid_pattern
+from lattigo_fleet.fleetfile.schema import iccid_pattern
 from lattigo_fleet.suggest import did_you_mean
 from lattigo_fleet.terminal.table import table
 from lattigo_fleet.vocabulary import SIM_STATES

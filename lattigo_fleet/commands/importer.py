@@ -6,7 +6,7 @@ config, else the environment),
 objects → :class:`LiveSim`, in fleet.yaml's terms), :class:`Selection` (``--cost-center``, ``--state``,
 ``--iccid-file``), :func:`layout` (what goes to ``defaults``, ``groups`` and each SIM entry), then either
 :func:`render_new` (a fresh file) or :func:`merge_into` (an existing one, round trip: comments, order and
-anchors kept), and :func:`write_validated` (temp file → :func:`~lattigo_fleet.spec.load_fleet` → move in
+anchors kept), and :func:`write_validated` (temp file → :func:`~lattigo_fleet.fleetfile.load_fleet` → move in
 place), and last :func:`calls_at_next_up`, which asks the planner what ``pulumi up`` would send.
 
 Decisions:
@@ -58,9 +58,9 @@ from lattigo_fleet.client.models import LiveDevice, as_live_device
 from lattigo_fleet.commands.base import Command
 from lattigo_fleet.commands.common import CommandFailure, fleet_error_line
 from lattigo_fleet.commands.credentials import api_failure_line, read_credentials
+from lattigo_fleet.fleetfile import DEFAULT_STATE, NOTE_FIELDS, STATES, DesiredSim, FleetError, FleetSpec, load_fleet
+from lattigo_fleet.fleetfile.schema import iccid_pattern, note_max_length
 from lattigo_fleet.planner import SETTLES_TO, plan_sim
-from lattigo_fleet.spec import DEFAULT_STATE, NOTE_FIELDS, STATES, DesiredSim, FleetError, FleetSpec, load_fleet
-from lattigo_fleet.spec.schema import iccid_pattern, note_max_length
 from lattigo_fleet.terminal.progress import progress_bar
 from lattigo_fleet.vocabulary import SIM_STATES
 

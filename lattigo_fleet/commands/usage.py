@@ -158,7 +158,7 @@ def _cache_hint() -> str:
 def sim_infos(snapshot: Mapping[str, Mapping[str, Any]], fleet: Any | None) -> tuple[list[SimInfo], int]:
     """The account's SIMs, named and grouped by fleet.yaml where it declares them; and how many SIMs fleet.yaml
     declares that the account does not list (not activated yet: no usage)."""
-    from lattigo_fleet.spec.model import UsageLimit
+    from lattigo_fleet.fleetfile.model import UsageLimit
 
     declared = fleet.by_iccid if fleet is not None else {}
     infos = []

@@ -1,5 +1,5 @@
 """`lattigo-fleet validate [FILE]`: check a fleet file (schema, references) without any API call; every issue
-is listed, one per line (:func:`lattigo_fleet.spec.main_validate`)."""
+is listed, one per line (:func:`lattigo_fleet.fleetfile.main_validate`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from lattigo_fleet.spec import main_validate
+    from lattigo_fleet.fleetfile import main_validate
 
     return main_validate(args.fleet_file)

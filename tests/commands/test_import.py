@@ -30,7 +30,7 @@ from lattigo_fleet.commands.importer import (
     run,
     write_validated,
 )
-from lattigo_fleet.spec import load_fleet
+from lattigo_fleet.fleetfile import load_fleet
 from tests.conftest import EMULATOR_API_KEY, EMULATOR_KEY_NAME
 
 

@@ -9,7 +9,7 @@ import subprocess
 from devtools.pulumi_stack import REPO, PulumiStack
 from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
-from lattigo_fleet.spec import UNMANAGED, load_fleet
+from lattigo_fleet.fleetfile import UNMANAGED, load_fleet
 
 
 def test_import_of_the_demo_account_then_pulumi_up_sends_nothing(

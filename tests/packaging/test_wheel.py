@@ -1,6 +1,6 @@
 """The wheel works on its own: what `.pre-commit-hooks.yaml` gives a fleet repository.
 
-- The schema the code reads ships in the package (``lattigo_fleet/spec/fleet.schema.json``) and the copy users
+- The schema the code reads ships in the package (``lattigo_fleet/fleetfile/fleet.schema.json``) and the copy users
   read, ``schemas/fleet.schema.json``, is byte-equal to it (the package copy is the source: edit it, then copy it
   over).
 - ``[project].dependencies`` names exactly the third-party distributions that lattigo_fleet/, providers/ and
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from lattigo_fleet.spec.schema import SCHEMA_PATH, SCHEMA_RESOURCE
+from lattigo_fleet.fleetfile.schema import SCHEMA_PATH, SCHEMA_RESOURCE
 
 REPO = Path(__file__).resolve().parents[2]
 CONSTRAINTS = REPO / "constraints.txt"
@@ -116,9 +116,9 @@ def _third_party_imports() -> dict[str, set[str]]:
 def test_the_published_schema_is_the_packaged_one() -> None:
     assert SCHEMA_PATH == REPO / "schemas" / "fleet.schema.json"
     assert SCHEMA_PATH.read_bytes() == SCHEMA_RESOURCE.read_bytes(), (
-        "schemas/fleet.schema.json differs from lattigo_fleet/spec/fleet.schema.json (the source, what the code "
+        "schemas/fleet.schema.json differs from lattigo_fleet/fleetfile/fleet.schema.json (the source, what the code "
         "reads and the wheel ships): edit the package copy, then "
-        "cp lattigo_fleet/spec/fleet.schema.json schemas/fleet.schema.json"
+        "cp lattigo_fleet/fleetfile/fleet.schema.json schemas/fleet.schema.json"
     )
 
 
@@ -223,7 +223,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory, hook_repo: tuple[Path, str],
 @pytest.mark.e2e
 def test_the_wheel_holds_the_schema_and_declares_the_dependencies(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as whl:
-        assert whl.read("lattigo_fleet/spec/fleet.schema.json") == SCHEMA_RESOURCE.read_bytes()
+        assert whl.read("lattigo_fleet/fleetfile/fleet.schema.json") == SCHEMA_RESOURCE.read_bytes()
         (metadata,) = (n for n in whl.namelist() if n.endswith(".dist-info/METADATA"))
         requires = re.findall(r"^Requires-Dist: (.+)$", whl.read(metadata).decode(), re.M)
     core = sorted(_requirement_name(r) for r in requires if "extra ==" not in r)

@@ -8,9 +8,9 @@ from collections.abc import Collection, Iterable
 from lattigo_fleet.apply import Applier, SimOperationError
 from lattigo_fleet.client import ActivationResult, ActivationRow, BulkResult
 from lattigo_fleet.client.models import LiveDevice
+from lattigo_fleet.fleetfile import UNMANAGED, DesiredSim
 from lattigo_fleet.live import LiveFleet
 from lattigo_fleet.planner import plan_sim
-from lattigo_fleet.spec import UNMANAGED, DesiredSim
 from tests.unit.fakes import UnusedApi
 
 PLAN = "ACME Co 5mb Rate Plan"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lattigo_fleet.client.models import LiveDevice
+from lattigo_fleet.fleetfile import DesiredSim, Policy
 from lattigo_fleet.guard import refusal, suspended_by_fleet, suspended_by_removal
-from lattigo_fleet.spec import DesiredSim, Policy
 
 
 def sim(i: int, state: str = "active", ignore: tuple[str, ...] = ()) -> DesiredSim:

@@ -12,6 +12,7 @@ import pytest
 from lattigo_fleet import guard, plan_document
 from lattigo_fleet.account_check import AccountCheck
 from lattigo_fleet.client.models import LiveDevice
+from lattigo_fleet.fleetfile import DesiredSim, FleetSpec, Policy, UsageLimit, load_fleet
 from lattigo_fleet.planner import (
     BY_USAGE_LIMIT,
     CANNOT_TELL,
@@ -20,7 +21,6 @@ from lattigo_fleet.planner import (
     observe,
     plan_sim,
 )
-from lattigo_fleet.spec import DesiredSim, FleetSpec, Policy, UsageLimit, load_fleet
 from lattigo_fleet.stack_state import StackState
 from providers import runtime as rt
 from providers.sim import SimProvider

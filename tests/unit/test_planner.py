@@ -7,6 +7,7 @@ from typing import Any, Unpack
 import pytest
 
 from lattigo_fleet.client.models import DeviceFields, LiveDevice
+from lattigo_fleet.fleetfile import UNMANAGED, DesiredSim, Unmanaged, UsageLimit
 from lattigo_fleet.operations import (
     PHASE_ACTIVATE,
     PHASE_FIELDS,
@@ -20,7 +21,6 @@ from lattigo_fleet.operations import (
     SuspendNoBilling,
 )
 from lattigo_fleet.planner import observe, plan_sim
-from lattigo_fleet.spec import UNMANAGED, DesiredSim, Unmanaged, UsageLimit
 
 ICCID = "89010000000000000001"
 IMEI = "353000000000001"

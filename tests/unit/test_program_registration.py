@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from lattigo_fleet.client.models import LiveDevice
+from lattigo_fleet.fleetfile import DesiredSim, FleetSpec
 from lattigo_fleet.planner import Plan, plan_sim
-from lattigo_fleet.spec import DesiredSim, FleetSpec
 from providers import program
 
 SIMS = 40

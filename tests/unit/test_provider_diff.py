@@ -130,8 +130,8 @@ def test_a_stack_written_by_an_earlier_version_is_stopped_until_the_upgrade_run(
 ) -> None:
     """Earlier versions named Sims by `name`: without the aliases of the upgrade run, every named SIM would
     look removed and added again, so FleetGuard stops the run and says what to do."""
+    from lattigo_fleet.fleetfile import DesiredSim, FleetSpec
     from lattigo_fleet.provider_host import ProviderError
-    from lattigo_fleet.spec import DesiredSim, FleetSpec
     from providers.guard import FleetGuardProvider, fleet_digest
 
     fleet = FleetSpec(sims=[DesiredSim(iccid=ICCID, name="truck-1")])

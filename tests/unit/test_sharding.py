@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from lattigo_fleet.fleetfile import FleetSpec, Issue, load_fleet
 from lattigo_fleet.settings import SettingsError, read_settings
 from lattigo_fleet.sharding import (
     Claim,
@@ -18,7 +19,6 @@ from lattigo_fleet.sharding import (
     parse_stacks,
     sibling_fleet_file,
 )
-from lattigo_fleet.spec import FleetSpec, Issue, load_fleet
 from tests.e2e.fleets import iccid, imei
 
 CREDENTIALS = {"lattigo:endpoint": "https://x", "lattigo:keyName": "k", "lattigo:apiKey": "s"}

@@ -9,8 +9,8 @@ from devtools.pulumi_stack import REPO
 from emulator import lifecycle
 from emulator.sims import NOTE_FIELDS as EMULATOR_NOTE_FIELDS
 from lattigo_fleet import vocabulary
-from lattigo_fleet.spec import STATES
-from lattigo_fleet.spec.schema import fleet_schema, iccid_pattern, note_max_length
+from lattigo_fleet.fleetfile import STATES
+from lattigo_fleet.fleetfile.schema import fleet_schema, iccid_pattern, note_max_length
 
 
 def test_the_emulator_speaks_the_same_words() -> None:

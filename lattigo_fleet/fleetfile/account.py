@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from lattigo_fleet.spec.messages import _did_you_mean, _show
-from lattigo_fleet.spec.model import FleetSpec, Issue
+from lattigo_fleet.fleetfile.messages import _did_you_mean, _show
+from lattigo_fleet.fleetfile.model import FleetSpec, Issue
 
 
 def validate_against_account(fleet: FleetSpec, rate_plans: set[str], usernames: set[str]) -> list[Issue]:

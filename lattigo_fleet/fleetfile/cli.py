@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from lattigo_fleet.spec.loader import load_fleet
-from lattigo_fleet.spec.model import FleetError
+from lattigo_fleet.fleetfile.loader import load_fleet
+from lattigo_fleet.fleetfile.model import FleetError
 
 
 def main_validate(path: str = "fleet.yaml", out: TextIO | None = None) -> int:

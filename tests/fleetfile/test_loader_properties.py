@@ -56,8 +56,8 @@ def test_a_damaged_fleet_loads_or_fails_with_located_issues(
 def test_the_fast_and_the_positioned_readings_agree(tmp_path_factory: pytest.TempPathFactory, fleet: Fleet) -> None:
     """load_fleet reads plain files with libyaml and everything else with positions: the same fleet either way,
     and the fast one finds every position when asked."""
-    from lattigo_fleet.spec import load_fleet
-    from lattigo_fleet.spec.loader import _Loader
+    from lattigo_fleet.fleetfile import load_fleet
+    from lattigo_fleet.fleetfile.loader import _Loader
 
     path = tmp_path_factory.mktemp("agree") / "fleet.yaml"
     path.write_text(fleet.text, encoding="utf-8")

@@ -43,13 +43,13 @@ The package, in the order data flows through it:
 - ``account``: :func:`validate_against_account`, checks against the live account.
 - ``cli``: :func:`main_validate`, ``lattigo-fleet validate``.
 
-Import from the package (``from lattigo_fleet.spec import load_fleet``), not from its modules.
+Import from the package (``from lattigo_fleet.fleetfile import load_fleet``), not from its modules.
 """
 
-from lattigo_fleet.spec.account import validate_against_account
-from lattigo_fleet.spec.cli import main_validate
-from lattigo_fleet.spec.loader import load_fleet
-from lattigo_fleet.spec.model import (
+from lattigo_fleet.fleetfile.account import validate_against_account
+from lattigo_fleet.fleetfile.cli import main_validate
+from lattigo_fleet.fleetfile.loader import load_fleet
+from lattigo_fleet.fleetfile.model import (
     ACTIVATION_FIELDS,
     DEFAULT_MAX_CHANGES,
     DEFAULT_ON_REMOVE,
@@ -72,7 +72,7 @@ from lattigo_fleet.spec.model import (
     Unmanaged,
     UsageLimit,
 )
-from lattigo_fleet.spec.schema import SCHEMA_PATH, fleet_schema
+from lattigo_fleet.fleetfile.schema import SCHEMA_PATH, fleet_schema
 from lattigo_fleet.vocabulary import NOTE_FIELDS
 
 __all__ = [

@@ -15,8 +15,8 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError, best_match
 
-from lattigo_fleet.spec.model import SIM_ONLY_FIELDS
-from lattigo_fleet.spec.positions import YamlPath, _Doc, _fmt_path, _locate
+from lattigo_fleet.fleetfile.model import SIM_ONLY_FIELDS
+from lattigo_fleet.fleetfile.positions import YamlPath, _Doc, _fmt_path, _locate
 from lattigo_fleet.suggest import did_you_mean
 
 _TYPE_NAMES = {

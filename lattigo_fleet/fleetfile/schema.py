@@ -1,6 +1,6 @@
 """The JSON Schema of fleet.yaml: the single source of the field rules.
 
-It ships inside the package, ``lattigo_fleet/spec/fleet.schema.json`` (:data:`SCHEMA_RESOURCE`), so an
+It ships inside the package, ``lattigo_fleet/fleetfile/fleet.schema.json`` (:data:`SCHEMA_RESOURCE`), so an
 installed wheel has it: :func:`fleet_schema` reads it from there, once, with :mod:`importlib.resources`.
 ``schemas/fleet.schema.json`` at the top of a source checkout (:data:`SCHEMA_PATH`) is the copy users read and
 editors point at (``# yaml-language-server: $schema=...``); it is not in the wheel, and the code never opens
@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from jsonschema import Draft202012Validator
 
-SCHEMA_RESOURCE: Final[Traversable] = files("lattigo_fleet.spec").joinpath("fleet.schema.json")
+SCHEMA_RESOURCE: Final[Traversable] = files("lattigo_fleet.fleetfile").joinpath("fleet.schema.json")
 """The schema the code reads: package data, present in a source checkout and in an installed wheel alike."""
 
 SCHEMA_PATH: Final = Path(__file__).resolve().parent.parent.parent / "schemas" / "fleet.schema.json"

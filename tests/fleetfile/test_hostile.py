@@ -13,10 +13,10 @@ from typing import NoReturn
 
 import pytest
 
-from lattigo_fleet.spec import FleetError, Issue, main_validate
-from lattigo_fleet.spec.positions import MAX_ALIAS_NODES, MAX_DEPTH
-from tests.spec.conftest import FleetIssues, LoadFleet, WriteFleet
-from tests.spec.helpers import iccid, limit_of
+from lattigo_fleet.fleetfile import FleetError, Issue, main_validate
+from lattigo_fleet.fleetfile.positions import MAX_ALIAS_NODES, MAX_DEPTH
+from tests.fleetfile.conftest import FleetIssues, LoadFleet, WriteFleet
+from tests.fleetfile.helpers import iccid, limit_of
 
 V = "version: 1\n"
 A, B = iccid(0), iccid(1)
@@ -153,7 +153,7 @@ def test_kb_limit_is_at_most_what_a_json_number_holds_exactly(
 
 
 def test_kb_limit_maximum_is_explained_in_the_schema() -> None:
-    from lattigo_fleet.spec import fleet_schema
+    from lattigo_fleet.fleetfile import fleet_schema
 
     kb = fleet_schema()["$defs"]["usage_limit"]["properties"]["kb_limit"]
     assert kb["maximum"] == KB_MAX
@@ -249,7 +249,7 @@ def test_fleet_error_issues_are_sorted_and_complete(issues: FleetIssues) -> None
 def test_aliases_of_long_strings_are_bounded_by_the_text_they_expand_to(tmp_path: Path) -> None:
     """Few nodes, much text: 500 aliases of a list of 200 strings of 10 kB, under the node bound, would expand
     to about 1 GB of strings; the loader refuses it by the size of the expanded text, at the alias."""
-    from lattigo_fleet.spec import FleetError, load_fleet
+    from lattigo_fleet.fleetfile import FleetError, load_fleet
 
     value = "x" * 10_000
     lines = ["version: 1", "x-big: &big", *(f"  - {value}" for _ in range(200)), "x-many:"]

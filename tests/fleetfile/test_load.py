@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lattigo_fleet.spec import (
+from lattigo_fleet.fleetfile import (
     UNMANAGED,
     DesiredSim,
     Location,
@@ -17,8 +17,8 @@ from lattigo_fleet.spec import (
     UsageLimit,
     load_fleet,
 )
-from tests.spec.conftest import LoadFleet, WriteFleet
-from tests.spec.helpers import iccid
+from tests.fleetfile.conftest import LoadFleet, WriteFleet
+from tests.fleetfile.helpers import iccid
 
 FIXTURES = Path(__file__).parent / "fixtures"
 V = "version: 1\n"
@@ -375,7 +375,7 @@ def test_source_of_points_where_each_value_is_written(load: LoadFleet) -> None:
 def test_a_percent_sign_is_read_the_fast_way_unless_it_is_a_directive(policy: str, fast: bool) -> None:
     """A `%` sent every file with a percentage limit down the slow, positioned parser (7 s and 160 MB for
     10,000 SIMs, in `validate` and twice per `pulumi` run); only a directive line needs it."""
-    from lattigo_fleet.spec.loader import _fast_data, _NotFast
+    from lattigo_fleet.fleetfile.loader import _fast_data, _NotFast
 
     text = policy + V + f'sims:\n  - {{iccid: "{A}", state: active}}\n'
     if fast:

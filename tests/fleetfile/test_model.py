@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lattigo_fleet.spec import (
+from lattigo_fleet.fleetfile import (
     UNMANAGED,
     DesiredSim,
     FleetError,
@@ -21,8 +21,8 @@ from lattigo_fleet.spec import (
     main_validate,
     validate_against_account,
 )
-from tests.spec.conftest import LoadFleet, WriteFleet
-from tests.spec.helpers import iccid, imei
+from tests.fleetfile.conftest import LoadFleet, WriteFleet
+from tests.fleetfile.helpers import iccid, imei
 
 A = iccid(0)
 LIMIT = UsageLimit(51200, "suspend", ("ops-oncall",))

@@ -1,5 +1,5 @@
-"""Loading: fleet.yaml and its fleet.d files → a :class:`~lattigo_fleet.spec.model.FleetSpec`, or a
-:class:`~lattigo_fleet.spec.model.FleetError` listing every problem.
+"""Loading: fleet.yaml and its fleet.d files → a :class:`~lattigo_fleet.fleetfile.model.FleetSpec`, or a
+:class:`~lattigo_fleet.fleetfile.model.FleetError` listing every problem.
 
 Over 400 lines because ``_Loader`` is one pass that reads top to bottom (read and parse each file,
 validate it against the schema, check across files, then merge defaults and groups into each SIM and
@@ -23,8 +23,8 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
-from lattigo_fleet.spec.messages import _did_you_mean, _explain
-from lattigo_fleet.spec.model import (
+from lattigo_fleet.fleetfile.messages import _did_you_mean, _explain
+from lattigo_fleet.fleetfile.model import (
     DEFAULT_MAX_CHANGES,
     DEFAULT_ON_REMOVE,
     DEFAULT_STATE,
@@ -39,7 +39,7 @@ from lattigo_fleet.spec.model import (
     UsageLimit,
     _Written,
 )
-from lattigo_fleet.spec.positions import (
+from lattigo_fleet.fleetfile.positions import (
     YamlPath,
     _bad_characters,
     _Doc,
@@ -52,7 +52,7 @@ from lattigo_fleet.spec.positions import (
     _Refused,
     _yaml,
 )
-from lattigo_fleet.spec.schema import _fast_validator, _validator
+from lattigo_fleet.fleetfile.schema import _fast_validator, _validator
 
 
 def load_fleet(path: str | os.PathLike[str] = "fleet.yaml", *, root: str | os.PathLike[str] | None = None) -> FleetSpec:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lattigo_fleet.spec import DesiredSim, UsageLimit
+from lattigo_fleet.fleetfile import DesiredSim, UsageLimit
 
 ICCID = "8901410321111851072"  # 19 digits: iccid(n) appends one more
 IMEI = "35693803564380"  # 14 digits: imei(n) appends one more

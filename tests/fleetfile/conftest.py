@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lattigo_fleet.spec import FleetError, FleetSpec, Issue, load_fleet
+from lattigo_fleet.fleetfile import FleetError, FleetSpec, Issue, load_fleet
 
 #: the files of a fleet: {"fleet.yaml": "...", "fleet.d/a.yaml": "..."}, or the text of fleet.yaml alone
 FleetFiles = dict[str, str] | str

@@ -4,7 +4,7 @@
 the round-trip parser, chosen because it keeps every node's position, made safe against hostile files
 (see "Limits" below); ``_duplicate_keys`` finds every repeated key (which the parser reports one at a
 time); ``_locate`` and ``_locate_key`` turn a field path into a
-:class:`~lattigo_fleet.spec.model.Location`, following anchors and merge keys to where a value is
+:class:`~lattigo_fleet.fleetfile.model.Location`, following anchors and merge keys to where a value is
 literally written; ``_fmt_path`` writes a field path as ``sims[3].imei``.
 
 Limits, enforced while the file is parsed, each refused with the position and field path of the node
@@ -55,7 +55,7 @@ from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.reader import Reader
 from ruamel.yaml.scanner import RoundTripScanner
 
-from lattigo_fleet.spec.model import Location
+from lattigo_fleet.fleetfile.model import Location
 
 # Where a value sits in a YAML document: the keys and indexes from its root.
 YamlPath: TypeAlias = tuple[Any, ...]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from lattigo_fleet.spec import FleetError, load_fleet, main_validate
-from tests.spec.conftest import FleetFiles, FleetIssues, WriteFleet
-from tests.spec.helpers import iccid, imei
+from lattigo_fleet.fleetfile import FleetError, load_fleet, main_validate
+from tests.fleetfile.conftest import FleetFiles, FleetIssues, WriteFleet
+from tests.fleetfile.helpers import iccid, imei
 
 FIXTURES = Path(__file__).parent / "fixtures"
 V = "version: 1\n"

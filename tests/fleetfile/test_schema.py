@@ -10,7 +10,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 
-from lattigo_fleet.spec import SCHEMA_PATH, SHARED_FIELDS, SIM_ONLY_FIELDS, DesiredSim, fleet_schema
+from lattigo_fleet.fleetfile import SCHEMA_PATH, SHARED_FIELDS, SIM_ONLY_FIELDS, DesiredSim, fleet_schema
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -52,7 +52,7 @@ def test_schema_fields_match_the_python_types() -> None:
 
 def test_schema_enums_are_the_python_constants() -> None:
     """The schema is the source of the field rules; the Python names for its enums must say the same."""
-    from lattigo_fleet.spec import IGNORABLE_FIELDS, NOTE_FIELDS, ON_REMOVE_CHOICES, STATES, USAGE_ACTIONS
+    from lattigo_fleet.fleetfile import IGNORABLE_FIELDS, NOTE_FIELDS, ON_REMOVE_CHOICES, STATES, USAGE_ACTIONS
 
     defs = fleet_schema()["$defs"]
     assert tuple(defs["state"]["enum"]) == STATES

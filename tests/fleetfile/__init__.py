@@ -1,0 +1,1 @@
+"""Tests of lattigo_fleet.fleetfile: fleet.yaml → validated, normalised desired state."""

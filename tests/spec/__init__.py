@@ -1,1 +1,0 @@
-"""Tests of lattigo_fleet.spec: fleet.yaml → validated, normalised desired state."""
