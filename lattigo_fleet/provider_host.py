@@ -14,7 +14,8 @@ It hosts the SDK's own `DynamicResourceProviderServicer`, unchanged in what it d
   request is being served, so that it appears in `pulumi preview` like any other diagnostic. The engine's
   address is the first argument of every resource plugin.
 - **Errors in plain words.** A :class:`ProviderError` ends the request with its message alone (the stock server
-  lets the gRPC layer report "Exception calling application: ..." with the exception's type).
+  sends its whole traceback, or before SDK 3.260 let the gRPC layer report "Exception calling application:
+  ..." with the exception's type); any other error ends it with its traceback, as SDK 3.260 does.
 
 Without this host (a stock `pulumi` CLI) everything still works: diffs fall back to the engine's own, and
 warnings go to the plugin's stderr, which the engine keeps in its log.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from concurrent import futures
 from typing import Any
@@ -115,6 +117,26 @@ def _sdk_servicer_module() -> Any:
     return module
 
 
+class _PlainErrors:
+    """The grpc context as the SDK's servicer methods see it. Since SDK 3.260 those methods catch every
+    exception themselves and abort with its whole traceback; an abort made while a ProviderError is being
+    handled carries the error's message alone. Everything else is the real context's."""
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+        self.aborted = False
+
+    def abort(self, code: Any, details: str) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, ProviderError):
+            details = str(error)
+        self.aborted = True
+        self._context.abort(code, details)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
 def _servicer_class() -> type:
     import grpc
     from pulumi.runtime import proto, rpc
@@ -139,14 +161,20 @@ def _servicer_class() -> type:
     Rpc = Callable[[Any, Any, grpc.ServicerContext], Any]
 
     def served(method: Rpc) -> Rpc:
-        """Record the request's URN for `warn`, and turn a ProviderError into its message alone."""
+        """Record the request's URN for `warn`, turn a ProviderError into its message alone and any other error
+        into its traceback, whether the SDK's method handles the error itself or lets it through."""
 
         def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
             _local.urn = getattr(request, "urn", "")
+            plain = _PlainErrors(context)
             try:
-                return method(self, request, context)
+                return method(self, request, plain)
             except ProviderError as exc:
                 context.abort(grpc.StatusCode.UNKNOWN, str(exc))
+            except Exception:
+                if plain.aborted:  # the SDK ended the request itself: what abort raises goes on to grpc
+                    raise
+                context.abort(grpc.StatusCode.UNKNOWN, traceback.format_exc())
             finally:
                 _local.urn = ""
 
