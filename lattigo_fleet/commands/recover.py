@@ -18,7 +18,7 @@ file of the stack), so this command first makes sure that none is:
    (read from /proc), and the process named in the lock file, if it is on this host, is gone;
 2. `pulumi cancel --yes --stack NAME` (a stack without a lock is fine);
 3. if the state holds pending operations: `pulumi refresh --yes --skip-preview --clear-pending-creates
-   --stack NAME` (Pulumi v3.259: the other pending kinds are dropped by any refresh; the CREATEs by the flag).
+   --stack NAME` (Pulumi v3.260: the other pending kinds are dropped by any refresh; the CREATEs by the flag).
 
 It prints one line per step. Errors are one line (`lattigo-fleet recover: ...`), exit code 1.
 
