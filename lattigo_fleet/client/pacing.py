@@ -83,6 +83,11 @@ class AdaptiveRateLimiter:
             self.throttles += 1
             if retry_after is not None:
                 self._not_before = max(self._not_before, now + retry_after)
+            if self.enabled:
+                # The time until now earned tokens (the waits for the tokens just spent): only the pause ahead
+                # earns none. Moving the stamp without this kept a throttled request's token owed, so a caller
+                # alone paid for two at its next retry.
+                self._refill(now)
             self._stamp = max(self._stamp, now, self._not_before)  # no tokens accrue during the pause
             if sent_at < self._last_decrease:
                 return  # sent before the last decrease: the same congestion, already answered
