@@ -226,6 +226,8 @@ def _exit_with_parent(interval: float = 0.5) -> None:
 
 def main(argv: list[str]) -> None:
     global _engine, _serving
+    import os
+
     import grpc
     from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
     from pulumi.runtime.proto import engine_pb2_grpc, provider_pb2_grpc
@@ -239,12 +241,27 @@ def main(argv: list[str]) -> None:
     provider_pb2_grpc.add_ResourceProviderServicer_to_server(_servicer_class()(), server)
     port = server.add_insecure_port(address="127.0.0.1:0")
     server.start()
+    stopped = _stop_when_asked()
     sys.stdout.buffer.write(f"{port}\n".encode())
     sys.stdout.flush()
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        server.stop(0)
+    stopped.wait()
+    server.stop(0)
+    # Nothing is left to finish: every bulk request in flight was answered before the engine asked us to stop,
+    # and the next run plans against the live account. Waiting for idle pool threads only delays the engine.
+    os._exit(0)
+
+
+def _stop_when_asked() -> threading.Event:
+    """The engine closes a plugin with SIGINT to its process group, then waits 5 s before SIGKILL. A process
+    started with SIGINT ignored (a CI step's background job, `nohup`, `cmd &` in a script) inherits that, and
+    Python then installs no handler of its own: every run started that way waited those 5 s at its end. So
+    both signals are asked for here, whatever was inherited."""
+    import signal
+
+    stopped = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopped.set())
+    return stopped
 
 
 if __name__ == "__main__":

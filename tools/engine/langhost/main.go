@@ -17,8 +17,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
@@ -54,6 +56,20 @@ func exitWithEngine() {
 	}()
 }
 
+// exitWhenAsked ends the language host on SIGINT or SIGTERM. The engine stops a plugin by sending SIGINT to its
+// process group, then waits 5 s before it sends SIGKILL. A process started with SIGINT ignored (a CI step's
+// background job, `nohup`, `cmd &` in a script) inherits that, and Go keeps an inherited SIGINT ignored unless
+// it is asked for with signal.Notify: every run started that way stalled 5 s while the engine closed the
+// host it had asked for the required plugins, before the program even started.
+func exitWhenAsked() {
+	asked := make(chan os.Signal, 1)
+	signal.Notify(asked, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-asked
+		os.Exit(0)
+	}()
+}
+
 func main() {
 	// The engine passes its own address as the last positional argument, and may add flags we ignore.
 	flag.String("tracing", "", "ignored: tracing endpoint")
@@ -71,6 +87,7 @@ func main() {
 	}
 
 	exitWithEngine()
+	exitWhenAsked()
 
 	host := &languageHost{execScript: execScript}
 	if args := flag.Args(); len(args) > 0 {
