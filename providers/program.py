@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 import pulumi
 
@@ -27,8 +28,9 @@ from lattigo_fleet.fleetfile import DesiredSim, FleetError, FleetSpec, Issue, lo
 from lattigo_fleet.planner import Plan
 from lattigo_fleet.settings import Settings, SettingsError, read_settings, unknown_keys
 from lattigo_fleet.stack_state import StackState, StackStateError, read_stack_state
+from providers import registrar
 from providers.guard import FleetGuard
-from providers.sim import Sim
+from providers.sim import Sim, sdk_props
 
 # Exit code that tells the language host "the errors are already reported" (no extra noise, no traceback).
 _REPORTED = 32
@@ -115,6 +117,38 @@ def _registration_order(plan: Plan | None) -> tuple[int, str]:
     return (first.phase, repr(first.batch_key))
 
 
+Register = Callable[[DesiredSim], Awaitable[None]]
+
+
+async def _registration(fleet_guard: FleetGuard, upgrading: bool) -> Register:
+    """How this run registers a Sim: its request sent by providers.registrar (the SDK's per-resource machinery
+    is most of the program's CPU), or through the SDK's `Sim` when the run needs what only the SDK does
+    (aliases, in the one upgrade run) or the SDK lacks what the registrar uses."""
+    if not upgrading and registrar.available():
+        lean = await registrar.Registrar.for_run(fleet_guard)
+
+        async def send(sim: DesiredSim) -> None:
+            await lean.register(sim.iccid, sim_inputs(sim))
+
+        return send
+
+    async def through_sdk(sim: DesiredSim) -> None:
+        aliases = [pulumi.Alias(name=sim.name)] if upgrading and sim.name != sim.iccid else None
+        with _without_stack_traces():
+            options = pulumi.ResourceOptions(deleted_with=fleet_guard, aliases=aliases)
+            registered = Sim(sim.iccid, sim.to_inputs(), options)
+        try:
+            await registered.urn.future()
+        except Exception:  # the SDK reports a failed registration itself, once
+            pass
+
+    return through_sdk
+
+
+def sim_inputs(sim: DesiredSim) -> dict[str, Any]:
+    return sdk_props(sim.to_inputs())
+
+
 def _register_sims(fleet: FleetSpec, plans: Mapping[str, Plan], fleet_guard: FleetGuard) -> pulumi.Output[int]:
     """Register one Sim per declared SIM; the Output resolves to their count once the engine answered them all.
 
@@ -123,31 +157,21 @@ def _register_sims(fleet: FleetSpec, plans: Mapping[str, Plan], fleet_guard: Fle
     most IN_FLIGHT at a time, which bounds the program's memory without making anyone wait for them."""
     upgrading = bool(os.environ.get(guard.UPGRADE_ENV))  # the one run that takes over an earlier stack
 
-    def register(sim: DesiredSim) -> Sim:
-        aliases = [pulumi.Alias(name=sim.name)] if upgrading and sim.name != sim.iccid else None
-        with _without_stack_traces():
-            return Sim(sim.iccid, sim.to_inputs(), pulumi.ResourceOptions(deleted_with=fleet_guard, aliases=aliases))
-
-    async def answered(sim: Sim) -> None:
-        try:
-            await sim.urn.future()
-        except Exception:  # the SDK reports a failed registration itself, once
-            pass
-
     calling: list[DesiredSim] = []
     quiet: list[DesiredSim] = []
     for sim in fleet.sims:
         (calling if _needs_calls(plans.get(sim.name)) else quiet).append(sim)
     calling.sort(key=lambda sim: _registration_order(plans.get(sim.name)))
-    eager = [answered(register(sim)) for sim in calling]
 
     async def register_all() -> int:
+        register = await _registration(fleet_guard, upgrading)
+        eager = [asyncio.ensure_future(register(sim)) for sim in calling]
         slots = asyncio.Semaphore(IN_FLIGHT)
         running: set[asyncio.Future[None]] = set()
 
         async def in_turn(sim: DesiredSim) -> None:
             try:
-                await answered(register(sim))
+                await register(sim)
             finally:
                 slots.release()
 

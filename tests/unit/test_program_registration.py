@@ -6,7 +6,6 @@ test: a registration is answered when the test says so, and the event loop is st
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
@@ -25,24 +24,17 @@ def iccid(i: int) -> str:
 
 
 class Engine:
-    """Stands in for Sim: records each registration; its URN resolves when the test answers it."""
+    """Stands in for the engine's monitor: records each registration; it is answered when the test says so."""
 
     def __init__(self) -> None:
         self.order: list[str] = []
         self.unanswered: dict[str, asyncio.Future[str]] = {}
 
-    def sim(self, name: str, inputs: dict[str, Any], opts: Any) -> Any:
-        self.order.append(name)
+    async def register(self, sim: DesiredSim) -> None:
+        self.order.append(sim.name)
         urn = asyncio.get_running_loop().create_future()
-        self.unanswered[name] = urn
-
-        class Registered:
-            class urn:
-                @staticmethod
-                def future() -> asyncio.Future[str]:
-                    return urn
-
-        return Registered()
+        self.unanswered[sim.name] = urn
+        await urn
 
     def answer(self, name: str) -> None:
         self.unanswered.pop(name).set_result(f"urn:{name}")
@@ -70,12 +62,16 @@ def test_sims_with_planned_calls_go_first_and_the_rest_at_most_in_flight_at_once
     fleet, plans = fleet_and_plans
     engine = Engine()
     monkeypatch.setattr(program, "IN_FLIGHT", BOUND)
-    monkeypatch.setattr(program, "Sim", engine.sim)
+
+    async def registration(fleet_guard: object, upgrading: bool) -> program.Register:
+        return engine.register
+
+    monkeypatch.setattr(program, "_registration", registration)
     changed = {iccid(i) for i in CHANGED}
 
     async def run() -> list[int]:
         counted: list[int] = []
-        # No FleetGuard resource outside a Pulumi program; the stand-in Sim ignores what it would be deleted with.
+        # No FleetGuard resource outside a Pulumi program; the stand-in ignores what it would be deleted with.
         program._register_sims(fleet, plans, fleet_guard=None).apply(counted.append)  # type: ignore[arg-type]
         await settle()
         # every SIM with planned calls at once, before any other; then the bound
