@@ -186,6 +186,36 @@ def _register_sims(fleet: FleetSpec, plans: Mapping[str, Plan], fleet_guard: Fle
     return pulumi.Output.from_input(register_all())
 
 
+def _drift_note(checked: AccountCheck, state: StackState, shown: int = 12) -> str | None:
+    """What moved in the account since the last apply, with both values: a run does not refresh (Pulumi.yaml
+    says why), so the preview's diff shows a drifted field's last applied value as its old side. Said once per
+    run, in the program's summary; `--refresh` shows the live values in the diff itself."""
+    from lattigo_fleet.fleetfile import DesiredSim
+    from lattigo_fleet.planner import NOT_READ, observe
+    from providers.sim import declared_changes
+
+    moved: list[str] = []
+    for iccid, stored in sorted(state.sims.items()):
+        live = checked.live.get(iccid)
+        if live is None or not stored.get("iccid"):
+            continue
+        applied = DesiredSim.from_inputs(stored)
+        now = observe(applied, live, checked.month_bytes.get(iccid, NOT_READ))
+        paths = declared_changes(dict(stored), sdk_props(now.to_inputs()))
+        for path in sorted(paths):
+            field, _, note = path.partition(".")
+            was = applied.notes.get(note) if note else getattr(applied, field, None)
+            is_now = now.notes.get(note) if note else getattr(now, field, None)
+            moved.append(f"{applied.name} {path}: {was!r} applied, {is_now!r} in the account")
+    if not moved:
+        return None
+    more = f"\n  and {len(moved) - shown} more" if len(moved) > shown else ""
+    return (
+        f"{len(moved)} field(s) moved in the account since the last apply; the diff below shows the applied value "
+        "as the old side of these (`--refresh` shows the live one):\n  " + "\n  ".join(moved[:shown]) + more
+    )
+
+
 def _check_siblings(fleet: FleetSpec, siblings: tuple[str, ...]) -> None:
     """One account, several stacks: refuse, before any call, a SIM that a sibling stack owns (sharding.py)."""
     import os
@@ -334,6 +364,8 @@ def main() -> None:
     for warning in [*checked.warnings, *_engine_warnings(len(fleet.sims))]:
         pulumi.log.warn(warning)
     pulumi.log.info(plan_summary(checked.plans))
+    if note := _drift_note(checked, state):
+        pulumi.log.info(note)
 
     # Registered first: its diff sees the whole run (removals included) before any change is made.
     fleet_guard = FleetGuard("fleet-guard", fleet)

@@ -127,6 +127,34 @@ def _last_limit(stored: dict[str, Any]) -> Any:
     return DesiredSim.from_inputs(stored).usage_limit if stored.get("iccid") else UNMANAGED
 
 
+def _observed(iccid: str, stored: dict[str, Any]) -> SimInputs | None:
+    """The SIM as the live account shows it, in the terms of its stored declaration (what a refresh stores),
+    or None when the account no longer has it."""
+    from lattigo_fleet.planner import NOT_READ, limit_suspension_candidate, observe
+
+    runtime = rt.runtime()
+    live = runtime.live.get(iccid)
+    if live is None:
+        return None
+    declared = DesiredSim.from_inputs(stored)
+    month = runtime.live.month_bytes(iccid) if limit_suspension_candidate(declared, live) else NOT_READ
+    observed = observe(declared, live, month).to_inputs()
+    observed["origin"] = stored.get("origin") or ADOPTED
+    for key in ACTIVATION_FIELDS:  # not readable: what was recorded stays
+        if stored.get(key) is not None:
+            observed[key] = stored[key]
+    return observed
+
+
+def _as_live(stored: dict[str, Any]) -> dict[str, Any]:
+    """Stored inputs brought up to the live account; as they are when the account does not have the SIM (its
+    update then reports that the SIM is gone) or they are not a SIM's."""
+    if not stored.get("iccid"):
+        return stored
+    observed = _observed(str(stored["iccid"]), stored)
+    return stored if observed is None else sdk_props(observed)
+
+
 class SimProvider(ResourceProvider):
     # The pickled provider holds no attributes, let alone a secret (credentials live in the runtime), so it
     # need not be encrypted into every resource's inputs and outputs: a plain ~80-byte reference instead.
@@ -159,7 +187,12 @@ class SimProvider(ResourceProvider):
         return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DetailedDiffResult:
-        changes = declared_changes(olds, news)
+        # Against the live account, not the stored inputs: the project does not refresh before every run (a
+        # refresh is a whole pass of the engine over the stack, ~40% of a no-change preview), so what the state
+        # holds is what was last applied. The provider's live snapshot, read once per run, says what the SIM
+        # is now, in the terms of its declaration, exactly as a refresh would have stored it. In a refresh's
+        # own diff the engine passes the refreshed inputs as `olds`, which are that already.
+        changes = declared_changes(_as_live(olds), news)
         if not changes:
             _settle_if_planned_here(news)
         return DetailedDiffResult(changes)
@@ -187,19 +220,9 @@ class SimProvider(ResourceProvider):
         return UpdateResult(outs=self._converge(news, _last_limit(olds)))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        from lattigo_fleet.planner import NOT_READ, limit_suspension_candidate, observe
-
-        runtime = rt.runtime()
-        live = runtime.live.get(id_)
-        if live is None:
+        observed = _observed(id_, props)
+        if observed is None:
             return ReadResult(id_=None, outs={})
-        stored = DesiredSim.from_inputs(props)
-        month = runtime.live.month_bytes(id_) if limit_suspension_candidate(stored, live) else NOT_READ
-        observed = observe(stored, live, month).to_inputs()
-        observed["origin"] = props.get("origin") or ADOPTED
-        for key in ACTIVATION_FIELDS:  # not readable: what was recorded stays
-            if props.get(key) is not None:
-                observed[key] = props[key]
         return ReadResult(id_=id_, outs=sdk_props(observed), inputs=sdk_props(observed))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:

@@ -29,10 +29,12 @@ def test_a_plain_up_heals_drift_that_the_preview_announced(fleet_stack: PulumiSt
 
     admin.add_sims([{"iccid": iccid(2), "cost_center": "Warehouse"}])  # someone, in the portal
     admin.clear_requests()
-    preview = fleet_stack.preview("--diff")  # no --refresh: the project refreshes every run
+    preview = fleet_stack.preview("--diff")  # no --refresh: each diff is against the live account anyway
     preview.check()
     assert "cost center -> 'Fleet-East': 1 SIM(s): truck-2" in preview.output
-    assert '"Warehouse" => "Fleet-East"' in preview.output
+    assert "~ cost_center:" in preview.output  # the one changed field (its old side: the applied value)
+    assert "truck-2 cost_center: 'Fleet-East' applied, 'Warehouse' in the account" in preview.output
+    assert "1 to update" in preview.output
     assert admin.mutating() == []
 
     fleet_stack.up().check()  # the merge recipe: no --refresh either
@@ -220,8 +222,9 @@ def test_a_drift_report_after_a_day_of_usage_shows_only_the_drift(
     drift = fleet_stack.preview("--expect-no-changes", "--diff")
     assert drift.returncode != 0
     lines = drift.stdout.splitlines()
-    assert sum("(refresh)" in line for line in lines) == 2  # the stack's own line, and truck-7
-    assert sum("=>" in line for line in lines) == 2  # refreshed: depot => north yard; planned: back again
+    assert sum("(update)" in line for line in lines) == 1  # truck-7, and nothing else
+    assert [line.strip().split(":")[0] for line in lines if "=>" in line] == ["~ note"]  # notes.note, once
+    assert "truck-7 notes.note: 'depot' applied, 'moved to the north yard' in the account" in drift.output
     for noise in ("bytes_used", "sms_used", "last_connection_date", "connected", "managed"):
         assert noise not in drift.stdout
     print(f"drift report: {len(lines)} lines, {len(drift.stdout)} characters")
