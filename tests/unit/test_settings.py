@@ -16,7 +16,8 @@ CREDENTIALS = {"lattigo:endpoint": "https://x", "lattigo:keyName": "k", "lattigo
 def test_pulumi_yaml_declares_the_project_keys_with_the_same_types_and_defaults() -> None:
     project = YAML(typ="safe").load((REPO / "Pulumi.yaml").read_text())
     assert project["name"] == "lattigo-fleet"
-    assert project["options"]["refresh"] == "always"
+    # No refresh before every run: each diff is against the live account already (Pulumi.yaml says why).
+    assert "refresh" not in (project.get("options") or {})
     declared = project["config"]
     ours = [s for s in SETTINGS if s.key.startswith("lattigo-fleet:")]
     assert set(declared) == {s.name for s in ours}
