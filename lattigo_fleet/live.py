@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Unpack
 
 from lattigo_fleet.client.models import DeviceFields, LiveDevice, live_state, with_fields
@@ -50,9 +50,22 @@ def month_bytes(client: LattigoApi, iccids: Iterable[str]) -> dict[str, int | No
         return dict(pool.map(one, wanted))
 
 
+# A read of the account made elsewhere in this run (the program's, lattigo_fleet/run_snapshot.py): the SIMs and
+# the month usage it read, or None when there is none.
+FirstRead = Callable[[], tuple[dict[str, LiveDevice], dict[str, int | None]] | None]
+
+
 class LiveFleet:
-    def __init__(self, client: LattigoApi, *, poll_interval: float = 0.25, max_poll_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        client: LattigoApi,
+        *,
+        poll_interval: float = 0.25,
+        max_poll_interval: float = 5.0,
+        first_read: FirstRead | None = None,
+    ) -> None:
         self._client = client
+        self._first_read = first_read
         self._poll_interval = poll_interval
         self._max_poll_interval = max_poll_interval
         self._lock = threading.Lock()
@@ -110,7 +123,14 @@ class LiveFleet:
                 return
             with self._lock:
                 started_at = self._write_seq
-            sims = self._client.snapshot()
+            handed = self._first_read() if self._first_read is not None and self._generation == 0 else None
+            self._first_read = None
+            if handed is not None:
+                sims, months = handed
+                with self._lock:
+                    self._month_bytes.update(months)
+            else:
+                sims = self._client.snapshot()
             with self._lock:
                 for seq, iccid, fields in self._writes:
                     if seq > started_at:

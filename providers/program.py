@@ -245,12 +245,7 @@ def _exit_with_engine(interval: float = 0.5) -> None:
     import threading
     import time
 
-    def parent_of(pid: int) -> int | None:
-        try:
-            with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
-                return int(stat.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            return None
+    from lattigo_fleet.run_snapshot import parent_of
 
     language_host = os.getppid()
     engine = parent_of(language_host)
@@ -264,6 +259,20 @@ def _exit_with_engine(interval: float = 0.5) -> None:
                 os._exit(3)
 
     threading.Thread(target=watch, name="exit-with-engine", daemon=True).start()
+
+
+def _hand_to_provider(checked: AccountCheck, settings: Settings) -> None:
+    """Leave the account as read here for this run's provider, which then does not list it again
+    (run_snapshot.py). The program's parent is the language host, whose parent is the engine."""
+    from lattigo_fleet import run_snapshot
+
+    engine = run_snapshot.parent_of(os.getppid())
+    run_snapshot.write(
+        run_snapshot.run_key(engine),
+        run_snapshot.account_of(settings.endpoint, settings.key_name),
+        checked.live,
+        checked.month_bytes,
+    )
 
 
 def _write_and_check_plan(
@@ -358,6 +367,7 @@ def main() -> None:
         )
     except LattigoError as exc:
         _fail([f"cannot read the Lattigo account at {settings.endpoint}: {exc}"])
+    _hand_to_provider(checked, settings)
     _write_and_check_plan(fleet, checked, state, settings, stack)
     if checked.issues:
         _fail(checked.issues)

@@ -10,7 +10,7 @@ that the blast-radius guard approved in this run.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lattigo_fleet import guard, provider_host
@@ -20,6 +20,20 @@ from lattigo_fleet.settings import Settings, SettingsError, read_settings
 
 if TYPE_CHECKING:
     from lattigo_fleet.operations import Op
+
+
+def _program_read(settings: Settings) -> Callable[[], Any]:
+    """The account as this run's program read it, taken at the provider's first look at the account instead
+    of a second listing (run_snapshot.py). The provider's parent is the engine that runs the program."""
+    import os
+
+    from lattigo_fleet import run_snapshot
+
+    def take() -> Any:
+        key = run_snapshot.run_key(os.getppid())
+        return run_snapshot.take(key, run_snapshot.account_of(settings.endpoint, settings.key_name))
+
+    return take
 
 
 class Runtime:
@@ -32,7 +46,7 @@ class Runtime:
         self.client = LattigoClient(
             settings.endpoint, settings.key_name, settings.api_key, audit_log=settings.audit_log
         )
-        self.live = LiveFleet(self.client)
+        self.live = LiveFleet(self.client, first_read=_program_read(settings))
         self.applier = Applier(
             self.client,
             self.live,

@@ -152,8 +152,7 @@ def assert_no_device_changed_twice(calls: list[dict[str, Any]]) -> Counter[str]:
 
 def assert_refused_before_any_call(admin: AdminClient) -> None:
     """Nothing written, and none of the program's own reads (rate plans, users: the first thing its account
-    check reads). The only reads are the engine's refresh of the stack's own Sims (`refresh: always`), which
-    runs before the program."""
+    check reads): the refusal comes before the program reads the account at all."""
     assert admin.mutating() == []
     assert not [r["path"] for r in admin.api_requests() if r["path"].endswith(("/rate_plans", "/users"))]
 

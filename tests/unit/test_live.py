@@ -119,3 +119,19 @@ def test_a_fleet_of_fewer_pages_than_pending_lists_is_polled_with_one_full_read(
     live.reload_pending()
     assert client.reads == ["list:all"]
     assert state_of(live, "new1") == "active"
+
+
+def test_a_read_handed_over_is_the_first_load_and_later_loads_read_the_account() -> None:
+    client = SlowClient({"a": {"iccid": "a", "state": "suspended"}})
+    handed: dict[str, LiveDevice] = {"a": {"iccid": "a", "state": "active"}}
+    live = LiveFleet(client, first_read=lambda: (handed, {"a": 1234}))
+    assert state_of(live, "a") == "active" and client.calls == 0  # the program's read, no listing
+    assert live.month_bytes("a") == 1234  # its month usage too
+    live.reload()
+    assert state_of(live, "a") == "suspended" and client.calls == 1  # a reload reads the account
+
+
+def test_without_a_read_to_take_the_first_load_lists_the_account() -> None:
+    client = SlowClient({"a": {"iccid": "a", "state": "active"}})
+    live = LiveFleet(client, first_read=lambda: None)
+    assert state_of(live, "a") == "active" and client.calls == 1
