@@ -234,6 +234,8 @@ def bench(stacks: int, sims: int, parallel: int, limit: float, out_dir: Path) ->
                     "lattigo:endpoint": emu.base_url,
                     "lattigo:keyName": KEY_NAME,
                     "lattigo-fleet:fleetFile": f"fleets/{name}.yaml",
+                    # As docs/teams.md says to: every stack lists them all (a stack skips its own name).
+                    "lattigo-fleet:siblingStacks": ",".join(names),
                 },
                 secret={"lattigo:apiKey": API_KEY},
             )
