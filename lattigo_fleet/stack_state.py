@@ -36,6 +36,9 @@ _PROGRAM_ONLY_ENV = (
 )
 
 
+EXPORT_GOGC = "20"
+
+
 class StackStateError(Exception):
     """The stack's state cannot be read; the message is one line (the CLI's own reason)."""
 
@@ -99,7 +102,9 @@ def export(
         proc = subprocess.run(
             [pulumi, "stack", "export", "--stack", stack, "--non-interactive"],
             cwd=cwd,
-            env=cli_env(env),
+            # A short-lived CLI that holds the whole state while the engine's own run holds it too: collected
+            # often, it needs about half the memory (at 20,000 SIMs, 459 -> ~250 MB), for a fraction of a second.
+            env={**cli_env(env), "GOGC": EXPORT_GOGC},
             capture_output=True,
             text=True,
             timeout=timeout,
