@@ -68,7 +68,9 @@ def test_one_bad_sim_refuses_the_whole_request(api: Api, admin: AdminClient) -> 
     assert _stored(admin).keys() == {"89019900000000000017", "89019900000000000025"}  # the other account's only
 
 
-def test_a_day_of_many_sims_in_one_request_is_recorded_as_one_request_each_records_it(admin: AdminClient) -> None:
+def test_a_day_of_many_sims_in_one_request_is_recorded_as_one_request_each_records_it(
+    admin: AdminClient, frozen_clock: float
+) -> None:
     admin.add_sims([{"iccid": iccid(k), "imei": imei(k), "state": "active"} for k in range(1, 4)])
     today, day_before = utc_today().isoformat(), (utc_today() - timedelta(days=1)).isoformat()
     days = [
