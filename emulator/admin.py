@@ -9,7 +9,11 @@
 - ``POST /_emulator/tick``: run all queued work now.
 - ``POST /_emulator/reset`` ``{"seed"?, "activation_delay"?}``: wipe state, faults, request log, ThingSpace
   tokens, clock; the activation delay goes back to the server's own unless given.
-- ``POST /_emulator/usage`` ``{"iccid", "date", "bytes", "sms"?, "sms_mt"?}``: one day's usage.
+- ``POST /_emulator/usage`` ``{"iccid", "date", "bytes", "sms"?, "sms_mt"?}``: one day's usage (the answer: the
+  SIM as ``GET /_emulator/sims`` shows it); or ``{"usage": [{...}, ...]}``: many days, of many SIMs, all or
+  none (the answer: ``{"recorded": N}``).
+- ``GET /_emulator/usage[?date=&iccid=&account=primary|other|all]``: ``{"usage": [{iccid, date, bytes, sms,
+  sms_mt}]}``, the days recorded, in the POST's words (``sms`` is the SMS sent by the device), by SIM then day.
 - ``GET/POST /_emulator/clock`` ``{"advance_seconds"}``: the emulated now.
 - ``POST /_emulator/thingspace/expire-sessions`` | ``expire-tokens`` | ``unlock``.
 - ``GET /_emulator/health``.
@@ -26,6 +30,7 @@ from emulator.http import app_backend, app_faults, app_request_log, json_respons
 from emulator.openapi import openapi_document
 from emulator.params import parse_body
 from emulator.timeutil import fmt, parse_time
+from emulator.usage import DayOfSim
 
 bp = Blueprint("admin", __name__)
 
@@ -167,20 +172,39 @@ def reset() -> Response:
 @bp.post("/_emulator/usage")
 def record_usage() -> Response:
     body = _body()
+    backend = app_backend()
+    if "usage" in body:  # many days at once: a day of a whole fleet in one request
+        entries = body["usage"]
+        if not isinstance(entries, list):
+            raise BadRequest("usage must be an array of {iccid, date, bytes, sms?, sms_mt?}")
+        backend.usage.record_usages([_day_of_sim(entry) for entry in entries])
+        return json_response({"recorded": len(entries)})
+    day = _day_of_sim(body)
+    backend.usage.record_usage(day.iccid, day.day, day.bytes_used, day.sms_mo, day.sms_mt)
+    sims = backend.admin.sims_view("all", iccid=day.iccid)
+    return json_response(sims[0] if sims else {})
+
+
+@bp.get("/_emulator/usage")
+def usage_days() -> Response:
+    args = request.args
+    day = parse_time(args["date"], "date").date() if args.get("date") else None
+    usage = app_backend().admin.usage_view(args.get("account", "primary"), day, args.get("iccid"))
+    return json_response({"usage": usage})
+
+
+def _day_of_sim(body: Any) -> DayOfSim:
+    """``{iccid, date, bytes, sms?, sms_mt?}``: one day of one SIM."""
+    if not isinstance(body, dict):
+        raise BadRequest("each day of usage must be an object")
     iccid = body.get("iccid")
     if not iccid or not body.get("date") or body.get("bytes") is None:
         raise BadRequest("iccid, date and bytes are required")
     day = parse_time(str(body["date"]), "date").date()
     try:
-        bytes_used = int(body["bytes"])
-        sms_mo = int(body.get("sms") or 0)
-        sms_mt = int(body.get("sms_mt") or 0)
+        return DayOfSim(str(iccid), day, int(body["bytes"]), int(body.get("sms") or 0), int(body.get("sms_mt") or 0))
     except (TypeError, ValueError) as exc:
         raise BadRequest("bytes, sms and sms_mt must be integers") from exc
-    backend = app_backend()
-    backend.usage.record_usage(str(iccid), day, bytes_used, sms_mo, sms_mt)
-    sims = backend.admin.sims_view("all", iccid=str(iccid))
-    return json_response(sims[0] if sims else {})
 
 
 @bp.get("/_emulator/clock")

@@ -56,6 +56,17 @@ class AdminClient:
     def record_usage(self, iccid: str, day: str, bytes_used: int, sms: int = 0) -> None:
         self.post("usage", {"iccid": iccid, "date": day, "bytes": bytes_used, "sms": sms})
 
+    def record_usages(self, days: list[dict[str, Any]]) -> int:
+        """Many days of usage (``{iccid, date, bytes, sms?, sms_mt?}`` each) in one request, all or none: how
+        many were recorded. A day of 100,000 SIMs is one request, not 100,000."""
+        recorded: int = self.post("usage", {"usage": days})["recorded"]
+        return recorded
+
+    def usage(self, **params: Any) -> list[dict[str, Any]]:
+        """The days of usage recorded (``date=``, ``iccid=``, ``account=``), in ``record_usages``' words."""
+        days: list[dict[str, Any]] = self.get("usage", **params)["usage"]
+        return days
+
     def reset(self, seed: str = "empty") -> None:
         self.post("reset", {"seed": seed})
 

@@ -5,7 +5,8 @@ the emulated APIs.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import date
+from typing import Any, NamedTuple
 
 from emulator import lifecycle as lc
 from emulator.accounts import ACCOUNT_IDS, Accounts
@@ -65,59 +66,112 @@ class AdminQueries:
             rows = conn.execute(sql + " ORDER BY s.id", args).fetchall()
             return [admin_dict(r) for r in rows]
 
+    def usage_view(
+        self, account: str | None = "primary", day: date | None = None, iccid: str | None = None
+    ) -> list[dict[str, Any]]:
+        """GET /_emulator/usage: the days of usage recorded (of one day, of one SIM), by SIM then day, in the words
+        POST /_emulator/usage takes."""
+        with self.store.op() as conn:
+            sql = (
+                "SELECT s.iccid, u.date_for, u.bytes_used, u.sms_mo, u.sms_mt FROM daily_usage u "
+                "JOIN sims s ON s.id = u.sim_id WHERE 1 = 1"
+            )
+            args: list[Any] = []
+            if account and account != "all":
+                if account not in ACCOUNT_IDS:
+                    raise BadRequest("account must be one of primary, other, all")
+                sql += " AND s.account_id = ?"
+                args.append(ACCOUNT_IDS[account])
+            if day is not None:
+                sql += " AND u.date_for = ?"
+                args.append(day.isoformat())
+            if iccid:
+                sql += " AND s.iccid = ?"
+                args.append(iccid)
+            rows = conn.execute(sql + " ORDER BY s.id, u.date_for", args).fetchall()
+            return [{"iccid": r[0], "date": r[1], "bytes": r[2], "sms": r[3], "sms_mt": r[4]} for r in rows]
+
     def upsert_sims(self, sims: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """POST /_emulator/sims: new ICCIDs are inserted (inventory without ``state``); known ones are
-        changed out of band (drift), bypassing the lifecycle."""
-        out_ids: list[int] = []
+        changed out of band (drift), bypassing the lifecycle. All of it or nothing: a bad SIM refuses the
+        request. The answer is each SIM as stored after the request, in request order.
+
+        New SIMs are inserted together (:meth:`Sims.insert_sims`), those before a repeat of one of them first,
+        so that the repeat changes it as it would one at a time."""
         with self.store.op() as conn:
-            for spec in sims:
-                if not isinstance(spec, dict):
-                    raise BadRequest("each sim must be an object")
-                unknown = set(spec) - _UPSERT_FIELDS
-                if unknown:
-                    raise BadRequest(f"unknown sim fields: {', '.join(sorted(unknown))}")
-                iccid = text(spec.get("iccid"))
-                if not is_iccid(iccid):
-                    raise BadRequest(f"iccid {iccid!r} is not a valid ICCID (18-22 digits)")
-                imei = spec.get("imei")
-                if imei is not None and not is_imei(text(imei)):
-                    raise BadRequest(f"imei {imei!r} is not a valid IMEI (15 or 16 digits)")
-                state = spec.get("state")
-                if state is not None and state not in lc.API_STATES:
-                    raise BadRequest(f"state must be one of {', '.join(lc.API_STATES)}")
-                account_name = spec.get("account", "primary")
-                if account_name not in ACCOUNT_IDS:
-                    raise BadRequest("account must be one of primary, other")
-                fields = {
-                    k: (text(v) if v is not None else None)
-                    for k, v in spec.items()
-                    if k not in ("iccid", "state", "account")
-                }
-                existing = self.sims.by_iccid(iccid)
-                if existing is None:
-                    values = {"iccid": iccid, **fields}
-                    if state is not None:
-                        values["state"] = state
-                        if state in (lc.SUSPENDED,):
-                            values["suspended_reason"] = "api"
-                        if state in (lc.SUSPENDED_NO_BILLING, lc.PENDING_SUSPEND_NO_BILLING):
-                            values["suspended_reason"] = "no_billing"
-                    sim = self.sims.insert_sim(ACCOUNT_IDS[account_name], values)
-                    out_ids.append(sim["id"])
+            upserts = [_upsert(spec) for spec in sims]
+            known = {
+                row["iccid"]: row["id"] for row in self.sims.rows_by_iccid([u.iccid for u in upserts], "id, iccid")
+            }
+            new: dict[str, tuple[int, dict[str, Any]]] = {}
+
+            def insert_new() -> None:
+                known.update(zip(new, self.sims.insert_sims(list(new.values())), strict=True))
+                new.clear()
+
+            for u in upserts:
+                if u.iccid in new:
+                    insert_new()
+                sim_id = known.get(u.iccid)
+                if sim_id is None:
+                    new[u.iccid] = (ACCOUNT_IDS[u.account], _new_sim_values(u))
                     continue
-                if fields:
-                    assignments = ", ".join(f"{k} = ?" for k in fields)
-                    conn.execute(
-                        f"UPDATE sims SET {assignments} WHERE id = ?",
-                        (*fields.values(), existing["id"]),
-                    )
-                if "account" in spec:
-                    conn.execute(
-                        "UPDATE sims SET account_id = ? WHERE id = ?", (ACCOUNT_IDS[account_name], existing["id"])
-                    )
-                if state is not None and state != existing["state"]:
-                    self.sims.set_state(
-                        self.sims.by_id(existing["id"]), state, "api" if state == lc.SUSPENDED else None
-                    )
-                out_ids.append(existing["id"])
-            return [admin_dict(self.sims.device_row(i)) for i in out_ids]
+                existing = self.sims.by_id(sim_id)
+                if u.fields:
+                    assignments = ", ".join(f"{k} = ?" for k in u.fields)
+                    conn.execute(f"UPDATE sims SET {assignments} WHERE id = ?", (*u.fields.values(), sim_id))
+                if u.account_given:
+                    conn.execute("UPDATE sims SET account_id = ? WHERE id = ?", (ACCOUNT_IDS[u.account], sim_id))
+                if u.state is not None and u.state != existing["state"]:
+                    self.sims.set_state(self.sims.by_id(sim_id), u.state, "api" if u.state == lc.SUSPENDED else None)
+            insert_new()
+            rows = {
+                row["iccid"]: row
+                for row in self.sims.device_rows_by_iccid(list(dict.fromkeys(u.iccid for u in upserts)))
+            }
+            return [admin_dict(rows[u.iccid]) for u in upserts]
+
+
+class _Upsert(NamedTuple):
+    """One SIM of POST /_emulator/sims, checked."""
+
+    iccid: str
+    state: str | None
+    account: str  # primary | other
+    account_given: bool
+    fields: dict[str, str | None]  # the other fields, as stored
+
+
+def _upsert(spec: Any) -> _Upsert:
+    if not isinstance(spec, dict):
+        raise BadRequest("each sim must be an object")
+    unknown = set(spec) - _UPSERT_FIELDS
+    if unknown:
+        raise BadRequest(f"unknown sim fields: {', '.join(sorted(unknown))}")
+    iccid = text(spec.get("iccid"))
+    if not is_iccid(iccid):
+        raise BadRequest(f"iccid {iccid!r} is not a valid ICCID (18-22 digits)")
+    imei = spec.get("imei")
+    if imei is not None and not is_imei(text(imei)):
+        raise BadRequest(f"imei {imei!r} is not a valid IMEI (15 or 16 digits)")
+    state = spec.get("state")
+    if state is not None and state not in lc.API_STATES:
+        raise BadRequest(f"state must be one of {', '.join(lc.API_STATES)}")
+    account = spec.get("account", "primary")
+    if account not in ACCOUNT_IDS:
+        raise BadRequest("account must be one of primary, other")
+    fields = {
+        k: (text(v) if v is not None else None) for k, v in spec.items() if k not in ("iccid", "state", "account")
+    }
+    return _Upsert(iccid, state, account, "account" in spec, fields)
+
+
+def _new_sim_values(u: _Upsert) -> dict[str, Any]:
+    values: dict[str, Any] = {"iccid": u.iccid, **u.fields}
+    if u.state is not None:
+        values["state"] = u.state
+        if u.state == lc.SUSPENDED:
+            values["suspended_reason"] = "api"
+        if u.state in (lc.SUSPENDED_NO_BILLING, lc.PENDING_SUSPEND_NO_BILLING):
+            values["suspended_reason"] = "no_billing"
+    return values

@@ -565,7 +565,12 @@ def _admin_paths() -> dict[str, Any]:
         },
         "/_emulator/tick": {"post": admin("run all queued work (activations, suspensions, SMS) now")},
         "/_emulator/reset": {"post": admin("{seed?: empty|demo}: wipe state, faults, request log", True)},
-        "/_emulator/usage": {"post": admin("{iccid, date, bytes, sms?, sms_mt?}: set one day's usage", True)},
+        "/_emulator/usage": {
+            "get": admin("{usage: [{iccid, date, bytes, sms, sms_mt}]}: the days recorded (?date=&iccid=&account=)"),
+            "post": admin(
+                "{iccid, date, bytes, sms?, sms_mt?}: set one day's usage; {usage: [{...}]}: many, all or none", True
+            ),
+        },
         "/_emulator/clock": {"get": admin("emulated now"), "post": admin("{advance_seconds}", True)},
         "/_emulator/thingspace/expire-sessions": {"post": admin("expire every VZ-M2M session now")},
         "/_emulator/thingspace/expire-tokens": {"post": admin("expire every API token now")},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, cast
 
@@ -89,6 +90,10 @@ DEVICE_SELECT = (
 
 #: Job kind: a pending state completes; payload: the lifecycle completion event.
 JOB_COMPLETE = "complete_transition"
+#: What _network_identity reads of a SIM (it keeps what was already assigned).
+_IDENTITY_COLUMNS = ("id", "msisdn", "mdn", "min", "imsi", "ip_address", "ipv6")
+#: Values per ``IN (...)`` (SQLite allows 32,766 bound parameters since 3.32, 999 before).
+_IN_CHUNK = 900
 
 
 def is_iccid(value: str) -> bool:
@@ -186,7 +191,7 @@ class Sims:
             self.store.schedule(JOB_COMPLETE, sim["id"], completion)
 
     @staticmethod
-    def _network_identity(sim: sqlite3.Row) -> dict[str, Any]:
+    def _network_identity(sim: Mapping[str, Any] | sqlite3.Row) -> dict[str, Any]:
         """Identifiers the carrier assigns on activation (kept once assigned)."""
         n = int(sim["id"])
         msisdn = sim["msisdn"] or f"1555{(3000000 + n * 7919) % 10000000:07d}"
@@ -204,39 +209,72 @@ class Sims:
     def reset_device_names(self) -> None:
         self.store.set_meta("next_device_name", FIRST_DEVICE_NAME)
 
-    def _next_device_name(self) -> str:
+    def _next_device_names(self, count: int) -> list[str]:
+        """The next ``count`` free device names, in order: what ``count`` inserts one after another would take
+        (each the lowest free name from the counter on), found with one query per run of candidates."""
         current = int(self.store.meta("next_device_name") or FIRST_DEVICE_NAME)
-        while self.conn.execute("SELECT 1 FROM sims WHERE device_name = ?", (str(current),)).fetchone():
-            current += 1
-        self.store.set_meta("next_device_name", current + 1)
-        return str(current)
+        names: list[str] = []
+        while len(names) < count:
+            candidates = [str(n) for n in range(current, current + count - len(names))]
+            taken = {row[0] for row in self._rows_where_in("SELECT device_name FROM sims", "device_name", candidates)}
+            names.extend(name for name in candidates if name not in taken)
+            current += len(candidates)
+        if count:
+            # the loop ends on a run of free names, so this is the last name taken + 1, as one insert leaves it
+            self.store.set_meta("next_device_name", current)
+        return names
+
+    def _rows_where_in(self, select: str, column: str, values: list[str], *args: Any) -> list[sqlite3.Row]:
+        """``select`` (its ``?`` bound to ``args``) of the rows whose ``column`` is one of ``values``, a chunk of
+        values per query."""
+        rows: list[sqlite3.Row] = []
+        for start in range(0, len(values), _IN_CHUNK):
+            chunk = values[start : start + _IN_CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            rows.extend(self.conn.execute(f"{select} WHERE {column} IN ({marks})", (*args, *chunk)))
+        return rows
 
     def insert_sim(self, account_id: int, fields: dict[str, Any]) -> sqlite3.Row:
         """Insert a SIM as-is (no lifecycle): the seeds' and the admin API's way in."""
+        [sim_id] = self.insert_sims([(account_id, fields)])
+        return self.by_id(sim_id)
+
+    def insert_sims(self, sims: list[tuple[int, dict[str, Any]]]) -> list[int]:
+        """Insert SIMs as-is (no lifecycle), in order: their ids. A SIM that is not in inventory gets the network
+        identity of an active one (unless pending activation) and, if it has none, an activation date of 120
+        days ago; a pending state queues its completion.
+
+        In bulk, because seeding 100,000 SIMs one statement at a time is most of a minute: every value is
+        computed before the rows are written (ids too, as SQLite would give them: the largest + 1, in order),
+        and rows with the same columns go in one ``executemany``."""
         with self.store.tx() as conn:
-            values = dict(fields)
-            values.setdefault("device_name", self._next_device_name())
-            values.setdefault("state", lc.INVENTORY)
-            values["account_id"] = account_id
-            cols = ", ".join(values)
-            marks = ", ".join("?" for _ in values)
-            cur = conn.execute(f"INSERT INTO sims({cols}) VALUES ({marks})", tuple(values.values()))
-            sim = conn.execute("SELECT * FROM sims WHERE id = ?", (cur.lastrowid,)).fetchone()
-            if sim["state"] != lc.INVENTORY:
-                extra = self._network_identity(sim) if sim["state"] != lc.PENDING_ACTIVATION else {}
-                if sim["state"] != lc.PENDING_ACTIVATION and not sim["last_activation_date"]:
-                    extra["last_activation_date"] = fmt(self.store.now() - timedelta(days=120))
-                if extra:
-                    assignments = ", ".join(f"{k} = ?" for k in extra)
-                    conn.execute(
-                        f"UPDATE sims SET {assignments} WHERE id = ?",
-                        (*extra.values(), sim["id"]),
-                    )
-                completion = lc.QUEUED_COMPLETIONS.get(sim["state"])
+            first_id = int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM sims").fetchone()[0]) + 1
+            names = iter(self._next_device_names(sum(1 for _, fields in sims if "device_name" not in fields)))
+            now = self.store.now()
+            by_columns: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+            queued: list[tuple[int, str]] = []
+            for offset, (account_id, fields) in enumerate(sims):
+                values = dict(fields)
+                if "device_name" not in values:
+                    values["device_name"] = next(names)
+                values.setdefault("state", lc.INVENTORY)
+                values["account_id"] = account_id
+                values["id"] = sim_id = first_id + offset
+                state = values["state"]
+                if state != lc.INVENTORY and state != lc.PENDING_ACTIVATION:
+                    values.update(self._network_identity({c: values.get(c) for c in _IDENTITY_COLUMNS}))
+                    if not values.get("last_activation_date"):
+                        values["last_activation_date"] = fmt(now - timedelta(days=120))
+                completion = lc.QUEUED_COMPLETIONS.get(state) if state != lc.INVENTORY else None
                 if completion is not None:
-                    self.store.schedule(JOB_COMPLETE, sim["id"], completion)
-                sim = conn.execute("SELECT * FROM sims WHERE id = ?", (sim["id"],)).fetchone()
-            return cast(sqlite3.Row, sim)
+                    queued.append((sim_id, completion))
+                by_columns.setdefault(tuple(values), []).append(tuple(values.values()))
+            for columns, rows in by_columns.items():
+                marks = ", ".join("?" for _ in columns)
+                conn.executemany(f"INSERT INTO sims({', '.join(columns)}) VALUES ({marks})", rows)
+            for sim_id, completion in queued:
+                self.store.schedule(JOB_COMPLETE, sim_id, completion)
+            return [first_id + offset for offset in range(len(sims))]
 
     # ---- lookups --------------------------------------------------------------------------------
 
@@ -246,6 +284,14 @@ class Sims:
     def by_iccid(self, iccid: str) -> sqlite3.Row | None:
         """Any SIM, of any account and in any state (the platform's own view)."""
         return cast("sqlite3.Row | None", self.conn.execute("SELECT * FROM sims WHERE iccid = ?", (iccid,)).fetchone())
+
+    def rows_by_iccid(self, iccids: list[str], columns: str = "*") -> list[sqlite3.Row]:
+        """The SIMs (any account, any state) with these ICCIDs, in no particular order; unknown ones are left out."""
+        return self._rows_where_in(f"SELECT {columns} FROM sims", "iccid", iccids)
+
+    def device_rows_by_iccid(self, iccids: list[str]) -> list[sqlite3.Row]:
+        """Device rows (as :meth:`device_row`) of the SIMs with these ICCIDs, in no particular order."""
+        return self._rows_where_in(DEVICE_SELECT, "s.iccid", iccids, self.current_month())
 
     def device_row(self, sim_id: int) -> sqlite3.Row:
         row = self.conn.execute(DEVICE_SELECT + "WHERE s.id = ?", (self.current_month(), sim_id)).fetchone()

@@ -38,7 +38,9 @@ CREATE TABLE IF NOT EXISTS sims (
     address TEXT, rate_plan TEXT, kb_limit INTEGER, limit_action TEXT, limit_usernames TEXT,
     sms_capable INTEGER NOT NULL DEFAULT 1);
 CREATE INDEX IF NOT EXISTS sims_account_state ON sims(account_id, state, id);
-CREATE INDEX IF NOT EXISTS sims_account_id ON sims(account_id, id);
+-- the listing's filter (account, state) and order (id) in one index: its pages and counts never read the table
+DROP INDEX IF EXISTS sims_account_id;
+CREATE INDEX IF NOT EXISTS sims_account_listing ON sims(account_id, id, state);
 CREATE INDEX IF NOT EXISTS sims_imei ON sims(imei);
 CREATE INDEX IF NOT EXISTS sims_msisdn ON sims(msisdn);
 CREATE TABLE IF NOT EXISTS daily_usage (

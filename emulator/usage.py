@@ -21,6 +21,17 @@ from emulator.timeutil import fmt, month_end, month_key, month_start
 
 
 @dataclass(frozen=True)
+class DayOfSim:
+    """One day's usage of one SIM, as the admin API records it."""
+
+    iccid: str
+    day: date
+    bytes_used: int
+    sms_mo: int = 0
+    sms_mt: int = 0
+
+
+@dataclass(frozen=True)
 class DayUsage:
     day: str  # YYYY-MM-DD
     bytes_used: int
@@ -48,25 +59,36 @@ class Usage:
 
     def record_usage(self, iccid: str, day: date, bytes_used: int, sms_mo: int = 0, sms_mt: int = 0) -> None:
         """Set one day's usage of a SIM (replacing what was there) and enforce its usage limit."""
-        if bytes_used < 0 or sms_mo < 0 or sms_mt < 0:
-            raise BadRequest("usage must not be negative")
+        self.record_usages([DayOfSim(iccid, day, bytes_used, sms_mo, sms_mt)])
+
+    def record_usages(self, days: list[DayOfSim]) -> None:
+        """Set days of usage (a day of each of 100,000 SIMs, say), in order, as :meth:`record_usage` one after
+        another would: in one transaction, so that the platform's day of a whole fleet is one write, not
+        100,000 commits. All or nothing: an unknown ICCID or a negative count refuses them all."""
+        for d in days:
+            if d.bytes_used < 0 or d.sms_mo < 0 or d.sms_mt < 0:
+                raise BadRequest("usage must not be negative")
         with self.store.op() as conn:
-            sim = self.sims.by_iccid(iccid)
-            if sim is None:
-                raise NotFound(f"no SIM with ICCID {iccid}")
-            conn.execute(
-                "INSERT INTO daily_usage(sim_id, date_for, bytes_used, sms_mo, sms_mt) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT(sim_id, date_for) DO UPDATE SET bytes_used = excluded.bytes_used, "
-                "sms_mo = excluded.sms_mo, sms_mt = excluded.sms_mt",
-                (sim["id"], day.isoformat(), bytes_used, sms_mo, sms_mt),
-            )
-            self._recompute_month(sim["id"], day)
-            if bytes_used > 0:
-                stamp = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
-                if not sim["last_connection_date"] or sim["last_connection_date"] < fmt(stamp):
-                    conn.execute("UPDATE sims SET last_connection_date = ? WHERE id = ?", (fmt(stamp), sim["id"]))
-            if month_key(day) == self.sims.current_month():
-                self.enforce_limit(sim["id"])
+            this_month = self.sims.current_month()
+            for d in days:
+                sim = self.sims.by_iccid(d.iccid)
+                if sim is None:
+                    raise NotFound(f"no SIM with ICCID {d.iccid}")
+                conn.execute(
+                    "INSERT INTO daily_usage(sim_id, date_for, bytes_used, sms_mo, sms_mt) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT(sim_id, date_for) DO UPDATE SET bytes_used = excluded.bytes_used, "
+                    "sms_mo = excluded.sms_mo, sms_mt = excluded.sms_mt",
+                    (sim["id"], d.day.isoformat(), d.bytes_used, d.sms_mo, d.sms_mt),
+                )
+                self._recompute_month(sim["id"], d.day)
+                if d.bytes_used > 0:
+                    stamp = fmt(datetime(d.day.year, d.day.month, d.day.day, 12, tzinfo=UTC))
+                    assert stamp is not None
+                    if not sim["last_connection_date"] or sim["last_connection_date"] < stamp:
+                        conn.execute("UPDATE sims SET last_connection_date = ? WHERE id = ?", (stamp, sim["id"]))
+                # Usage never changes a SIM's limit, so the row read above says whether there is one to enforce.
+                if month_key(d.day) == this_month and sim["kb_limit"] is not None:
+                    self.enforce_limit(sim["id"])
 
     def _recompute_month(self, sim_id: int, day: date) -> None:
         first, last = month_start(day), month_end(day)

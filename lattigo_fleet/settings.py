@@ -6,7 +6,9 @@ and these defaults (Pulumi types only keys of the project's namespace, and a typ
 docs/settings.md's table lists every key: tests pin both to this table. A key in the `lattigo:` or
 `lattigo-fleet:` namespace that is not in it is refused with a did-you-mean: a typo must not silently fall
 back to a default. The credentials may come from the environment instead of the stack (CI secrets); the
-guard's escape hatch is an environment variable for one run, which wins over the stack's setting.
+guard's escape hatch and the account's request budget are environment variables for one run, which win over
+the stack's setting (a CI job sets the budget's share of each job: lattigo_fleet/client/budget.py). Reading the
+settings hands the stack's request budget to every Lattigo client the process makes afterwards.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from lattigo_fleet.client import budget
 from lattigo_fleet.suggest import CONFIG_KEY_CUTOFF, did_you_mean
 
 NAMESPACES = ("lattigo", "lattigo-fleet")
@@ -31,6 +34,7 @@ class Setting:
     default: str | None
     doc: str
     secret: bool = False
+    env_wins: bool = False  # the environment variable, when set, wins over the stack's setting (a per-run choice)
 
     @property
     def name(self) -> str:
@@ -64,6 +68,7 @@ SETTINGS: tuple[Setting, ...] = (
         "false",
         "`true` lifts the blast-radius guard (`policy.max_changes`) for *every* run until removed; "
         "for one run, set the environment variable instead",
+        env_wins=True,
     ),
     Setting("lattigo-fleet:activationTimeout", None, "integer", "300", "seconds to wait for an activation to finish"),
     Setting(
@@ -95,6 +100,15 @@ SETTINGS: tuple[Setting, ...] = (
         "strict",
         "what the merge applies: `strict` (the default) exactly the approved plan, or nothing when the account or "
         "the fleet files moved since the review; `heal` whatever fleet.yaml needs at merge time (level-based)",
+    ),
+    Setting(
+        budget.STACK_KEY,
+        budget.RATE_ENV,
+        "string",  # a number, fractions allowed (Pulumi's project config has no number type)
+        "0",
+        "the account's request budget, requests per second (0: no ceiling); the jobs of one run share it "
+        f"(`{budget.SHARES_ENV}`), each sending at most budget / shares; the environment variable wins",
+        env_wins=True,
     ),
     Setting(
         "lattigo:thingspaceEndpoint",
@@ -161,6 +175,8 @@ class Settings:
     audit_log: str | None = default_of("lattigo-fleet:auditLog") or None
     sibling_stacks: tuple[str, ...] = ()
     merge_mode: str = default_of("lattigo-fleet:mergeMode")
+    #: the account's request budget (the variable or the stack's key) and the jobs sharing it
+    request_budget: budget.RequestBudget = budget.RequestBudget()
 
 
 def unknown_keys(keys: Iterable[str]) -> list[str]:
@@ -191,8 +207,8 @@ def read_settings(config_get: Callable[[str], Any], env: Mapping[str, str] | Non
     raw: dict[str, str | None] = {}
     for setting in SETTINGS:
         value = config_get(setting.key)
-        if setting.key == "lattigo-fleet:allowLargeChanges" and env.get(setting.env or ""):
-            value = env[setting.env or ""]  # the per-run escape hatch wins over the stack's setting, either way
+        if setting.env_wins and env.get(setting.env or ""):
+            value = env[setting.env or ""]  # a per-run choice wins over the stack's setting, either way
         if value in (None, ""):
             value = (env.get(setting.env) if setting.env else None) or setting.default
         raw[setting.key] = None if value is None else str(value)
@@ -228,6 +244,7 @@ def read_settings(config_get: Callable[[str], Any], env: Mapping[str, str] | Non
             f"lattigo-fleet:siblingStacks: {', '.join(map(repr, bad))} is not a stack name (`stack` or "
             "`org/project/stack`, comma-separated)"
         )
+    request_budget, stack_rate = _request_budget(raw[budget.STACK_KEY], env, problems)
     merge_mode = str(raw["lattigo-fleet:mergeMode"])
     if merge_mode not in MERGE_MODES:
         problems.append(f"lattigo-fleet:mergeMode must be {' or '.join(MERGE_MODES)}, not {merge_mode!r}")
@@ -245,6 +262,8 @@ def read_settings(config_get: Callable[[str], Any], env: Mapping[str, str] | Non
         )
     if problems:
         raise SettingsError("; ".join(problems))
+    # Every client this process makes from now on keeps to the stack's budget, with no caller passing it on.
+    budget.use_stack_setting(stack_rate)
     return Settings(
         endpoint=str(raw["lattigo:endpoint"]),
         key_name=str(raw["lattigo:keyName"]),
@@ -256,4 +275,20 @@ def read_settings(config_get: Callable[[str], Any], env: Mapping[str, str] | Non
         audit_log=raw["lattigo-fleet:auditLog"] or None,
         sibling_stacks=siblings,
         merge_mode=merge_mode,
+        request_budget=request_budget,
     )
+
+
+def _request_budget(
+    value: str | None, env: Mapping[str, str], problems: list[str]
+) -> tuple[budget.RequestBudget, float]:
+    """The request budget of this job (client/budget.py says how it is shared) and the stack's own setting;
+    a bad value, the variable's or the key's, is a problem naming it."""
+    # When the variable is set, `value` is the variable's (it wins): then the stack sets no ceiling of its own.
+    stack_value = BY_KEY[budget.STACK_KEY].default if env.get(budget.RATE_ENV) else value
+    try:
+        stack_rate = budget.parse_rate(str(stack_value), budget.STACK_KEY, zero_is_none=True)
+        return budget.request_budget(env, stack_rate), stack_rate
+    except budget.BudgetError as exc:
+        problems.append(str(exc))
+        return budget.RequestBudget(), 0.0

@@ -14,7 +14,8 @@ retries, typed errors, paging, the audit record of every mutating call), ``repli
 read, ``_http.py`` the retry policy, request counts and audit log shared with ``thingspace.py``;
 ``protocols.py`` holds :class:`LattigoApi`, what the reconciler needs of a client; ``shapes.py`` the
 documented shape of every answer (JSON Schema, checked at the edge); ``pacing.py`` the adaptive token bucket
-that slows a client down to the rate the server allows.
+that slows a client down to the rate the server allows, under the ceiling of ``budget.py``: the account's
+request budget, shared by the jobs of one run.
 
 Every call is bounded (:class:`Bounds`, options of :class:`LattigoClient`): pages of a listing, the total
 time spent waiting to retry, the time and size of each answer; hitting one raises :class:`DeadlineExceeded`
@@ -22,6 +23,7 @@ naming it. A 2xx answer of the wrong shape is an :class:`UnexpectedAnswer`, neve
 """
 
 from lattigo_fleet.client._http import RequestStats
+from lattigo_fleet.client.budget import BudgetError, RequestBudget, request_budget
 from lattigo_fleet.client.errors import (
     AuditLogError,
     AuthenticationError,
@@ -60,6 +62,9 @@ __all__ = [
     "UsageRecord",
     "DailyUsage",
     "RequestStats",
+    "RequestBudget",
+    "BudgetError",
+    "request_budget",
     "Bounds",
     "SIM_STATES",
     "LattigoError",

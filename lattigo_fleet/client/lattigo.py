@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from lattigo_fleet.client import replies, shapes
 from lattigo_fleet.client._http import chunks, iso, short_body, unique
+from lattigo_fleet.client.budget import RequestBudget, request_budget
 from lattigo_fleet.client.errors import AuthenticationError, LattigoError, NotFound, RateLimited
 from lattigo_fleet.client.models import (
     NOTE_FIELDS,
@@ -78,11 +79,18 @@ class LattigoClient:
     * ``response_timeout`` (120 s): wall-clock time for one answer to arrive whole (``timeout``, 30 s,
       bounds the gap between two bytes) [``response_time``];
     * ``max_body_bytes`` (64 MiB): the largest answer read [``body_size``];
-    * ``listing_timeout`` (600 s): wall-clock time for one whole listing, all pages [``listing_time``].
+    * ``listing_timeout`` (600 s): wall-clock time for one whole listing, all pages, less its waits for its
+      turn under the request budget [``listing_time``].
 
     Every 2xx answer is checked against its endpoint's documented shape (:mod:`lattigo_fleet.client.shapes`);
     any other is an :class:`~lattigo_fleet.client.errors.UnexpectedAnswer`. Redirects are followed only to
     the configured endpoint's own scheme, host and port (else :class:`~lattigo_fleet.client.errors.UnsafeRedirect`).
+
+    ``budget``: the account's request budget and how many jobs share it (:mod:`lattigo_fleet.client.budget`);
+    by default the one this process is configured with (``LATTIGO_FLEET_REQUESTS_PER_SECOND`` and
+    ``LATTIGO_FLEET_BUDGET_SHARES``, else the stack's ``lattigo-fleet:requestsPerSecond``), so that every
+    client the product makes keeps to its share: at most ``budget / shares`` requests per second from the
+    first request on (429s may still slow it further).
 
     ``stats`` counts the requests actually sent (retries included) per ``"METHOD endpoint"``.
     """
@@ -110,11 +118,14 @@ class LattigoClient:
         response_timeout: float = Bounds.response_timeout,
         max_body_bytes: int = Bounds.max_body_bytes,
         listing_timeout: float = Bounds.listing_timeout,
+        budget: RequestBudget | None = None,
     ) -> None:
         if not base_url:
             raise ValueError("base_url is required")
         if chunk_size < 1 or per_page < 1:
             raise ValueError("chunk_size and per_page must be positive")
+        #: the account's request budget and this job's share of it (None: read where the product reads it)
+        self.budget = budget if budget is not None else request_budget()
         self._http = LattigoTransport(
             base_url,
             key_name,
@@ -127,6 +138,7 @@ class LattigoClient:
             sleep=sleep,
             clock=clock,
             pool_maxsize=pool_maxsize,
+            requests_per_second=self.budget.per_job,
             bounds=Bounds(
                 max_pages=max_pages,
                 retry_budget=retry_budget,

@@ -11,6 +11,11 @@ the server allows:
   back to the rate of before the 429 over ``recovery`` seconds, then beyond it by ``probe`` of it per
   second, so that the client finds the server's limit again, or its new one after it is lifted.
 
+With a ``ceiling`` (the job's share of the account's request budget, :mod:`lattigo_fleet.client.budget`) the
+bucket is on from the first request, at the ceiling, and holds one token at most (no burst above it after a
+pause: jobs that all pause and resume together must not all burst at once); a 429 still lowers the rate,
+which then recovers up to the ceiling and never beyond.
+
 Tokens are reserved, not polled: ``acquire`` takes its token at once (the bucket may go into debt) and
 returns how long the caller must wait for it, so that a caller whose ``sleep`` is injected (tests) never
 spins. A reservation made before a 429 lowered the rate is stale: ``epoch`` changes with every decrease,
@@ -40,19 +45,25 @@ class AdaptiveRateLimiter:
         recovery: float = 2.0,
         probe: float = 0.1,
         window: float = 2.0,
+        ceiling: float | None = None,
     ) -> None:
+        if ceiling is not None and not ceiling > 0:
+            raise ValueError(f"ceiling must be a positive rate, not {ceiling!r}")
         self._clock = clock
         self._lock = threading.Lock()
-        self.min_rate = min_rate
+        self.ceiling = ceiling
+        # A floor at or above the ceiling would keep a 429 from lowering the rate (or lift it over the ceiling):
+        # under a low ceiling, the floor is one decrease below it.
+        self.min_rate = min_rate if ceiling is None else min(min_rate, ceiling * decrease)
         self.decrease = decrease
         self.recovery = recovery
         self.probe = probe
-        self._w_max = 0.0  # the rate when the last 429 came
+        self._w_max = ceiling or 0.0  # the rate when the last 429 came (a ceiling: the rate it starts at)
         self._window = window
-        self.enabled = False  # no pacing until the first 429
-        self.rate = 0.0  # tokens per second, once enabled
-        self._tokens = 0.0
-        self._stamp = 0.0
+        self.enabled = ceiling is not None  # no pacing until the first 429, unless there is a ceiling
+        self.rate = ceiling or 0.0  # tokens per second, once enabled
+        self._tokens = 1.0 if ceiling is not None else 0.0  # a budgeted client's first request goes at once
+        self._stamp = clock() if ceiling is not None else 0.0
         self._not_before = 0.0  # a Retry-After every thread honours
         self._last_decrease = float("-inf")
         self._sent: deque[float] = deque(maxlen=512)  # recent send times, to measure the rate
@@ -93,7 +104,7 @@ class AdaptiveRateLimiter:
                 return  # sent before the last decrease: the same congestion, already answered
             measured = self._measured_rate(now)
             base = self.rate if self.enabled else measured
-            self._w_max = max(self.min_rate, min(base, measured if measured > 0 else base))
+            self._w_max = self._capped(max(self.min_rate, min(base, measured if measured > 0 else base)))
             self.rate = max(self.min_rate, self._w_max * self.decrease)
             self.enabled = True
             # After a Retry-After pause the first request goes at once, the next ones paced; without one,
@@ -112,10 +123,13 @@ class AdaptiveRateLimiter:
                 target = self._w_max * (self.decrease + (1 - self.decrease) * since / self.recovery)
             else:
                 target = self._w_max * (1 + self.probe * (since - self.recovery))
-            self.rate = max(self.rate, target)
+            self.rate = self._capped(max(self.rate, target))
+
+    def _capped(self, rate: float) -> float:
+        return rate if self.ceiling is None else min(rate, self.ceiling)
 
     def _refill(self, now: float) -> None:
-        capacity = max(1.0, self.rate)
+        capacity = max(1.0, self.rate) if self.ceiling is None else 1.0
         if now > self._stamp:
             self._tokens = min(capacity, self._tokens + (now - self._stamp) * self.rate)
             self._stamp = now
@@ -126,4 +140,6 @@ class AdaptiveRateLimiter:
 
     def __repr__(self) -> str:
         state = f"rate={self.rate:.2f}/s" if self.enabled else "unpaced"
+        if self.ceiling is not None:
+            state += f", ceiling={self.ceiling:g}/s"
         return f"AdaptiveRateLimiter({state}, throttles={self.throttles})"

@@ -13,6 +13,7 @@ answers, pinned by a table test.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,64 @@ _Validator = validators.extend(
 )
 
 
+#: Python types of the JSON types, as :data:`_Validator` checks them (``bool`` is no integer).
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "boolean": (bool,),
+    "null": (type(None),),
+    "object": (dict,),
+    "array": (list,),
+}
+#: The keywords :func:`_quick_check` knows; a schema with any other is checked by jsonschema alone.
+_QUICK_KEYWORDS = frozenset({"type", "required", "properties", "items", "minLength"})
+
+Check = Callable[[Any], bool]
+
+
+def _quick_check(schema: Any) -> Check | None:
+    """A plain-Python predicate that is true exactly when ``schema`` accepts a value, for the few keywords the
+    shapes of the long answers use; None for a schema it does not know (jsonschema then judges alone).
+
+    Why: jsonschema walks a page of 1,000 devices in ~60 ms, most of the client's time to list 100,000 SIMs;
+    this does it in a few. jsonschema still writes every message: a value this refuses is judged again by it
+    (a table test holds the two to the same verdict)."""
+    if not isinstance(schema, dict) or not set(schema) <= _QUICK_KEYWORDS:
+        return None
+    types: tuple[type, ...] | None = None
+    no_bool = False  # "integer" without "boolean": a bool is an int to Python, not to the shapes
+    if "type" in schema:
+        names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        if not all(n in _PY_TYPES for n in names):
+            return None
+        types = tuple(t for n in names for t in _PY_TYPES[n])
+        no_bool = "integer" in names and "boolean" not in names
+    least: int | None = schema.get("minLength")
+    required = tuple(schema.get("required", ()))
+    props: list[tuple[str, Check]] = []
+    for key, sub in schema.get("properties", {}).items():
+        check = _quick_check(sub)
+        if check is None:
+            return None
+        props.append((key, check))
+    item = _quick_check(schema["items"]) if "items" in schema else None
+    if "items" in schema and item is None:
+        return None
+
+    def accepts(value: Any) -> bool:
+        if types is not None and (not isinstance(value, types) or (no_bool and isinstance(value, bool))):
+            return False
+        if isinstance(value, str):
+            return least is None or len(value) >= least
+        if isinstance(value, dict):
+            return all(k in value for k in required) and all(c(value[k]) for k, c in props if k in value)
+        if isinstance(value, list) and item is not None:
+            return all(map(item, value))
+        return True
+
+    return accepts
+
+
 @dataclass(frozen=True)
 class Shape:
     """One answer's shape: a name for messages (``"a device object"``) and its JSON Schema."""
@@ -44,13 +103,17 @@ class Shape:
     name: str
     schema: dict[str, Any]
     _validator: Any = field(init=False, repr=False, compare=False)
+    _quick: Check | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         Draft202012Validator.check_schema(self.schema)
         object.__setattr__(self, "_validator", _Validator(self.schema))
+        object.__setattr__(self, "_quick", _quick_check(self.schema))
 
     def problem(self, data: Any) -> str | None:
         """None when ``data`` has this shape, else what is wrong with it (the first difference, short)."""
+        if self._quick is not None and self._quick(data):
+            return None
         error = next(self._validator.iter_errors(data), None)
         if error is None:
             return None
@@ -184,8 +247,11 @@ ENDPOINT_SHAPES: dict[str, Shape] = {
 }
 
 
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKET = re.compile(rb"[\[\]{}]")
+# A JSON string, written "unrolled" (runs of plain characters, then one escape): alternating one character at a
+# time made this scan most of the time the client took to read a page of 1,000 devices.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_A_BRACKET = bytes(range(256)).translate(None, b"[]{}")
+_OPENING = frozenset(b"[{")
 
 
 def nests_deeper_than(text: bytes | str, limit: int = MAX_NESTING) -> bool:
@@ -194,8 +260,8 @@ def nests_deeper_than(text: bytes | str, limit: int = MAX_NESTING) -> bool:
     there fails in turn ("Exception ignored ..."), even when the RecursionError itself is caught."""
     raw = text.encode("utf-8", "replace") if isinstance(text, str) else bytes(text)
     depth = 0
-    for match in _BRACKET.finditer(_JSON_STRING.sub(b'""', raw)):
-        depth += 1 if match.group() in (b"[", b"{") else -1
+    for byte in _JSON_STRING.sub(b"", raw).translate(None, _NOT_A_BRACKET):
+        depth += 1 if byte in _OPENING else -1
         if depth > limit:
             return True
     return False
@@ -204,17 +270,19 @@ def nests_deeper_than(text: bytes | str, limit: int = MAX_NESTING) -> bool:
 def nesting_depth(value: Any, limit: int = MAX_NESTING) -> int:
     """How deeply ``value`` nests arrays and objects (a scalar is 0), counting no further than ``limit + 1``.
 
-    Iterative, so that a hostile answer cannot exhaust the stack of whoever reads it next.
+    Iterative, so that a hostile answer cannot exhaust the stack of whoever reads it next. Only containers
+    are stacked: a page of 1,000 devices is 1,000 objects but 30,000 scalars.
     """
+    if not isinstance(value, (list, dict)):
+        return 0
     deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
+    stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, (list, dict)):
-            depth += 1
-            deepest = max(deepest, depth)
+        if depth > deepest:
+            deepest = depth
             if depth > limit:
                 return depth
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth) for child in children)
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend([(child, depth + 1) for child in children if isinstance(child, (list, dict))])
     return deepest

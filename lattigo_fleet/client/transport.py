@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -104,7 +105,8 @@ class Bounds:
     the request to the last byte of the body (the socket ``timeout`` only bounds the gap between bytes).
     ``max_body_bytes`` [body_size]: the largest answer body read (after decompression).
     ``listing_timeout`` [listing_time]: wall-clock seconds for one whole listing (all its pages), so that a
-    server paging slowly without a total cannot keep a run going for hours.
+    server paging slowly without a total cannot keep a run going for hours; the waits for the listing's turn
+    in the shared bucket (the account's request budget, a 429 storm's pacing) do not count.
     """
 
     max_pages: int = 10_000
@@ -181,6 +183,7 @@ class LattigoTransport:
         clock: Callable[[], float] = time.monotonic,
         pool_maxsize: int,
         bounds: Bounds | None = None,
+        requests_per_second: float | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._origin = _origin(self.base_url)
@@ -198,7 +201,8 @@ class LattigoTransport:
         )
         self.stats = RequestStats()
         self.audit = AuditLog(audit_log, error=AuditLogError)
-        self.limiter = AdaptiveRateLimiter(clock)
+        self.limiter = AdaptiveRateLimiter(clock, ceiling=requests_per_second)
+        self._turns = threading.local()  # seconds this thread's calls waited their turn in the bucket, in all
         self.waits: list[float] = []  # the last few waits, for tests and diagnostics
         session = requests.Session()
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_maxsize, max_retries=0)
@@ -305,6 +309,11 @@ class LattigoTransport:
                 break
         return sent_at
 
+    def _waited_turns(self) -> float:
+        """Seconds this thread's calls have waited their turn in the shared bucket (not waits owed to a 429)."""
+        seconds: float = getattr(self._turns, "seconds", 0.0)
+        return seconds
+
     def _retry_or_raise(self, call: _Call, repeatable: bool, error: LattigoConnectionError) -> None:
         if not repeatable or call.failures >= self.max_retries:
             raise error
@@ -338,6 +347,7 @@ class LattigoTransport:
             own = min(seconds, call.owed)
             call.owed -= own
             call.queued += seconds - own
+            self._turns.seconds = self._waited_turns() + seconds - own
         self._check_wait(call, own, resp, error, pacing=pacing)
         call.waited += own
         self.waits.append(seconds)
@@ -547,9 +557,11 @@ class LattigoTransport:
         page_no = 1
         pages = items = 0
         digests: dict[str, int] = {}
-        started = self._clock()
+        started, turns = self._clock(), self._waited_turns()
         while True:
-            if self._clock() - started > self.bounds.listing_timeout:
+            # The waits for its turn in the bucket (a small share of the account's budget) are the account's
+            # throughput, known in advance, not a server paging slowly: they do not count against the bound.
+            if self._clock() - started - (self._waited_turns() - turns) > self.bounds.listing_timeout:
                 raise DeadlineExceeded(
                     method="GET",
                     endpoint=path,

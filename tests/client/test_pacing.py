@@ -134,3 +134,68 @@ def test_the_wait_for_a_token_is_not_charged_again_when_its_request_is_throttled
         spacings.append(round(backoff + wait, 9))
         clock.now += wait  # it waits for its token, then sends
     assert spacings == [2.0, 2.0, 2.0]
+
+
+# --- a ceiling: the job's share of the account's request budget ----------------------------------------------
+
+
+def _send_times(limiter: AdaptiveRateLimiter, clock: FakeClock, n: int) -> list[float]:
+    """n requests one after another, each sent when its token allows (the caller waits as told)."""
+    times = []
+    for _ in range(n):
+        wait, sent_at = limiter.acquire()
+        clock.now += wait
+        times.append(round(sent_at - 100.0, 9))
+    return times
+
+
+def test_a_ceiling_paces_from_the_first_request() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(clock, ceiling=2.0)
+    assert limiter.enabled and limiter.rate == 2.0
+    assert _send_times(limiter, clock, 5) == [0.0, 0.5, 1.0, 1.5, 2.0]
+
+
+def test_under_a_ceiling_a_pause_earns_no_burst() -> None:
+    """After a minute of silence the next requests still go 1 / ceiling apart: jobs that pause together (a
+    matrix waiting for its snapshot) must not resume with a burst each."""
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(clock, ceiling=4.0)
+    _send_times(limiter, clock, 3)
+    clock.now += 60.0
+    start = clock.now - 100.0
+    assert [round(t - start, 9) for t in _send_times(limiter, clock, 4)] == [0.0, 0.25, 0.5, 0.75]
+
+
+def test_successes_never_raise_the_rate_above_the_ceiling() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(clock, ceiling=3.0, probe=1.0)
+    for _ in range(20):
+        clock.now += 5.0
+        limiter.acquire()
+        limiter.on_success()
+    assert limiter.rate == 3.0
+
+
+def test_a_429_under_a_ceiling_still_lowers_the_rate_which_recovers_up_to_the_ceiling_only() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(clock, ceiling=2.0, decrease=0.5, recovery=2.0, probe=0.5)
+    sent = _send_times(limiter, clock, 5)  # 0 .. 2.0 s: at the ceiling
+    limiter.on_throttle(100.0 + sent[-1], retry_after=None)
+    assert limiter.rate == 1.0 and limiter.throttles == 1  # halved
+    clock.now += 1.0
+    limiter.on_success()
+    assert limiter.rate == 1.5  # half way back
+    clock.now += 10.0
+    limiter.on_success()
+    assert limiter.rate == 2.0  # back to the ceiling, and no further (probing would have gone to 8/s)
+
+
+def test_a_ceiling_below_the_floor_wins_over_the_floor_and_a_429_still_lowers_the_rate() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter(clock, ceiling=0.2, min_rate=0.5, decrease=0.5)
+    limiter.on_throttle(limiter.acquire()[1], retry_after=None)
+    assert limiter.rate == 0.1
+    clock.now += 60.0
+    limiter.on_success()
+    assert limiter.rate == 0.2

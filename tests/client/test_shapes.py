@@ -72,3 +72,55 @@ def test_nesting_depth_is_iterative_and_stops_counting_past_the_limit() -> None:
         deep = [deep]
     assert nesting_depth(deep, limit=64) == 65
     assert nesting_depth({"a": [1, {"b": []}]}) == 4 and nesting_depth("x") == 0
+
+
+# --- the quick check agrees with jsonschema ----------------------------------------------------------------
+
+# Values of every JSON type, the edge ones included (a bool is no integer, "" is no name, 1.0 is a float).
+PROBES: list[Any] = [None, True, False, 0, 7, 1.0, "", "x", "36500", [], [1], {}, {"a": 1}]
+# The keys the shapes name, set (to each probe) on every object of an example.
+NAMED_KEYS = ["device_name", "iccid", "state", "id", "imei", "note", "connected", "name", "message_id", "event_code"]
+# A valid answer of every shape with a quick check.
+QUICK_EXAMPLES = [answer for _, answer in DOCUMENTED] + [[{"date_for": "2024-05-01", "bytes_used": 10}]]
+
+
+def _variants(value: Any) -> list[Any]:
+    """``value`` with one thing changed: any node replaced by a probe, any key of an object removed or set."""
+    out: list[Any] = list(PROBES)
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            out += [[*value[:i], v, *value[i + 1 :]] for v in _variants(item)]
+        out.append([*value, *value])
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            out += [{**value, key: v} for v in _variants(item)]
+            out.append({k: v for k, v in value.items() if k != key})
+        out += [{**value, key: v} for key in NAMED_KEYS if key not in value for v in PROBES]
+    return out
+
+
+# The shapes with a quick check (the others have keywords it does not know: jsonschema alone judges them).
+QUICK = {s.name: s for s in ENDPOINT_SHAPES.values() if s._quick is not None}
+
+
+@pytest.mark.parametrize("name", sorted(QUICK))
+def test_the_quick_check_accepts_exactly_what_jsonschema_accepts(name: str) -> None:
+    """On the valid answers of the shape, and on every answer one change away from one of them."""
+    shape = QUICK[name]
+    assert shape._quick is not None
+    examples = [answer for answer in QUICK_EXAMPLES if shape._validator.is_valid(answer)]
+    assert examples
+    for example in examples:
+        for answer in [example, *_variants(example)]:
+            assert shape._quick(answer) == shape._validator.is_valid(answer), answer
+
+
+def test_the_long_answers_have_a_quick_check() -> None:
+    """The answers that come 1,000 objects a page are the ones it is for."""
+    assert shapes.DEVICES._quick is not None and shapes.DEVICE_NAMES._quick is not None
+    page = [dict(DEVICE, device_name=str(36500 + n)) for n in range(1000)]
+    assert shapes.DEVICES.problem(page) is None
+    page[999] = dict(DEVICE, state="")
+    assert shapes.DEVICES.problem(page) == (
+        "expected an array of device objects; at $[999].state: '' should be non-empty"
+    )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
 from ruamel.yaml import YAML
 
 from devtools.pulumi_stack import REPO
+from lattigo_fleet.client import RequestBudget, budget
 from lattigo_fleet.settings import BY_KEY, SETTINGS, SettingsError, read_settings, unknown_keys
 
 CREDENTIALS = {"lattigo:endpoint": "https://x", "lattigo:keyName": "k", "lattigo:apiKey": "s"}
@@ -120,3 +122,95 @@ def test_loopback_http_and_a_fleet_file_in_a_subdirectory_are_fine() -> None:
         env={},
     )
     assert settings.endpoint == "http://127.0.0.1:5000" and settings.fleet_file == "fleets/prod.yaml"
+
+
+# --- the account's request budget ---------------------------------------------------------------------------
+
+RATE_KEY = "lattigo-fleet:requestsPerSecond"
+
+
+@pytest.fixture
+def stack_budget() -> Iterator[None]:
+    """Reading settings hands the stack's budget to the process's later clients: put it back after the test."""
+    yield
+    budget.use_stack_setting(0.0)
+
+
+@pytest.mark.parametrize(
+    ("stack", "env", "expected"),
+    [
+        (None, {}, RequestBudget()),  # the default: no ceiling
+        ("0", {}, RequestBudget()),
+        ("4", {}, RequestBudget(4.0, 1)),
+        ("2.5", {"LATTIGO_FLEET_BUDGET_SHARES": "5"}, RequestBudget(2.5, 5)),
+        ("4", {"LATTIGO_FLEET_REQUESTS_PER_SECOND": "10"}, RequestBudget(10.0, 1)),  # the variable wins
+        (None, {"LATTIGO_FLEET_REQUESTS_PER_SECOND": "10", "LATTIGO_FLEET_BUDGET_SHARES": "5"}, RequestBudget(10, 5)),
+    ],
+)
+def test_the_request_budget_comes_from_the_stack_and_the_variable_wins(
+    stack: str | None, env: dict[str, str], expected: RequestBudget, stack_budget: None
+) -> None:
+    config = {**CREDENTIALS, **({RATE_KEY: stack} if stack is not None else {})}
+    assert read_settings(config.get, env=env).request_budget == expected
+
+
+KEY_SAYS = "lattigo-fleet:requestsPerSecond must be a number of requests per second, 0 or more (0: no ceiling), not "
+RATE_SAYS = "LATTIGO_FLEET_REQUESTS_PER_SECOND must be a positive number of requests per second, not "
+
+
+@pytest.mark.parametrize(
+    ("stack", "env", "says"),
+    [
+        ("-1", {}, KEY_SAYS + "'-1'"),
+        ("fast", {}, KEY_SAYS + "'fast'"),
+        ("4", {"LATTIGO_FLEET_REQUESTS_PER_SECOND": "0"}, RATE_SAYS + "'0'"),
+        (
+            "4",
+            {"LATTIGO_FLEET_BUDGET_SHARES": "two"},
+            "LATTIGO_FLEET_BUDGET_SHARES must be a whole number of jobs >= 1, not 'two'",
+        ),
+    ],
+)
+def test_a_bad_budget_is_refused_naming_the_key_or_variable_and_the_value(
+    stack: str, env: dict[str, str], says: str, stack_budget: None
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        read_settings({**CREDENTIALS, RATE_KEY: stack}.get, env=env)
+    assert str(caught.value) == says
+
+
+def test_every_client_made_after_the_settings_are_read_keeps_to_the_stacks_budget(
+    stack_budget: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The program, the provider and the commands make their clients from the settings without passing the
+    budget on: the client takes it where the settings left it (and the variables, which win)."""
+    from lattigo_fleet.client import LattigoClient
+
+    monkeypatch.delenv("LATTIGO_FLEET_REQUESTS_PER_SECOND", raising=False)
+    monkeypatch.setenv("LATTIGO_FLEET_BUDGET_SHARES", "2")
+    settings = read_settings({**CREDENTIALS, RATE_KEY: "6"}.get, env={"LATTIGO_FLEET_BUDGET_SHARES": "2"})
+    with LattigoClient(settings.endpoint, settings.key_name, settings.api_key) as client:
+        assert client.budget == RequestBudget(6.0, 2) == settings.request_budget
+        assert client.budget.per_job == 3.0
+    monkeypatch.setenv("LATTIGO_FLEET_REQUESTS_PER_SECOND", "10")
+    with LattigoClient(settings.endpoint, settings.key_name, settings.api_key) as client:
+        assert client.budget == RequestBudget(10.0, 2)
+    read_settings(CREDENTIALS.get, env={})  # another stack, without a budget
+    monkeypatch.delenv("LATTIGO_FLEET_REQUESTS_PER_SECOND")
+    with LattigoClient(settings.endpoint, settings.key_name, settings.api_key) as client:
+        assert client.budget.per_job is None
+
+
+def test_a_bad_budget_stops_a_command_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], stack_budget: None
+) -> None:
+    from lattigo_fleet.cli import main
+
+    monkeypatch.setenv("LATTIGO_ENDPOINT", CREDENTIALS["lattigo:endpoint"])
+    monkeypatch.setenv("LATTIGO_KEY_NAME", CREDENTIALS["lattigo:keyName"])
+    monkeypatch.setenv("LATTIGO_API_KEY", CREDENTIALS["lattigo:apiKey"])
+    monkeypatch.setenv("LATTIGO_FLEET_REQUESTS_PER_SECOND", "ten")
+    code = main(["calamp", "last", "89014103000211118000"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines() == [f"lattigo-fleet calamp last: {RATE_SAYS}'ten'"]
