@@ -39,6 +39,7 @@ What is substituted, and nothing else:
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -370,15 +371,25 @@ class Forge:
 
 # --- GitHub expressions, composite actions, GitLab includes ------------------------------------------------
 
-Value = str | bool | float | None
-TOKEN = re.compile(r"\s*(?:(\|\||&&|==|!=|!|\(|\))|'((?:[^']|'')*)'|(\d+(?:\.\d+)?)(?![\w.-])|([A-Za-z_][\w.-]*))")
+Value = str | bool | float | None | list[Any] | dict[str, Any]
+TOKEN = re.compile(
+    r"\s*(?:(\|\||&&|==|!=|!|\(|\)|\[|\])|'((?:[^']|'')*)'|(\d+(?:\.\d+)?)(?![\w.-])|([A-Za-z_][\w.-]*))"
+)
 STATUS_FUNCTIONS = ("success", "failure", "always", "cancelled")
+
+
+def from_json(value: Value) -> Value:
+    """GitHub's fromJSON: a JSON text to its value (numbers are floats, as GitHub's are)."""
+    assert isinstance(value, str), f"fromJSON of {value!r}"
+    loaded: Value = json.loads(value, parse_int=float)
+    return loaded
 
 
 def evaluate(expression: str, lookup: Callable[[str], Value], functions: Mapping[str, bool]) -> Value:
     """A GitHub expression, as much of the syntax as the templates use: literals, context names (`lookup`), the
-    status functions, `!`, `==` and `!=` (strings compared ignoring case, as GitHub does), `&&` and `||` (which
-    give an operand, as GitHub's do), parentheses. Anything else fails the test."""
+    status functions, `fromJSON(...)` and an index (`[0]`), `!`, `==` and `!=` (strings compared ignoring case,
+    as GitHub does), `&&` and `||` (which give an operand, as GitHub's do), parentheses. Anything else fails
+    the test."""
     tokens: list[tuple[str, Value]] = []
     text, pos = expression.strip(), 0
     while pos < len(text):
@@ -421,12 +432,21 @@ def evaluate(expression: str, lookup: Callable[[str], Value], functions: Mapping
         return comparison(i)
 
     def comparison(i: int) -> tuple[Value, int]:
-        left, i = primary(i)
+        left, i = indexed(i)
         if at(i) in (("op", "=="), ("op", "!=")):
             equal_op = at(i)[1] == "=="
-            right, i = primary(i + 1)
+            right, i = indexed(i + 1)
             return (folded(left) == folded(right)) == equal_op, i
         return left, i
+
+    def indexed(i: int) -> tuple[Value, int]:
+        value, i = primary(i)
+        while at(i) == ("op", "["):
+            index, i = either(i + 1)
+            assert at(i) == ("op", "]"), f"expression {expression!r}: no closing bracket"
+            assert isinstance(value, list) and isinstance(index, float), f"expression {expression!r}: index"
+            value, i = value[int(index)], i + 1
+        return value, i
 
     def primary(i: int) -> tuple[Value, int]:
         kind, value = at(i)
@@ -437,6 +457,10 @@ def evaluate(expression: str, lookup: Callable[[str], Value], functions: Mapping
         if kind == "value":
             return value, i + 1
         assert kind == "name" and isinstance(value, str), f"expression {expression!r}: unexpected {value!r}"
+        if value == "fromJSON" and at(i + 1) == ("op", "("):
+            argument, i = either(i + 2)
+            assert at(i) == ("op", ")"), f"expression {expression!r}: fromJSON( without )"
+            return from_json(argument), i + 1
         if at(i + 1) == ("op", "("):
             assert value in functions and at(i + 2) == ("op", ")"), f"expression {expression!r}: {value}()"
             return functions[value], i + 3
@@ -463,6 +487,8 @@ def as_text(value: Value) -> str:
         return str(value).lower()
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else str(value)
+    if isinstance(value, list | dict):
+        return json.dumps(value)
     return value
 
 
@@ -477,6 +503,8 @@ class Scope:
     steps: dict[str, dict[str, str]] = field(default_factory=dict)  # a step's id -> its outputs
     failed: bool = False  # a step here failed: what failure() reads
     caller_env: dict[str, str] = field(default_factory=dict)  # a composite's: the env of the step that uses it
+    # A job's own `if:` reads the jobs it needs: success() all of them succeeded, failure() one failed.
+    needs_status: dict[str, bool] | None = None
 
     def lookup(self, name: str) -> Value:
         if name in self.context:
@@ -489,7 +517,17 @@ class Scope:
         raise AssertionError(f"{self.where}: no substitution for ${{{{ {name} }}}}")
 
     def functions(self) -> dict[str, bool]:
+        if self.needs_status is not None:
+            return self.needs_status
         return {"success": not self.failed, "failure": self.failed, "always": True, "cancelled": False}
+
+    def value(self, text: Any) -> Value:
+        """A value that is one whole `${{ }}` as GitHub reads it where it need not be a string (`strategy:`):
+        its value itself (a list, a number); anything else as `sub` reads it."""
+        if isinstance(text, bool | int | float):
+            return float(text) if not isinstance(text, bool) else text
+        m = re.fullmatch(r"\s*\$\{\{\s*(.*?)\s*\}\}\s*", str(text), re.S)
+        return evaluate(m.group(1), self.lookup, self.functions()) if m else self.sub(text)
 
     def sub(self, text: Any) -> str:
         if isinstance(text, bool):
@@ -503,7 +541,7 @@ class Scope:
     def runs(self, condition: Any) -> bool:
         """A step's `if:` (without a status function: success() && it)."""
         if condition is None:
-            return not self.failed
+            return bool(self.functions()["success"])
         text = str(condition).strip()
         if text.startswith("${{") and text.endswith("}}"):
             text = text[3:-2]
@@ -526,6 +564,7 @@ class GitHubRun:
     artifacts: dict[str, str] = field(default_factory=dict)
     caches: list[dict[str, str]] = field(default_factory=list)  # actions/cache's path and key, as given
     outputs: dict[str, str] = field(default_factory=dict)  # the outputs of the (last) composite action run
+    before: dict[str, str] | None = None  # a push's files before it (a `fetch-depth: 0` checkout's HEAD^1)
 
 
 def component_file(address: str) -> Path:
@@ -615,6 +654,27 @@ def gitlab_job(doc: Mapping[str, Any], name: str) -> dict[str, Any]:
 # --- running a job -----------------------------------------------------------------------------------------
 
 
+def job_order(jobs: Mapping[str, Any]) -> list[str]:
+    """The jobs in an order their `needs:` allow (each after the jobs it needs), else as written."""
+    order: list[str] = []
+    while len(order) < len(jobs):
+        ready = [
+            name
+            for name, job in jobs.items()
+            if name not in order
+            and all(
+                n in order for n in ([job["needs"]] if isinstance(job.get("needs"), str) else job.get("needs") or [])
+            )
+        ]
+        assert ready, f"jobs {set(jobs) - set(order)} need each other"
+        order.append(ready[0])
+    return order
+
+
+def default_shell(doc: Mapping[str, Any]) -> str:
+    return str((doc.get("defaults") or {}).get("run", {}).get("shell", "bash"))
+
+
 def load(path: Path) -> Any:
     return YAML(typ="safe").load(path.read_text())
 
@@ -632,6 +692,18 @@ class Job:
     env: dict[str, str] = field(default_factory=dict)  # GitHub: the job's environment after its last step
     outputs: dict[str, str] = field(default_factory=dict)  # GitHub: the composite action's outputs
     caches: list[dict[str, str]] = field(default_factory=list)  # GitHub: actions/cache's path and key
+    job_outputs: dict[str, str] = field(default_factory=dict)  # GitHub: the job's `outputs:`
+
+
+@dataclass
+class WorkflowRun:
+    """A GitHub workflow's run: each job's runs (one per combination of its matrix), results and outputs."""
+
+    run_id: int
+    jobs: dict[str, list[Job]] = field(default_factory=dict)
+    results: dict[str, str] = field(default_factory=dict)  # success | failure | skipped
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)  # a job's `outputs:`
+    artifacts: dict[str, str] = field(default_factory=dict)  # name -> the directory that keeps its files
 
 
 class Runner:
@@ -665,6 +737,7 @@ class Runner:
         for name in ("pyproject.toml", "constraints.txt"):
             os.utime(clone / name, ns=(stamp, stamp))
         for name, text in self.committed.items():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
             (clone / name).write_text(text)
         return clone
 
@@ -680,37 +753,156 @@ class Runner:
         pr_files: dict[str, str] | None = None,
         expressions: dict[str, str] | None = None,
     ) -> Job:
-        """One run of a workflow's job, as the runner would for `event` on commit `sha` (a pull request's:
-        `head`), `expressions` overriding the secrets and variables. The checkout is main's files (`committed`);
-        a checkout with a `path:` is the pull request's (`pr_files`, default the same), as far as its
-        sparse-checkout lists. `uses: ./` runs the checkout's composite action (action.yml): its steps, with
-        its inputs from `with:` and its defaults, its outputs given back. Other `uses:` steps are skipped but
-        actions/upload-artifact, which keeps the files as the run's artifact in the fake forge (for `gh run
-        download`), and actions/cache, whose key is recorded. A failed step skips the rest but `if: failure()`."""
-        doc = load(GITHUB_WORKFLOWS[workflow])
-        ((name, job),) = doc["jobs"].items()
+        """One run of a workflow of one job (ci/github/*.yml): `run_workflow`, and that job's run."""
+        run = self.run_workflow(
+            GITHUB_WORKFLOWS[workflow],
+            event=event,
+            sha=sha,
+            head=head,
+            pr=pr,
+            inputs=inputs,
+            pr_files=pr_files,
+            expressions=expressions,
+        )
+        ((_name, (job,)),) = run.jobs.items()
+        return job
+
+    def run_workflow(
+        self,
+        path: Path,
+        *,
+        event: str | None = None,
+        sha: str = "0" * 40,
+        head: str | None = None,
+        pr: str = PR_NUMBER,
+        inputs: dict[str, str] | None = None,
+        pr_files: dict[str, str] | None = None,
+        expressions: dict[str, str] | None = None,
+        before: dict[str, str] | None = None,
+    ) -> WorkflowRun:
+        """One run of a workflow, as the runner would for `event` on commit `sha` (a pull request's: `head`),
+        `expressions` overriding the secrets and variables. Its jobs run one after another in the order of their
+        `needs:` (a job whose `if:` does not hold is skipped; a matrix job runs once per combination of its
+        `strategy.matrix`, which must not fail fast), each in a fresh checkout of main's files (`committed`); a
+        checkout with a `path:` is the pull request's (`pr_files`, default the same), as far as its
+        sparse-checkout lists, and with a `fetch-depth` it is a git repository whose HEAD^1 holds main's files
+        (the pull request's merge commit and its base). A root checkout with `fetch-depth: 0` on a push is a git
+        repository whose HEAD^1 holds `before` (the files before the push; `github.event.before` is that commit).
+        `uses: ./` runs the checkout's composite action (action.yml): its steps, with its inputs from `with:`
+        and its defaults, its outputs given back. Other `uses:` steps are skipped but actions/upload-artifact
+        and actions/download-artifact, which keep and give back the run's artifacts (also in the fake forge,
+        for `gh run download`), and actions/cache, whose key is recorded. A failed step skips the rest but
+        `if: failure()`."""
+        doc = load(path)
         triggers = doc[True if True in doc else "on"]
         event = event or next(iter(triggers))
-        assert event in triggers, f"{workflow} does not run on {event}"
+        assert event in triggers, f"{path.name} does not run on {event}"
         declared = (triggers.get("workflow_dispatch") or {}).get("inputs") or {}
+        given_inputs = inputs or {}
         if event != "workflow_dispatch":
-            declared = {}
-        assert set(inputs or {}) <= set(declared), f"{workflow}: inputs {set(inputs or {}) - set(declared)}"
-        given = {k: json.dumps(v["default"]) if "default" in v else "" for k, v in declared.items()}
-        given.update(inputs or {})
+            assert not given_inputs, f"{path.name}: inputs on {event}"
+        assert set(given_inputs) <= set(declared), f"{path.name}: inputs {set(given_inputs) - set(declared)}"
+        given = {
+            k: json.dumps(v["default"]) if "default" in v and event == "workflow_dispatch" else ""
+            for k, v in declared.items()
+        }
+        given.update(given_inputs)
         context = {
             **self.account.github_expressions(),
             "github.event.pull_request.number": pr,
             "github.event.pull_request.head.sha": head or sha,
+            "github.event.pull_request.head.repo.full_name": "acme/fleet",  # not a fork's
+            "github.event.before": "",
             **{f"inputs.{k}": v for k, v in given.items()},
             **(expressions or {}),
         }
-        if event != "workflow_dispatch":
-            context.update({f"inputs.{k}": "" for k in ("plan_run", "digest", "heal")})
-        scope = Scope(workflow, context, (doc.get("defaults") or {}).get("run", {}).get("shell", "bash"))
+        run_id = 9001 + self.jobs
+        artifacts: dict[str, str] = {}
+        run = WorkflowRun(run_id)
+        jobs: dict[str, Any] = doc["jobs"]
+        for job_id in job_order(jobs):
+            job = jobs[job_id]
+            needs = [job["needs"]] if isinstance(job.get("needs"), str) else list(job.get("needs") or [])
+            job_context = dict(context)
+            for need in needs:
+                job_context[f"needs.{need}.result"] = run.results[need]
+                job_context.update({f"needs.{need}.outputs.{k}": v for k, v in run.outputs.get(need, {}).items()})
+            status = {
+                "success": all(run.results[n] == "success" for n in needs),
+                "failure": any(run.results[n] == "failure" for n in needs),
+                "always": True,
+                "cancelled": False,
+            }
+            where = f"{path.name}: {job_id}"
+            gate = Scope(where, job_context, None, needs_status=status)
+            if not gate.runs(job.get("if")):
+                run.results[job_id] = "skipped"
+                continue
+            combinations: list[dict[str, Value]] = [{}]
+            strategy = job.get("strategy") or {}
+            if "matrix" in strategy:
+                assert strategy.get("fail-fast") is False, f"{where}: a stack's failure must not cancel the others"
+                parallel = gate.value(strategy.get("max-parallel", 256))
+                assert isinstance(parallel, float) and parallel >= 1, f"{where}: max-parallel {parallel!r}"
+                ((axis, values),) = strategy["matrix"].items()
+                values = gate.value(values)
+                assert isinstance(values, list) and values, f"{where}: a matrix of no value fails the workflow"
+                combinations = [{axis: value} for value in values]
+            results = []
+            for combination in combinations:
+                scope_context = {
+                    **job_context,
+                    **{f"matrix.{k}": as_text(v) for k, v in combination.items()},
+                    "strategy.job-total": str(len(combinations)),
+                }
+                label = f"{job_id} ({', '.join(as_text(v) for v in combination.values())})" if combination else job_id
+                job_run = self.github_job(
+                    doc,
+                    job,
+                    Scope(f"{path.name}: {label}", scope_context, default_shell(doc)),
+                    event=event,
+                    sha=sha,
+                    pr=pr,
+                    run_id=run_id,
+                    artifacts=artifacts,
+                    pr_files=pr_files,
+                    before=before,
+                    name=label,
+                )
+                run.jobs.setdefault(job_id, []).append(job_run)
+                results.append(job_run.ok)
+                run.outputs[job_id] = job_run.job_outputs
+            run.results[job_id] = "success" if all(results) else "failure"
+        self.forge.append(
+            "runs",
+            {
+                "databaseId": run_id,
+                "workflow": doc["name"],
+                "headSha": head or sha,
+                "conclusion": "failure" if "failure" in run.results.values() else "success",
+                "artifacts": artifacts,
+            },
+        )
+        run.artifacts = artifacts
+        return run
 
+    def github_job(
+        self,
+        doc: Mapping[str, Any],
+        job: Mapping[str, Any],
+        scope: Scope,
+        *,
+        event: str,
+        sha: str,
+        pr: str,
+        run_id: int,
+        artifacts: dict[str, str],
+        pr_files: dict[str, str] | None,
+        before: dict[str, str] | None,
+        name: str,
+    ) -> Job:
+        """One job of a run (one combination of its matrix), in a fresh checkout."""
         checkout = self.checkout()
-        run_id = 9000 + self.jobs
         summary = self.steps / f"job-{self.jobs}-summary.md"
         summary.write_text("")
         env = self.base_env()
@@ -721,6 +913,7 @@ class Runner:
                 "GITHUB_REF": f"refs/pull/{pr}/merge" if event == "pull_request" else "refs/heads/main",
                 "GITHUB_RUN_ID": str(run_id),
                 "GITHUB_REPOSITORY": "acme/fleet",
+                "GITHUB_SERVER_URL": "https://github.com",
                 "GITHUB_STEP_SUMMARY": str(summary),
                 "GITHUB_WORKSPACE": str(checkout),
                 "RUNNER_OS": "Linux",
@@ -728,18 +921,17 @@ class Runner:
         )
         env.update({k: scope.sub(v) for k, v in {**(doc.get("env") or {}), **(job.get("env") or {})}.items()})
         since = len(self.forge.calls())
-        run = GitHubRun(workflow, checkout, run_id, env, self.committed if pr_files is None else pr_files)
-        self.github_steps(run, job["steps"], scope)
-        self.forge.append(
-            "runs",
-            {
-                "databaseId": run_id,
-                "workflow": doc["name"],
-                "headSha": head or sha,
-                "conclusion": "failure" if run.failed_at else "success",
-                "artifacts": run.artifacts,
-            },
+        run = GitHubRun(
+            str(doc["name"]),
+            checkout,
+            run_id,
+            env,
+            self.committed if pr_files is None else pr_files,
+            artifacts=artifacts,
         )
+        run.before = before
+        self.github_steps(run, list(job["steps"]), scope)
+        job_outputs = {k: scope.sub(v) for k, v in (job.get("outputs") or {}).items()}
         return Job(
             name,
             run.failed_at is None,
@@ -752,6 +944,7 @@ class Runner:
             run.env,
             run.outputs,
             run.caches,
+            job_outputs,
         )
 
     def github_steps(self, run: GitHubRun, steps: list[dict[str, Any]], scope: Scope) -> None:
@@ -813,18 +1006,39 @@ class Runner:
         if uses.startswith("actions/checkout@") and "path" in given_with:
             assert given_with["persist-credentials"] == "false", step
             wanted = given_with["sparse-checkout"].split()
-            for name, text in run.pr_files.items():
-                if any(name == w or name.startswith(w + "/") for w in wanted):
-                    (checkout / given_with["path"] / name).parent.mkdir(parents=True, exist_ok=True)
-                    (checkout / given_with["path"] / name).write_text(text)
+            where = checkout / given_with["path"]
+            if "fetch-depth" in given_with:  # the pull request's merge commit, whose HEAD^1 is main (the base)
+                base = {n: t for n, t in self.committed.items() if sparse(n, wanted)}
+                git_history(where, base, {n: t for n, t in run.pr_files.items() if sparse(n, wanted)})
+            else:
+                for name, text in run.pr_files.items():
+                    if sparse(name, wanted):
+                        (where / name).parent.mkdir(parents=True, exist_ok=True)
+                        (where / name).write_text(text)
+        elif uses.startswith("actions/checkout@") and given_with.get("fetch-depth") == "0" and run.before is not None:
+            scope.context["github.event.before"] = git_history(checkout, run.before, self.committed, keep=True)
         if uses.startswith("actions/upload-artifact@"):
             found = checkout / given_with["path"]
             assert found.exists() or given_with.get("if-no-files-found") == "ignore", step
             if found.exists():
+                assert given_with["name"] not in run.artifacts, f"artifact {given_with['name']} twice in one run"
                 kept = self.root / "artifacts" / str(run.run_id) / given_with["name"]
-                kept.mkdir(parents=True)
-                shutil.copy(found, kept / found.name)
+                if found.is_dir():  # the directory's files, at the artifact's root
+                    shutil.copytree(found, kept)
+                else:
+                    kept.mkdir(parents=True)
+                    shutil.copy(found, kept / found.name)
                 run.artifacts[given_with["name"]] = str(kept)
+        if uses.startswith("actions/download-artifact@"):  # this run's: by name into path, by pattern each in its own
+            target = checkout / given_with.get("path", ".")
+            if given_with.get("name"):
+                assert given_with["name"] in run.artifacts, f"download-artifact: no artifact {given_with['name']}"
+                shutil.copytree(run.artifacts[given_with["name"]], target, dirs_exist_ok=True)
+            else:
+                assert given_with.get("merge-multiple", "false") == "false", step
+                for name, directory in run.artifacts.items():
+                    if fnmatch.fnmatchcase(name, given_with.get("pattern", "*")):
+                        shutil.copytree(directory, target / name, dirs_exist_ok=True)
         return True  # setup-python, setup-go, cache: this machine's
 
     def github_action(self, run: GitHubRun, step: dict[str, Any], scope: Scope) -> bool:
@@ -940,6 +1154,47 @@ class Runner:
         )
         log = f"--- {name} (exit {proc.returncode})\n{proc.stdout}"
         return Job(name, passed, log, checkout, None if passed else name, self.forge.calls(since), job_id)
+
+
+def sparse(name: str, wanted: list[str]) -> bool:
+    """Whether a sparse checkout (non-cone: patterns as .gitignore reads them) of `wanted` has the file `name`."""
+    return any(name == w or name.startswith(w + "/") or fnmatch.fnmatchcase(name, w) for w in wanted)
+
+
+def git_history(where: Path, base: dict[str, str], files: dict[str, str], keep: bool = False) -> str:
+    """A git repository at `where` of two commits: `base`, then `files` over it (HEAD); the first's sha. With
+    `keep`, `where` is a checkout already (its other files are in both commits), else it holds only these."""
+    where.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "ci",
+        "GIT_AUTHOR_EMAIL": "ci@example.com",
+        "GIT_COMMITTER_NAME": "ci",
+        "GIT_COMMITTER_EMAIL": "ci@example.com",
+    }
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=where, env=env, check=True, capture_output=True, text=True).stdout
+
+    def write(tree: dict[str, str]) -> None:
+        for name, text in tree.items():
+            (where / name).parent.mkdir(parents=True, exist_ok=True)
+            (where / name).write_text(text)
+
+    git("init", "-q", "-b", "main")
+    (where / ".git" / "info" / "exclude").write_text(".venv\n.cache/\n")
+    for name in set(files) - set(base):
+        (where / name).unlink(missing_ok=True)
+    write(base)
+    git("add", "-A")
+    git("commit", "-q", "--allow-empty", "-m", "base")
+    first = git("rev-parse", "HEAD").strip()
+    for name in set(base) - set(files):
+        (where / name).unlink()
+    write(files)
+    git("add", "-A")
+    git("commit", "-q", "--allow-empty", "-m", "change")
+    return first
 
 
 def git_merge_request(checkout: Path, mr_files: dict[str, str]) -> str:
@@ -1261,6 +1516,9 @@ def test_github_workflows_pull_request_merge_nightly(tmp_path: Path, demo_accoun
         "artifact": f"fleet-plan-{PR_NUMBER}-{'b1' * 20}",
         "exit-code": "0",
         "drift": "",
+        "stacks": "",
+        "count": "",
+        "parallel": "",
     }
     assert first_plan["stack"] == STACK, "the stack input reaches pulumi"
     assert "## lattigo-fleet plan" in plan
