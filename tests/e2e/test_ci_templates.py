@@ -718,6 +718,7 @@ class Runner:
         self.steps.mkdir()
         (root / "artifacts").mkdir()
         self.jobs = 0
+        self.runs = 0  # GitHub: workflow runs (each has its id)
         self.step_files = 0
 
     def base_env(self) -> dict[str, str]:
@@ -816,7 +817,8 @@ class Runner:
             **{f"inputs.{k}": v for k, v in given.items()},
             **(expressions or {}),
         }
-        run_id = 9001 + self.jobs
+        self.runs += 1
+        run_id = 9000 + self.runs
         artifacts: dict[str, str] = {}
         run = WorkflowRun(run_id)
         jobs: dict[str, Any] = doc["jobs"]
@@ -826,7 +828,9 @@ class Runner:
             job_context = dict(context)
             for need in needs:
                 job_context[f"needs.{need}.result"] = run.results[need]
-                job_context.update({f"needs.{need}.outputs.{k}": v for k, v in run.outputs.get(need, {}).items()})
+                # A skipped job's outputs are empty, as GitHub gives them.
+                outputs = run.outputs.get(need) or {k: "" for k in jobs[need].get("outputs") or {}}
+                job_context.update({f"needs.{need}.outputs.{k}": v for k, v in outputs.items()})
             status = {
                 "success": all(run.results[n] == "success" for n in needs),
                 "failure": any(run.results[n] == "failure" for n in needs),
