@@ -107,6 +107,7 @@ def check_against_account(
     *,
     state: StackState | None = None,
     probe_new_sims: bool = True,
+    live: Mapping[str, LiveDevice] | None = None,
 ) -> AccountCheck:
     """`state` is the stack as last applied (stack_state.py): the SIMs it holds (removals, the guard's fleet
     size) and the usage limit last set on each (the API cannot read them back). None: a stack that holds
@@ -116,7 +117,8 @@ def check_against_account(
     usernames = {str(u) for u in client.users() if isinstance(u, str)}
     result = AccountCheck(issues=list(validate_against_account(fleet, rate_plans, usernames)))
     issues = result.issues
-    live = result.live = client.snapshot()
+    # `live`: the account as a snapshot file shows it (account_snapshot.py), for a preview; else read now.
+    live = result.live = dict(live) if live is not None else client.snapshot()
 
     absent = [sim.iccid for sim in fleet.sims if sim.iccid not in live]
     probed = probe_absent(client, absent) if probe_new_sims else {}

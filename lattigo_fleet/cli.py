@@ -48,6 +48,11 @@ COMMANDS: tuple[CommandInfo, ...] = (
         "the pull-request comment (Markdown, or --json) from `pulumi preview --json`",
     ),
     CommandInfo(
+        "snapshot",
+        "lattigo_fleet.commands.snapshot",
+        "read the account once, to a file that the plans and drift checks of many stacks share",
+    ),
+    CommandInfo(
         "apply",
         "lattigo_fleet.commands.apply",
         "the merge: apply the approved plan (--plan FILE), or send nothing and list what moved "

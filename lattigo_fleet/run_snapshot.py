@@ -25,7 +25,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lattigo_fleet.account_snapshot import account_of
 from lattigo_fleet.client.models import LiveDevice
+
+__all__ = ["account_of", "parent_of", "run_key", "take", "write"]
 
 SCHEMA = "lattigo-fleet/run-snapshot/v1"
 LEFT_BEHIND_S = 24 * 3600
@@ -55,10 +58,6 @@ def run_key(engine_pid: int | None) -> str | None:
         return None
     started = _start_time(engine_pid)
     return f"{engine_pid}-{started}" if started else None
-
-
-def account_of(endpoint: str, key_name: str) -> str:
-    return f"{endpoint.rstrip('/')}#{key_name}"
 
 
 def _own_directory(create: bool) -> Path | None:

@@ -18,12 +18,13 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import pulumi
 
 from lattigo_fleet import guard
 from lattigo_fleet.account_check import AccountCheck, check_against_account, plan_summary
+from lattigo_fleet.client.models import LiveDevice
 from lattigo_fleet.fleetfile import DesiredSim, FleetError, FleetSpec, Issue, load_fleet
 from lattigo_fleet.planner import Plan
 from lattigo_fleet.settings import Settings, SettingsError, read_settings, unknown_keys
@@ -36,7 +37,7 @@ from providers.sim import Sim, sdk_props
 _REPORTED = 32
 
 
-def _fail(issues: Iterable[Issue | str]) -> None:
+def _fail(issues: Iterable[Issue | str]) -> NoReturn:
     issues = list(issues)
     for issue in issues:
         pulumi.log.error(str(issue))
@@ -261,6 +262,22 @@ def _exit_with_engine(interval: float = 0.5) -> None:
     threading.Thread(target=watch, name="exit-with-engine", daemon=True).start()
 
 
+def _account_snapshot(settings: Settings) -> dict[str, LiveDevice] | None:
+    """The account snapshot this preview was handed (LATTIGO_FLEET_ACCOUNT_SNAPSHOT: one read of the account for
+    many stacks), or None: read the account. An up never plans from one (account_snapshot.py says why)."""
+    from lattigo_fleet import account_snapshot
+
+    if not os.environ.get(account_snapshot.SNAPSHOT_ENV):
+        return None
+    if not pulumi.runtime.is_dry_run():
+        pulumi.log.info(f"{account_snapshot.SNAPSHOT_ENV} is for previews: this run reads the account itself")
+        return None
+    try:
+        return account_snapshot.from_environment(account_snapshot.account_of(settings.endpoint, settings.key_name))
+    except account_snapshot.AccountSnapshotError as exc:
+        _fail([str(exc)])
+
+
 def _hand_to_provider(checked: AccountCheck, settings: Settings) -> None:
     """Leave the account as read here for this run's provider, which then does not list it again
     (run_snapshot.py). The program's parent is the language host, whose parent is the engine."""
@@ -357,6 +374,7 @@ def main() -> None:
         state = read_stack_state(stack, cwd=os.getcwd())
     except StackStateError as exc:
         _fail([f"{exc}: the plan needs the SIMs this stack holds and the usage limits it last set"])
+    snapshot = _account_snapshot(settings)
     try:
         checked = check_against_account(
             fleet,
@@ -364,6 +382,7 @@ def main() -> None:
             settings.allow_large_changes,
             state=state,
             probe_new_sims=pulumi.runtime.is_dry_run(),  # a preview refuses another account's SIM by position
+            live=snapshot,
         )
     except LattigoError as exc:
         _fail([f"cannot read the Lattigo account at {settings.endpoint}: {exc}"])

@@ -10,7 +10,7 @@ that the blast-radius guard approved in this run.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lattigo_fleet import guard, provider_host
@@ -20,20 +20,6 @@ from lattigo_fleet.settings import Settings, SettingsError, read_settings
 
 if TYPE_CHECKING:
     from lattigo_fleet.operations import Op
-
-
-def _program_read(settings: Settings) -> Callable[[], Any]:
-    """The account as this run's program read it, taken at the provider's first look at the account instead
-    of a second listing (run_snapshot.py). The provider's parent is the engine that runs the program."""
-    import os
-
-    from lattigo_fleet import run_snapshot
-
-    def take() -> Any:
-        key = run_snapshot.run_key(os.getppid())
-        return run_snapshot.take(key, run_snapshot.account_of(settings.endpoint, settings.key_name))
-
-    return take
 
 
 class Runtime:
@@ -46,7 +32,8 @@ class Runtime:
         self.client = LattigoClient(
             settings.endpoint, settings.key_name, settings.api_key, audit_log=settings.audit_log
         )
-        self.live = LiveFleet(self.client, first_read=_program_read(settings))
+        self.from_snapshot_file = False  # the live view came from an account snapshot file: re-read before writing
+        self.live = LiveFleet(self.client, first_read=self._first_read)
         self.applier = Applier(
             self.client,
             self.live,
@@ -65,6 +52,39 @@ class Runtime:
         self.approved_plan = _approved_plan(settings)
         if self.approved_plan is not None:
             self.applier.precondition = self.still_as_approved
+
+    def _first_read(self) -> Any:
+        """The account as this run's program read it, handed over instead of a second listing (run_snapshot.py;
+        the provider's parent is the engine that runs the program); else, in a run handed an account snapshot
+        (account_snapshot.py: a refresh reads before the program), that file; else None: list the account."""
+        import os
+
+        from lattigo_fleet import account_snapshot, run_snapshot
+
+        account = account_snapshot.account_of(self.settings.endpoint, self.settings.key_name)
+        handed = run_snapshot.take(run_snapshot.run_key(os.getppid()), account)
+        if handed is not None:
+            return handed
+        try:
+            sims = account_snapshot.from_environment(account)
+        except account_snapshot.AccountSnapshotError as exc:
+            raise ProviderError(str(exc)) from None
+        if sims is None:
+            return None
+        self.from_snapshot_file = True
+        return sims, {}
+
+    def may_write(self) -> None:
+        """Nothing is sent from a view of the account that a snapshot file gave (an `up --refresh` run with
+        LATTIGO_FLEET_ACCOUNT_SNAPSHOT set: the refresh reads before the program can hand over its live read).
+        A snapshot is for previews; an up plans from the account itself (account_snapshot.py)."""
+        from lattigo_fleet.account_snapshot import SNAPSHOT_ENV
+
+        if self.from_snapshot_file:
+            raise ProviderError(
+                f"this run was handed an account snapshot ({SNAPSHOT_ENV}), which is for previews: nothing was "
+                "sent; run the up without it, so that it plans from the live account"
+            )
 
     def fleet(self) -> FleetSpec:
         """The fleet file, read once per process (the program read the same file in this run)."""

@@ -201,6 +201,7 @@ class SimProvider(ResourceProvider):
         from lattigo_fleet.apply import SimOperationError
 
         runtime = rt.runtime()
+        runtime.may_write()
         runtime.expect_this_run()
         desired = DesiredSim.from_inputs(news)
         if runtime.approved_plan is not None:
@@ -234,6 +235,7 @@ class SimProvider(ResourceProvider):
         live = runtime.live.get(id_)
         if not serving(live):  # already out of service, or gone: nothing to send
             return
+        runtime.may_write()
         runtime.check_removal(id_)
         if runtime.approved_plan is not None and (runtime.approved_entry(id_) or {}).get("action") != "forget_suspend":
             raise ProviderError(f"{id_}: its suspension is not in the approved plan; nothing sent (plan again)")

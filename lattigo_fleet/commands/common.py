@@ -4,6 +4,7 @@ its first problem and how many more. (Running a command and ending it: base.py; 
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from typing import TYPE_CHECKING, TextIO
@@ -51,3 +52,13 @@ def load_fleet_file(path: str | os.PathLike[str], failure: type[CommandFailure] 
         raise failure(fleet_error_line(exc, path)) from None
     except OSError as exc:
         raise failure(f"{path}: cannot read it: {exc.strerror or exc}") from None
+
+
+def add_account_snapshot_argument(parser: argparse.ArgumentParser) -> None:
+    """`--account-snapshot FILE`: plan from `lattigo-fleet snapshot`'s file instead of listing the account."""
+    parser.add_argument(
+        "--account-snapshot",
+        metavar="FILE",
+        help="plan from this account snapshot (lattigo-fleet snapshot) instead of reading the account: one read "
+        "for many stacks; refused when older than LATTIGO_FLEET_SNAPSHOT_MAX_AGE seconds (default 3600)",
+    )

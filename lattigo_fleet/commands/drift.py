@@ -1,9 +1,9 @@
 """`lattigo-fleet drift`: the scheduled drift report, like driftctl's: what in the live account differs from
 fleet.yaml, and what the account holds that fleet.yaml does not declare.
 
-It runs `pulumi preview --refresh --expect-no-changes --json` (every preview of this project refreshes:
-`options: refresh: always`). For each SIM that the preview would change, each field of its detailed diff is
-reported once, with the value fleet.yaml declares and the value the account holds now:
+It runs `pulumi preview --refresh --expect-no-changes --json` (a refresh, which other runs do not need, so that
+each step holds the value last applied beside the live one). For each SIM that the preview would change, each
+field of its detailed diff is reported once, with the value fleet.yaml declares and the value the account holds now:
 
 - **drift**: the account changed out of band (the live value differs from the one last applied);
 - **pending**: fleet.yaml changed and was not applied yet (the account still holds what was last applied;
@@ -30,7 +30,7 @@ from typing import Any, TextIO
 from lattigo_fleet.client.models import LiveDevice
 from lattigo_fleet.commands import pulumi_summary
 from lattigo_fleet.commands.base import Command
-from lattigo_fleet.commands.common import CommandFailure, load_fleet_file
+from lattigo_fleet.commands.common import CommandFailure, add_account_snapshot_argument, load_fleet_file
 from lattigo_fleet.commands.credentials import api_failure_line, read_credentials
 from lattigo_fleet.commands.preview_json import (
     MISSING,
@@ -40,6 +40,7 @@ from lattigo_fleet.commands.preview_json import (
     first_error,
     value_at,
 )
+from lattigo_fleet.settings import Settings
 
 IN_SYNC, DRIFTED, ERROR = 0, 2, 1
 COMMAND = Command("drift")
@@ -443,14 +444,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="plan documents of open pull requests (their CI artifacts): name those this drift makes stale",
     )
+    add_account_snapshot_argument(parser)
 
 
 def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return COMMAND.run(lambda: _drift(args, out or sys.stdout))
 
 
-def _drift(args: argparse.Namespace, out: TextIO) -> int:
+def _account(settings: Settings, shared: str | None) -> dict[str, LiveDevice]:
+    """The account, for what it holds that fleet.yaml does not declare: the shared snapshot when given (the
+    preview planned from it too), else one paged read."""
+    from lattigo_fleet import account_snapshot
     from lattigo_fleet.client import LattigoClient, LattigoError
+
+    if shared:
+        try:
+            return account_snapshot.read(shared, account_snapshot.account_of(settings.endpoint, settings.key_name))
+        except account_snapshot.AccountSnapshotError as exc:
+            raise CommandFailure(str(exc)) from None
+    try:
+        return LattigoClient(settings.endpoint, settings.key_name, settings.api_key, max_retries=2).snapshot()
+    except LattigoError as exc:
+        raise CommandFailure(api_failure_line(exc, settings.endpoint)) from None
+
+
+def _drift(args: argparse.Namespace, out: TextIO) -> int:
     from lattigo_fleet.commands.plan import preview_with_document
     from lattigo_fleet.plan_document import PlanDocumentError
     from lattigo_fleet.sharding import SiblingError, owned_by_siblings
@@ -458,13 +476,13 @@ def _drift(args: argparse.Namespace, out: TextIO) -> int:
     # The stack's config even without --stack: the preview runs on the selected stack anyway.
     settings = read_credentials(args.stack, cwd=args.cwd, selected_stack=True).settings
     fleet = load_fleet_file(Path(args.cwd or ".") / settings.fleet_file)
-    preview, doc = preview_with_document(("--refresh", "--expect-no-changes"), stack=args.stack, cwd=args.cwd)
+    shared = getattr(args, "account_snapshot", None)
+    preview, doc = preview_with_document(
+        ("--refresh", "--expect-no-changes"), stack=args.stack, cwd=args.cwd, account_snapshot=shared
+    )
     if preview.errors:
         raise CommandFailure(f"the preview failed: {first_error(preview)}")
-    try:
-        snapshot = LattigoClient(settings.endpoint, settings.key_name, settings.api_key, max_retries=2).snapshot()
-    except LattigoError as exc:
-        raise CommandFailure(api_failure_line(exc, settings.endpoint)) from None
+    snapshot = _account(settings, shared)
     ignoring = sum(1 for sim in fleet.sims if sim.ignore_changes)
     # A SIM that a sibling stack manages (a slice of the same account) is not unmanaged.
     try:

@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 from lattigo_fleet.commands import pulumi_summary
 from lattigo_fleet.commands.base import Command
+from lattigo_fleet.commands.common import add_account_snapshot_argument
 from lattigo_fleet.commands.preview_json import (
     MISSING,
     Diagnostic,
@@ -700,6 +701,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="with --from: the plan document of that preview (as --out wrote it)",
     )
+    add_account_snapshot_argument(parser)
 
 
 def load(args: argparse.Namespace, stdin: TextIO | None = None) -> tuple[Preview, dict[str, Any] | None]:
@@ -715,23 +717,31 @@ def load(args: argparse.Namespace, stdin: TextIO | None = None) -> tuple[Preview
             except plan_document.PlanDocumentError as exc:
                 raise PreviewError(str(exc)) from None
         return read_preview_file(args.from_file, stdin), doc
-    return preview_with_document(stack=args.stack, cwd=args.cwd)
+    return preview_with_document(stack=args.stack, cwd=args.cwd, account_snapshot=args.account_snapshot)
 
 
 def preview_with_document(
-    extra: tuple[str, ...] = (), *, stack: str | None = None, cwd: str | None = None
+    extra: tuple[str, ...] = (),
+    *,
+    stack: str | None = None,
+    cwd: str | None = None,
+    account_snapshot: str | None = None,
 ) -> tuple[Preview, dict[str, Any] | None]:
     """`pulumi preview --json` with the program writing its plan document: both, or the preview alone when the
-    program stopped before it had a plan (a fleet file or settings error)."""
+    program stopped before it had a plan (a fleet file or settings error). With `account_snapshot`, the program
+    and the provider plan from that file instead of reading the account (lattigo_fleet/account_snapshot.py)."""
     import os
     import tempfile
 
     from lattigo_fleet import plan_document
+    from lattigo_fleet.account_snapshot import SNAPSHOT_ENV
 
     with tempfile.TemporaryDirectory(prefix="lattigo-fleet-plan-") as scratch:
         out = os.path.join(scratch, "plan.json")
         env = {**os.environ, plan_document.PLAN_OUT_ENV: out}
         env.pop(plan_document.APPROVED_ENV, None)
+        if account_snapshot:
+            env[SNAPSHOT_ENV] = os.path.abspath(account_snapshot)
         preview, _code = run_preview(extra, stack=stack, cwd=cwd, env=env)
         doc = None
         if os.path.exists(out):

@@ -3,11 +3,13 @@
 What the document looks like (Pulumi v3, with this project's provider host, which returns detailed diffs):
 
 - ``steps``: one per resource and operation. ``op`` is ``create``, ``update``, ``delete``, ``same``, ``replace``
-  (...) and, because the project refreshes before every preview (``options: refresh: always``), a ``refresh``
-  step for every resource already in the stack. A resource that does not change has its refresh step alone
-  (no ``same`` step is listed, but the stack's). ``oldState``/``newState`` hold ``inputs`` and ``outputs``.
+  (...) and, in a preview run with ``--refresh`` (``drift``), a ``refresh`` step for every resource already in
+  the stack; a resource that does not change then has its refresh step alone (no ``same`` step is listed, but
+  the stack's). Without ``--refresh`` an unchanged resource has a ``same`` step. ``oldState``/``newState`` hold
+  ``inputs`` and ``outputs``.
   Of a refresh step both states are the state as last applied; the live values appear as the ``oldState`` of
-  the resource's *next* step (an ``update``'s old inputs are the refreshed ones). So "what changed in the
+  the resource's *next* step (an ``update``'s old inputs are the refreshed ones; without ``--refresh``, the
+  ones last applied, while its diff is against the live account: providers/sim.py). So "what changed in the
   account" is the refresh step's old value against the update step's old value.
 - ``detailedDiff``: ``{path: {"kind": "update"|"add"|"delete"|..., "inputDiff": true}}``; a path is
   Pulumi's property path (``cost_center``, ``notes.note1``, ``a["b.c"]``, ``list[0]``). ``diffReasons``: the

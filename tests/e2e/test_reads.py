@@ -3,10 +3,14 @@ and no GET per SIM. Counted in the emulator's request log."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
-from devtools.pulumi_stack import PulumiStack
+from devtools.pulumi_stack import REPO, PulumiStack
 from emulator.admin_client import AdminClient
 from tests.e2e.fleets import PLAN_5MB, iccid, imei, seed_active
 
@@ -57,3 +61,85 @@ def test_activations_read_the_account_within_two_listings_more(fleet_stack: Pulu
     # are pending, which the emulator answers at once here).
     assert len(gets(admin, LISTING)) <= 1 + 2
     assert gets(admin, ONE_DEVICE) == []
+
+
+def lattigo_fleet(
+    stack: PulumiStack, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lattigo_fleet.cli", *args, "--stack", stack.name],
+        cwd=stack.project_dir,
+        env={**stack.env, "PYTHONPATH": str(REPO), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def test_many_stacks_share_one_read_of_the_account_and_writes_never_use_it(
+    fleet_stack: PulumiStack, admin: AdminClient, tmp_path: Path
+) -> None:
+    seed_active(admin, range(1, 6))
+    fleet_stack.write_fleet(fleet_text(range(1, 6)))
+    fleet_stack.up().check()
+    admin.add_sims([{"iccid": iccid(3), "cost_center": "Warehouse"}])  # drift, before the snapshot is read
+    snapshot = tmp_path / "account.json"
+
+    admin.clear_requests()
+    made = lattigo_fleet(fleet_stack, "snapshot", "--out", str(snapshot))
+    assert made.returncode == 0, made.stderr
+    assert len(gets(admin, LISTING)) == 1 and "5 SIMs" in made.stdout
+
+    admin.clear_requests()
+    plan = lattigo_fleet(fleet_stack, "plan", "--account-snapshot", str(snapshot), "--out", str(tmp_path / "p.json"))
+    assert plan.returncode == 0, plan.stderr
+    assert "Warehouse" in plan.stdout  # planned from the snapshot: the drift is in it
+    drift = lattigo_fleet(fleet_stack, "drift", "--json", "--account-snapshot", str(snapshot))
+    assert drift.returncode != 0 and "Warehouse" in drift.stdout
+    assert gets(admin, LISTING) == [] and gets(admin, ONE_DEVICE) == []  # the plan and the drift check, refresh too
+    assert admin.mutating() == []
+
+    # An up never plans from a snapshot: with it in the environment, the program reads the account itself, and
+    # an up whose refresh took the snapshot sends nothing.
+    handed = {"LATTIGO_FLEET_ACCOUNT_SNAPSHOT": str(snapshot)}
+    refused = subprocess.run(
+        ["pulumi", "up", "--yes", "--skip-preview", "--refresh", "--non-interactive", "--stack", fleet_stack.name],
+        cwd=fleet_stack.project_dir,
+        env={**fleet_stack.env, **handed},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert refused.returncode != 0 and "which is for previews: nothing was sent" in refused.stdout + refused.stderr
+    assert admin.mutating() == []
+    admin.clear_requests()
+    up = subprocess.run(
+        ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack", fleet_stack.name],
+        cwd=fleet_stack.project_dir,
+        env={**fleet_stack.env, **handed},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert up.returncode == 0, up.stdout[-2000:]
+    assert len(gets(admin, LISTING)) == 1  # the live account, not the snapshot
+    assert admin.sims()[iccid(3)]["cost_center"] == "ops"
+
+
+def test_a_snapshot_older_than_its_bound_or_of_another_account_is_refused(
+    fleet_stack: PulumiStack, admin: AdminClient, tmp_path: Path
+) -> None:
+    seed_active(admin, range(1, 3))
+    fleet_stack.write_fleet(fleet_text(range(1, 3)))
+    snapshot = tmp_path / "account.json"
+    assert lattigo_fleet(fleet_stack, "snapshot", "--out", str(snapshot)).returncode == 0
+    old = lattigo_fleet(
+        fleet_stack, "plan", "--account-snapshot", str(snapshot), env={"LATTIGO_FLEET_SNAPSHOT_MAX_AGE": "0.001"}
+    )
+    assert old.returncode != 0
+    assert "more than its bound" in old.stdout + old.stderr and "Traceback" not in old.stdout + old.stderr
+    doc = json.loads(snapshot.read_text())
+    doc["account"] = "https://elsewhere.example#other-key"
+    snapshot.write_text(json.dumps(doc))
+    other = lattigo_fleet(fleet_stack, "plan", "--account-snapshot", str(snapshot))
+    assert other.returncode != 0 and "not of this stack's account" in other.stdout + other.stderr
