@@ -17,6 +17,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -93,6 +94,13 @@ def set_cost_center(endpoint: str, sims: dict[int, str]) -> None:
     """Out of band, as in the portal."""
     rows = [{"iccid": iccid(i), "cost_center": cost_center} for i, cost_center in sims.items()]
     requests.post(f"{endpoint}/_emulator/sims", timeout=30, json={"sims": rows}).raise_for_status()
+
+
+def listings(endpoint: str) -> list[dict[str, Any]]:
+    """The requests that list the account (its pages)."""
+    log = requests.get(f"{endpoint}/_emulator/requests", timeout=30).json()
+    rows: list[dict[str, Any]] = log.get("requests", log) if isinstance(log, dict) else log
+    return [r for r in rows if r["method"] == "GET" and re.fullmatch(r"/v2/devices/?", r["path"])]
 
 
 def job_names(run: WorkflowRun, job: str) -> list[str]:
@@ -232,10 +240,14 @@ def test_github_matrix_plans_applies_and_reports_drift_per_stack(tmp_path: Path,
 
     # Nightly: every stack checked (two at once: LATTIGO_FLEET_MAX_PARALLEL); drift in east and west keeps ONE
     # issue with a section for each of the two, north in sync is a row of its summary.
+    # The account is read once for the run (the snapshot job), not once per stack.
     set_cost_center(three_stacks.endpoint, {1: "Warehouse", 4: "Field-Service"})
+    clear_requests(three_stacks.endpoint)
     nightly = ok_run(runner.run_workflow(WORKFLOWS["nightly-drift"], expressions=VARIABLES))
     assert nightly.outputs["stacks"] == {"stacks": '["east", "north", "west"]', "count": "3", "parallel": "2"}
+    assert nightly.results == {"stacks": "success", "snapshot": "success", "drift": "success", "issue": "success"}
     assert job_names(nightly, "drift") == ["drift (east)", "drift (north)", "drift (west)"]
+    assert len(listings(three_stacks.endpoint)) == 1, "one listing of the account for the three stacks"
     (issue,) = runner.forge.db["issues"]
     assert (issue["title"], issue["state"]) == ("Fleet drift", "open")
     body = issue["body"]
