@@ -151,7 +151,7 @@ def plan_summary(reports: Sequence[StackReport]) -> str:
     from lattigo_fleet import plan_document
 
     failed = sum(1 for r in reports if r.missing or r.exit_code)
-    changing = sum(1 for r in reports if r.document and r.document.get("counts", {}).get("sims"))
+    changing = sum(1 for r in reports if plan_rank(r) == 1)
     title = f"## lattigo-fleet plan · {len(reports)} stack{'s' if len(reports) != 1 else ''}"
     if not reports:
         return f"{title}\n\n**No stack changed**: nothing to plan.\n"

@@ -82,7 +82,13 @@ def stack_files(project_dir: Path, name: str) -> StackFiles:
         found = sibling_fleet_file(name, project_dir)  # the one reading of a stack's fleet file setting
     except OSError as exc:
         raise StacksFailure(f"{settings.name}: cannot read it: {exc.strerror or exc}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:  # the file's name and the parser's first line
+    except yaml.MarkedYAMLError as exc:  # the file's name, the parser's problem and where
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise StacksFailure(
+            f"{settings.name}: not a stack settings file: {exc.problem or exc.context}{where}"
+        ) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         first = (str(exc).strip().splitlines() or ["not YAML"])[0]
         raise StacksFailure(f"{settings.name}: not a stack settings file: {first}") from None
     if found is None:
