@@ -211,6 +211,8 @@ def test_github_matrix_plans_applies_and_reports_drift_per_stack(tmp_path: Path,
     assert sorted(p.name for p in kept.iterdir()) == ["fleet-plan.json", "plan.md", "stack.json"]
     document = json.loads((kept / "fleet-plan.json").read_text())
     assert document["stack"] == "west" and document["counts"]["sims"] == 1
+    (west_job,) = plan.jobs["plan"]
+    assert west_job.summary is not None and "west depot" in west_job.summary.read_text(), "its full plan"
     (comment,) = runner.forge.db["comments"][PR_NUMBER]
     summary, _, sections = comment.partition("\n---\n")
     assert summary.startswith("## lattigo-fleet plan · 1 stack\n"), comment
