@@ -14,6 +14,7 @@ export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK := true
 export PULUMI_SKIP_CHECKPOINTS := true
 export PULUMI_PARALLEL := 512
 export PULUMI_PARALLEL_DIFF := true
+export GOGC := 60
 # Documented default passphrase for the demo and test stacks (never for real credentials).
 export PULUMI_CONFIG_PASSPHRASE ?= lattigo-fleet-demo
 

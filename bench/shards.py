@@ -1,107 +1,202 @@
-"""One account sharded over stacks: request count and wall time as the stacks run 2 at a time.
+"""One account as many stacks, run the way a CI matrix runs them: K jobs at a time, each measured.
 
-The account holds `stacks x sims` active SIMs (cost center "ops"); each stack's fleet file declares its own
-slice, with 1% of its SIMs moving to cost center "logistics" (so each run reads the account and writes a
-little). The stacks are stacks of one project on one shared file backend, each listing all of them in
-`lattigo-fleet:siblingStacks` (so each run also reads every sibling's checkpoint), and they run
-`pulumi up --yes --skip-preview` two processes at a time (a second round when everything is in sync: the
-steady state). Real `pulumi` CLI (scripts/ensure-pulumi.sh) with lattigo_fleet.engine_settings.ENGINE_ENV
-(set by tests/e2e/harness.PulumiStack), emulator on 127.0.0.1.
+The account holds `stacks x sims` active SIMs (100,000 as 20 x 5,000 by default). The repository is one project
+with a stack per slice: `Pulumi.<stack>.yaml` sets `lattigo-fleet:fleetFile` to `fleets/<stack>.yaml`, and all
+stacks share one state backend (a file backend here, S3 for a team: docs/teams.md). Each job is one process
+tree, as one runner of a matrix runs it, and runs K at a time on this box (K=2 on 2 cores: each job has about
+one core, half of what a 2-core runner of its own gives it). Rounds:
 
-Per configuration: wall time of each stack's run and of the whole account, and API requests (reads = GET,
-writes = the rest; the emulator's request log, for the whole account since stacks overlap). Writes
-bench/results/shards.{md,json}.
+1. **adopt**: every stack's first `pulumi up` (all its SIMs already in the account).
+2. **nightly drift**: one `lattigo-fleet snapshot` job reads the account, then every stack's
+   `lattigo-fleet drift --account-snapshot` from it (two stacks have a SIM changed out of band).
+3. **pull request touching 2 of 20 stacks**: the snapshot job, then `lattigo-fleet plan --account-snapshot` for
+   the two changed stacks only.
+4. **merge of a 10% change spread over every stack** under an account limit of LIMIT requests/s (the
+   emulator's rate limit): every stack's `pulumi up`, with the account's request budget split between the K
+   jobs that run at once (LATTIGO_FLEET_REQUESTS_PER_SECOND, LATTIGO_FLEET_BUDGET_SHARES = K).
 
-    .venv/bin/python -m bench.shards --config 1x10000 4x2500
+Per job: wall time, CPU seconds and peak RSS of all its processes together (sampled every 0.2 s from /proc,
+bench/proctree.py), exit code. Per round: the account's requests (reads = GET, writes, 429s) from the
+emulator's log, the writes' floor, the wall time here (K at a time) and on one runner per job (the snapshot
+job, then the longest job: the figure of a 20-runner matrix, an upper bound since each job here shared its
+cores). Writes bench/results/shards.{md,json}.
+
+    .venv/bin/python -m bench.shards [--stacks 20] [--sims 5000] [--parallel 2] [--limit 10]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.account import API_KEY, KEY_NAME, RATE_PLAN, floor_writes, iccid, imei
+from bench.proctree import TreeSampler
 from devtools.pulumi_stack import REPO, PulumiStack, make_project, pulumi_bin_dir
+from emulator.admin_client import AdminClient
 from emulator.server import EmulatorServer
+from lattigo_fleet.client.lattigo import PER_PAGE
 from lattigo_fleet.engine_settings import ENGINE_ENV
 
-KEY_NAME, API_KEY = "bench-key", "bench-secret-0123456789"
-RATE_PLAN = "ACME Co 5mb Rate Plan"
 RESULTS = REPO / "bench" / "results"
+SEED_CHUNK = 10_000
+MIX = ("finance",) * 4 + ("logistics",) * 3 + ("note",) * 2 + ("suspend",)  # a change, per 10 SIMs
+DRIFTED_STACKS = 2
+CHANGED_STACKS = 2
+# The issue's targets (bench figures, not tests).
+DRIFT_JOB_TARGET_S = 300
+PR_TARGET_S = 180
+JOB_MEMORY_TARGET_MB = 1000
 
 
-def iccid(i: int) -> str:
-    return f"8901261{i:012d}"
+@dataclass
+class Job:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    expect: tuple[int, ...] = (0,)
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    peak_mb: float = 0.0
+    exit_code: int | None = None
+    tail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code in self.expect
 
 
-def imei(i: int) -> str:
-    return f"35400{i:010d}"
-
-
-def fleet_yaml(indices: range) -> str:
-    rows = []
-    for i in indices:
-        cost_center = "logistics" if i % 100 == 0 else "ops"
-        rows.append(f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", cost_center: {cost_center}}}\n')
-    return (
-        f'version: 1\ndefaults: {{rate_plan: "{RATE_PLAN}", state: active}}\n'
-        f"policy: {{max_changes: 100%}}\nsims:\n{''.join(rows)}"
-    )
-
-
-def run_round(stacks: list[PulumiStack], emu: EmulatorServer, parallel: int, timeout: float) -> dict[str, Any]:
-    emu.clear_requests()
-    started = time.monotonic()
-    per_stack: dict[str, float] = {}
-    failed: list[str] = []
-    queue = list(stacks)
-    running: dict[str, tuple[subprocess.Popen[bytes], float]] = {}
-    while queue or running:
-        while queue and len(running) < parallel:
-            stack = queue.pop(0)
-            log_file = stack.project_dir.parent / f"{stack.name}.log"
-            with open(log_file, "w") as out:  # a file, not a pipe: a chatty run must not block on it
-                proc = subprocess.Popen(
-                    ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack.name],
-                    cwd=stack.project_dir,
-                    env=stack.env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            running[stack.name] = (proc, time.monotonic())
-        time.sleep(0.2)
-        for name, (proc, t0) in list(running.items()):
-            if proc.poll() is not None:
-                per_stack[name] = round(time.monotonic() - t0, 1)
-                if proc.returncode != 0:
-                    tail = (stack.project_dir.parent / f"{name}.log").read_text()[-500:]
-                    failed.append(f"{name}: exit {proc.returncode}: {tail}")
-                del running[name]
-            elif time.monotonic() - t0 > timeout:
+def run_job(job: Job, timeout: float) -> Job:
+    with tempfile.TemporaryFile() as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            job.argv, cwd=job.cwd, env=job.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        sampler = TreeSampler(proc.pid)
+        while proc.poll() is None:
+            sampler.sample()
+            if time.perf_counter() - start > timeout:
                 proc.kill()
-                failed.append(f"{name}: timed out")
-    wall = round(time.monotonic() - started, 1)
-    log = [r for r in emu.requests_log() if not r["path"].startswith("/_emulator")]
-    writes = [r for r in log if r["method"] != "GET"]
+            time.sleep(0.2)
+        job.wall_s = round(time.perf_counter() - start, 1)
+        job.exit_code = proc.returncode
+        job.cpu_s = round(sum(p.cpu_s for p in sampler.procs.values()), 1)
+        job.peak_mb = round(sampler.peak_together_kb.get("all", 0) * 1024 / 1e6, 1)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+        job.tail = "" if job.ok else text[-3000:]
+    print(f"  {job.name}: exit {job.exit_code}, {job.wall_s} s, {job.cpu_s} CPU-s, {job.peak_mb} MB", flush=True)
+    return job
+
+
+def run_matrix(jobs: list[Job], parallel: int, timeout: float) -> float:
+    """Run the jobs `parallel` at a time (a matrix's max-parallel); the round's wall time."""
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        list(pool.map(lambda job: run_job(job, timeout), jobs))
+    return round(time.perf_counter() - start, 1)
+
+
+@dataclass
+class Account:
+    stacks: int
+    sims: int
+    cost_center: dict[int, str] = field(default_factory=dict)
+    note: dict[int, str] = field(default_factory=dict)
+    suspended: set[int] = field(default_factory=set)
+
+    def slice(self, s: int) -> range:
+        return range(s * self.sims, (s + 1) * self.sims)
+
+    def fleet_yaml(self, s: int) -> str:
+        rows = []
+        for i in self.slice(s):
+            extra = f', notes: {{note: "{self.note[i]}"}}' if i in self.note else ""
+            extra += ", state: suspended" if i in self.suspended else ""
+            rows.append(
+                f'  - {{iccid: "{iccid(i)}", imei: "{imei(i)}", cost_center: {self.cost_center.get(i, "ops")}{extra}}}'
+            )
+        return (
+            f'version: 1\ndefaults: {{rate_plan: "{RATE_PLAN}", state: active}}\npolicy: {{max_changes: 100%}}\n'
+            "sims:\n" + "\n".join(rows) + "\n"
+        )
+
+    def change(self, indices: list[int]) -> Counter[tuple[str, str]]:
+        known: Counter[tuple[str, str]] = Counter()
+        for j, i in enumerate(indices):
+            kind = MIX[j % len(MIX)]
+            if kind == "note":
+                self.note[i] = f"unit {i}, moved"
+                known[("note", "note")] += 1
+            elif kind == "suspend":
+                self.suspended.add(i)
+                known[("change_simstate", "suspend")] += 1
+            else:
+                self.cost_center[i] = kind
+                known[("change_cost_center", kind)] += 1
+        return known
+
+
+def requests_since(admin: AdminClient) -> dict[str, Any]:
+    log = admin.api_requests()
+    admin.clear_requests()
+    reads = [r for r in log if r["method"] == "GET"]
+    listing = [r for r in reads if r["path"].rstrip("/") == "/v2/devices"]
     return {
-        "wall_s": wall,
-        "per_stack_s": per_stack,
-        "reads": len(log) - len(writes),
-        "writes": len(writes),
-        "writes_by_endpoint": dict(Counter(r["path"].rsplit("/", 1)[-1] for r in writes)),
-        "failed": failed,
+        "reads": len(reads),
+        "listing_pages": len(listing),
+        "writes": len(log) - len(reads),
+        "throttled_429": sum(1 for r in log if str(r.get("status")) == "429"),
+        "statuses": dict(Counter(str(r.get("status")) for r in log)),
     }
 
 
-def run_config(n_stacks: int, sims: int, bin_dir: str, parallel: int = 2) -> dict[str, Any]:
-    total = n_stacks * sims
+def job_rows(jobs: list[Job]) -> list[dict[str, Any]]:
+    return [
+        {
+            "job": j.name,
+            "exit_code": j.exit_code,
+            "ok": j.ok,
+            "wall_s": j.wall_s,
+            "cpu_s": j.cpu_s,
+            "peak_mb": j.peak_mb,
+            **({"tail": j.tail} if j.tail else {}),
+        }
+        for j in jobs
+    ]
+
+
+def summary(jobs: list[Job], first: Job | None) -> dict[str, Any]:
+    stack_jobs = [j for j in jobs if j is not first]
+    walls = [j.wall_s for j in stack_jobs] or [0.0]
+    return {
+        "jobs": len(jobs),
+        "failed": [j.name for j in jobs if not j.ok],
+        "job_wall_s": {"min": min(walls), "max": max(walls)},
+        "job_cpu_s_max": max((j.cpu_s for j in stack_jobs), default=0.0),
+        "job_peak_mb_max": max((j.peak_mb for j in jobs), default=0.0),
+        # One runner per job: the snapshot job, then the stack jobs side by side, the longest last.
+        "one_runner_per_job_wall_s": round((first.wall_s if first else 0.0) + max(walls), 1),
+    }
+
+
+def bench(stacks: int, sims: int, parallel: int, limit: float, out_dir: Path) -> dict[str, Any]:
+    bin_dir = pulumi_bin_dir()
+    total = stacks * sims
+    timeout = 1800.0
+    rounds: list[dict[str, Any]] = []
     with (
         tempfile.TemporaryDirectory(prefix="bench-shards-") as tmp,
         EmulatorServer(
@@ -109,8 +204,10 @@ def run_config(n_stacks: int, sims: int, bin_dir: str, parallel: int = 2) -> dic
         ) as emu,
     ):
         root = Path(tmp)
-        for start in range(0, total, 5000):
-            emu.add_sims(
+        admin = AdminClient(emu.base_url)
+        started = time.perf_counter()
+        for begin in range(0, total, SEED_CHUNK):
+            admin.add_sims(
                 [
                     {
                         "iccid": iccid(i),
@@ -119,93 +216,214 @@ def run_config(n_stacks: int, sims: int, bin_dir: str, parallel: int = 2) -> dic
                         "cost_center": "ops",
                         "rate_plan": RATE_PLAN,
                     }
-                    for i in range(start, min(total, start + 5000))
+                    for i in range(begin, min(total, begin + SEED_CHUNK))
                 ]
             )
+        seeded_s = round(time.perf_counter() - started, 1)
+        print(f"seeded {total:,} SIMs in {seeded_s} s", flush=True)
+
         project = make_project(root / "project")
-        names = [f"shard-{k}" for k in range(n_stacks)]
-        stacks = []
-        for k, name in enumerate(names):
-            stack = PulumiStack(project, root, name, bin_dir=bin_dir)  # one root: one shared backend
-            assert all(stack.env.get(key) == value for key, value in ENGINE_ENV.items())
-            stack.set_config("lattigo:endpoint", emu.base_url)
-            stack.set_config("lattigo:keyName", KEY_NAME)
-            stack.set_config("lattigo:apiKey", API_KEY, secret=True)
-            stack.set_config("lattigo-fleet:fleetFile", f"fleet-{name}.yaml")
-            if n_stacks > 1:
-                stack.set_config("lattigo-fleet:siblingStacks", ",".join(names))
-            (project / f"fleet-{name}.yaml").write_text(fleet_yaml(range(k * sims, (k + 1) * sims)))
-            stacks.append(stack)
-        timeout = 600 + 0.1 * sims
-        first = run_round(stacks, emu, parallel, timeout)
-        live = emu.sims()
-        wrong = sum(
-            1 for s in live if s.get("cost_center") != ("logistics" if int(s["iccid"][-12:]) % 100 == 0 else "ops")
+        (project / "fleets").mkdir()
+        account = Account(stacks, sims)
+        names = [f"shard-{s:02d}" for s in range(stacks)]
+        stack_of: dict[str, PulumiStack] = {}
+        for s, name in enumerate(names):
+            stack = PulumiStack(project, root, name, bin_dir=bin_dir)
+            stack.set_configs(
+                {
+                    "lattigo:endpoint": emu.base_url,
+                    "lattigo:keyName": KEY_NAME,
+                    "lattigo-fleet:fleetFile": f"fleets/{name}.yaml",
+                    # As docs/teams.md says to: every stack lists them all (a stack skips its own name).
+                    "lattigo-fleet:siblingStacks": ",".join(names),
+                },
+                secret={"lattigo:apiKey": API_KEY},
+            )
+            (project / "fleets" / f"{name}.yaml").write_text(account.fleet_yaml(s))
+            stack_of[name] = stack
+        env = {**stack_of[names[0]].env, "PYTHONPATH": str(REPO)}
+        assert all(env.get(k) == v for k, v in ENGINE_ENV.items())
+        cli = [sys.executable, "-m", "lattigo_fleet.cli"]
+        pulumi_up = ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack"]
+        snapshot_file = root / "account-snapshot.json"
+
+        def snapshot_job() -> Job:
+            return Job("snapshot", [*cli, "snapshot", "--stack", names[0], "--out", str(snapshot_file)], env, project)
+
+        def record(round_name: str, jobs: list[Job], wall: float, first: Job | None, **extra: Any) -> None:
+            row = {
+                "round": round_name,
+                "wall_s_here": wall,
+                **summary(jobs, first),
+                "requests": requests_since(admin),
+                "jobs_detail": job_rows(jobs),
+                **extra,
+            }
+            rounds.append(row)
+            print(json.dumps({k: v for k, v in row.items() if k != "jobs_detail"}), flush=True)
+
+        # 1. adopt
+        admin.clear_requests()
+        jobs = [Job(f"up {n}", [*pulumi_up, n], env, project) for n in names]
+        record("adopt: first up of every stack", jobs, run_matrix(jobs, parallel, timeout), None)
+
+        # 2. nightly drift, two stacks drifted
+        for s in range(DRIFTED_STACKS):
+            admin.add_sims([{"iccid": iccid(s * sims + 7), "cost_center": "Warehouse"}])
+        admin.clear_requests()
+        first = snapshot_job()
+        run_job(first, timeout)
+        jobs = [
+            Job(
+                f"drift {n}",
+                [*cli, "drift", "--json", "--stack", n, "--account-snapshot", str(snapshot_file)],
+                env,
+                project,
+                expect=(0, 2) if i >= DRIFTED_STACKS else (2,),
+            )
+            for i, n in enumerate(names)
+        ]
+        wall = first.wall_s + run_matrix(jobs, parallel, timeout)
+        record("nightly drift of every stack", [first, *jobs], wall, first, listing_floor=math.ceil(total / PER_PAGE))
+        for s in range(DRIFTED_STACKS):  # back in sync
+            admin.add_sims([{"iccid": iccid(s * sims + 7), "cost_center": "ops"}])
+
+        # 3. a pull request touching 2 of the stacks
+        changed = names[:CHANGED_STACKS]
+        for s in range(CHANGED_STACKS):
+            account.change([s * sims + k for k in range(0, sims, 100)])
+            (project / "fleets" / f"{names[s]}.yaml").write_text(account.fleet_yaml(s))
+        admin.clear_requests()
+        first = snapshot_job()
+        run_job(first, timeout)
+        jobs = [
+            Job(
+                f"plan {n}",
+                [
+                    *cli,
+                    "plan",
+                    "--stack",
+                    n,
+                    "--account-snapshot",
+                    str(snapshot_file),
+                    "--out",
+                    str(root / f"{n}.plan"),
+                ],
+                env,
+                project,
+            )
+            for n in changed
+        ]
+        wall = first.wall_s + run_matrix(jobs, parallel, timeout)
+        record(f"pull request: plan {CHANGED_STACKS} of {stacks} stacks", [first, *jobs], wall, first)
+
+        # 4. the merge of a 10% change spread over every stack, under the account's limit
+        floor = 0  # each stack's own bulk requests: stacks never share one
+        for s in range(stacks):
+            floor += floor_writes(account.change([s * sims + k for k in range(1, sims, 10)]))
+            (project / "fleets" / f"{names[s]}.yaml").write_text(account.fleet_yaml(s))
+        admin.faults(rate_limit_per_second=limit)
+        budget = {"LATTIGO_FLEET_REQUESTS_PER_SECOND": str(limit), "LATTIGO_FLEET_BUDGET_SHARES": str(parallel)}
+        admin.clear_requests()
+        jobs = [Job(f"up {n}", [*pulumi_up, n], {**env, **budget}, project) for n in names]
+        wall = run_matrix(jobs, parallel, timeout)
+        record(
+            f"merge: up of every stack, 10% changed, account limit {limit:g} requests/s",
+            jobs,
+            wall,
+            None,
+            floor_writes=floor,
         )
-        steady = run_round(stacks, emu, parallel, timeout)
-        state_bytes = sum(p.stat().st_size for p in (root / "backend").rglob("*.json") if "/stacks/" in str(p))
+        admin.faults(rate_limit_per_second=None)
+        mismatched = sum(
+            1
+            for i, sim in admin.sims().items()
+            if (idx := int(i[6:])) < total and (sim.get("cost_center") != account.cost_center.get(idx, "ops"))
+        )
     return {
-        "stacks": n_stacks,
-        "sims_per_stack": sims,
-        "account_sims": total,
-        "parallel": parallel,
-        "first": first,
-        "steady": steady,
-        "live_mismatches_after": wrong,
-        "state_bytes": state_bytes,
+        "machine": machine(bin_dir),
+        "config": {"stacks": stacks, "sims_per_stack": sims, "account": total, "parallel": parallel, "limit": limit},
+        "seed_s": seeded_s,
+        "rounds": rounds,
+        "cost_center_mismatches_after": mismatched,
+        "command": f"python -m bench.shards --stacks {stacks} --sims {sims} --parallel {parallel} --limit {limit:g}",
     }
 
 
-def markdown(results: list[dict[str, Any]], header: str) -> str:
+def machine(bin_dir: str) -> dict[str, Any]:
+    version = subprocess.run([f"{bin_dir}/pulumi", "version"], capture_output=True, text=True).stdout.strip()
+    return {
+        "pulumi": version,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_at_start": [round(x, 2) for x in os.getloadavg()],
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def _met(ok: bool) -> str:
+    return "✅" if ok else "❌"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    m, c = report["machine"], report["config"]
     lines = [
         "# Sharded account benchmark",
         "",
-        header,
+        f"`{report['command']}`: {c['account']:,} SIMs as {c['stacks']} stacks of {c['sims_per_stack']:,}, "
+        f"{c['parallel']} jobs at a time on this box. Real `pulumi` {m['pulumi']} CLI, one shared file backend, the "
+        f"emulator on 127.0.0.1, engine settings {' '.join(f'{k}={v}' for k, v in ENGINE_ENV.items())}; "
+        f"{m['cpus']} CPUs (load average {' '.join(map(str, m['load_at_start']))} at the start), Python "
+        f"{m['python']}, {m['date']}. Seeding the emulator: {report['seed_s']} s.",
         "",
-        "| stacks x SIMs | account | round | wall s (account) | per stack s (min / max) | reads | writes | "
-        "mismatches after |",
-        "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: |",
+        f"Per job: wall s / CPU-s / peak MB of all its processes together. Here each job shared the box's "
+        f"{m['cpus']} cores with {c['parallel'] - 1} other(s); *one runner per job* is the snapshot job then the "
+        "longest stack job: what a matrix of as many runners takes (at most: a runner of its own gives a job all "
+        "its cores).",
+        "",
+        "| round | jobs | failed | job wall s (min-max) | job CPU-s max | job peak MB max | wall here s | "
+        "one runner per job s | reads (listing pages) | writes (floor) | 429s |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for r in results:
-        for key in ("first", "steady"):
-            rnd = r[key]
-            times = list(rnd["per_stack_s"].values()) or [0]
-            lines.append(
-                f"| {r['stacks']} x {r['sims_per_stack']:,} | {r['account_sims']:,} | "
-                f"{'1% changed' if key == 'first' else 'in sync'} | {rnd['wall_s']} | {min(times)} / "
-                f"{max(times)} | {rnd['reads']:,} | {rnd['writes']:,} | "
-                f"{r['live_mismatches_after'] if key == 'first' else ''} |"
-            )
-            if rnd["failed"]:
-                lines.append(f"|  |  | failed: {'; '.join(rnd['failed'])[:300]} |  |  |  |  |  |")
+    for r in report["rounds"]:
+        req = r["requests"]
+        writes = f"{req['writes']:,}" + (f" ({r['floor_writes']:,})" if "floor_writes" in r else "")
+        lines.append(
+            f"| {r['round']} | {r['jobs']} | {len(r['failed'])} {_met(not r['failed'])} | "
+            f"{r['job_wall_s']['min']}-{r['job_wall_s']['max']} | {r['job_cpu_s_max']} | "
+            f"{r['job_peak_mb_max']:,.0f} {_met(r['job_peak_mb_max'] <= JOB_MEMORY_TARGET_MB)} | {r['wall_s_here']} | "
+            f"{r['one_runner_per_job_wall_s']} | {req['reads']:,} ({req['listing_pages']:,}) | {writes} | "
+            f"{req['throttled_429']:,} |"
+        )
+    lines += [
+        "",
+        f"Targets: nightly drift ≤ {DRIFT_JOB_TARGET_S} s per job on a 2-core runner, the whole account's reads ≤ 2x "
+        "the pages of one listing plus the snapshot job's; a pull request touching 2 stacks ≤ "
+        f"{PR_TARGET_S} s; the merge's writes at the floor and no SIM failed; every job ≤ {JOB_MEMORY_TARGET_MB:,} MB. "
+        f"Cost centers not as declared after the merge: {report['cost_center_mismatches_after']}.",
+        "",
+        "Jobs (wall s / CPU-s / peak MB):",
+        "",
+    ]
+    for r in report["rounds"]:
+        cells = ", ".join(f"{j['job']} {j['wall_s']}/{j['cpu_s']}/{j['peak_mb']:.0f}" for j in r["jobs_detail"])
+        lines.append(f"- {r['round']}: {cells}")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", nargs="+", default=["1x10000", "4x2500"], help="STACKSxSIMS, e.g. 10x10000")
-    parser.add_argument("--parallel", type=int, default=2, help="stacks running at once")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stacks", type=int, default=20)
+    parser.add_argument("--sims", type=int, default=5000)
+    parser.add_argument("--parallel", type=int, default=2, help="jobs at a time (a matrix's max-parallel)")
+    parser.add_argument("--limit", type=float, default=10.0, help="the account's rate limit in the merge round")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    bin_dir = pulumi_bin_dir()
-    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{REPO / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"
-    header = (
-        f"Real `pulumi` CLI, one shared file backend, emulator on 127.0.0.1, engine settings "
-        f"{' '.join(f'{k}={v}' for k, v in ENGINE_ENV.items())}; {os.cpu_count()} CPUs (shared machine, "
-        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the start), Python "
-        f"{platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}. {args.parallel} stacks at a time; "
-        "each round: every stack's `pulumi up --yes --skip-preview`. One run each."
-    )
-    results = []
-    for config in args.config:
-        n_stacks, sims = (int(x) for x in config.lower().split("x"))
-        print(f"--- {n_stacks} stacks x {sims} SIMs", flush=True)
-        result = run_config(n_stacks, sims, bin_dir, args.parallel)
-        print(json.dumps(result), flush=True)
-        results.append(result)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "shards.json").write_text(json.dumps({"header": header, "results": results}, indent=2))
-    text = markdown(results, header)
-    (RESULTS / "shards.md").write_text(text)
+    report = bench(args.stacks, args.sims, args.parallel, args.limit, args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "shards.json").write_text(json.dumps(report, indent=2) + "\n")
+    text = markdown(report)
+    (args.out / "shards.md").write_text(text)
     print(text)
 
 

@@ -11,6 +11,11 @@ account needed then: an `up` (the merge) never plans from one, it reads the acco
 merge mode refuses when what it reads differs from what the approved plan was computed from (plan_document).
 So a write is always re-checked against the live account, SIM by SIM, before it is sent.
 
+The snapshot job also records what each stack of the account holds (its state's ICCIDs, `held`): the stacks
+of a sharded account check that none declares a SIM a sibling owns (sharding.py), which otherwise costs every
+stack job one `pulumi stack export` per sibling (19 in a 20-stack matrix). The fleet files of the siblings are
+still read from the checkout, so a commit that adds one ICCID to two stacks is refused as before.
+
 A snapshot is refused (one line, the file named) when it is not one, is of another account (endpoint and key
 name; it never holds a credential), or is older than its bound: SNAPSHOT_MAX_AGE_S by default (an hour: the
 run of a 20-stack matrix on few runners fits in it, and a stale preview cannot cause a wrong write, see
@@ -22,7 +27,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,17 +45,30 @@ class AccountSnapshotError(Exception):
     """The snapshot cannot be used; the message is one line and names the file."""
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    sims: dict[str, LiveDevice]
+    held: dict[str, frozenset[str]] = field(default_factory=dict)  # stack -> the ICCIDs its state held
+
+
 def account_of(endpoint: str, key_name: str) -> str:
     """The account a snapshot is of: where it was read and with which key name (never the key itself)."""
     return f"{endpoint.rstrip('/')}#{key_name}"
 
 
-def write(path: str | os.PathLike[str], account: str, sims: Mapping[str, LiveDevice], read_at: float) -> None:
+def write(
+    path: str | os.PathLike[str],
+    account: str,
+    sims: Mapping[str, LiveDevice],
+    read_at: float,
+    held: Mapping[str, Iterable[str]] | None = None,
+) -> None:
     doc = {
         "schema": SCHEMA,
         "account": account,
         "read_at": datetime.fromtimestamp(read_at, UTC).isoformat(timespec="seconds"),
         "sims": sims,
+        "held": {stack: sorted(iccids) for stack, iccids in (held or {}).items()},
     }
     target = Path(path)
     temporary = target.with_name(f".{target.name}.partial")
@@ -74,8 +93,8 @@ def max_age(env: Mapping[str, str] | None = None) -> float:
 
 def read(
     path: str | os.PathLike[str], account: str, *, bound_s: float | None = None, now: float | None = None
-) -> dict[str, LiveDevice]:
-    """The SIMs of a usable snapshot of `account`, keyed by ICCID."""
+) -> Snapshot:
+    """A usable snapshot of `account`: its SIMs keyed by ICCID, and what each stack held."""
     bound = max_age() if bound_s is None else bound_s
     try:
         with open(path, encoding="utf-8") as handle:
@@ -100,11 +119,13 @@ def read(
             f"the account snapshot {path} was read {age / 60:.0f} min ago ({doc['read_at']}), more than its bound of "
             f"{bound / 60:.0f} min ({MAX_AGE_ENV}): read the account again (lattigo-fleet snapshot)"
         )
-    sims: dict[str, LiveDevice] = doc["sims"]
-    return sims
+    held = doc.get("held") or {}
+    if not isinstance(held, dict) or not all(isinstance(v, list) for v in held.values()):
+        raise AccountSnapshotError(f"the account snapshot {path}: `held` is not a list of ICCIDs per stack")
+    return Snapshot(doc["sims"], {str(stack): frozenset(map(str, iccids)) for stack, iccids in held.items()})
 
 
-def from_environment(account: str, env: Mapping[str, str] | None = None) -> dict[str, LiveDevice] | None:
+def from_environment(account: str, env: Mapping[str, str] | None = None) -> Snapshot | None:
     """The snapshot a `pulumi preview` was handed (LATTIGO_FLEET_ACCOUNT_SNAPSHOT), or None when none was."""
     env = os.environ if env is None else env
     path = env.get(SNAPSHOT_ENV, "").strip()

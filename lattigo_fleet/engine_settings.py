@@ -10,6 +10,10 @@ without them.
 - `PULUMI_PARALLEL`: how many resources the engine works on at once (default 4 x cores = 8 here). A bulk
   request can only hold SIMs that are in flight together, so it is set to the provider host's thread pool.
 - `PULUMI_PARALLEL_DIFF=true`: the engine diffs resources in parallel instead of one at a time.
+- `GOGC=60`: the engine (a Go program) collects its garbage when its heap has grown 60% since the last
+  collection, not 100%. Most of its memory at fleet size is garbage between collections: at 20,000 SIMs its
+  peak went 1.29 -> 1.01 GB (all processes 1.64 -> 1.42 GB) for about 15% more of the engine's CPU. It applies
+  to any Go program started with it (harmless: only when each collects).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ ENGINE_ENV: dict[str, str] = {
     "PULUMI_SKIP_CHECKPOINTS": "true",
     "PULUMI_PARALLEL": str(PROVIDER_WORKERS),
     "PULUMI_PARALLEL_DIFF": "true",
+    "GOGC": "60",
 }
 # Above this many SIMs, a run without them is slow enough to say so.
 LARGE_FLEET = 200

@@ -178,12 +178,24 @@ def declared_in_files(fleet_file: str | os.PathLike[str]) -> frozenset[str]:
 # --- the public surface: the program and `lattigo-fleet drift` --------------------------------------------
 
 
-def claim_of(stack: str, *, cwd: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Claim:
+# What each stack's state held, as a sharded run's snapshot job recorded it (account_snapshot.py): stack -> ICCIDs.
+Held = Mapping[str, frozenset[str]]
+
+
+def claim_of(
+    stack: str,
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    held: Held | None = None,
+) -> Claim:
+    """What `stack` owns. Its state is read now, unless `held` (a preview's account snapshot) recorded it."""
     project_dir = Path(cwd or ".")
     fleet_file = sibling_fleet_file(stack, project_dir) if "/" not in stack else None
     declared = declared_in_files(fleet_file) if fleet_file else frozenset()
     shown = os.path.relpath(fleet_file, project_dir) if fleet_file else None
-    return Claim(stack, held_iccids(stack, cwd=cwd, env=env), declared, shown)
+    state = held[stack] if held is not None and stack in held else held_iccids(stack, cwd=cwd, env=env)
+    return Claim(stack, state, declared, shown)
 
 
 def sibling_iccids(
@@ -202,6 +214,7 @@ def sibling_claims(
     organization: str | None = None,
     cwd: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
+    held: Held | None = None,
 ) -> list[Claim]:
     """The claims of every listed sibling but this stack, read in parallel. Raises SiblingError (all the
     unreadable siblings in one message)."""
@@ -211,7 +224,7 @@ def sibling_claims(
     if not others:
         return []
     with ThreadPoolExecutor(max_workers=min(4, len(others))) as pool:
-        futures = [pool.submit(claim_of, s, cwd=cwd, env=env) for s in others]
+        futures = [pool.submit(claim_of, s, cwd=cwd, env=env, held=held) for s in others]
     claims, errors = [], []
     for future in futures:
         try:
@@ -230,10 +243,11 @@ def owned_by_siblings(
     project: str | None = None,
     cwd: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
+    held: Held | None = None,
 ) -> dict[str, str]:
     """ICCID -> the sibling stack that owns it (for drift: a SIM a sibling owns is not unmanaged)."""
     owner: dict[str, str] = {}
-    for claim in sibling_claims(siblings, this_stack=this_stack, project=project, cwd=cwd, env=env):
+    for claim in sibling_claims(siblings, this_stack=this_stack, project=project, cwd=cwd, env=env, held=held):
         for iccid in claim.iccids:
             owner.setdefault(iccid, claim.stack)
     return owner

@@ -24,10 +24,11 @@ import pulumi
 
 from lattigo_fleet import guard
 from lattigo_fleet.account_check import AccountCheck, check_against_account, plan_summary
-from lattigo_fleet.client.models import LiveDevice
+from lattigo_fleet.account_snapshot import Snapshot
 from lattigo_fleet.fleetfile import DesiredSim, FleetError, FleetSpec, Issue, load_fleet
 from lattigo_fleet.planner import Plan
 from lattigo_fleet.settings import Settings, SettingsError, read_settings, unknown_keys
+from lattigo_fleet.sharding import Held
 from lattigo_fleet.stack_state import StackState, StackStateError, read_stack_state
 from providers import registrar
 from providers.guard import FleetGuard
@@ -217,8 +218,9 @@ def _drift_note(checked: AccountCheck, state: StackState, shown: int = 12) -> st
     )
 
 
-def _check_siblings(fleet: FleetSpec, siblings: tuple[str, ...]) -> None:
-    """One account, several stacks: refuse, before any call, a SIM that a sibling stack owns (sharding.py)."""
+def _check_siblings(fleet: FleetSpec, siblings: tuple[str, ...], held: Held | None) -> None:
+    """One account, several stacks: refuse, before any call, a SIM that a sibling stack owns (sharding.py). `held`:
+    what the siblings' states held, as this preview's account snapshot recorded it (else their states are read)."""
     import os
 
     from lattigo_fleet.sharding import SiblingError, overlap_issues, sibling_claims
@@ -231,6 +233,7 @@ def _check_siblings(fleet: FleetSpec, siblings: tuple[str, ...]) -> None:
             project=pulumi.get_project(),
             organization=pulumi.get_organization(),
             cwd=os.getcwd(),
+            held=held,
         )
     except SiblingError as exc:
         _fail([str(exc)])
@@ -262,7 +265,7 @@ def _exit_with_engine(interval: float = 0.5) -> None:
     threading.Thread(target=watch, name="exit-with-engine", daemon=True).start()
 
 
-def _account_snapshot(settings: Settings) -> dict[str, LiveDevice] | None:
+def _account_snapshot(settings: Settings) -> Snapshot | None:
     """The account snapshot this preview was handed (LATTIGO_FLEET_ACCOUNT_SNAPSHOT: one read of the account for
     many stacks), or None: read the account. An up never plans from one (account_snapshot.py says why)."""
     from lattigo_fleet import account_snapshot
@@ -364,8 +367,9 @@ def main() -> None:
         fleet = load_fleet(settings.fleet_file)
     except FleetError as exc:
         _fail(exc.issues)
+    snapshot = _account_snapshot(settings)
     if settings.sibling_stacks:
-        _check_siblings(fleet, settings.sibling_stacks)
+        _check_siblings(fleet, settings.sibling_stacks, snapshot.held if snapshot else None)
 
     from lattigo_fleet.client import LattigoClient, LattigoError
 
@@ -374,7 +378,6 @@ def main() -> None:
         state = read_stack_state(stack, cwd=os.getcwd())
     except StackStateError as exc:
         _fail([f"{exc}: the plan needs the SIMs this stack holds and the usage limits it last set"])
-    snapshot = _account_snapshot(settings)
     try:
         checked = check_against_account(
             fleet,
@@ -382,7 +385,7 @@ def main() -> None:
             settings.allow_large_changes,
             state=state,
             probe_new_sims=pulumi.runtime.is_dry_run(),  # a preview refuses another account's SIM by position
-            live=snapshot,
+            live=snapshot.sims if snapshot else None,
         )
     except LattigoError as exc:
         _fail([f"cannot read the Lattigo account at {settings.endpoint}: {exc}"])

@@ -66,13 +66,13 @@ class Runtime:
         if handed is not None:
             return handed
         try:
-            sims = account_snapshot.from_environment(account)
+            shared = account_snapshot.from_environment(account)
         except account_snapshot.AccountSnapshotError as exc:
             raise ProviderError(str(exc)) from None
-        if sims is None:
+        if shared is None:
             return None
         self.from_snapshot_file = True
-        return sims, {}
+        return shared.sims, {}
 
     def may_write(self) -> None:
         """Nothing is sent from a view of the account that a snapshot file gave (an `up --refresh` run with

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from lattigo_fleet.account_snapshot import Snapshot
 from lattigo_fleet.client.models import LiveDevice
 from lattigo_fleet.commands import pulumi_summary
 from lattigo_fleet.commands.base import Command
@@ -451,9 +452,9 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return COMMAND.run(lambda: _drift(args, out or sys.stdout))
 
 
-def _account(settings: Settings, shared: str | None) -> dict[str, LiveDevice]:
+def _account(settings: Settings, shared: str | None) -> Snapshot:
     """The account, for what it holds that fleet.yaml does not declare: the shared snapshot when given (the
-    preview planned from it too), else one paged read."""
+    preview planned from it too, and it says what the sibling stacks held), else one paged read."""
     from lattigo_fleet import account_snapshot
     from lattigo_fleet.client import LattigoClient, LattigoError
 
@@ -463,7 +464,7 @@ def _account(settings: Settings, shared: str | None) -> dict[str, LiveDevice]:
         except account_snapshot.AccountSnapshotError as exc:
             raise CommandFailure(str(exc)) from None
     try:
-        return LattigoClient(settings.endpoint, settings.key_name, settings.api_key, max_retries=2).snapshot()
+        return Snapshot(LattigoClient(settings.endpoint, settings.key_name, settings.api_key, max_retries=2).snapshot())
     except LattigoError as exc:
         raise CommandFailure(api_failure_line(exc, settings.endpoint)) from None
 
@@ -482,12 +483,13 @@ def _drift(args: argparse.Namespace, out: TextIO) -> int:
     )
     if preview.errors:
         raise CommandFailure(f"the preview failed: {first_error(preview)}")
-    snapshot = _account(settings, shared)
+    account = _account(settings, shared)
+    snapshot = account.sims
     ignoring = sum(1 for sim in fleet.sims if sim.ignore_changes)
     # A SIM that a sibling stack manages (a slice of the same account) is not unmanaged.
     try:
         owned = (
-            owned_by_siblings(settings.sibling_stacks, this_stack=args.stack, cwd=args.cwd)
+            owned_by_siblings(settings.sibling_stacks, this_stack=args.stack, cwd=args.cwd, held=account.held or None)
             if settings.sibling_stacks
             else {}
         )

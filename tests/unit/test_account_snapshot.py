@@ -23,7 +23,13 @@ def written(tmp_path: Path, read_at: float = NOW) -> Path:
 
 
 def test_a_fresh_snapshot_of_this_account_is_read(tmp_path: Path) -> None:
-    assert snap.read(written(tmp_path), ACCOUNT, bound_s=60, now=NOW + 59) == SIMS
+    assert snap.read(written(tmp_path), ACCOUNT, bound_s=60, now=NOW + 59) == snap.Snapshot(SIMS)
+
+
+def test_it_records_what_each_stack_held(tmp_path: Path) -> None:
+    path = tmp_path / "account.json"
+    snap.write(path, ACCOUNT, SIMS, NOW, held={"east": ["8902", "8901"], "west": []})
+    assert snap.read(path, ACCOUNT, bound_s=60, now=NOW).held == {"east": {"8901", "8902"}, "west": frozenset()}
 
 
 def test_one_older_than_its_bound_is_refused_with_its_age(tmp_path: Path) -> None:

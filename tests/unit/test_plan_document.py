@@ -188,6 +188,9 @@ class _Runtime:
     def check_removal(self, iccid: str) -> None:
         pass
 
+    def may_write(self) -> None:
+        pass
+
 
 def test_a_sim_removed_while_activating_is_suspended_once_it_lands(monkeypatch: pytest.MonkeyPatch) -> None:
     # The guard counted it and the comment said "suspended"; the delete used to send nothing (active, unmanaged).

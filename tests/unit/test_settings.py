@@ -85,7 +85,7 @@ def test_the_makefile_sets_the_engine_settings_the_module_names() -> None:
     from lattigo_fleet.engine_settings import ENGINE_ENV
 
     makefile = (REPO / "Makefile").read_text()
-    exported = dict(re.findall(r"^export (PULUMI_\w+) := (\S+)$", makefile, re.M))
+    exported = dict(re.findall(r"^export ((?:PULUMI_|GO)\w+) := (\S+)$", makefile, re.M))
     assert {k: exported.get(k) for k in ENGINE_ENV} == ENGINE_ENV
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from lattigo_fleet import sharding
 from lattigo_fleet.fleetfile import FleetSpec, Issue, load_fleet
 from lattigo_fleet.settings import SettingsError, read_settings
 from lattigo_fleet.sharding import (
@@ -148,3 +149,16 @@ def test_the_sibling_list_is_a_setting_and_bad_names_are_refused() -> None:
     assert read_settings(CREDENTIALS.get, env={}).sibling_stacks == ()
     with pytest.raises(SettingsError, match="'a/b' is not a stack name"):
         read_settings({**CREDENTIALS, "lattigo-fleet:siblingStacks": "east,a/b"}.get, env={})
+
+
+def test_what_a_snapshot_recorded_a_sibling_holds_is_not_read_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def no_export(*_: object, **__: object) -> frozenset[str]:
+        raise AssertionError("the sibling's state was read although the snapshot recorded it")
+
+    monkeypatch.setattr(sharding, "held_iccids", no_export)
+    [claim] = sharding.sibling_claims(
+        ["east", "west"], this_stack="west", cwd=tmp_path, held={"east": frozenset({"8901"})}
+    )
+    assert claim.stack == "east" and claim.iccids == {"8901"}
