@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import posixpath
+import re
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
@@ -171,29 +172,92 @@ def select(
 
 # --- GitLab: a child pipeline with one job per stack ---------------------------------------------------------
 
+# What the child pipeline of each command runs: the per-stack job, and the job after them that reports for all
+# (a merge has none: each stack's job reports itself). The hidden jobs are the component's (its `jobs` include).
+GITLAB_COMMANDS = {"plan": "fleet-comment", "apply": None, "drift": "fleet-drift-issue"}
+GITLAB_STAGES = ("snapshot", "stacks", "report")
 
-def gitlab_pipeline(stacks: Sequence[StackFiles], job: str, extends: str, include: Sequence[str]) -> str:
-    """A child pipeline: `include` (the files that define `extends`), then one job per stack, `<job>: <stack>`,
-    extending `extends` with the stack's name and fleet file as FLEET_STACK and FLEET_FILE. GitLab refuses a
-    pipeline without a job: with no stack, one job that says so."""
-    lines = ["# Written by `lattigo-fleet stacks --gitlab-pipeline`: one job per stack of the repository.", ""]
-    if include:
-        lines.append("include:")
-        lines += [f"  - {json.dumps(item)}" if not item.startswith("{") else f"  - {item}" for item in include]
-        lines.append("")
-    for stack in stacks:
-        lines += [
-            f"{json.dumps(f'{job}: {stack.name}')}:",
-            f"  extends: {json.dumps(extends)}",
-            "  variables:",
-            f"    FLEET_STACK: {json.dumps(stack.name)}",
-            f"    FLEET_FILE: {json.dumps(stack.fleet_file)}",
-            "",
-        ]
+
+def gitlab_pipeline(
+    stacks: Sequence[StackFiles],
+    command: str,
+    component: str,
+    image: str = "",
+    variables: Sequence[tuple[str, str]] = (),
+) -> str:
+    """The child pipeline of a sharded account's pipeline (the component's `stacks` job writes it; its
+    `stacks-run` job triggers it): the component included for its hidden jobs, then
+
+    - `fleet-snapshot` (plan and drift of more than one stack): the account read once, for the stack jobs;
+    - one job per stack, `fleet-<command>: <stack>`, with the stack, its fleet file and the matrix's variables
+      (the stacks of the run, the budget's shares: every stack job may run at once; a merge's apply of a stack
+      waits for that stack's previous one alone);
+    - the report for all (plan: ONE note for the merge request; drift: ONE issue), after the stack jobs
+      whatever they ended with.
+
+    A child pipeline runs on the parent's commit, so the rules of the hidden jobs (a merge request's, a push's,
+    a schedule's pipeline) are replaced: the parent chose the command. With no stack, one job says so (GitLab
+    refuses a pipeline without a job). `image` is every job's; `variables` (the parent's context: its merge
+    request, its Run pipeline's variables) are the child's."""
+    if command not in GITLAB_COMMANDS:
+        raise StacksFailure(f"--gitlab-command must be one of {', '.join(GITLAB_COMMANDS)}, not {command!r}")
+    if not component:
+        raise StacksFailure("--gitlab-component: the address of the lattigo-fleet component the child includes")
+    q = json.dumps
+    names = [s.name for s in stacks]
+    lines = [
+        "# Written by `lattigo-fleet stacks --gitlab-pipeline`: one job per stack of the repository.",
+        f"stages: {q(list(GITLAB_STAGES))}",
+        "include:",
+        f"  - component: {q(component)}",
+        f"    inputs: {{command: jobs, stage: {q(GITLAB_STAGES[-1])}}}",
+        *([f"default: {{image: {q(image)}}}"] if image else []),
+        "variables:",
+        '  FLEET_MATRIX: "true"',
+        f"  FLEET_STACKS: {q(json.dumps(names))}",
+        f"  LATTIGO_FLEET_BUDGET_SHARES: {q(str(max(len(stacks), 1)))}",
+        *[f"  {name}: {q(value)}" for name, value in variables],
+        "",
+    ]
     if not stacks:
         lines += [
-            f"{json.dumps(f'{job}: no stack')}:",
+            f"{q('fleet-' + command + ': no stack')}:",
+            f"  stage: {q(GITLAB_STAGES[1])}",
             "  script: ['echo \"No stack of the repository changed: nothing to run.\"']",
+        ]
+        return "\n".join(lines) + "\n"
+    if command != "apply" and len(stacks) > 1:
+        lines += [
+            "fleet-snapshot:",
+            "  extends: .lattigo-fleet-snapshot",
+            f"  stage: {q(GITLAB_STAGES[0])}",
+            "  rules: [{when: on_success}]",
+            "  variables:",
+            f"    FLEET_STACK: {q(stacks[0].name)}",
+            "",
+        ]
+    for stack in stacks:
+        lines += [
+            f"{q(f'fleet-{command}: {stack.name}')}:",
+            f"  extends: .lattigo-fleet-{command}",
+            f"  stage: {q(GITLAB_STAGES[1])}",
+            "  rules: [{when: on_success}]",
+        ]
+        if command == "apply":  # one apply of a stack at a time; the stacks of one merge apply side by side
+            lines.append(f"  resource_group: {q('lattigo-fleet-apply-' + stack.name)}")
+        lines += [
+            "  variables:",
+            f"    FLEET_STACK: {q(stack.name)}",
+            f"    FLEET_FILE: {q(stack.fleet_file)}",
+            "",
+        ]
+    report = GITLAB_COMMANDS[command]
+    if report:
+        lines += [
+            f"{report}:",
+            f"  extends: .lattigo-{report}",
+            f"  stage: {q(GITLAB_STAGES[2])}",
+            "  rules: [{when: always}]  # after every stack's job, whatever it ended with",
             "",
         ]
     return "\n".join(lines)
@@ -222,17 +286,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_argument(
         "--gitlab-pipeline",
         metavar="FILE",
-        help="write a GitLab child pipeline to FILE: one job per stack (see --gitlab-job, --gitlab-extends)",
+        help="write a GitLab child pipeline to FILE: one job per stack (the component's stacks job does)",
     )
-    parser.add_argument("--gitlab-job", default="fleet", help="the child pipeline's jobs: `<job>: <stack>`")
-    parser.add_argument("--gitlab-extends", default=".lattigo-fleet-plan", help="the hidden job each of them extends")
     parser.add_argument(
-        "--gitlab-include",
+        "--gitlab-command",
+        choices=sorted(GITLAB_COMMANDS),
+        default="plan",
+        help="with --gitlab-pipeline: what each stack's job runs",
+    )
+    parser.add_argument(
+        "--gitlab-component",
+        metavar="ADDRESS",
+        default="",
+        help="with --gitlab-pipeline: the lattigo-fleet component the child pipeline includes (its hidden jobs)",
+    )
+    parser.add_argument("--gitlab-image", default="", metavar="IMAGE", help="with --gitlab-pipeline: the jobs' image")
+    parser.add_argument(
+        "--gitlab-variable",
         action="append",
         default=[],
-        metavar="INCLUDE",
-        help="an entry of the child pipeline's `include:` (a file, or a JSON object such as "
-        '{"component": "...", "inputs": {...}}); repeatable',
+        metavar="NAME=VALUE",
+        help="with --gitlab-pipeline: a variable of the child pipeline (repeatable)",
     )
 
 
@@ -247,7 +321,13 @@ def _stacks(args: argparse.Namespace, out: TextIO) -> int:
     changes_in = Path(args.changes_in) if args.changes_in else None
     stacks = select(project, changed_from=args.changed_from, changes_in=changes_in, stack=args.stack)
     if args.gitlab_pipeline:
-        text = gitlab_pipeline(stacks, args.gitlab_job, args.gitlab_extends, args.gitlab_include)
+        variables = []
+        for item in args.gitlab_variable:
+            name, sep, value = item.partition("=")
+            if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise StacksFailure(f"--gitlab-variable {item[:80]!r}: not NAME=VALUE")
+            variables.append((name, value))
+        text = gitlab_pipeline(stacks, args.gitlab_command, args.gitlab_component, args.gitlab_image, variables)
         try:
             Path(args.gitlab_pipeline).write_text(text, encoding="utf-8")
         except OSError as exc:

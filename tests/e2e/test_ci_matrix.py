@@ -28,6 +28,7 @@ from lattigo_fleet.commands.combine import digests
 from tests.e2e.fleets import PLAN_5MB, iccid, imei
 from tests.e2e.test_ci_templates import (
     ACTION,
+    MR_IID,
     PR_NUMBER,
     SECRET_INPUTS,
     SECRETS,
@@ -41,6 +42,7 @@ from tests.e2e.test_ci_templates import (
 )
 from tests.e2e.test_readme import real_cache_dir
 
+GITLAB_STACKS = REPO / "ci" / "gitlab" / "stacks" / ".gitlab-ci.yml"
 WORKFLOWS = {
     name: REPO / "ci" / "github" / "stacks" / f"{name}.yml" for name in ("pull-request", "merge", "nightly-drift")
 }
@@ -264,3 +266,56 @@ def test_github_matrix_plans_applies_and_reports_drift_per_stack(tmp_path: Path,
     set_cost_center(three_stacks.endpoint, {1: "logistics", 4: "logistics"})
     ok_run(runner.run_workflow(WORKFLOWS["nightly-drift"], expressions=VARIABLES))
     assert [(i["title"], i["state"]) for i in runner.forge.db["issues"]] == [("Fleet drift", "closed")]
+
+
+def test_gitlab_child_pipelines_plan_apply_and_report_drift_per_stack(tmp_path: Path, three_stacks: Account) -> None:
+    runner = Runner(tmp_path, three_stacks, {})
+    onboard_stacks(runner)
+    main = dict(runner.committed)
+
+    # The merge request changes west alone: the child pipeline plans west, then ONE note for all stacks.
+    changed = {**main, "fleets/west.yaml": fleet_file("west", {3: "west depot"})}
+    mr = runner.run_gitlab_pipeline(GITLAB_STACKS, source="merge_request_event", mr=MR_IID, mr_files=changed)
+    child = mr.children["fleet-stacks-run"]
+    assert mr.ok, "\n".join(j.log[-6000:] for j in [*mr.jobs.values(), *child.jobs.values()] if not j.ok)
+    assert list(mr.jobs) == ["fleet-stacks"] and list(child.jobs) == ["fleet-plan: west", "fleet-comment"]
+    (note,) = runner.forge.db["notes"]
+    document = json.loads((child.jobs["fleet-plan: west"].checkout / "fleet-plan.json").read_text())
+    assert note["body"].startswith("<!-- lattigo-fleet plan -->\n\n## lattigo-fleet plan · 1 stack\n"), note["body"]
+    assert digests(note["body"]) == {"west": document["digest"]} and "west depot" in note["body"]
+    assert "`east`" not in note["body"] and "`north`" not in note["body"]
+
+    # The merge (a push to main): the child applies west's approved plan, and nothing else.
+    runner.forge.update(gl_mrs=[{"iid": int(MR_IID), "state": "merged", "merge_commit_sha": "c1" * 20}])
+    runner.committed = changed
+    clear_requests(three_stacks.endpoint)
+    merge = runner.run_gitlab_pipeline(GITLAB_STACKS, source="push", sha="c1" * 20, before=main)
+    child = merge.children["fleet-stacks-run"]
+    assert merge.ok, "\n".join(j.log[-6000:] for j in [*merge.jobs.values(), *child.jobs.values()] if not j.ok)
+    assert list(child.jobs) == ["fleet-apply: west"]
+    assert f"applied the approved plan {document['digest'][7:19]}" in child.jobs["fleet-apply: west"].log
+    sent = [json.dumps(r) for r in mutating(three_stacks.endpoint)]
+    others = [iccid(i) for sims in STACKS.values() for i in sims if i != 3]
+    assert sent and all(iccid(3) in r and not any(o in r for o in others) for r in sent), sent
+
+    # The schedule: every stack, the account read once; drift in east and west keeps ONE issue, then closes it.
+    set_cost_center(three_stacks.endpoint, {1: "Warehouse", 4: "Field-Service"})
+    clear_requests(three_stacks.endpoint)
+    nightly = runner.run_gitlab_pipeline(GITLAB_STACKS, source="schedule")
+    child = nightly.children["fleet-stacks-run"]
+    assert nightly.ok, "\n".join(j.log[-6000:] for j in [*nightly.jobs.values(), *child.jobs.values()] if not j.ok)
+    assert list(child.jobs) == [
+        "fleet-snapshot",
+        "fleet-drift: east",
+        "fleet-drift: north",
+        "fleet-drift: west",
+        "fleet-drift-issue",
+    ]
+    assert len(listings(three_stacks.endpoint)) == 1
+    (issue,) = runner.forge.db["gl_issues"]
+    assert (issue["title"], issue["state"]) == ("Fleet drift", "opened")
+    assert issue["description"].count("## lattigo-fleet drift · stack `") == 2, issue["description"]
+    assert "| `north` | in sync |" in issue["description"] and "Field-Service" in issue["description"]
+    set_cost_center(three_stacks.endpoint, {1: "logistics", 4: "logistics"})
+    assert runner.run_gitlab_pipeline(GITLAB_STACKS, source="schedule").ok
+    assert [i["state"] for i in runner.forge.db["gl_issues"]] == ["closed"]

@@ -123,6 +123,7 @@ class Account:
             "CI_API_V4_URL": GITLAB_API,
             "CI_PROJECT_ID": "42",
             "CI_JOB_URL": "https://gitlab.example.com/acme/fleet/-/jobs/1",
+            "CI_SERVER_FQDN": "gitlab.example.com",
         }
 
 
@@ -273,7 +274,11 @@ def curl():
     if path[2:3] == ["merge_requests"] and path[4:] == ["pipelines"]:
         done(json.dumps([p for p in reversed(db["gl_pipelines"]) if p["mr"] == int(path[3])]))
     if path[2:3] == ["pipelines"] and path[4:] == ["jobs"]:
-        done(json.dumps([j for j in db["gl_jobs"] if j["pipeline"] == int(path[3])]))
+        scope = params.get("scope[]")
+        done(json.dumps([j for j in db["gl_jobs"] if j["pipeline"] == int(path[3])
+                         and scope in (None, j["status"])]))
+    if path[2:3] == ["pipelines"] and path[4:] == ["bridges"]:
+        done(json.dumps([b for b in db["gl_bridges"] if b["pipeline"] == int(path[3])]))
     if path[2:3] == ["jobs"] and path[4:5] == ["artifacts"]:
         job = next((j for j in db["gl_jobs"] if j["id"] == int(path[3])), None)
         kept = job and job["artifacts"].get("/".join(path[5:]))
@@ -335,6 +340,7 @@ class Forge:
                     "gl_mrs": [],
                     "gl_pipelines": [],
                     "gl_jobs": [],
+                    "gl_bridges": [],
                 }
             )
         )
@@ -619,10 +625,16 @@ def merged(base: Any, over: Any) -> Any:
     return over
 
 
-def gitlab_pipeline(inputs: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
-    """ci/gitlab/.gitlab-ci.yml with its includes (a component, or a local file) merged in, each with its
-    `inputs` (and, for the include whose command is a key of `inputs`, those on top)."""
-    doc: dict[str, Any] = load(GITLAB_PIPELINE)
+def gitlab_pipeline(
+    inputs: Mapping[str, Mapping[str, str]] | None = None, path: Path = GITLAB_PIPELINE
+) -> dict[str, Any]:
+    """A pipeline file (ci/gitlab/.gitlab-ci.yml, or a child pipeline's) with its includes (a component, or a
+    local file) merged in, each with its `inputs` (and, for the include whose command is a key of `inputs`,
+    those on top)."""
+    return with_includes(load(path), inputs)
+
+
+def with_includes(doc: dict[str, Any], inputs: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
     includes = doc.pop("include", None) or []
     whole: dict[str, Any] = {}
     for include in [includes] if isinstance(includes, dict | str) else includes:
@@ -693,6 +705,19 @@ class Job:
     outputs: dict[str, str] = field(default_factory=dict)  # GitHub: the composite action's outputs
     caches: list[dict[str, str]] = field(default_factory=list)  # GitHub: actions/cache's path and key
     job_outputs: dict[str, str] = field(default_factory=dict)  # GitHub: the job's `outputs:`
+
+
+@dataclass
+class GitLabRun:
+    """A GitLab pipeline's run: its jobs by name, and the child pipelines its trigger jobs ran."""
+
+    pipeline: int
+    jobs: dict[str, Job] = field(default_factory=dict)
+    children: dict[str, GitLabRun] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(j.ok for j in self.jobs.values()) and all(c.ok for c in self.children.values())
 
 
 @dataclass
@@ -1090,37 +1115,195 @@ class Runner:
         has main (`committed`), and the checkout is the merge request's commit (`mr_files` on top of main),
         whose sha is CI_COMMIT_SHA."""
         doc = gitlab_pipeline({name.removeprefix("fleet-"): inputs} if inputs else None)
+        source = source or {"fleet-plan": "merge_request_event", "fleet-apply": "push", "fleet-drift": "schedule"}[name]
+        return self.gitlab_job(
+            doc, name, source=source, sha=sha, mr=mr, variables=variables, mr_files=mr_files, pipeline=None
+        )
+
+    def run_gitlab_pipeline(
+        self,
+        path: Path,
+        *,
+        source: str,
+        sha: str = "0" * 40,
+        mr: str | None = None,
+        variables: dict[str, str] | None = None,
+        mr_files: dict[str, str] | None = None,
+        before: dict[str, str] | None = None,
+    ) -> GitLabRun:
+        """A whole pipeline of `path` for `source`: its jobs whose rules hold, stage by stage, each given the
+        artifacts of the jobs of earlier stages; a trigger job (`trigger: include: artifact:`) runs the child
+        pipeline that an earlier job kept as an artifact, with its includes, as the trigger's status. On a push,
+        `before` is main before it: the checkout is a git repository whose first commit holds it, and
+        CI_COMMIT_BEFORE_SHA is that commit."""
+        doc = gitlab_pipeline(path=path)
+        self.jobs += 1
+        pipeline = 100 + self.jobs
+        run = GitLabRun(pipeline)
+        self.forge.append(
+            "gl_pipelines", {"id": pipeline, "mr": int(mr) if mr else None, "status": "running", "sha": sha}
+        )
+        self.gitlab_stages(
+            doc, run, pipeline, source=source, sha=sha, mr=mr, variables=variables, mr_files=mr_files, before=before
+        )
+        self.set_pipeline_status(pipeline, run.ok)
+        return run
+
+    def gitlab_stages(
+        self,
+        doc: dict[str, Any],
+        run: GitLabRun,
+        pipeline: int,
+        *,
+        source: str,
+        sha: str,
+        mr: str | None,
+        variables: dict[str, str] | None,
+        mr_files: dict[str, str] | None = None,
+        before: dict[str, str] | None = None,
+        child: bool = False,
+    ) -> None:
+        stages = doc.get("stages", [".pre", "build", "test", "deploy", ".post"])
+        names = [
+            n
+            for n, j in doc.items()
+            if not n.startswith(".") and isinstance(j, dict) and ("script" in j or "trigger" in j or "extends" in j)
+        ]
+        names = [n for n in names if n not in ("variables", "default", "workflow")]
+        failed = False
+        artifacts: dict[str, str] = {}
+        for stage in stages:
+            for name in [n for n in names if gitlab_job(doc, n).get("stage", "test") == stage]:
+                job = gitlab_job(doc, name)
+                env = self.gitlab_env(source, sha, mr, child, {**(doc.get("variables") or {}), **(variables or {})})
+                if not job_runs(job.get("rules") or [{"when": "on_success"}], env, failed):
+                    continue
+                if "trigger" in job:
+                    ((include,),) = [job["trigger"]["include"]]
+                    assert job["trigger"].get("strategy") == "depend", f"{name}: its status is the child's"
+                    maker = run.jobs[include["job"]]
+                    kept = next(j for j in self.forge.db["gl_jobs"] if j["id"] == maker.run_id)["artifacts"]
+                    child_doc = with_includes(load(Path(kept[include["artifact"]])))
+                    self.jobs += 1
+                    child_pipeline = 100 + self.jobs
+                    self.forge.append(
+                        "gl_pipelines", {"id": child_pipeline, "mr": None, "status": "running", "sha": sha}
+                    )
+                    self.forge.append(
+                        "gl_bridges",
+                        {"pipeline": pipeline, "name": name, "downstream_pipeline": {"id": child_pipeline}},
+                    )
+                    child_run = GitLabRun(child_pipeline)
+                    self.gitlab_stages(
+                        child_doc,
+                        child_run,
+                        child_pipeline,
+                        source="parent_pipeline",
+                        sha=sha,
+                        mr=mr,
+                        variables=None,
+                        mr_files=mr_files,
+                        child=True,
+                    )
+                    self.set_pipeline_status(child_pipeline, child_run.ok)
+                    run.children[name] = child_run
+                    failed = failed or not child_run.ok
+                    continue
+                result = self.gitlab_job(
+                    doc,
+                    name,
+                    source=source,
+                    sha=sha,
+                    mr=mr,
+                    variables=variables,
+                    mr_files=mr_files,
+                    pipeline=pipeline,
+                    before=before,
+                    artifacts_in=artifacts,
+                    child=child,
+                )
+                run.jobs[name] = result
+                failed = failed or not result.ok
+            for result in run.jobs.values():  # what the next stages get
+                artifacts.update(next(j for j in self.forge.db["gl_jobs"] if j["id"] == result.run_id)["artifacts"])
+
+    def set_pipeline_status(self, pipeline: int, ok: bool) -> None:
+        db = self.forge.db
+        for row in db["gl_pipelines"]:
+            if row["id"] == pipeline:
+                row["status"] = "success" if ok else "failed"
+        self.forge.update(gl_pipelines=db["gl_pipelines"])
+
+    def gitlab_env(
+        self, source: str, sha: str, mr: str | None, child: bool, extra: Mapping[str, Any]
+    ) -> dict[str, str]:
+        """The predefined variables of a job (a child pipeline's has no merge request's), then `extra`."""
+        env = self.base_env()
+        env.update(self.account.gitlab_variables())
+        env.update(
+            {
+                "CI_PIPELINE_SOURCE": source,
+                "CI_COMMIT_SHA": sha,
+                "CI_COMMIT_BRANCH": "main",
+                "CI_DEFAULT_BRANCH": "main",
+            }
+        )
+        if mr and not child:
+            env["CI_MERGE_REQUEST_IID"] = mr
+            env["CI_MERGE_REQUEST_TARGET_BRANCH_NAME"] = "main"
+        else:
+            env.pop("CI_MERGE_REQUEST_IID", None)
+        for key, value in extra.items():
+            if key not in CACHE_VARIABLES:
+                env[key] = re.sub(r"\$\{?(\w+)\}?", lambda m: env.get(m.group(1), ""), str(value))
+        return env
+
+    def gitlab_job(
+        self,
+        doc: dict[str, Any],
+        name: str,
+        *,
+        source: str,
+        sha: str,
+        mr: str | None,
+        variables: dict[str, str] | None,
+        mr_files: dict[str, str] | None,
+        pipeline: int | None,
+        before: dict[str, str] | None = None,
+        artifacts_in: Mapping[str, str] | None = None,
+        child: bool = False,
+    ) -> Job:
+        """One job of `doc` (its `extends` chain merged in), in a fresh checkout with `artifacts_in` (an
+        artifact's path -> the file that keeps it) in place; a pipeline of its own when `pipeline` is None."""
         job = gitlab_job(doc, name)
         for line in job.get("before_script") or []:
             assert line.startswith("apt-get "), f"{name}: before_script is for the image's packages only: {line}"
         assert job["stage"] in doc.get("stages", [".pre", "build", "test", "deploy", ".post"]), job["stage"]
         checkout = self.checkout()
-        if mr:
+        extra: dict[str, str] = {}
+        if mr:  # a child pipeline's job checks out the same commit (its merge request's variables it has not)
             sha = git_merge_request(checkout, mr_files or {})
+            extra["CI_MERGE_REQUEST_DIFF_BASE_SHA"] = subprocess.run(
+                ["git", "rev-parse", "HEAD^1"], cwd=checkout, capture_output=True, text=True, check=True
+            ).stdout.strip()
+        if before is not None and source == "push":
+            extra["CI_COMMIT_BEFORE_SHA"] = git_history(checkout, before, self.committed, keep=True)
+        for path, stored in (artifacts_in or {}).items():
+            (checkout / path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(stored, checkout / path)
         job_id = 500 + self.jobs
-        env = self.base_env()
-        env.update(self.account.gitlab_variables())
-        source = source or {"fleet-plan": "merge_request_event", "fleet-apply": "push", "fleet-drift": "schedule"}[name]
+        env = self.gitlab_env(source, sha, mr, child, {**(doc.get("variables") or {}), **(job.get("variables") or {})})
         env.update(
             {
                 "CI_PROJECT_DIR": str(checkout),
-                "CI_PIPELINE_SOURCE": source,
-                "CI_COMMIT_SHA": sha,
                 "CI_JOB_ID": str(job_id),
-                "CI_COMMIT_BRANCH": "main",
-                "CI_DEFAULT_BRANCH": "main",
+                "CI_PIPELINE_URL": f"https://gitlab.example.com/acme/fleet/-/pipelines/{pipeline}",
+                **extra,
             }
         )
-        if mr:
-            env["CI_MERGE_REQUEST_IID"] = mr
-            env["CI_MERGE_REQUEST_TARGET_BRANCH_NAME"] = "main"
-        else:
-            env.pop("CI_MERGE_REQUEST_IID", None)
-        for key, value in {**(doc.get("variables") or {}), **(job.get("variables") or {})}.items():
-            if key not in CACHE_VARIABLES:
-                env[key] = re.sub(r"\$\{?(\w+)\}?", lambda m: env.get(m.group(1), ""), str(value))
         env.update(variables or {})
-        assert any(rule_holds(rule["if"], env) for rule in job["rules"]), f"{name} does not run on {source}"
+        if pipeline is None:
+            assert any(rule_holds(rule["if"], env) for rule in job["rules"]), f"{name} does not run on {source}"
         script = "\n".join(str(line) for line in flatten(job["script"]))
         since = len(self.forge.calls())
         proc = subprocess.run(
@@ -1138,14 +1321,24 @@ class Runner:
         kept: dict[str, str] = {}
         if {"on_success": passed, "on_failure": not passed, "always": True}[artifacts.get("when", "on_success")]:
             for path in artifacts.get("paths") or []:
-                if (checkout / path).exists():
-                    kept[path] = str(self.root / "artifacts" / f"job-{job_id}-{path}")
-                    shutil.copy(checkout / path, kept[path])
-        pipeline = 100 + self.jobs
-        self.forge.append(
-            "gl_pipelines",
-            {"id": pipeline, "mr": int(mr) if mr else None, "status": "success" if passed else "failed", "sha": sha},
-        )
+                found = checkout / path
+                files = [found] if found.is_file() else sorted(f for f in found.rglob("*") if f.is_file())
+                for file in files:  # each file of a directory, by its path (as the artifacts API serves them)
+                    relative = file.relative_to(checkout).as_posix()
+                    kept[relative] = str(self.root / "artifacts" / f"job-{job_id}" / relative)
+                    Path(kept[relative]).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(file, kept[relative])
+        if pipeline is None:
+            pipeline = 100 + self.jobs
+            self.forge.append(
+                "gl_pipelines",
+                {
+                    "id": pipeline,
+                    "mr": int(mr) if mr else None,
+                    "status": "success" if passed else "failed",
+                    "sha": sha,
+                },
+            )
         self.forge.append(
             "gl_jobs",
             {
@@ -1229,6 +1422,19 @@ def git_merge_request(checkout: Path, mr_files: dict[str, str]) -> str:
     git("add", "-A")
     git("commit", "-q", "--allow-empty", "-m", "merge request")
     return git("rev-parse", "HEAD")
+
+
+def job_runs(rules: list[dict[str, Any]], env: Mapping[str, str], earlier_failed: bool) -> bool:
+    """A job's `rules:` as GitLab reads them: the first that holds decides; an `if` holds by its condition, a
+    rule without one always; `when: on_success` (the default) runs if no job of an earlier stage failed,
+    `always` runs, `never` does not."""
+    for rule in rules:
+        if "if" in rule and not rule_holds(str(rule["if"]), env):
+            continue
+        when = rule.get("when", "on_success")
+        assert when in ("on_success", "always", "never"), f"rules: when: {when}"
+        return when == "always" or (when == "on_success" and not earlier_failed)
+    return False
 
 
 def rule_holds(condition: str, env: Mapping[str, str]) -> bool:
@@ -1435,7 +1641,9 @@ def test_templates_declare_the_settings_and_serialize_applies() -> None:
     assert '"merge_request_event"' in sources["fleet-plan"]
     assert '"push"' in sources["fleet-apply"] and "$CI_DEFAULT_BRANCH" in sources["fleet-apply"]
     assert '"schedule"' in sources["fleet-drift"] and '"schedule"' not in sources["fleet-apply"]
-    assert jobs["fleet-plan"]["artifacts"]["paths"] == ["fleet-plan.json"]
+    # The plan document (and, in a child pipeline of many stacks, the stack's report), kept even when it failed.
+    assert jobs["fleet-plan"]["artifacts"]["paths"] == ["fleet-plan.json", "fleet-report/"]
+    assert jobs["fleet-plan"]["artifacts"]["when"] == "always"
     assert jobs["fleet-apply"]["artifacts"] == {
         "when": "on_failure",
         "paths": ["fleet-plan-now.json"],
