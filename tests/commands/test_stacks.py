@@ -6,8 +6,10 @@ import io
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from lattigo_fleet.cli import build_parser
 from lattigo_fleet.commands import stacks
@@ -155,3 +157,75 @@ def test_a_project_without_stacks_says_how_to_make_one(tmp_path: Path, capsys: p
 )
 def test_what_touches_a_stack(path: str, touched: bool) -> None:
     assert StackFiles("east", "Pulumi.east.yaml", "fleets/east.yaml").touched_by(path) is touched
+
+
+def child(project: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
+    out = project / "child.yml"
+    code, _, err = run(
+        [
+            "--cwd",
+            str(project),
+            "--gitlab-pipeline",
+            str(out),
+            "--gitlab-component",
+            "h/g/lattigo-fleet/lattigo-fleet@v1",
+            *argv,
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    loaded: dict[str, Any] = yaml.safe_load(out.read_text())
+    return loaded
+
+
+def test_a_gitlab_child_pipeline_has_a_job_per_stack_and_the_report_after_them(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = child(
+        project, capsys, "--gitlab-command", "drift", "--gitlab-image", "img:1", "--gitlab-variable", "FLEET_MR_IID=7"
+    )
+    assert doc["include"] == [
+        {"component": "h/g/lattigo-fleet/lattigo-fleet@v1", "inputs": {"command": "jobs", "stage": "report"}}
+    ]
+    assert doc["default"] == {"image": "img:1"}
+    assert doc["variables"] == {
+        "FLEET_MATRIX": "true",
+        "FLEET_STACKS": '["east", "north", "plain", "west"]',
+        "LATTIGO_FLEET_BUDGET_SHARES": "4",  # GitLab may run every stack's job at once
+        "FLEET_MR_IID": "7",
+    }
+    jobs = [name for name in doc if name not in ("stages", "include", "default", "variables")]
+    assert jobs == [
+        "fleet-snapshot",
+        "fleet-drift: east",
+        "fleet-drift: north",
+        "fleet-drift: plain",
+        "fleet-drift: west",
+        "fleet-drift-issue",
+    ]
+    assert doc["fleet-drift: west"] == {
+        "extends": ".lattigo-fleet-drift",
+        "stage": "stacks",
+        "rules": [{"when": "on_success"}],
+        "variables": {"FLEET_STACK": "west", "FLEET_FILE": "fleets/west.yaml"},
+    }
+    assert doc["fleet-drift-issue"]["rules"] == [{"when": "always"}] and doc["fleet-drift-issue"]["stage"] == "report"
+
+
+def test_a_merges_child_pipeline_applies_each_stack_apart_and_one_stack_reads_the_account_itself(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "fleets" / "west.yaml").write_text("version: 1\nsims: []\n# changed\n")
+    doc = child(project, capsys, "--gitlab-command", "apply", "--changed-from", "HEAD")
+    jobs = [name for name in doc if name not in ("stages", "include", "variables")]
+    assert jobs == ["fleet-apply: west"]
+    assert doc["fleet-apply: west"]["resource_group"] == "lattigo-fleet-apply-west"
+    assert [
+        n for n in child(project, capsys, "--gitlab-command", "plan", "--stack", "west") if n.startswith("fleet-")
+    ] == [
+        "fleet-plan: west",
+        "fleet-comment",
+    ], "no snapshot job for one stack: its own read is as many"
+    (project / "fleets" / "west.yaml").write_text("version: 1\nsims: []\n")
+    doc = child(project, capsys, "--gitlab-command", "plan", "--changed-from", "HEAD")
+    assert [n for n in doc if n.startswith("fleet-")] == ["fleet-plan: no stack"], "GitLab refuses a pipeline of no job"

@@ -37,6 +37,8 @@ from tests.e2e.test_ci_templates import (
     Runner,
     WorkflowRun,
     clear_requests,
+    gitlab_job,
+    gitlab_pipeline,
     load,
     mutating,
     shell,
@@ -184,6 +186,21 @@ def test_the_matrix_workflows_run_each_stack_apart_and_keep_the_secrets_in_one_s
     assert "head.repo.full_name == github.repository" in jobs["pull-request"]["stacks"]["if"]
     assert jobs["merge"]["apply"]["environment"] == "lattigo-fleet-apply"
     assert load(WORKFLOWS["merge"])["concurrency"] == {"group": "fleet-apply", "cancel-in-progress": False}
+
+
+def test_the_gitlab_pipeline_is_one_include_and_the_child_it_writes() -> None:
+    (include,) = load(GITLAB_STACKS)["include"]
+    assert include["inputs"]["command"] == "stacks"
+    assert include["inputs"]["component"] == include["component"], "the child includes the same component"
+    doc = gitlab_pipeline(path=GITLAB_STACKS)
+    run = gitlab_job(doc, "fleet-stacks-run")
+    assert run["trigger"] == {
+        "include": [{"artifact": "fleet-stacks.yml", "job": "fleet-stacks"}],
+        "strategy": "depend",
+    }
+    assert run["needs"] == ["fleet-stacks"] and run["rules"] == gitlab_job(doc, "fleet-stacks")["rules"]
+    assert gitlab_job(doc, "fleet-stacks")["artifacts"]["paths"] == ["fleet-stacks.yml"]
+    assert "environment" not in gitlab_job(doc, "fleet-stacks"), "the parent's job has no write key"
 
 
 # --- the story -------------------------------------------------------------------------------------------
