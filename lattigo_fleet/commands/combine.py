@@ -1,7 +1,8 @@
 """`lattigo-fleet combine plan|drift DIR...`: one comment (one issue) for the stacks of one CI run.
 
 A sharded account runs one CI job per stack (a matrix: docs/ci.md). Each job keeps its report in a directory
-of its own (its artifact): `stack.json` (`{"stack", "exit_code", "artifact"}`), and `plan.md` with the plan
+of its own (its artifact): `stack.json` (`{"stack", "exit_code", "artifact"}`, and optionally `"full"`: where
+its full report is, when not its job's summary and that artifact), and `plan.md` with the plan
 document `fleet-plan.json` (plan) or `drift.md` (drift), as `lattigo-fleet plan` and `lattigo-fleet drift
 --markdown` printed them. This command reads those directories and prints the one Markdown text a pull
 request's comment (a drift issue) shows for all of them:
@@ -62,6 +63,7 @@ class StackReport:
     exit_code: int | None  # None: no report (the job ended before it kept one)
     text: str = ""
     artifact: str = ""  # the artifact that keeps the report (where the cut note sends the reader)
+    full: str = ""  # where the full report is, when the job says (GitLab: its job's log and artifacts)
     document: Mapping[str, Any] | None = None
 
     @property
@@ -97,7 +99,7 @@ def read_report(directory: Path, kind: str) -> StackReport:
             raise CombineFailure(
                 f"{directory / PLAN_DOCUMENT}: the plan of stack {document.get('stack')!r}, not of {stack!r}"
             )
-    return StackReport(stack, code, text, str(meta.get("artifact") or ""), document)
+    return StackReport(stack, code, text, str(meta.get("artifact") or ""), str(meta.get("full") or ""), document)
 
 
 def read_reports(directories: Sequence[Path], kind: str, expected: Sequence[str]) -> list[StackReport]:
@@ -220,7 +222,9 @@ def drift_summary(reports: Sequence[StackReport]) -> str:
 
 def cut_section(report: StackReport, text: str, share: int, kind: str, see: str) -> str:
     """`text` cut at a line to fit `share` characters with its note; a fold it opened is closed."""
-    where = f"the job summary of its {kind} job" + (f" and its artifact `{report.artifact}`" if report.artifact else "")
+    where = report.full or (
+        f"the job summary of its {kind} job" + (f" and its artifact `{report.artifact}`" if report.artifact else "")
+    )
     note = (
         f"\n\n_… the {kind} of stack `{report.stack}` is cut here to keep this text under the size limit: "
         f"the full {kind} is in {where}{see}._\n"

@@ -185,3 +185,13 @@ def test_a_report_that_is_not_one_is_refused_in_one_line(tmp_path: Path, capsys:
     assert code == 1 and err.endswith("the plan of stack 'west', not of 'east'\n") and len(err.splitlines()) == 1
     code, _, err = run(["plan", "--stacks", "a b/c"], capsys)
     assert code == 1 and err == "lattigo-fleet combine: --stacks: 'b/c' is not a stack name\n"
+
+
+def test_a_cut_section_says_where_the_job_keeps_its_full_report(tmp_path: Path) -> None:
+    """A GitLab job has no job summary: its stack.json says where the full report is."""
+    directory = plan_dir(tmp_path, "east", "changes", 0, "## lattigo-fleet plan · stack `east`\n\n" + "| x |\n" * 3000)
+    meta = json.loads((directory / "stack.json").read_text())
+    (directory / "stack.json").write_text(json.dumps({**meta, "full": "the log and artifacts of its job https://j/1"}))
+    text, cut = combine.combine(combine.read_reports([directory], "plan", []), "plan", limit=4000)
+    assert cut == ["east"] and len(text) <= 4000
+    assert text.endswith("the full plan is in the log and artifacts of its job https://j/1._\n"), text[-300:]
