@@ -624,7 +624,19 @@ def pulumi_steps(report: PlanReport) -> tuple[list[dict[str, Any]], dict[str, in
     for name, step in changed.items():  # a Pulumi change that sends nothing (the stack's record alone)
         add(name, step, None)
     seen = pulumi_summary.known_sims(preview) | {r.iccid for r in report.rows}
-    return steps, pulumi_summary.change_summary(ops, len(seen))
+    # A failed preview counts nothing it did not reach (pulumi_summary.known_sims).
+    planned = 0 if preview.errors else _sims_in_plan(report.document)
+    return steps, pulumi_summary.change_summary(ops, max(len(seen), planned))
+
+
+def _sims_in_plan(doc: Mapping[str, Any] | None) -> int:
+    """Every SIM the plan is about: those fleet.yaml declares and those the stack holds that it no longer
+    declares. A preview without --refresh lists no step for a SIM that does not change (Pulumi leaves `same`
+    steps out of its JSON), so the document counts them."""
+    if doc is None:
+        return 0
+    removed = sum(1 for e in doc.get("sims") or [] if str(e.get("action", "")).startswith("forget"))
+    return int((doc.get("fleet") or {}).get("sims") or 0) + removed
 
 
 def render_json(report: PlanReport) -> dict[str, Any]:
