@@ -64,6 +64,16 @@ COMMANDS: tuple[CommandInfo, ...] = (
         "drift report: fleet.yaml against the live account, and unmanaged SIMs (exit 0 in sync, 2 drift, 1 error)",
     ),
     CommandInfo(
+        "stacks",
+        "lattigo_fleet.commands.stacks",
+        "the stacks of this repository (--changed-from REF: those a change touches)",
+    ),
+    CommandInfo(
+        "combine",
+        "lattigo_fleet.commands.combine",
+        "one comment (one drift issue) from the reports of a matrix of stacks",
+    ),
+    CommandInfo(
         "recover",
         "lattigo_fleet.commands.recover",
         "after a killed pulumi run: check none still runs, unlock the stack, clear pending operations",

@@ -39,6 +39,7 @@ What is substituted, and nothing else:
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -122,6 +123,7 @@ class Account:
             "CI_API_V4_URL": GITLAB_API,
             "CI_PROJECT_ID": "42",
             "CI_JOB_URL": "https://gitlab.example.com/acme/fleet/-/jobs/1",
+            "CI_SERVER_FQDN": "gitlab.example.com",
         }
 
 
@@ -272,7 +274,11 @@ def curl():
     if path[2:3] == ["merge_requests"] and path[4:] == ["pipelines"]:
         done(json.dumps([p for p in reversed(db["gl_pipelines"]) if p["mr"] == int(path[3])]))
     if path[2:3] == ["pipelines"] and path[4:] == ["jobs"]:
-        done(json.dumps([j for j in db["gl_jobs"] if j["pipeline"] == int(path[3])]))
+        scope = params.get("scope[]")
+        done(json.dumps([j for j in db["gl_jobs"] if j["pipeline"] == int(path[3])
+                         and scope in (None, j["status"])]))
+    if path[2:3] == ["pipelines"] and path[4:] == ["bridges"]:
+        done(json.dumps([b for b in db["gl_bridges"] if b["pipeline"] == int(path[3])]))
     if path[2:3] == ["jobs"] and path[4:5] == ["artifacts"]:
         job = next((j for j in db["gl_jobs"] if j["id"] == int(path[3])), None)
         kept = job and job["artifacts"].get("/".join(path[5:]))
@@ -334,6 +340,7 @@ class Forge:
                     "gl_mrs": [],
                     "gl_pipelines": [],
                     "gl_jobs": [],
+                    "gl_bridges": [],
                 }
             )
         )
@@ -370,15 +377,25 @@ class Forge:
 
 # --- GitHub expressions, composite actions, GitLab includes ------------------------------------------------
 
-Value = str | bool | float | None
-TOKEN = re.compile(r"\s*(?:(\|\||&&|==|!=|!|\(|\))|'((?:[^']|'')*)'|(\d+(?:\.\d+)?)(?![\w.-])|([A-Za-z_][\w.-]*))")
+Value = str | bool | float | None | list[Any] | dict[str, Any]
+TOKEN = re.compile(
+    r"\s*(?:(\|\||&&|==|!=|!|\(|\)|\[|\])|'((?:[^']|'')*)'|(\d+(?:\.\d+)?)(?![\w.-])|([A-Za-z_][\w.-]*))"
+)
 STATUS_FUNCTIONS = ("success", "failure", "always", "cancelled")
+
+
+def from_json(value: Value) -> Value:
+    """GitHub's fromJSON: a JSON text to its value (numbers are floats, as GitHub's are)."""
+    assert isinstance(value, str), f"fromJSON of {value!r}"
+    loaded: Value = json.loads(value, parse_int=float)
+    return loaded
 
 
 def evaluate(expression: str, lookup: Callable[[str], Value], functions: Mapping[str, bool]) -> Value:
     """A GitHub expression, as much of the syntax as the templates use: literals, context names (`lookup`), the
-    status functions, `!`, `==` and `!=` (strings compared ignoring case, as GitHub does), `&&` and `||` (which
-    give an operand, as GitHub's do), parentheses. Anything else fails the test."""
+    status functions, `fromJSON(...)` and an index (`[0]`), `!`, `==` and `!=` (strings compared ignoring case,
+    as GitHub does), `&&` and `||` (which give an operand, as GitHub's do), parentheses. Anything else fails
+    the test."""
     tokens: list[tuple[str, Value]] = []
     text, pos = expression.strip(), 0
     while pos < len(text):
@@ -421,12 +438,21 @@ def evaluate(expression: str, lookup: Callable[[str], Value], functions: Mapping
         return comparison(i)
 
     def comparison(i: int) -> tuple[Value, int]:
-        left, i = primary(i)
+        left, i = indexed(i)
         if at(i) in (("op", "=="), ("op", "!=")):
             equal_op = at(i)[1] == "=="
-            right, i = primary(i + 1)
+            right, i = indexed(i + 1)
             return (folded(left) == folded(right)) == equal_op, i
         return left, i
+
+    def indexed(i: int) -> tuple[Value, int]:
+        value, i = primary(i)
+        while at(i) == ("op", "["):
+            index, i = either(i + 1)
+            assert at(i) == ("op", "]"), f"expression {expression!r}: no closing bracket"
+            assert isinstance(value, list) and isinstance(index, float), f"expression {expression!r}: index"
+            value, i = value[int(index)], i + 1
+        return value, i
 
     def primary(i: int) -> tuple[Value, int]:
         kind, value = at(i)
@@ -437,6 +463,10 @@ def evaluate(expression: str, lookup: Callable[[str], Value], functions: Mapping
         if kind == "value":
             return value, i + 1
         assert kind == "name" and isinstance(value, str), f"expression {expression!r}: unexpected {value!r}"
+        if value == "fromJSON" and at(i + 1) == ("op", "("):
+            argument, i = either(i + 2)
+            assert at(i) == ("op", ")"), f"expression {expression!r}: fromJSON( without )"
+            return from_json(argument), i + 1
         if at(i + 1) == ("op", "("):
             assert value in functions and at(i + 2) == ("op", ")"), f"expression {expression!r}: {value}()"
             return functions[value], i + 3
@@ -463,6 +493,8 @@ def as_text(value: Value) -> str:
         return str(value).lower()
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else str(value)
+    if isinstance(value, list | dict):
+        return json.dumps(value)
     return value
 
 
@@ -477,6 +509,8 @@ class Scope:
     steps: dict[str, dict[str, str]] = field(default_factory=dict)  # a step's id -> its outputs
     failed: bool = False  # a step here failed: what failure() reads
     caller_env: dict[str, str] = field(default_factory=dict)  # a composite's: the env of the step that uses it
+    # A job's own `if:` reads the jobs it needs: success() all of them succeeded, failure() one failed.
+    needs_status: dict[str, bool] | None = None
 
     def lookup(self, name: str) -> Value:
         if name in self.context:
@@ -489,7 +523,17 @@ class Scope:
         raise AssertionError(f"{self.where}: no substitution for ${{{{ {name} }}}}")
 
     def functions(self) -> dict[str, bool]:
+        if self.needs_status is not None:
+            return self.needs_status
         return {"success": not self.failed, "failure": self.failed, "always": True, "cancelled": False}
+
+    def value(self, text: Any) -> Value:
+        """A value that is one whole `${{ }}` as GitHub reads it where it need not be a string (`strategy:`):
+        its value itself (a list, a number); anything else as `sub` reads it."""
+        if isinstance(text, bool | int | float):
+            return float(text) if not isinstance(text, bool) else text
+        m = re.fullmatch(r"\s*\$\{\{\s*(.*?)\s*\}\}\s*", str(text), re.S)
+        return evaluate(m.group(1), self.lookup, self.functions()) if m else self.sub(text)
 
     def sub(self, text: Any) -> str:
         if isinstance(text, bool):
@@ -503,7 +547,7 @@ class Scope:
     def runs(self, condition: Any) -> bool:
         """A step's `if:` (without a status function: success() && it)."""
         if condition is None:
-            return not self.failed
+            return bool(self.functions()["success"])
         text = str(condition).strip()
         if text.startswith("${{") and text.endswith("}}"):
             text = text[3:-2]
@@ -526,6 +570,7 @@ class GitHubRun:
     artifacts: dict[str, str] = field(default_factory=dict)
     caches: list[dict[str, str]] = field(default_factory=list)  # actions/cache's path and key, as given
     outputs: dict[str, str] = field(default_factory=dict)  # the outputs of the (last) composite action run
+    before: dict[str, str] | None = None  # a push's files before it (a `fetch-depth: 0` checkout's HEAD^1)
 
 
 def component_file(address: str) -> Path:
@@ -580,10 +625,16 @@ def merged(base: Any, over: Any) -> Any:
     return over
 
 
-def gitlab_pipeline(inputs: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
-    """ci/gitlab/.gitlab-ci.yml with its includes (a component, or a local file) merged in, each with its
-    `inputs` (and, for the include whose command is a key of `inputs`, those on top)."""
-    doc: dict[str, Any] = load(GITLAB_PIPELINE)
+def gitlab_pipeline(
+    inputs: Mapping[str, Mapping[str, str]] | None = None, path: Path = GITLAB_PIPELINE
+) -> dict[str, Any]:
+    """A pipeline file (ci/gitlab/.gitlab-ci.yml, or a child pipeline's) with its includes (a component, or a
+    local file) merged in, each with its `inputs` (and, for the include whose command is a key of `inputs`,
+    those on top)."""
+    return with_includes(load(path), inputs)
+
+
+def with_includes(doc: dict[str, Any], inputs: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
     includes = doc.pop("include", None) or []
     whole: dict[str, Any] = {}
     for include in [includes] if isinstance(includes, dict | str) else includes:
@@ -615,6 +666,27 @@ def gitlab_job(doc: Mapping[str, Any], name: str) -> dict[str, Any]:
 # --- running a job -----------------------------------------------------------------------------------------
 
 
+def job_order(jobs: Mapping[str, Any]) -> list[str]:
+    """The jobs in an order their `needs:` allow (each after the jobs it needs), else as written."""
+    order: list[str] = []
+    while len(order) < len(jobs):
+        ready = [
+            name
+            for name, job in jobs.items()
+            if name not in order
+            and all(
+                n in order for n in ([job["needs"]] if isinstance(job.get("needs"), str) else job.get("needs") or [])
+            )
+        ]
+        assert ready, f"jobs {set(jobs) - set(order)} need each other"
+        order.append(ready[0])
+    return order
+
+
+def default_shell(doc: Mapping[str, Any]) -> str:
+    return str((doc.get("defaults") or {}).get("run", {}).get("shell", "bash"))
+
+
 def load(path: Path) -> Any:
     return YAML(typ="safe").load(path.read_text())
 
@@ -632,6 +704,31 @@ class Job:
     env: dict[str, str] = field(default_factory=dict)  # GitHub: the job's environment after its last step
     outputs: dict[str, str] = field(default_factory=dict)  # GitHub: the composite action's outputs
     caches: list[dict[str, str]] = field(default_factory=list)  # GitHub: actions/cache's path and key
+    job_outputs: dict[str, str] = field(default_factory=dict)  # GitHub: the job's `outputs:`
+
+
+@dataclass
+class GitLabRun:
+    """A GitLab pipeline's run: its jobs by name, and the child pipelines its trigger jobs ran."""
+
+    pipeline: int
+    jobs: dict[str, Job] = field(default_factory=dict)
+    children: dict[str, GitLabRun] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(j.ok for j in self.jobs.values()) and all(c.ok for c in self.children.values())
+
+
+@dataclass
+class WorkflowRun:
+    """A GitHub workflow's run: each job's runs (one per combination of its matrix), results and outputs."""
+
+    run_id: int
+    jobs: dict[str, list[Job]] = field(default_factory=dict)
+    results: dict[str, str] = field(default_factory=dict)  # success | failure | skipped
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)  # a job's `outputs:`
+    artifacts: dict[str, str] = field(default_factory=dict)  # name -> the directory that keeps its files
 
 
 class Runner:
@@ -646,6 +743,7 @@ class Runner:
         self.steps.mkdir()
         (root / "artifacts").mkdir()
         self.jobs = 0
+        self.runs = 0  # GitHub: workflow runs (each has its id)
         self.step_files = 0
 
     def base_env(self) -> dict[str, str]:
@@ -665,6 +763,7 @@ class Runner:
         for name in ("pyproject.toml", "constraints.txt"):
             os.utime(clone / name, ns=(stamp, stamp))
         for name, text in self.committed.items():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
             (clone / name).write_text(text)
         return clone
 
@@ -680,37 +779,159 @@ class Runner:
         pr_files: dict[str, str] | None = None,
         expressions: dict[str, str] | None = None,
     ) -> Job:
-        """One run of a workflow's job, as the runner would for `event` on commit `sha` (a pull request's:
-        `head`), `expressions` overriding the secrets and variables. The checkout is main's files (`committed`);
-        a checkout with a `path:` is the pull request's (`pr_files`, default the same), as far as its
-        sparse-checkout lists. `uses: ./` runs the checkout's composite action (action.yml): its steps, with
-        its inputs from `with:` and its defaults, its outputs given back. Other `uses:` steps are skipped but
-        actions/upload-artifact, which keeps the files as the run's artifact in the fake forge (for `gh run
-        download`), and actions/cache, whose key is recorded. A failed step skips the rest but `if: failure()`."""
-        doc = load(GITHUB_WORKFLOWS[workflow])
-        ((name, job),) = doc["jobs"].items()
+        """One run of a workflow of one job (ci/github/*.yml): `run_workflow`, and that job's run."""
+        run = self.run_workflow(
+            GITHUB_WORKFLOWS[workflow],
+            event=event,
+            sha=sha,
+            head=head,
+            pr=pr,
+            inputs=inputs,
+            pr_files=pr_files,
+            expressions=expressions,
+        )
+        ((_name, (job,)),) = run.jobs.items()
+        return job
+
+    def run_workflow(
+        self,
+        path: Path,
+        *,
+        event: str | None = None,
+        sha: str = "0" * 40,
+        head: str | None = None,
+        pr: str = PR_NUMBER,
+        inputs: dict[str, str] | None = None,
+        pr_files: dict[str, str] | None = None,
+        expressions: dict[str, str] | None = None,
+        before: dict[str, str] | None = None,
+    ) -> WorkflowRun:
+        """One run of a workflow, as the runner would for `event` on commit `sha` (a pull request's: `head`),
+        `expressions` overriding the secrets and variables. Its jobs run one after another in the order of their
+        `needs:` (a job whose `if:` does not hold is skipped; a matrix job runs once per combination of its
+        `strategy.matrix`, which must not fail fast), each in a fresh checkout of main's files (`committed`); a
+        checkout with a `path:` is the pull request's (`pr_files`, default the same), as far as its
+        sparse-checkout lists, and with a `fetch-depth` it is a git repository whose HEAD^1 holds main's files
+        (the pull request's merge commit and its base). A root checkout with `fetch-depth: 0` on a push is a git
+        repository whose HEAD^1 holds `before` (the files before the push; `github.event.before` is that commit).
+        `uses: ./` runs the checkout's composite action (action.yml): its steps, with its inputs from `with:`
+        and its defaults, its outputs given back. Other `uses:` steps are skipped but actions/upload-artifact
+        and actions/download-artifact, which keep and give back the run's artifacts (also in the fake forge,
+        for `gh run download`), and actions/cache, whose key is recorded. A failed step skips the rest but
+        `if: failure()`."""
+        doc = load(path)
         triggers = doc[True if True in doc else "on"]
         event = event or next(iter(triggers))
-        assert event in triggers, f"{workflow} does not run on {event}"
+        assert event in triggers, f"{path.name} does not run on {event}"
         declared = (triggers.get("workflow_dispatch") or {}).get("inputs") or {}
+        given_inputs = inputs or {}
         if event != "workflow_dispatch":
-            declared = {}
-        assert set(inputs or {}) <= set(declared), f"{workflow}: inputs {set(inputs or {}) - set(declared)}"
-        given = {k: json.dumps(v["default"]) if "default" in v else "" for k, v in declared.items()}
-        given.update(inputs or {})
+            assert not given_inputs, f"{path.name}: inputs on {event}"
+        assert set(given_inputs) <= set(declared), f"{path.name}: inputs {set(given_inputs) - set(declared)}"
+        given = {
+            k: json.dumps(v["default"]) if "default" in v and event == "workflow_dispatch" else ""
+            for k, v in declared.items()
+        }
+        given.update(given_inputs)
         context = {
             **self.account.github_expressions(),
             "github.event.pull_request.number": pr,
             "github.event.pull_request.head.sha": head or sha,
+            "github.event.pull_request.head.repo.full_name": "acme/fleet",  # not a fork's
+            "github.event.before": "",
             **{f"inputs.{k}": v for k, v in given.items()},
             **(expressions or {}),
         }
-        if event != "workflow_dispatch":
-            context.update({f"inputs.{k}": "" for k in ("plan_run", "digest", "heal")})
-        scope = Scope(workflow, context, (doc.get("defaults") or {}).get("run", {}).get("shell", "bash"))
+        self.runs += 1
+        run_id = 9000 + self.runs
+        artifacts: dict[str, str] = {}
+        run = WorkflowRun(run_id)
+        jobs: dict[str, Any] = doc["jobs"]
+        for job_id in job_order(jobs):
+            job = jobs[job_id]
+            needs = [job["needs"]] if isinstance(job.get("needs"), str) else list(job.get("needs") or [])
+            job_context = dict(context)
+            for need in needs:
+                job_context[f"needs.{need}.result"] = run.results[need]
+                # A skipped job's outputs are empty, as GitHub gives them.
+                outputs = run.outputs.get(need) or {k: "" for k in jobs[need].get("outputs") or {}}
+                job_context.update({f"needs.{need}.outputs.{k}": v for k, v in outputs.items()})
+            status = {
+                "success": all(run.results[n] == "success" for n in needs),
+                "failure": any(run.results[n] == "failure" for n in needs),
+                "always": True,
+                "cancelled": False,
+            }
+            where = f"{path.name}: {job_id}"
+            gate = Scope(where, job_context, None, needs_status=status)
+            if not gate.runs(job.get("if")):
+                run.results[job_id] = "skipped"
+                continue
+            combinations: list[dict[str, Value]] = [{}]
+            strategy = job.get("strategy") or {}
+            if "matrix" in strategy:
+                assert strategy.get("fail-fast") is False, f"{where}: a stack's failure must not cancel the others"
+                parallel = gate.value(strategy.get("max-parallel", 256))
+                assert isinstance(parallel, float) and parallel >= 1, f"{where}: max-parallel {parallel!r}"
+                ((axis, values),) = strategy["matrix"].items()
+                values = gate.value(values)
+                assert isinstance(values, list) and values, f"{where}: a matrix of no value fails the workflow"
+                combinations = [{axis: value} for value in values]
+            results = []
+            for combination in combinations:
+                scope_context = {
+                    **job_context,
+                    **{f"matrix.{k}": as_text(v) for k, v in combination.items()},
+                    "strategy.job-total": str(len(combinations)),
+                }
+                label = f"{job_id} ({', '.join(as_text(v) for v in combination.values())})" if combination else job_id
+                job_run = self.github_job(
+                    doc,
+                    job,
+                    Scope(f"{path.name}: {label}", scope_context, default_shell(doc)),
+                    event=event,
+                    sha=sha,
+                    pr=pr,
+                    run_id=run_id,
+                    artifacts=artifacts,
+                    pr_files=pr_files,
+                    before=before,
+                    name=label,
+                )
+                run.jobs.setdefault(job_id, []).append(job_run)
+                results.append(job_run.ok)
+                run.outputs[job_id] = job_run.job_outputs
+            run.results[job_id] = "success" if all(results) else "failure"
+        self.forge.append(
+            "runs",
+            {
+                "databaseId": run_id,
+                "workflow": doc["name"],
+                "headSha": head or sha,
+                "conclusion": "failure" if "failure" in run.results.values() else "success",
+                "artifacts": artifacts,
+            },
+        )
+        run.artifacts = artifacts
+        return run
 
+    def github_job(
+        self,
+        doc: Mapping[str, Any],
+        job: Mapping[str, Any],
+        scope: Scope,
+        *,
+        event: str,
+        sha: str,
+        pr: str,
+        run_id: int,
+        artifacts: dict[str, str],
+        pr_files: dict[str, str] | None,
+        before: dict[str, str] | None,
+        name: str,
+    ) -> Job:
+        """One job of a run (one combination of its matrix), in a fresh checkout."""
         checkout = self.checkout()
-        run_id = 9000 + self.jobs
         summary = self.steps / f"job-{self.jobs}-summary.md"
         summary.write_text("")
         env = self.base_env()
@@ -721,6 +942,7 @@ class Runner:
                 "GITHUB_REF": f"refs/pull/{pr}/merge" if event == "pull_request" else "refs/heads/main",
                 "GITHUB_RUN_ID": str(run_id),
                 "GITHUB_REPOSITORY": "acme/fleet",
+                "GITHUB_SERVER_URL": "https://github.com",
                 "GITHUB_STEP_SUMMARY": str(summary),
                 "GITHUB_WORKSPACE": str(checkout),
                 "RUNNER_OS": "Linux",
@@ -728,18 +950,17 @@ class Runner:
         )
         env.update({k: scope.sub(v) for k, v in {**(doc.get("env") or {}), **(job.get("env") or {})}.items()})
         since = len(self.forge.calls())
-        run = GitHubRun(workflow, checkout, run_id, env, self.committed if pr_files is None else pr_files)
-        self.github_steps(run, job["steps"], scope)
-        self.forge.append(
-            "runs",
-            {
-                "databaseId": run_id,
-                "workflow": doc["name"],
-                "headSha": head or sha,
-                "conclusion": "failure" if run.failed_at else "success",
-                "artifacts": run.artifacts,
-            },
+        run = GitHubRun(
+            str(doc["name"]),
+            checkout,
+            run_id,
+            env,
+            self.committed if pr_files is None else pr_files,
+            artifacts=artifacts,
         )
+        run.before = before
+        self.github_steps(run, list(job["steps"]), scope)
+        job_outputs = {k: scope.sub(v) for k, v in (job.get("outputs") or {}).items()}
         return Job(
             name,
             run.failed_at is None,
@@ -752,6 +973,7 @@ class Runner:
             run.env,
             run.outputs,
             run.caches,
+            job_outputs,
         )
 
     def github_steps(self, run: GitHubRun, steps: list[dict[str, Any]], scope: Scope) -> None:
@@ -813,18 +1035,39 @@ class Runner:
         if uses.startswith("actions/checkout@") and "path" in given_with:
             assert given_with["persist-credentials"] == "false", step
             wanted = given_with["sparse-checkout"].split()
-            for name, text in run.pr_files.items():
-                if any(name == w or name.startswith(w + "/") for w in wanted):
-                    (checkout / given_with["path"] / name).parent.mkdir(parents=True, exist_ok=True)
-                    (checkout / given_with["path"] / name).write_text(text)
+            where = checkout / given_with["path"]
+            if "fetch-depth" in given_with:  # the pull request's merge commit, whose HEAD^1 is main (the base)
+                base = {n: t for n, t in self.committed.items() if sparse(n, wanted)}
+                git_history(where, base, {n: t for n, t in run.pr_files.items() if sparse(n, wanted)})
+            else:
+                for name, text in run.pr_files.items():
+                    if sparse(name, wanted):
+                        (where / name).parent.mkdir(parents=True, exist_ok=True)
+                        (where / name).write_text(text)
+        elif uses.startswith("actions/checkout@") and given_with.get("fetch-depth") == "0" and run.before is not None:
+            scope.context["github.event.before"] = git_history(checkout, run.before, self.committed, keep=True)
         if uses.startswith("actions/upload-artifact@"):
             found = checkout / given_with["path"]
             assert found.exists() or given_with.get("if-no-files-found") == "ignore", step
             if found.exists():
+                assert given_with["name"] not in run.artifacts, f"artifact {given_with['name']} twice in one run"
                 kept = self.root / "artifacts" / str(run.run_id) / given_with["name"]
-                kept.mkdir(parents=True)
-                shutil.copy(found, kept / found.name)
+                if found.is_dir():  # the directory's files, at the artifact's root
+                    shutil.copytree(found, kept)
+                else:
+                    kept.mkdir(parents=True)
+                    shutil.copy(found, kept / found.name)
                 run.artifacts[given_with["name"]] = str(kept)
+        if uses.startswith("actions/download-artifact@"):  # this run's: by name into path, by pattern each in its own
+            target = checkout / given_with.get("path", ".")
+            if given_with.get("name"):
+                assert given_with["name"] in run.artifacts, f"download-artifact: no artifact {given_with['name']}"
+                shutil.copytree(run.artifacts[given_with["name"]], target, dirs_exist_ok=True)
+            else:
+                assert given_with.get("merge-multiple", "false") == "false", step
+                for name, directory in run.artifacts.items():
+                    if fnmatch.fnmatchcase(name, given_with.get("pattern", "*")):
+                        shutil.copytree(directory, target / name, dirs_exist_ok=True)
         return True  # setup-python, setup-go, cache: this machine's
 
     def github_action(self, run: GitHubRun, step: dict[str, Any], scope: Scope) -> bool:
@@ -872,37 +1115,195 @@ class Runner:
         has main (`committed`), and the checkout is the merge request's commit (`mr_files` on top of main),
         whose sha is CI_COMMIT_SHA."""
         doc = gitlab_pipeline({name.removeprefix("fleet-"): inputs} if inputs else None)
+        source = source or {"fleet-plan": "merge_request_event", "fleet-apply": "push", "fleet-drift": "schedule"}[name]
+        return self.gitlab_job(
+            doc, name, source=source, sha=sha, mr=mr, variables=variables, mr_files=mr_files, pipeline=None
+        )
+
+    def run_gitlab_pipeline(
+        self,
+        path: Path,
+        *,
+        source: str,
+        sha: str = "0" * 40,
+        mr: str | None = None,
+        variables: dict[str, str] | None = None,
+        mr_files: dict[str, str] | None = None,
+        before: dict[str, str] | None = None,
+    ) -> GitLabRun:
+        """A whole pipeline of `path` for `source`: its jobs whose rules hold, stage by stage, each given the
+        artifacts of the jobs of earlier stages; a trigger job (`trigger: include: artifact:`) runs the child
+        pipeline that an earlier job kept as an artifact, with its includes, as the trigger's status. On a push,
+        `before` is main before it: the checkout is a git repository whose first commit holds it, and
+        CI_COMMIT_BEFORE_SHA is that commit."""
+        doc = gitlab_pipeline(path=path)
+        self.jobs += 1
+        pipeline = 100 + self.jobs
+        run = GitLabRun(pipeline)
+        self.forge.append(
+            "gl_pipelines", {"id": pipeline, "mr": int(mr) if mr else None, "status": "running", "sha": sha}
+        )
+        self.gitlab_stages(
+            doc, run, pipeline, source=source, sha=sha, mr=mr, variables=variables, mr_files=mr_files, before=before
+        )
+        self.set_pipeline_status(pipeline, run.ok)
+        return run
+
+    def gitlab_stages(
+        self,
+        doc: dict[str, Any],
+        run: GitLabRun,
+        pipeline: int,
+        *,
+        source: str,
+        sha: str,
+        mr: str | None,
+        variables: dict[str, str] | None,
+        mr_files: dict[str, str] | None = None,
+        before: dict[str, str] | None = None,
+        child: bool = False,
+    ) -> None:
+        stages = doc.get("stages", [".pre", "build", "test", "deploy", ".post"])
+        names = [
+            n
+            for n, j in doc.items()
+            if not n.startswith(".") and isinstance(j, dict) and ("script" in j or "trigger" in j or "extends" in j)
+        ]
+        names = [n for n in names if n not in ("variables", "default", "workflow")]
+        failed = False
+        artifacts: dict[str, str] = {}
+        for stage in stages:
+            for name in [n for n in names if gitlab_job(doc, n).get("stage", "test") == stage]:
+                job = gitlab_job(doc, name)
+                env = self.gitlab_env(source, sha, mr, child, {**(doc.get("variables") or {}), **(variables or {})})
+                if not job_runs(job.get("rules") or [{"when": "on_success"}], env, failed):
+                    continue
+                if "trigger" in job:
+                    ((include,),) = [job["trigger"]["include"]]
+                    assert job["trigger"].get("strategy") == "depend", f"{name}: its status is the child's"
+                    maker = run.jobs[include["job"]]
+                    kept = next(j for j in self.forge.db["gl_jobs"] if j["id"] == maker.run_id)["artifacts"]
+                    child_doc = with_includes(load(Path(kept[include["artifact"]])))
+                    self.jobs += 1
+                    child_pipeline = 100 + self.jobs
+                    self.forge.append(
+                        "gl_pipelines", {"id": child_pipeline, "mr": None, "status": "running", "sha": sha}
+                    )
+                    self.forge.append(
+                        "gl_bridges",
+                        {"pipeline": pipeline, "name": name, "downstream_pipeline": {"id": child_pipeline}},
+                    )
+                    child_run = GitLabRun(child_pipeline)
+                    self.gitlab_stages(
+                        child_doc,
+                        child_run,
+                        child_pipeline,
+                        source="parent_pipeline",
+                        sha=sha,
+                        mr=mr,
+                        variables=None,
+                        mr_files=mr_files,
+                        child=True,
+                    )
+                    self.set_pipeline_status(child_pipeline, child_run.ok)
+                    run.children[name] = child_run
+                    failed = failed or not child_run.ok
+                    continue
+                result = self.gitlab_job(
+                    doc,
+                    name,
+                    source=source,
+                    sha=sha,
+                    mr=mr,
+                    variables=variables,
+                    mr_files=mr_files,
+                    pipeline=pipeline,
+                    before=before,
+                    artifacts_in=artifacts,
+                    child=child,
+                )
+                run.jobs[name] = result
+                failed = failed or not result.ok
+            for result in run.jobs.values():  # what the next stages get
+                artifacts.update(next(j for j in self.forge.db["gl_jobs"] if j["id"] == result.run_id)["artifacts"])
+
+    def set_pipeline_status(self, pipeline: int, ok: bool) -> None:
+        db = self.forge.db
+        for row in db["gl_pipelines"]:
+            if row["id"] == pipeline:
+                row["status"] = "success" if ok else "failed"
+        self.forge.update(gl_pipelines=db["gl_pipelines"])
+
+    def gitlab_env(
+        self, source: str, sha: str, mr: str | None, child: bool, extra: Mapping[str, Any]
+    ) -> dict[str, str]:
+        """The predefined variables of a job (a child pipeline's has no merge request's), then `extra`."""
+        env = self.base_env()
+        env.update(self.account.gitlab_variables())
+        env.update(
+            {
+                "CI_PIPELINE_SOURCE": source,
+                "CI_COMMIT_SHA": sha,
+                "CI_COMMIT_BRANCH": "main",
+                "CI_DEFAULT_BRANCH": "main",
+            }
+        )
+        if mr and not child:
+            env["CI_MERGE_REQUEST_IID"] = mr
+            env["CI_MERGE_REQUEST_TARGET_BRANCH_NAME"] = "main"
+        else:
+            env.pop("CI_MERGE_REQUEST_IID", None)
+        for key, value in extra.items():
+            if key not in CACHE_VARIABLES:
+                env[key] = re.sub(r"\$\{?(\w+)\}?", lambda m: env.get(m.group(1), ""), str(value))
+        return env
+
+    def gitlab_job(
+        self,
+        doc: dict[str, Any],
+        name: str,
+        *,
+        source: str,
+        sha: str,
+        mr: str | None,
+        variables: dict[str, str] | None,
+        mr_files: dict[str, str] | None,
+        pipeline: int | None,
+        before: dict[str, str] | None = None,
+        artifacts_in: Mapping[str, str] | None = None,
+        child: bool = False,
+    ) -> Job:
+        """One job of `doc` (its `extends` chain merged in), in a fresh checkout with `artifacts_in` (an
+        artifact's path -> the file that keeps it) in place; a pipeline of its own when `pipeline` is None."""
         job = gitlab_job(doc, name)
         for line in job.get("before_script") or []:
             assert line.startswith("apt-get "), f"{name}: before_script is for the image's packages only: {line}"
         assert job["stage"] in doc.get("stages", [".pre", "build", "test", "deploy", ".post"]), job["stage"]
         checkout = self.checkout()
-        if mr:
+        extra: dict[str, str] = {}
+        if mr:  # a child pipeline's job checks out the same commit (its merge request's variables it has not)
             sha = git_merge_request(checkout, mr_files or {})
+            extra["CI_MERGE_REQUEST_DIFF_BASE_SHA"] = subprocess.run(
+                ["git", "rev-parse", "HEAD^1"], cwd=checkout, capture_output=True, text=True, check=True
+            ).stdout.strip()
+        if before is not None and source == "push":
+            extra["CI_COMMIT_BEFORE_SHA"] = git_history(checkout, before, self.committed, keep=True)
+        for path, stored in (artifacts_in or {}).items():
+            (checkout / path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(stored, checkout / path)
         job_id = 500 + self.jobs
-        env = self.base_env()
-        env.update(self.account.gitlab_variables())
-        source = source or {"fleet-plan": "merge_request_event", "fleet-apply": "push", "fleet-drift": "schedule"}[name]
+        env = self.gitlab_env(source, sha, mr, child, {**(doc.get("variables") or {}), **(job.get("variables") or {})})
         env.update(
             {
                 "CI_PROJECT_DIR": str(checkout),
-                "CI_PIPELINE_SOURCE": source,
-                "CI_COMMIT_SHA": sha,
                 "CI_JOB_ID": str(job_id),
-                "CI_COMMIT_BRANCH": "main",
-                "CI_DEFAULT_BRANCH": "main",
+                "CI_PIPELINE_URL": f"https://gitlab.example.com/acme/fleet/-/pipelines/{pipeline}",
+                **extra,
             }
         )
-        if mr:
-            env["CI_MERGE_REQUEST_IID"] = mr
-            env["CI_MERGE_REQUEST_TARGET_BRANCH_NAME"] = "main"
-        else:
-            env.pop("CI_MERGE_REQUEST_IID", None)
-        for key, value in {**(doc.get("variables") or {}), **(job.get("variables") or {})}.items():
-            if key not in CACHE_VARIABLES:
-                env[key] = re.sub(r"\$\{?(\w+)\}?", lambda m: env.get(m.group(1), ""), str(value))
         env.update(variables or {})
-        assert any(rule_holds(rule["if"], env) for rule in job["rules"]), f"{name} does not run on {source}"
+        if pipeline is None:
+            assert any(rule_holds(rule["if"], env) for rule in job["rules"]), f"{name} does not run on {source}"
         script = "\n".join(str(line) for line in flatten(job["script"]))
         since = len(self.forge.calls())
         proc = subprocess.run(
@@ -920,14 +1321,24 @@ class Runner:
         kept: dict[str, str] = {}
         if {"on_success": passed, "on_failure": not passed, "always": True}[artifacts.get("when", "on_success")]:
             for path in artifacts.get("paths") or []:
-                if (checkout / path).exists():
-                    kept[path] = str(self.root / "artifacts" / f"job-{job_id}-{path}")
-                    shutil.copy(checkout / path, kept[path])
-        pipeline = 100 + self.jobs
-        self.forge.append(
-            "gl_pipelines",
-            {"id": pipeline, "mr": int(mr) if mr else None, "status": "success" if passed else "failed", "sha": sha},
-        )
+                found = checkout / path
+                files = [found] if found.is_file() else sorted(f for f in found.rglob("*") if f.is_file())
+                for file in files:  # each file of a directory, by its path (as the artifacts API serves them)
+                    relative = file.relative_to(checkout).as_posix()
+                    kept[relative] = str(self.root / "artifacts" / f"job-{job_id}" / relative)
+                    Path(kept[relative]).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(file, kept[relative])
+        if pipeline is None:
+            pipeline = 100 + self.jobs
+            self.forge.append(
+                "gl_pipelines",
+                {
+                    "id": pipeline,
+                    "mr": int(mr) if mr else None,
+                    "status": "success" if passed else "failed",
+                    "sha": sha,
+                },
+            )
         self.forge.append(
             "gl_jobs",
             {
@@ -940,6 +1351,47 @@ class Runner:
         )
         log = f"--- {name} (exit {proc.returncode})\n{proc.stdout}"
         return Job(name, passed, log, checkout, None if passed else name, self.forge.calls(since), job_id)
+
+
+def sparse(name: str, wanted: list[str]) -> bool:
+    """Whether a sparse checkout (non-cone: patterns as .gitignore reads them) of `wanted` has the file `name`."""
+    return any(name == w or name.startswith(w + "/") or fnmatch.fnmatchcase(name, w) for w in wanted)
+
+
+def git_history(where: Path, base: dict[str, str], files: dict[str, str], keep: bool = False) -> str:
+    """A git repository at `where` of two commits: `base`, then `files` over it (HEAD); the first's sha. With
+    `keep`, `where` is a checkout already (its other files are in both commits), else it holds only these."""
+    where.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "ci",
+        "GIT_AUTHOR_EMAIL": "ci@example.com",
+        "GIT_COMMITTER_NAME": "ci",
+        "GIT_COMMITTER_EMAIL": "ci@example.com",
+    }
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=where, env=env, check=True, capture_output=True, text=True).stdout
+
+    def write(tree: dict[str, str]) -> None:
+        for name, text in tree.items():
+            (where / name).parent.mkdir(parents=True, exist_ok=True)
+            (where / name).write_text(text)
+
+    git("init", "-q", "-b", "main")
+    (where / ".git" / "info" / "exclude").write_text(".venv\n.cache/\n")
+    for name in set(files) - set(base):
+        (where / name).unlink(missing_ok=True)
+    write(base)
+    git("add", "-A")
+    git("commit", "-q", "--allow-empty", "-m", "base")
+    first = git("rev-parse", "HEAD").strip()
+    for name in set(base) - set(files):
+        (where / name).unlink()
+    write(files)
+    git("add", "-A")
+    git("commit", "-q", "--allow-empty", "-m", "change")
+    return first
 
 
 def git_merge_request(checkout: Path, mr_files: dict[str, str]) -> str:
@@ -970,6 +1422,19 @@ def git_merge_request(checkout: Path, mr_files: dict[str, str]) -> str:
     git("add", "-A")
     git("commit", "-q", "--allow-empty", "-m", "merge request")
     return git("rev-parse", "HEAD")
+
+
+def job_runs(rules: list[dict[str, Any]], env: Mapping[str, str], earlier_failed: bool) -> bool:
+    """A job's `rules:` as GitLab reads them: the first that holds decides; an `if` holds by its condition, a
+    rule without one always; `when: on_success` (the default) runs if no job of an earlier stage failed,
+    `always` runs, `never` does not."""
+    for rule in rules:
+        if "if" in rule and not rule_holds(str(rule["if"]), env):
+            continue
+        when = rule.get("when", "on_success")
+        assert when in ("on_success", "always", "never"), f"rules: when: {when}"
+        return when == "always" or (when == "on_success" and not earlier_failed)
+    return False
 
 
 def rule_holds(condition: str, env: Mapping[str, str]) -> bool:
@@ -1176,7 +1641,9 @@ def test_templates_declare_the_settings_and_serialize_applies() -> None:
     assert '"merge_request_event"' in sources["fleet-plan"]
     assert '"push"' in sources["fleet-apply"] and "$CI_DEFAULT_BRANCH" in sources["fleet-apply"]
     assert '"schedule"' in sources["fleet-drift"] and '"schedule"' not in sources["fleet-apply"]
-    assert jobs["fleet-plan"]["artifacts"]["paths"] == ["fleet-plan.json"]
+    # The plan document (and, in a child pipeline of many stacks, the stack's report), kept even when it failed.
+    assert jobs["fleet-plan"]["artifacts"]["paths"] == ["fleet-plan.json", "fleet-report/"]
+    assert jobs["fleet-plan"]["artifacts"]["when"] == "always"
     assert jobs["fleet-apply"]["artifacts"] == {
         "when": "on_failure",
         "paths": ["fleet-plan-now.json"],
@@ -1261,6 +1728,9 @@ def test_github_workflows_pull_request_merge_nightly(tmp_path: Path, demo_accoun
         "artifact": f"fleet-plan-{PR_NUMBER}-{'b1' * 20}",
         "exit-code": "0",
         "drift": "",
+        "stacks": "",
+        "count": "",
+        "parallel": "",
     }
     assert first_plan["stack"] == STACK, "the stack input reaches pulumi"
     assert "## lattigo-fleet plan" in plan
