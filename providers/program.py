@@ -25,6 +25,7 @@ import pulumi
 from lattigo_fleet import guard
 from lattigo_fleet.account_check import AccountCheck, check_against_account, plan_summary
 from lattigo_fleet.account_snapshot import Snapshot
+from lattigo_fleet.client.models import LiveDevice
 from lattigo_fleet.fleetfile import DesiredSim, FleetError, FleetSpec, Issue, load_fleet
 from lattigo_fleet.planner import Plan
 from lattigo_fleet.settings import Settings, SettingsError, read_settings, unknown_keys
@@ -281,7 +282,15 @@ def _account_snapshot(settings: Settings) -> Snapshot | None:
         _fail([str(exc)])
 
 
-def _hand_to_provider(checked: AccountCheck, settings: Settings) -> None:
+def provider_slice(checked: AccountCheck, fleet: FleetSpec, state: StackState) -> dict[str, LiveDevice]:
+    """What the provider needs of the account: the SIMs this stack declares or holds (it plans the one, removes
+    the other; the guard counts both). A stack that is a slice of a large account hands over its slice, not the
+    account: 5,000 SIMs of 100,000."""
+    wanted = set(fleet.by_iccid) | set(state.held) | set(state.sims)
+    return {iccid: sim for iccid, sim in checked.live.items() if iccid in wanted}
+
+
+def _hand_to_provider(checked: AccountCheck, settings: Settings, fleet: FleetSpec, state: StackState) -> None:
     """Leave the account as read here for this run's provider, which then does not list it again
     (run_snapshot.py). The program's parent is the language host, whose parent is the engine."""
     from lattigo_fleet import run_snapshot
@@ -290,7 +299,7 @@ def _hand_to_provider(checked: AccountCheck, settings: Settings) -> None:
     run_snapshot.write(
         run_snapshot.run_key(engine),
         run_snapshot.account_of(settings.endpoint, settings.key_name),
-        checked.live,
+        provider_slice(checked, fleet, state),
         checked.month_bytes,
     )
 
@@ -389,7 +398,7 @@ def main() -> None:
         )
     except LattigoError as exc:
         _fail([f"cannot read the Lattigo account at {settings.endpoint}: {exc}"])
-    _hand_to_provider(checked, settings)
+    _hand_to_provider(checked, settings, fleet, state)
     _write_and_check_plan(fleet, checked, state, settings, stack)
     if checked.issues:
         _fail(checked.issues)

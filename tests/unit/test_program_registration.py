@@ -117,3 +117,15 @@ def test_activations_register_first_and_members_of_one_bulk_request_together() -
     assert order[0] == "new" and order[-1] == "nothing"
     ccs = [moves[int(name[-1])] for name in order[1:-1]]
     assert ccs in (["finance", "finance", "logistics", "logistics"], ["logistics", "logistics", "finance", "finance"])
+
+
+def test_the_provider_is_handed_the_sims_this_stack_declares_or_holds_not_the_account() -> None:
+    from lattigo_fleet.account_check import AccountCheck
+    from lattigo_fleet.stack_state import StackState
+
+    declared, held, elsewhere = iccid(1), iccid(2), iccid(3)
+    live: dict[str, LiveDevice] = {i: {"iccid": i, "state": "active"} for i in (declared, held, elsewhere)}
+    fleet = FleetSpec(sims=[DesiredSim(iccid=declared, name="one", state="active")])
+    state = StackState(held=frozenset({held}))
+    handed = program.provider_slice(AccountCheck(live=live), fleet, state)
+    assert set(handed) == {declared, held}  # a removal still finds its SIM; another stack's SIM is not handed
