@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import trivial
-from bench.account import API_KEY, KEY_NAME, RATE_PLAN, floor_reads, floor_writes, iccid, imei
+from bench.account import API_KEY, KEY_NAME, RATE_PLAN, apply_mix, floor_reads, floor_writes, iccid, imei
 from bench.proctree import TreeSampler
 from devtools.pulumi_stack import REPO, PulumiStack, make_project, pulumi_bin_dir
 from emulator.admin_client import AdminClient
@@ -57,7 +57,6 @@ from lattigo_fleet.engine_settings import ENGINE_ENV
 
 RESULTS = REPO / "bench" / "results"
 NEW_SIMS = 100
-MIX = ("finance",) * 4 + ("logistics",) * 3 + ("note",) * 2 + ("suspend",)  # the mix of a change, per 10 SIMs
 SCENARIOS = (
     "first adoption",
     "no-change preview",
@@ -135,19 +134,7 @@ class Fleet:
 
     def change(self, indices: list[int]) -> Counter[tuple[str, str]]:
         """Apply the mix to these SIMs; returns the known changes, keyed by (call, parameter)."""
-        known: Counter[tuple[str, str]] = Counter()
-        for j, i in enumerate(indices):
-            kind = MIX[j % len(MIX)]
-            if kind == "note":
-                self.note[i] = f"unit {i}, moved"
-                known[("note", "note")] += 1
-            elif kind == "suspend":
-                self.suspended.add(i)
-                known[("change_simstate", "suspend")] += 1
-            else:
-                self.cost_center[i] = kind
-                known[("change_cost_center", kind)] += 1
-        return known
+        return apply_mix(indices, self.cost_center, self.note, self.suspended)
 
     def expected(self, i: int) -> dict[str, str]:
         return {

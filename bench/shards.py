@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.account import API_KEY, KEY_NAME, RATE_PLAN, floor_writes, iccid, imei
+from bench.account import API_KEY, KEY_NAME, RATE_PLAN, apply_mix, floor_writes, iccid, imei
 from bench.proctree import TreeSampler
 from devtools.pulumi_stack import REPO, PulumiStack, make_project, pulumi_bin_dir
 from emulator.admin_client import AdminClient
@@ -51,7 +51,6 @@ from lattigo_fleet.engine_settings import ENGINE_ENV
 
 RESULTS = REPO / "bench" / "results"
 SEED_CHUNK = 10_000
-MIX = ("finance",) * 4 + ("logistics",) * 3 + ("note",) * 2 + ("suspend",)  # a change, per 10 SIMs
 DRIFTED_STACKS = 2
 CHANGED_STACKS = 2
 # The issue's targets (bench figures, not tests).
@@ -134,19 +133,8 @@ class Account:
         )
 
     def change(self, indices: list[int]) -> Counter[tuple[str, str]]:
-        known: Counter[tuple[str, str]] = Counter()
-        for j, i in enumerate(indices):
-            kind = MIX[j % len(MIX)]
-            if kind == "note":
-                self.note[i] = f"unit {i}, moved"
-                known[("note", "note")] += 1
-            elif kind == "suspend":
-                self.suspended.add(i)
-                known[("change_simstate", "suspend")] += 1
-            else:
-                self.cost_center[i] = kind
-                known[("change_cost_center", kind)] += 1
-        return known
+        """Apply the mix to these SIMs; returns the known changes, keyed by (call, parameter)."""
+        return apply_mix(indices, self.cost_center, self.note, self.suspended)
 
 
 def requests_since(admin: AdminClient) -> dict[str, Any]:

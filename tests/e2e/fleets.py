@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from devtools.pulumi_stack import REPO, PulumiStack
 from emulator.admin_client import AdminClient
 
 PLAN_5MB = "ACME Co 5mb Rate Plan"
@@ -35,3 +38,17 @@ def small_fleet(states: dict[int, str], policy: str = "") -> str:
 
 def seed_active(admin: AdminClient, indices: Iterable[int]) -> None:
     admin.add_sims([{"iccid": iccid(i), "imei": imei(i), "state": "active", "rate_plan": PLAN_5MB} for i in indices])
+
+
+def lattigo_fleet(
+    stack: PulumiStack, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`lattigo-fleet ARGS --stack STACK` in the stack's project, with its environment (and `env`)."""
+    return subprocess.run(
+        [sys.executable, "-m", "lattigo_fleet.cli", *args, "--stack", stack.name],
+        cwd=stack.project_dir,
+        env={**stack.env, "PYTHONPATH": str(REPO), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )

@@ -4,29 +4,14 @@ real `pulumi` on a local backend, the real program, the emulator; the commands r
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from devtools.pulumi_stack import REPO, PulumiStack
+from devtools.pulumi_stack import PulumiStack
 from emulator.admin_client import AdminClient
-from tests.e2e.fleets import PLAN_5MB, iccid, imei, seed_active
+from tests.e2e.fleets import PLAN_5MB, iccid, imei, lattigo_fleet, seed_active
 from tests.e2e.test_commands_plan_drift import fleet_of, row
 
 SIM_TYPE = "pulumi-python:dynamic/lattigo:Sim"
-
-
-def lattigo_fleet(
-    stack: PulumiStack, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lattigo_fleet.cli", *args, "--stack", stack.name],
-        cwd=stack.project_dir,
-        env={**stack.env, "PYTHONPATH": str(REPO), **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
 
 
 def test_plan_and_drift_json_in_pulumis_shape_and_the_gitlab_report(

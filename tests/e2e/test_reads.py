@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from devtools.pulumi_stack import REPO, PulumiStack
+from devtools.pulumi_stack import PulumiStack
 from emulator.admin_client import AdminClient
-from tests.e2e.fleets import PLAN_5MB, iccid, imei, seed_active
+from tests.e2e.fleets import PLAN_5MB, iccid, imei, lattigo_fleet, seed_active
 
 LISTING = re.compile(r"^/v2/devices/?$")
 ONE_DEVICE = re.compile(r"^/v2/devices/[^/]+/?$")
@@ -61,19 +60,6 @@ def test_activations_read_the_account_within_two_listings_more(fleet_stack: Pulu
     # are pending, which the emulator answers at once here).
     assert len(gets(admin, LISTING)) <= 1 + 2
     assert gets(admin, ONE_DEVICE) == []
-
-
-def lattigo_fleet(
-    stack: PulumiStack, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lattigo_fleet.cli", *args, "--stack", stack.name],
-        cwd=stack.project_dir,
-        env={**stack.env, "PYTHONPATH": str(REPO), **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
 
 
 def test_many_stacks_share_one_read_of_the_account_and_writes_never_use_it(
