@@ -233,7 +233,7 @@ def bench(stacks: int, sims: int, parallel: int, limit: float, out_dir: Path) ->
         assert all(env.get(k) == v for k, v in ENGINE_ENV.items())
         cli = [sys.executable, "-m", "lattigo_fleet.cli"]
         pulumi_up = ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive", "--stack"]
-        snapshot_file = root / "account-snapshot.json"
+        snapshot_file = root / "account-snapshot.jsonl"
 
         def snapshot_job() -> Job:
             return Job("snapshot", [*cli, "snapshot", "--stack", names[0], "--out", str(snapshot_file)], env, project)

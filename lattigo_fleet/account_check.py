@@ -17,11 +17,13 @@ other SIMs of the request are activated.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from lattigo_fleet import guard
+from lattigo_fleet.account_snapshot import cost_centers_of
 from lattigo_fleet.client.models import LiveDevice
 from lattigo_fleet.client.protocols import LattigoApi
 from lattigo_fleet.fleetfile import FleetSpec, Issue, validate_against_account
@@ -80,9 +82,8 @@ def probe_absent(client: LattigoApi, iccids: list[str]) -> dict[str, str]:
         return dict(pool.map(probe, iccids))
 
 
-def new_cost_center_warnings(fleet: FleetSpec, plans: Mapping[str, Plan], live: Mapping[str, LiveDevice]) -> list[str]:
-    """A move to a cost center that no SIM of the account uses yet is often a typo ("Fleet-Eastt")."""
-    in_use = {str(sim["cost_center"]) for sim in live.values() if sim.get("cost_center")}
+def new_cost_center_warnings(fleet: FleetSpec, plans: Mapping[str, Plan], in_use: AbstractSet[str]) -> list[str]:
+    """A move to a cost center that no SIM of the account uses yet (`in_use`) is often a typo ("Fleet-Eastt")."""
     moving: dict[str, list[str]] = {}
     for sim in fleet.sims:
         for op in plans[sim.name].ops if sim.name in plans else ():
@@ -108,10 +109,12 @@ def check_against_account(
     state: StackState | None = None,
     probe_new_sims: bool = True,
     live: Mapping[str, LiveDevice] | None = None,
+    cost_centers_in_use: AbstractSet[str] | None = None,
 ) -> AccountCheck:
     """`state` is the stack as last applied (stack_state.py): the SIMs it holds (removals, the guard's fleet
     size) and the usage limit last set on each (the API cannot read them back). None: a stack that holds
-    nothing yet."""
+    nothing yet. `live` and `cost_centers_in_use` (a slice of the account as a snapshot file shows it, and the
+    cost centers of the whole account) are for a preview; else the account is read now."""
     state = state or StackState()
     rate_plans = _names(client.rate_plans(), "name")
     usernames = {str(u) for u in client.users() if isinstance(u, str)}
@@ -183,7 +186,8 @@ def check_against_account(
     if blast.refusal:
         where = f"{fleet.source_of(suspended[0].iccid, 'state')}: " if suspended else f"{fleet.path}: "
         issues.append(f"{where}{blast.refusal}")
-    result.warnings = new_cost_center_warnings(fleet, result.plans, live)
+    in_use = cost_centers_of(live.values()) if cost_centers_in_use is None else cost_centers_in_use
+    result.warnings = new_cost_center_warnings(fleet, result.plans, in_use)
     return result
 
 

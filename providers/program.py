@@ -266,9 +266,11 @@ def _exit_with_engine(interval: float = 0.5) -> None:
     threading.Thread(target=watch, name="exit-with-engine", daemon=True).start()
 
 
-def _account_snapshot(settings: Settings) -> Snapshot | None:
+def _account_snapshot(settings: Settings, fleet: FleetSpec, state: StackState, stack: str) -> Snapshot | None:
     """The account snapshot this preview was handed (LATTIGO_FLEET_ACCOUNT_SNAPSHOT: one read of the account for
-    many stacks), or None: read the account. An up never plans from one (account_snapshot.py says why)."""
+    many stacks), or None: read the account. An up never plans from one (account_snapshot.py says why). Of the
+    snapshot's SIMs only this stack's are kept: those it declares or holds (by its state, or as the snapshot
+    job recorded it), 5,000 of a 100,000-SIM account."""
     from lattigo_fleet import account_snapshot
 
     if not os.environ.get(account_snapshot.SNAPSHOT_ENV):
@@ -276,8 +278,13 @@ def _account_snapshot(settings: Settings) -> Snapshot | None:
     if not pulumi.runtime.is_dry_run():
         pulumi.log.info(f"{account_snapshot.SNAPSHOT_ENV} is for previews: this run reads the account itself")
         return None
+    wanted = set(fleet.by_iccid) | set(state.held) | set(state.sims)
     try:
-        return account_snapshot.from_environment(account_snapshot.account_of(settings.endpoint, settings.key_name))
+        return account_snapshot.from_environment(
+            account_snapshot.account_of(settings.endpoint, settings.key_name),
+            keep=wanted.__contains__,
+            keep_held_by=stack,
+        )
     except account_snapshot.AccountSnapshotError as exc:
         _fail([str(exc)])
 
@@ -376,10 +383,6 @@ def main() -> None:
         fleet = load_fleet(settings.fleet_file)
     except FleetError as exc:
         _fail(exc.issues)
-    snapshot = _account_snapshot(settings)
-    if settings.sibling_stacks:
-        _check_siblings(fleet, settings.sibling_stacks, snapshot.held if snapshot else None)
-
     from lattigo_fleet.client import LattigoClient, LattigoError
 
     stack = pulumi.get_stack()
@@ -387,6 +390,9 @@ def main() -> None:
         state = read_stack_state(stack, cwd=os.getcwd())
     except StackStateError as exc:
         _fail([f"{exc}: the plan needs the SIMs this stack holds and the usage limits it last set"])
+    snapshot = _account_snapshot(settings, fleet, state, stack)
+    if settings.sibling_stacks:
+        _check_siblings(fleet, settings.sibling_stacks, snapshot.held if snapshot else None)
     try:
         checked = check_against_account(
             fleet,
@@ -395,6 +401,7 @@ def main() -> None:
             state=state,
             probe_new_sims=pulumi.runtime.is_dry_run(),  # a preview refuses another account's SIM by position
             live=snapshot.sims if snapshot else None,
+            cost_centers_in_use=snapshot.cost_centers_in_use() if snapshot else None,
         )
     except LattigoError as exc:
         _fail([f"cannot read the Lattigo account at {settings.endpoint}: {exc}"])

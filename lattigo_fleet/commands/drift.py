@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -452,15 +452,16 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return COMMAND.run(lambda: _drift(args, out or sys.stdout))
 
 
-def _account(settings: Settings, shared: str | None) -> Snapshot:
+def _account(settings: Settings, shared: str | None, keep: Callable[[str], bool], stack: str | None) -> Snapshot:
     """The account, for what it holds that fleet.yaml does not declare: the shared snapshot when given (the
-    preview planned from it too, and it says what the sibling stacks held), else one paged read."""
+    preview planned from it too, and it says what the sibling stacks held), with only the SIMs `keep` wants
+    and those `stack` held; else one paged read."""
     from lattigo_fleet import account_snapshot
     from lattigo_fleet.client import LattigoClient, LattigoError
 
     if shared:
         try:
-            return account_snapshot.read(shared, account_snapshot.account_of(settings.endpoint, settings.key_name))
+            return account_snapshot.read(shared, _account_name(settings), keep=keep, keep_held_by=stack)
         except account_snapshot.AccountSnapshotError as exc:
             raise CommandFailure(str(exc)) from None
     try:
@@ -469,7 +470,40 @@ def _account(settings: Settings, shared: str | None) -> Snapshot:
         raise CommandFailure(api_failure_line(exc, settings.endpoint)) from None
 
 
+def _account_name(settings: Settings) -> str:
+    from lattigo_fleet.account_snapshot import account_of
+
+    return account_of(settings.endpoint, settings.key_name)
+
+
+def _held_by_stacks(settings: Settings, shared: str | None) -> Mapping[str, frozenset[str]] | None:
+    """What each stack held, as the shared snapshot recorded it (None: no snapshot, read their states)."""
+    from lattigo_fleet import account_snapshot
+
+    if not shared:
+        return None
+    try:
+        return account_snapshot.read_header(shared, _account_name(settings)).held or None
+    except account_snapshot.AccountSnapshotError as exc:
+        raise CommandFailure(str(exc)) from None
+
+
+def _planned_iccids(paths: list[str] | None) -> set[str]:
+    """The SIMs that open pull requests' plans change (--plans): the report says which of them moved."""
+    from lattigo_fleet import plan_document
+    from lattigo_fleet.plan_document import PlanDocumentError
+
+    try:
+        return {str(entry["iccid"]) for path in paths or () for entry in plan_document.read(path).get("sims") or []}
+    except PlanDocumentError as exc:
+        raise CommandFailure(str(exc)) from None
+
+
 def _drift(args: argparse.Namespace, out: TextIO) -> int:
+    import os
+    import tempfile
+
+    from lattigo_fleet import account_snapshot
     from lattigo_fleet.commands.plan import preview_with_document
     from lattigo_fleet.plan_document import PlanDocumentError
     from lattigo_fleet.sharding import SiblingError, owned_by_siblings
@@ -478,24 +512,42 @@ def _drift(args: argparse.Namespace, out: TextIO) -> int:
     settings = read_credentials(args.stack, cwd=args.cwd, selected_stack=True).settings
     fleet = load_fleet_file(Path(args.cwd or ".") / settings.fleet_file)
     shared = getattr(args, "account_snapshot", None)
-    preview, doc = preview_with_document(
-        ("--refresh", "--expect-no-changes"), stack=args.stack, cwd=args.cwd, account_snapshot=shared
-    )
-    if preview.errors:
-        raise CommandFailure(f"the preview failed: {first_error(preview)}")
-    account = _account(settings, shared)
-    snapshot = account.sims
+    stack = args.stack or os.environ.get("PULUMI_STACK") or None
     ignoring = sum(1 for sim in fleet.sims if sim.ignore_changes)
     # A SIM that a sibling stack manages (a slice of the same account) is not unmanaged.
     try:
         owned = (
-            owned_by_siblings(settings.sibling_stacks, this_stack=args.stack, cwd=args.cwd, held=account.held or None)
+            owned_by_siblings(
+                settings.sibling_stacks, this_stack=args.stack, cwd=args.cwd, held=_held_by_stacks(settings, shared)
+            )
             if settings.sibling_stacks
             else {}
         )
     except SiblingError as exc:
         raise CommandFailure(str(exc)) from None
-    report = build_report(preview, snapshot, set(fleet.by_iccid) | set(owned), ignoring, args.stack or "")
+    managed = set(fleet.by_iccid) | set(owned)
+    # Of a shared snapshot, this stack's SIMs, the account's unmanaged ones (the report lists them) and those of
+    # open plans; a stack of 5,000 in an account of 100,000 holds 5,000 of them, not the account.
+    planned = _planned_iccids(getattr(args, "plans", None))
+
+    def keep(iccid: str) -> bool:
+        return iccid not in managed or iccid in planned
+
+    account = _account(settings, shared, keep, stack) if shared else None
+    with tempfile.TemporaryDirectory(prefix="lattigo-fleet-drift-") as scratch:
+        preview_snapshot = shared
+        if account is not None and stack:
+            # The preview's provider refreshes from the snapshot before the program can hand it anything: give
+            # it this stack's slice of the account, not the account.
+            preview_snapshot = os.path.join(scratch, "account-slice.jsonl")
+            account_snapshot.write_slice(preview_snapshot, _account_name(settings), account, stack, fleet.by_iccid)
+        preview, doc = preview_with_document(
+            ("--refresh", "--expect-no-changes"), stack=args.stack, cwd=args.cwd, account_snapshot=preview_snapshot
+        )
+    if preview.errors:
+        raise CommandFailure(f"the preview failed: {first_error(preview)}")
+    snapshot = (account or _account(settings, None, keep, stack)).sims  # no snapshot: the account after the preview
+    report = build_report(preview, snapshot, managed, ignoring, args.stack or "")
     report.left_alone = list((doc or {}).get("left_alone") or [])
     if doc is not None:
         report.calls = {str(e["iccid"]): list(e.get("operations") or []) for e in doc.get("sims") or []}

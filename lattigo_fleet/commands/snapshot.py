@@ -25,7 +25,12 @@ COMMAND = Command("snapshot")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", help="a stack of the account, for its credentials (default: the environment's)")
     parser.add_argument("--cwd", help="the project directory (default: the current directory)")
-    parser.add_argument("--out", metavar="FILE", required=True, help="where to write the snapshot (JSON)")
+    parser.add_argument(
+        "--out",
+        metavar="FILE",
+        required=True,
+        help="where to write the snapshot (JSON lines: a header, then one SIM per line)",
+    )
 
 
 def main(args: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -69,7 +69,7 @@ def test_many_stacks_share_one_read_of_the_account_and_writes_never_use_it(
     fleet_stack.write_fleet(fleet_text(range(1, 6)))
     fleet_stack.up().check()
     admin.add_sims([{"iccid": iccid(3), "cost_center": "Warehouse"}])  # drift, before the snapshot is read
-    snapshot = tmp_path / "account.json"
+    snapshot = tmp_path / "account.jsonl"
 
     admin.clear_requests()
     made = lattigo_fleet(fleet_stack, "snapshot", "--out", str(snapshot))
@@ -117,15 +117,16 @@ def test_a_snapshot_older_than_its_bound_or_of_another_account_is_refused(
 ) -> None:
     seed_active(admin, range(1, 3))
     fleet_stack.write_fleet(fleet_text(range(1, 3)))
-    snapshot = tmp_path / "account.json"
+    snapshot = tmp_path / "account.jsonl"
     assert lattigo_fleet(fleet_stack, "snapshot", "--out", str(snapshot)).returncode == 0
     old = lattigo_fleet(
         fleet_stack, "plan", "--account-snapshot", str(snapshot), env={"LATTIGO_FLEET_SNAPSHOT_MAX_AGE": "0.001"}
     )
     assert old.returncode != 0
     assert "more than its bound" in old.stdout + old.stderr and "Traceback" not in old.stdout + old.stderr
-    doc = json.loads(snapshot.read_text())
+    header, *sims = snapshot.read_text().splitlines(keepends=True)
+    doc = json.loads(header)
     doc["account"] = "https://elsewhere.example#other-key"
-    snapshot.write_text(json.dumps(doc))
+    snapshot.write_text("".join([json.dumps(doc) + "\n", *sims]))
     other = lattigo_fleet(fleet_stack, "plan", "--account-snapshot", str(snapshot))
     assert other.returncode != 0 and "not of this stack's account" in other.stdout + other.stderr
