@@ -229,7 +229,8 @@ def _sims(
     count = 0
     for number, line in enumerate(handle, start=2):
         count += 1
-        if keep is not None and (iccid := _leading_iccid(line)) is not None and not keep(iccid):
+        leading = _leading_iccid(line) if keep is not None else None
+        if leading is not None and keep is not None and not keep(leading):
             continue
         try:
             sim: Any = json.loads(line)
@@ -237,7 +238,7 @@ def _sims(
             raise AccountSnapshotError(f"the account snapshot {path}: line {number} is not JSON: {exc}") from None
         if not isinstance(sim, dict) or not isinstance(sim.get("iccid"), str):
             raise AccountSnapshotError(f"the account snapshot {path}: line {number} is not a SIM with an ICCID")
-        if keep is None or keep(sim["iccid"]):
+        if keep is None or leading is not None or keep(sim["iccid"]):  # a leading ICCID was asked already
             sims[sim["iccid"]] = cast(LiveDevice, sim)
     return sims, count
 

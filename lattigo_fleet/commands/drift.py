@@ -309,15 +309,16 @@ def _extra_sections(report: DriftReport, bold: str) -> list[str]:
     return lines
 
 
-def stale_plans(paths: list[str], report: DriftReport, live: Mapping[str, LiveDevice]) -> dict[str, list[str]]:
+def stale_plans(
+    plans: list[tuple[str, dict[str, Any]]], report: DriftReport, live: Mapping[str, LiveDevice]
+) -> dict[str, list[str]]:
     """For each plan document of an open pull request: the SIMs that moved since it was made. A SIM of the plan
     whose live values moved, and, in the strict mode, any SIM that drifted (its merge would find a new call)."""
     from lattigo_fleet import plan_document
 
     found: dict[str, list[str]] = {}
     drifted = sorted({i.sim for i in report.items if i.kind == "drift"})
-    for path in paths:
-        doc = plan_document.read(path)
+    for path, doc in plans:
         source = doc.get("source") or {}
         number = source.get("pull_request") or source.get("merge_request")
         label = f"#{number}" if number else path
@@ -488,13 +489,14 @@ def _held_by_stacks(settings: Settings, shared: str | None) -> Mapping[str, froz
         raise CommandFailure(str(exc)) from None
 
 
-def _planned_iccids(paths: list[str] | None) -> set[str]:
-    """The SIMs that open pull requests' plans change (--plans): the report says which of them moved."""
+def _plan_documents(paths: list[str] | None) -> list[tuple[str, dict[str, Any]]]:
+    """The plan documents of open pull requests (--plans), each with its path: the report says which of their
+    SIMs moved."""
     from lattigo_fleet import plan_document
     from lattigo_fleet.plan_document import PlanDocumentError
 
     try:
-        return {str(entry["iccid"]) for path in paths or () for entry in plan_document.read(path).get("sims") or []}
+        return [(path, plan_document.read(path)) for path in paths or ()]
     except PlanDocumentError as exc:
         raise CommandFailure(str(exc)) from None
 
@@ -505,7 +507,6 @@ def _drift(args: argparse.Namespace, out: TextIO) -> int:
 
     from lattigo_fleet import account_snapshot
     from lattigo_fleet.commands.plan import preview_with_document
-    from lattigo_fleet.plan_document import PlanDocumentError
     from lattigo_fleet.sharding import SiblingError, owned_by_siblings
 
     # The stack's config even without --stack: the preview runs on the selected stack anyway.
@@ -526,12 +527,14 @@ def _drift(args: argparse.Namespace, out: TextIO) -> int:
     except SiblingError as exc:
         raise CommandFailure(str(exc)) from None
     managed = set(fleet.by_iccid) | set(owned)
-    # Of a shared snapshot, this stack's SIMs, the account's unmanaged ones (the report lists them) and those of
-    # open plans; a stack of 5,000 in an account of 100,000 holds 5,000 of them, not the account.
-    planned = _planned_iccids(getattr(args, "plans", None))
+    # Of a shared snapshot: this stack's SIMs (declared; the held ones come with keep_held_by), the account's
+    # unmanaged ones (the report lists them) and those of open plans. A stack of 5,000 in an account of 100,000
+    # keeps about 5,000, not the account.
+    plans = _plan_documents(getattr(args, "plans", None))
+    planned = {str(entry["iccid"]) for _path, plan in plans for entry in plan.get("sims") or []}
 
     def keep(iccid: str) -> bool:
-        return iccid not in managed or iccid in planned
+        return iccid in fleet.by_iccid or iccid not in managed or iccid in planned
 
     account = _account(settings, shared, keep, stack) if shared else None
     with tempfile.TemporaryDirectory(prefix="lattigo-fleet-drift-") as scratch:
@@ -552,10 +555,7 @@ def _drift(args: argparse.Namespace, out: TextIO) -> int:
     if doc is not None:
         report.calls = {str(e["iccid"]): list(e.get("operations") or []) for e in doc.get("sims") or []}
     if getattr(args, "plans", None) is not None:
-        try:
-            report.stale_plans = stale_plans(list(args.plans), report, snapshot)
-        except PlanDocumentError as exc:
-            raise CommandFailure(str(exc)) from None
+        report.stale_plans = stale_plans(plans, report, snapshot)
     if args.json:
         out.write(json.dumps(render_json(report), indent=2, ensure_ascii=False) + "\n")
     elif args.markdown:
