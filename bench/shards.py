@@ -166,6 +166,21 @@ def job_rows(jobs: list[Job]) -> list[dict[str, Any]]:
     ]
 
 
+def round_row(
+    round_name: str, jobs: list[Job], wall: float, first: Job | None, requests: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    """One round's row of the report. `wall` is often the snapshot job's wall time plus the matrix's: rounded
+    here, since a sum of floats prints as 12.600000000000001."""
+    return {
+        "round": round_name,
+        "wall_s_here": round(wall, 1),
+        **summary(jobs, first),
+        "requests": requests,
+        "jobs_detail": job_rows(jobs),
+        **extra,
+    }
+
+
 def summary(jobs: list[Job], first: Job | None) -> dict[str, Any]:
     stack_jobs = [j for j in jobs if j is not first]
     walls = [j.wall_s for j in stack_jobs] or [0.0]
@@ -239,14 +254,7 @@ def bench(stacks: int, sims: int, parallel: int, limit: float, out_dir: Path) ->
             return Job("snapshot", [*cli, "snapshot", "--stack", names[0], "--out", str(snapshot_file)], env, project)
 
         def record(round_name: str, jobs: list[Job], wall: float, first: Job | None, **extra: Any) -> None:
-            row = {
-                "round": round_name,
-                "wall_s_here": wall,
-                **summary(jobs, first),
-                "requests": requests_since(admin),
-                "jobs_detail": job_rows(jobs),
-                **extra,
-            }
+            row = round_row(round_name, jobs, wall, first, requests_since(admin), **extra)
             rounds.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "jobs_detail"}), flush=True)
 
