@@ -31,6 +31,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -115,6 +116,8 @@ class Account:
     cost_center: dict[int, str] = field(default_factory=dict)
     note: dict[int, str] = field(default_factory=dict)
     suspended: set[int] = field(default_factory=set)
+    # Stack -> the changes its fleet file holds that no `up` has applied yet (a pull request's plan applies none).
+    unapplied: dict[int, Counter[tuple[str, str]]] = field(default_factory=dict)
 
     def slice(self, s: int) -> range:
         return range(s * self.sims, (s + 1) * self.sims)
@@ -133,8 +136,20 @@ class Account:
         )
 
     def change(self, indices: list[int]) -> Counter[tuple[str, str]]:
-        """Apply the mix to these SIMs; returns the known changes, keyed by (call, parameter)."""
-        return apply_mix(indices, self.cost_center, self.note, self.suspended)
+        """Apply the mix to these SIMs (all of one stack); returns the known changes, keyed by (call, parameter)."""
+        known = apply_mix(indices, self.cost_center, self.note, self.suspended)
+        stack = indices[0] // self.sims
+        self.unapplied[stack] = self.unapplied.get(stack, Counter()) + known
+        return known
+
+    def take_unapplied(self, stack: int) -> Counter[tuple[str, str]]:
+        """The changes the stack's next `up` applies (its floor_writes), as applied from now on."""
+        return self.unapplied.pop(stack, Counter())
+
+
+def _call(request: dict[str, Any]) -> str:
+    """`PUT /v2/devices/{device}/note`: a request's call, whichever device it names."""
+    return f"{request['method']} {re.sub(r'/[0-9A-Za-z]{15,}(?=/|$)', '/{device}', request['path'])}"
 
 
 def requests_since(admin: AdminClient) -> dict[str, Any]:
@@ -146,6 +161,8 @@ def requests_since(admin: AdminClient) -> dict[str, Any]:
         "reads": len(reads),
         "listing_pages": len(listing),
         "writes": len(log) - len(reads),
+        # Which calls: a write over the floor shows here as the call that took one request more.
+        "writes_by_call": dict(Counter(_call(r) for r in log if r["method"] != "GET")),
         "throttled_429": sum(1 for r in log if str(r.get("status")) == "429"),
         "statuses": dict(Counter(str(r.get("status")) for r in log)),
     }
@@ -316,7 +333,8 @@ def bench(stacks: int, sims: int, parallel: int, limit: float, out_dir: Path) ->
         # 4. the merge of a 10% change spread over every stack, under the account's limit
         floor = 0  # each stack's own bulk requests: stacks never share one
         for s in range(stacks):
-            floor += floor_writes(account.change([s * sims + k for k in range(1, sims, 10)]))
+            account.change([s * sims + k for k in range(1, sims, 10)])
+            floor += floor_writes(account.take_unapplied(s))  # with the pull request's change, merged now
             (project / "fleets" / f"{names[s]}.yaml").write_text(account.fleet_yaml(s))
         admin.faults(rate_limit_per_second=limit)
         budget = {"LATTIGO_FLEET_REQUESTS_PER_SECOND": str(limit), "LATTIGO_FLEET_BUDGET_SHARES": str(parallel)}

@@ -45,6 +45,7 @@ ALLOWED = {
     ("lattigo_fleet.cli", "emulator"),
     ("tests.unit.test_bench_fleet", "bench"),
     ("tests.unit.test_bench_trivial", "bench"),
+    ("tests.unit.test_bench_shards", "bench"),
 }
 
 
