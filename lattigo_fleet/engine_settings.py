@@ -21,7 +21,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from lattigo_fleet.provider_host import PROVIDER_WORKERS
+# The provider host's gRPC thread pool (lattigo_fleet/provider_host.py), here so that printing the settings
+# (`make env`, in every CI job) loads no Pulumi SDK. The SDK's own server has 4 threads, so at most 4 SIMs can
+# ever share a bulk request; ours is sized for fleets: an operation waiting for its batch holds a thread, so the
+# SIMs of a full bulk request (the API takes 500) can all wait for it only with at least 500. With 256, the
+# issue's 1,000-SIM change (500 moves to one cost center) took two requests for them. The engine's parallelism
+# (PULUMI_PARALLEL) is set to the same number.
+PROVIDER_WORKERS = 512
 
 ENGINE_ENV: dict[str, str] = {
     "PULUMI_SKIP_CHECKPOINTS": "true",

@@ -41,12 +41,10 @@ from typing import Any
 from google.protobuf import struct_pb2
 from pulumi.dynamic import DiffResult
 
-# The gRPC server's thread pool. The SDK's own server has 4 threads, so at most 4 SIMs can ever share a bulk
-# request; ours is sized for fleets: an operation waiting for its batch holds a thread, so the SIMs of a full
-# bulk request (the API takes 500) can all wait for it only with at least 500. With 256, the 1,000-SIM
-# change (500 moves to one cost center) took two requests for them. The engine's parallelism (PULUMI_PARALLEL,
-# see lattigo_fleet/engine_settings.py) is set to the same number.
-PROVIDER_WORKERS = 512
+# The gRPC server's thread pool is PROVIDER_WORKERS: engine_settings.py says why, beside the engine's
+# parallelism, which is set to the same number.
+from lattigo_fleet.engine_settings import PROVIDER_WORKERS
+
 STOCK_WORKERS = 4  # pulumi.dynamic's ThreadPoolExecutor(max_workers=4)
 
 _local = threading.local()

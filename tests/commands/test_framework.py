@@ -8,13 +8,16 @@ import io
 import json
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from devtools.pulumi_stack import REPO
 from lattigo_fleet import suggest
-from lattigo_fleet.cli import COMMANDS, CommandInfo, build_parser
+from lattigo_fleet.cli import COMMANDS, CommandInfo, build_parser, command_named
 from lattigo_fleet.cli import main as cli_main
 from lattigo_fleet.client import AuthenticationError, LattigoConnectionError, RateLimited
 from lattigo_fleet.commands import pulumi_cli
@@ -269,6 +272,40 @@ def test_every_command_of_the_table_has_its_help(info: CommandInfo, capsys: pyte
         build_parser().parse_args([info.name, "--help"])
     assert exited.value.code == 0
     assert capsys.readouterr().out.startswith(f"usage: lattigo-fleet {info.name}")
+
+
+@pytest.mark.parametrize("info", COMMANDS, ids=lambda info: info.name)
+def test_a_command_parses_the_same_built_alone(info: CommandInfo, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([info.name, "--help"])
+    whole = capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        build_parser(only=info.name).parse_args([info.name, "--help"])
+    assert capsys.readouterr().out == whole
+
+
+@pytest.mark.parametrize(
+    ("argv", "only"),
+    [(["combine", "plan", "a"], "combine"), (["sms", "send"], None), (["--help"], None), (["plna"], None), ([], None)],
+)
+def test_the_command_a_line_names(argv: list[str], only: str | None) -> None:
+    # A device operation, --help or a typo build every parser: its help, or the did-you-mean of the choices.
+    assert command_named(argv) == only
+
+
+def test_a_ci_step_imports_its_own_command_only() -> None:
+    # `lattigo-fleet stacks` and `combine` are steps of every matrix job: they start without the plan's, the
+    # provider's and the emulator's imports (Pulumi's SDK, the API client, Flask).
+    probe = (
+        "import sys\n"
+        "from lattigo_fleet.cli import main\n"
+        "try:\n    main(['combine', 'plan', '--help'])\n"
+        "except SystemExit:\n    pass\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in ('pulumi', 'flask', 'emulator', 'deepdiff')"
+        " or m.startswith('lattigo_fleet.client') or m == 'lattigo_fleet.commands.plan')), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
+    assert done.stdout.startswith("usage: lattigo-fleet combine") and done.stderr.strip() == "", done.stderr
 
 
 def test_a_failure_escaping_a_command_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -89,6 +91,19 @@ def test_the_makefile_sets_the_engine_settings_the_module_names() -> None:
     makefile = (REPO / "Makefile").read_text()
     exported = dict(re.findall(r"^export ((?:PULUMI_|GO)\w+) := (\S+)$", makefile, re.M))
     assert {k: exported.get(k) for k in ENGINE_ENV} == ENGINE_ENV
+
+
+def test_make_env_prints_the_engine_settings_without_loading_pulumi() -> None:
+    # Every CI job runs `make -s env` (action.yml, the GitLab component): it costs a Python start, not Pulumi's
+    # SDK and gRPC (the provider host's imports), which took 0.2 CPU-s of each call.
+    probe = (
+        "import sys, runpy\n"
+        "runpy.run_module('lattigo_fleet.engine_settings', run_name='__main__')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pulumi', 'grpc', 'google')), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
+    assert done.stderr.strip() == "[]", done.stderr
+    assert "export PULUMI_PARALLEL=512\n" in done.stdout
 
 
 def test_a_large_fleet_without_the_engine_settings_is_warned() -> None:
